@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: GPL-2.0-only WITH Linux-syscall-note */
+/*
+ * rtp_mgr_ioctl.h - user-space ABI of the rtp_mgr kernel module.
+ *
+ * This header is the one source of truth for the rtp_mgr ABI: the kernel
+ * module, the C tests and the Rust crate rtpmgr-abi (whose layout test
+ * compiles this file) all follow it.
+ *
+ * Every structure uses fixed-width types only, carries its padding as named
+ * fields that must be zero, and has the same layout on arm64 and x86_64 (and
+ * for 32-bit callers through compat_ioctl).
+ *
+ * Model
+ * -----
+ * Each channel (/dev/rtp_mgrN) owns a ring of 2^ring_order slots. A slot is a
+ * kernel-owned descriptor (struct rtpm_slot_desc) plus a payload buffer of
+ * slot_payload bytes. Slots travel through the ring in order:
+ *
+ *   FREE --RESERVE--> PRODUCING --PUSH--> READY --POP--> CONSUMING --RELEASE--> FREE
+ *
+ * PRODUCING and CONSUMING slots are owned by the open file that reserved or
+ * popped them: only that file may push or release them, and they return to
+ * FREE (counted as "reclaimed") when that file is closed, e.g. because its
+ * process was killed. PUSH_SLOT on the next FREE slot reserves it implicitly,
+ * which keeps the seed's one-call producer path.
+ *
+ * Memory map
+ * ----------
+ * The mmap space of a channel has two regions, both described by the header
+ * page so that user space never hard-codes the layout:
+ *
+ *   offset 0               meta region, read-only: struct rtpm_ring_header
+ *                          (page 0) then the descriptor table
+ *                          (slot_count x struct rtpm_slot_desc)
+ *   header.payload_offset  payload region, read-write: slot i's payload at
+ *                          payload_offset + i * slot_stride
+ *
+ * A writable mapping of the meta region is refused with -EPERM, a mapping
+ * that crosses regions or runs past one with -EINVAL.
+ *
+ * Typical producer:   RESERVE_BATCH -> write payloads -> PUSH_BATCH
+ * Typical consumer:   POP_BATCH -> read payloads -> RELEASE_BATCH
+ * With batches of 32 slots that is 1/16 syscall per packet on each side.
+ * poll(): POLLIN when READY slots exist, POLLOUT when FREE slots exist.
+ */
+#ifndef _UAPI_RTP_MGR_IOCTL_H
+#define _UAPI_RTP_MGR_IOCTL_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* ABI version: a major change breaks old user space, a minor one adds. */
+#define RTPM_ABI_MAJOR		1
+#define RTPM_ABI_MINOR		0
+
+#define RTPM_MAGIC		0x4d505452	/* "RTPM" little endian */
+#define RTPM_DEVICE_PREFIX	"rtp_mgr"	/* /dev/rtp_mgr0 ... */
+
+/* Limits, shared by the module parameters and CONFIGURE. */
+#define RTPM_RING_ORDER_MIN	1
+#define RTPM_RING_ORDER_MAX	15		/* 32768 slots */
+#define RTPM_SLOT_PAYLOAD_MIN	64
+#define RTPM_SLOT_PAYLOAD_MAX	16384		/* jumbo frames fit */
+#define RTPM_BATCH_MAX		256		/* slots per batched ioctl */
+#define RTPM_CHANNELS_MAX	32
+
+/* Byte alignment of each slot's payload (slot_stride is a multiple). */
+#define RTPM_SLOT_ALIGN		64
+
+/* Values of drop_policy: what a full ring does with a new packet. */
+#define RTPM_DROP_REJECT_NEWEST	0	/* reserve fails, overruns++ */
+#define RTPM_DROP_OLDEST	1	/* oldest READY slot freed, drops++ */
+
+/* Values of state in struct rtpm_status and struct rtpm_info. */
+#define RTPM_STATE_STOPPED	0
+#define RTPM_STATE_RUNNING	1
+
+/*
+ * Header page, mapped read-only at offset 0. Fields up to prod_off never
+ * change while the ring is mapped (CONFIGURE needs an unmapped channel). The
+ * index words are written by the kernel only, with release semantics: read
+ * them with acquire loads. They are hints for user space (fill level without
+ * a syscall); ownership is decided by the ioctls.
+ */
+struct rtpm_ring_header {
+	__u32 magic;		/* RTPM_MAGIC */
+	__u16 abi_major;	/* RTPM_ABI_MAJOR */
+	__u16 abi_minor;	/* RTPM_ABI_MINOR */
+	__u32 header_size;	/* sizeof(struct rtpm_ring_header) */
+	__u32 channel;		/* N of /dev/rtp_mgrN */
+	__u32 slot_count;	/* 2^ring_order */
+	__u32 ring_order;
+	__u32 slot_payload;	/* usable payload bytes per slot */
+	__u32 slot_stride;	/* bytes between payloads, RTPM_SLOT_ALIGN multiple */
+	__u32 desc_size;	/* sizeof(struct rtpm_slot_desc) */
+	__u32 drop_policy;	/* RTPM_DROP_* */
+	__u64 desc_offset;	/* descriptor table, offset in the meta region */
+	__u64 meta_size;	/* bytes of the meta region at mmap offset 0 */
+	__u64 payload_offset;	/* mmap offset of the payload region */
+	__u64 payload_size;	/* bytes of the payload region */
+	/* Offsets of the index words below, from the start of this page. */
+	__u32 prod_off;		/* -> producer index */
+	__u32 cons_off;		/* -> consumer index */
+	__u32 reserve_off;	/* -> reserve index */
+	__u32 release_off;	/* -> release index */
+	__u8  reserved0[40];	/* zero; the index words start at byte 128 */
+
+	/*
+	 * Free-running u32 indices; slot = index & (slot_count - 1). The
+	 * producer-side pair and the consumer-side pair each sit on their own
+	 * 64-byte cache line (bytes 128 and 192 of the page-aligned header).
+	 */
+	__u32 reserve;		/* next slot to reserve */
+	__u32 producer;		/* slots before it are READY or done */
+	__u8  reserved1[56];
+	__u32 consumer;		/* next slot to pop */
+	__u32 release;		/* slots before it are FREE again */
+	__u8  reserved2[56];
+};				/* 256 bytes */
+
+/* Bits of rtpm_slot_desc.flags, set by the kernel on push. */
+#define RTPM_SLOT_F_RTP		(1U << 0)	/* valid RTP v2 header parsed */
+#define RTPM_SLOT_F_MALFORMED	(1U << 1)	/* not RTP v2: carried, counted */
+#define RTPM_SLOT_F_MARKER	(1U << 2)	/* RTP marker bit */
+
+/*
+ * Slot descriptor, kernel-owned (read-only mapping). Filled on push: len and
+ * arrival_ns from the push request, the RTP fields parsed from the payload.
+ */
+struct rtpm_slot_desc {
+	__u32 len;		/* payload bytes */
+	__u32 flags;		/* RTPM_SLOT_F_* */
+	__u64 arrival_ns;	/* CLOCK_MONOTONIC ns */
+	__u32 rtp_timestamp;
+	__u32 ssrc;
+	__u16 rtp_seq;
+	__u8  payload_type;
+	__u8  pad0;
+	__u32 pad1;
+};
+
+/*
+ * One slot in a push, pop, reserve or release request.
+ * - PUSH: in index, len (1..slot_payload), arrival_ns (0: kernel stamps it).
+ * - POP: out index, len, arrival_ns.
+ * - RESERVE: out index (len = slot_payload).
+ * - RELEASE: in index; len and arrival_ns ignored.
+ */
+struct rtpm_slot_ref {
+	__u32 index;		/* slot number, 0 .. slot_count - 1 */
+	__u32 len;
+	__u64 arrival_ns;
+};
+
+/*
+ * A batched request: up to RTPM_BATCH_MAX entries at user address slots.
+ * count is in/out: entries offered (PUSH, RELEASE) or wanted (RESERVE, POP)
+ * on input, entries done on output. Entries are processed in order and the
+ * call stops at the first one that fails: like sendmmsg(), the call succeeds
+ * if at least one entry was done, and fails with that entry's errno if the
+ * very first one fails. A blocking file waits for at least one entry of
+ * RESERVE or POP; an O_NONBLOCK file gets -EAGAIN instead.
+ */
+struct rtpm_batch {
+	__u64 slots;		/* user pointer to struct rtpm_slot_ref[count] */
+	__u32 count;
+	__u32 flags;		/* must be zero */
+};
+
+/* CONFIGURE: only while the channel is stopped and unmapped (-EBUSY). */
+struct rtpm_config {
+	__u32 ring_order;	/* RTPM_RING_ORDER_MIN .. _MAX */
+	__u32 slot_payload;	/* RTPM_SLOT_PAYLOAD_MIN .. _MAX */
+	__u32 drop_policy;	/* RTPM_DROP_* */
+	__u32 flags;		/* must be zero */
+};
+
+/* GET_INFO: the ABI version and the channel's layout and configuration. */
+struct rtpm_info {
+	__u16 abi_major;
+	__u16 abi_minor;
+	__u32 channel;
+	__u32 channels;		/* channels the module created */
+	__u32 state;		/* RTPM_STATE_* */
+	struct rtpm_config config;
+	__u32 slot_count;
+	__u32 slot_stride;
+	__u32 desc_size;
+	__u32 header_size;
+	__u64 meta_size;
+	__u64 payload_offset;
+	__u64 payload_size;
+};
+
+/*
+ * GET_STATS: per-channel counters since load or RESET. Conservation:
+ * pushed_packets == popped_packets + drops + ready (struct rtpm_status).
+ */
+struct rtpm_stats {
+	__u64 pushed_packets;	/* slots pushed READY */
+	__u64 pushed_bytes;
+	__u64 popped_packets;	/* slots handed to a consumer */
+	__u64 popped_bytes;
+	__u64 released;		/* slots released FREE by their consumer */
+	__u64 drops;		/* READY slots dropped by RTPM_DROP_OLDEST */
+	__u64 overruns;		/* reserve refused: ring full */
+	__u64 underruns;	/* pop found nothing READY */
+	__u64 rtp_lost;		/* RTP sequence gaps (packets never seen) */
+	__u64 rtp_reordered;	/* RTP packets that arrived late */
+	__u64 rtp_duplicates;	/* RTP sequence numbers seen twice */
+	__u64 malformed;	/* pushed payloads that are not RTP v2 */
+	__u64 reclaimed;	/* owned slots freed because their file closed */
+	__u64 illegal_ops;	/* rejected slot operations */
+};
+
+/* GET_STATUS: the channel's state right now. */
+struct rtpm_status {
+	__u32 state;		/* RTPM_STATE_* */
+	__u32 openers;		/* open files on the channel */
+	__u32 mappings;		/* live mmaps */
+	__u32 free;		/* slots FREE */
+	__u32 producing;	/* slots reserved by producers */
+	__u32 ready;		/* slots READY */
+	__u32 consuming;	/* slots popped, not yet released */
+	__u32 pad;
+	__u32 reserve;		/* the ring's indices */
+	__u32 producer;
+	__u32 consumer;
+	__u32 release;
+};
+
+#define RTPM_IOC_MAGIC		0xb5
+
+#define RTPM_IOC_GET_INFO	_IOR(RTPM_IOC_MAGIC, 0x00, struct rtpm_info)
+#define RTPM_IOC_CONFIGURE	_IOW(RTPM_IOC_MAGIC, 0x01, struct rtpm_config)
+#define RTPM_IOC_START		_IO(RTPM_IOC_MAGIC, 0x02)
+#define RTPM_IOC_STOP		_IO(RTPM_IOC_MAGIC, 0x03)
+#define RTPM_IOC_RESET		_IO(RTPM_IOC_MAGIC, 0x04)
+#define RTPM_IOC_GET_STATS	_IOR(RTPM_IOC_MAGIC, 0x05, struct rtpm_stats)
+#define RTPM_IOC_GET_STATUS	_IOR(RTPM_IOC_MAGIC, 0x06, struct rtpm_status)
+
+/* Per-slot operations: the seed's ABI, one syscall per slot. */
+#define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)
+#define RTPM_IOC_POP_SLOT	_IOR(RTPM_IOC_MAGIC, 0x11, struct rtpm_slot_ref)
+#define RTPM_IOC_RELEASE_SLOT	_IOW(RTPM_IOC_MAGIC, 0x12, struct rtpm_slot_ref)
+#define RTPM_IOC_RESERVE_SLOT	_IOR(RTPM_IOC_MAGIC, 0x13, struct rtpm_slot_ref)
+
+/* Batched operations: up to RTPM_BATCH_MAX slots per syscall. */
+#define RTPM_IOC_RESERVE_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x20, struct rtpm_batch)
+#define RTPM_IOC_PUSH_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x21, struct rtpm_batch)
+#define RTPM_IOC_POP_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x22, struct rtpm_batch)
+#define RTPM_IOC_RELEASE_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x23, struct rtpm_batch)
+
+/*
+ * Error numbers of the slot operations (each failure is counted in
+ * illegal_ops, except -EAGAIN, -EINTR and -EPIPE):
+ *   -EINVAL   index out of range, len 0 or above slot_payload, non-zero
+ *             flags or padding
+ *   -EBADSLT  slot in the wrong state for the operation
+ *   -EPERM    slot owned by another open file
+ *   -E2BIG    batch count above RTPM_BATCH_MAX
+ *   -EFAULT   bad user pointer
+ *   -EPIPE    RESERVE or PUSH on a stopped channel
+ *   -EAGAIN   O_NONBLOCK and nothing to reserve or pop
+ *   -EINTR    a blocking wait was interrupted by a signal
+ * CONFIGURE and RESET return -EBUSY while running, mapped (CONFIGURE) or
+ * while slots are owned (RESET).
+ */
+
+#endif /* _UAPI_RTP_MGR_IOCTL_H */

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# setup-host.sh - install what building and testing rtpmgr needs on a Debian 12 (bookworm) x86_64 host.
+#
+# Idempotent: it installs only what is missing, so `make demo` and `make test` call it every time and a
+# second run costs a second. Needs root (apt-get) unless everything is already there.
+#
+# Usage: scripts/setup-host.sh [--check]     --check: report what is missing, install nothing
+set -euo pipefail
+
+check_only=0
+[ "${1:-}" = "--check" ] && check_only=1
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# Host packages (amd64). Grouped by what needs them.
+host_pkgs=(
+	# module cross build (arm64 Debian kernel) and the second kernel series (amd64 headers), sparse
+	build-essential gcc-aarch64-linux-gnu libc6-dev-arm64-cross bc flex bison libelf-dev kmod sparse
+	linux-headers-amd64
+	# QEMU aarch64 harness: image assembly and boot
+	qemu-system-arm mmdebstrap cpio gzip file binutils-aarch64-linux-gnu
+	# Rust crates: GStreamer (feeder) for host tests, pkg-config
+	pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
+	# rtp_app's wire test decodes its stream with tshark
+	tshark
+	# Yocto layer checks run kas and oelint-adv from a venv
+	python3-venv python3-pip
+	# C ABI layout test of rtpmgr-abi, curl-free tooling
+	ca-certificates git
+)
+# Target packages (arm64) needed on the host to cross-link the GStreamer crates.
+arm64_pkgs=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64)
+
+missing() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"
+	done
+}
+
+need_arm64=0
+dpkg --print-foreign-architectures | grep -qx arm64 || need_arm64=1
+mapfile -t miss < <(missing "${host_pkgs[@]}" "${arm64_pkgs[@]}")
+
+if [ "$need_arm64" = 1 ] || [ "${#miss[@]}" -gt 0 ]; then
+	if [ "$check_only" = 1 ]; then
+		log "missing: ${miss[*]} $([ "$need_arm64" = 1 ] && echo '(and the arm64 dpkg architecture)')"
+		exit 1
+	fi
+	[ "$(id -u)" = 0 ] || die "need root to install: ${miss[*]} (or install them yourself)"
+	export DEBIAN_FRONTEND=noninteractive
+	# tshark asks whether non-root users may capture: answer no, non-interactively.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+	if [ "$need_arm64" = 1 ]; then
+		log "adding the arm64 dpkg architecture"
+		dpkg --add-architecture arm64
+	fi
+	log "apt-get update"
+	apt-get update -qq
+	mapfile -t miss < <(missing "${host_pkgs[@]}" "${arm64_pkgs[@]}")
+	log "installing ${#miss[@]} packages: ${miss[*]}"
+	apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
+fi
+
+# Rust: the toolchain comes from rustup; the guest needs the aarch64 target.
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+	[ "$check_only" = 1 ] && { log "missing: rust target aarch64-unknown-linux-gnu"; exit 1; }
+	log "rustup target add aarch64-unknown-linux-gnu"
+	rustup target add aarch64-unknown-linux-gnu
+fi
+log "host ready"
