@@ -1,0 +1,44 @@
+SUMMARY = "rtpmgr appliance image"
+DESCRIPTION = "A small image that receives RTP into the rtp_mgr zero-copy ring and feeds it to \
+               GStreamer: the rtp_mgr module (loaded at boot), rtp_app with the rtp-rx service, rtp-feeder with \
+               its service, the GStreamer plugins of the default pipelines, the on-device test suite and an SSH \
+               server for testimage and field diagnostics."
+SECTION = "image"
+LICENSE = "MIT"
+# An image has no sources of its own: the common MIT text, as oe-core's images do.
+# nooelint: oelint.var.licenseremotefile
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+
+inherit core-image
+
+# dropbear: small, and what testimage's ssh tests log in with (root, empty password only with
+# debug-tweaks/allow-empty-password, which kas/testimage.yml adds for test builds).
+IMAGE_FEATURES += "ssh-server-dropbear"
+
+# GStreamer for the default pipelines (feeder.toml and docs/yocto.md):
+#   gstreamer1.0: coreelements (fakesink, queue, capsfilter) and gst-launch-1.0/gst-inspect-1.0
+#     for on-device diagnostics (oe-core packages the tools in the main package)
+#   gstreamer1.0-plugins-base-app: appsrc/appsink (rtp-feeder itself)
+#   gstreamer1.0-plugins-good-rtpmanager: rtpjitterbuffer
+#   gstreamer1.0-plugins-good-rtp: rtp*pay/rtp*depay, for tx pipelines and playback examples
+#   gstreamer1.0-plugins-good-udp: udpsrc/udpsink, to compare with the ring path
+RTPMGR_GSTREAMER = "\
+    gstreamer1.0 \
+    gstreamer1.0-plugins-base-app \
+    gstreamer1.0-plugins-good-rtpmanager \
+    gstreamer1.0-plugins-good-rtp \
+    gstreamer1.0-plugins-good-udp \
+"
+
+IMAGE_INSTALL = "\
+    packagegroup-core-boot \
+    ${CORE_IMAGE_EXTRA_INSTALL} \
+    rtp-mgr \
+    rtp-app \
+    rtp-feeder \
+    rtpmgr-tests \
+    ${RTPMGR_GSTREAMER} \
+"
+
+# Room for logs and captures on the device.
+IMAGE_ROOTFS_EXTRA_SPACE = "65536"

@@ -1,0 +1,56 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
+SUMMARY = "rtp_mgr: zero-copy RTP ring buffer kernel module"
+DESCRIPTION = "Out-of-tree kernel module providing /dev/rtp_mgrN ring channels shared by \
+               rtp_app and rtp-feeder, with the udev rule that gives the devices to group rtpmgr and the \
+               module options loaded at boot."
+SECTION = "kernel/modules"
+# Not in the NVD; without this, cve-check would match the recipe name against other products.
+CVE_PRODUCT = "rtpmgr"
+LICENSE = "GPL-2.0-only"
+# The repository has no licence file of its own yet: the SPDX line of the UAPI header states the
+# terms, the common licence text is the full text.
+LIC_FILES_CHKSUM = "file://include/rtp_mgr_ioctl.h;beginline=1;endline=1;md5=3984933679b5478fa7c1231c3b82e066 \
+                    file://${COMMON_LICENSE_DIR}/GPL-2.0-only;md5=801f80980d171dd6425610833a22dbe6"
+
+inherit module rtpmgr_src rtpmgr_user
+
+# The udev rule and the module options exist once, here: the QEMU harness (test/qemu/) installs the
+# very same files.
+SRC_URI += "\
+    file://60-rtp-mgr.rules \
+    file://rtp_mgr.conf \
+"
+
+# Build with Kbuild directly (kernel/Kbuild): -C <kernel> M=<dir> is the interface every
+# out-of-tree module shares, so this works whatever the convenience Makefile in kernel/ expects.
+# kernel/ includes ../include/rtp_mgr_ioctl.h, which is why S is the whole repository.
+EXTRA_OEMAKE += "-C ${STAGING_KERNEL_DIR} M=${S}/kernel"
+MAKE_TARGETS = "modules"
+MODULES_INSTALL_TARGET = "modules_install"
+# Kbuild writes Module.symvers next to the module (below B, which is S); module.bbclass stages it.
+MODULES_MODULE_SYMVERS_LOCATION = "kernel"
+
+# Load at boot (/etc/modules-load.d/rtp_mgr.conf) with the options of files/rtp_mgr.conf, written to
+# /etc/modprobe.d/rtp_mgr.conf by kernel-module-split. The options are read from that file so that
+# they are defined once.
+KERNEL_MODULE_AUTOLOAD += "rtp_mgr"
+KERNEL_MODULE_PROBECONF += "rtp_mgr"
+module_conf_rtp_mgr = "${@rtpmgr_modprobe_conf(d)}"
+
+def rtpmgr_modprobe_conf(d):
+    import os
+    path = os.path.join(d.getVar('THISDIR'), 'files', 'rtp_mgr.conf')
+    # Re-parse this recipe when the options change.
+    bb.parse.mark_dependency(d, path)
+    with open(path) as f:
+        return '\n'.join(l.strip() for l in f if l.strip() and not l.startswith('#'))
+
+do_install:append() {
+    install -d ${D}${nonarch_base_libdir}/udev/rules.d
+    install -m 0644 ${WORKDIR}/60-rtp-mgr.rules ${D}${nonarch_base_libdir}/udev/rules.d/
+}
+
+FILES:${PN} += "${nonarch_base_libdir}/udev/rules.d/60-rtp-mgr.rules"
+
+# module.bbclass names the package of rtp_mgr.ko kernel-module-rtp-mgr-<kernel version>.
+RPROVIDES:${PN} += "kernel-module-rtp-mgr"
