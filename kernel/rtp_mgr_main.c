@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * rtp_mgr - zero-copy RTP slot rings shared between processes.
+ *
+ * The module creates the misc devices /dev/rtp_mgr0 .. /dev/rtp_mgrN-1.
+ * Each one owns a ring: a read-only meta region (header page and slot
+ * descriptors) and a read-write payload region, both vmalloc_user() memory
+ * that user space maps; slots move FREE -> PRODUCING -> READY -> CONSUMING
+ * -> FREE through ioctls that check ownership per open file. The ABI is
+ * include/rtp_mgr_ioctl.h; a producer looks like this:
+ *
+ *	fd = open("/dev/rtp_mgr0", O_RDWR);
+ *	ioctl(fd, RTPM_IOC_GET_INFO, &info);
+ *	pay = mmap(NULL, info.payload_size, PROT_READ | PROT_WRITE,
+ *		   MAP_SHARED, fd, info.payload_offset);
+ *	ioctl(fd, RTPM_IOC_RESERVE_BATCH, &b);	// write payloads, set len
+ *	ioctl(fd, RTPM_IOC_PUSH_BATCH, &b);
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+#include <linux/vmalloc.h>
+
+#include "rtp_mgr_ring.h"
+
+static unsigned int channels = 4;
+module_param(channels, uint, 0444);
+MODULE_PARM_DESC(channels, "number of channels /dev/rtp_mgrN (1..32, default 4)");
+
+static unsigned int ring_order = 10;
+module_param(ring_order, uint, 0444);
+MODULE_PARM_DESC(ring_order, "log2 of the slots per ring (1..15, default 10)");
+
+static unsigned int slot_payload = 2048;
+module_param(slot_payload, uint, 0444);
+MODULE_PARM_DESC(slot_payload, "payload bytes per slot (64..16384, default 2048)");
+
+static unsigned int drop_policy = RTPM_DROP_REJECT_NEWEST;
+module_param(drop_policy, uint, 0444);
+MODULE_PARM_DESC(drop_policy, "when full: 0 reject newest, 1 drop oldest (default 0)");
+
+static struct rtpm_channel *rtpm_channels;
+static atomic_t rtpm_next_file_id = ATOMIC_INIT(0);
+
+/* Batches up to this size are copied through the stack, larger ones kmalloc. */
+#define RTPM_STACK_REFS		16
+
+/* vm_flags_set() and vm_flags_clear() appeared in 6.3. */
+static inline void rtpm_vm_flags_clear(struct vm_area_struct *vma,
+				       unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_clear(vma, flags);
+#else
+	vma->vm_flags &= ~flags;
+#endif
+}
+
+static struct rtpm_file *to_rtpm_file(struct file *file)
+{
+	return file->private_data;
+}
+
+/* open: a new owner identity for slots, bound to the channel. */
+static int rtpm_open(struct inode *inode, struct file *file)
+{
+	struct rtpm_channel *ch = rtpm_misc_to_channel(file->private_data);
+	struct rtpm_file *rf;
+
+	rf = kzalloc(sizeof(*rf), GFP_KERNEL);
+	if (!rf)
+		return -ENOMEM;
+	rf->ch = ch;
+	/* 0 means "no owner" in struct rtpm_slot: skip it on wrap-around. */
+	do {
+		rf->id = atomic_inc_return(&rtpm_next_file_id);
+	} while (!rf->id);
+
+	spin_lock(&ch->lock);
+	ch->openers++;
+	spin_unlock(&ch->lock);
+
+	file->private_data = rf;
+	return stream_open(inode, file);
+}
+
+/* release: give back every slot the file still owns, counted as reclaimed. */
+static int rtpm_release(struct inode *inode, struct file *file)
+{
+	struct rtpm_file *rf = to_rtpm_file(file);
+	u32 n = rtpm_chan_reclaim(rf);
+
+	if (n)
+		dev_info_ratelimited(rf->ch->misc.this_device,
+				     "reclaimed %u slots from a closed file\n",
+				     n);
+	kfree(rf);
+	return 0;
+}
+
+static void rtpm_vm_open(struct vm_area_struct *vma)
+{
+	struct rtpm_channel *ch = vma->vm_private_data;
+
+	atomic_inc(&ch->mappings);
+}
+
+static void rtpm_vm_close(struct vm_area_struct *vma)
+{
+	struct rtpm_channel *ch = vma->vm_private_data;
+
+	atomic_dec(&ch->mappings);
+}
+
+/* Counts VMAs, so CONFIGURE can refuse to free memory that is mapped. */
+static const struct vm_operations_struct rtpm_vm_ops = {
+	.open = rtpm_vm_open,
+	.close = rtpm_vm_close,
+};
+
+/* mmap: one region per mapping, the meta region read-only. */
+static int rtpm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
+	unsigned long pgoff = vma->vm_pgoff;
+	unsigned long npages = vma_pages(vma);
+	unsigned long meta_pages, payload_pages;
+	struct rtpm_ring *ring;
+	int err;
+
+	mutex_lock(&ch->cfg_lock);
+	ring = ch->ring;
+	meta_pages = ring->meta_size >> PAGE_SHIFT;
+	payload_pages = ring->payload_size >> PAGE_SHIFT;
+
+	if (pgoff < meta_pages) {
+		/* The mapping must end inside the meta region. */
+		err = -EINVAL;
+		if (npages > meta_pages - pgoff)
+			goto out;
+		/* Kernel-owned descriptors and indices are never writable. */
+		err = -EPERM;
+		if (vma->vm_flags & VM_WRITE)
+			goto out;
+		/* Ensure user space cannot acquire VM_WRITE later (mprotect). */
+		rtpm_vm_flags_clear(vma, VM_MAYWRITE);
+		err = remap_vmalloc_range(vma, ring->meta, pgoff);
+	} else if (pgoff - meta_pages < payload_pages) {
+		pgoff -= meta_pages;
+		/* The mapping must end inside the payload region. */
+		err = -EINVAL;
+		if (npages > payload_pages - pgoff)
+			goto out;
+		/* A private copy of the payload would never reach the ring. */
+		if (!(vma->vm_flags & VM_MAYSHARE))
+			goto out;
+		err = remap_vmalloc_range(vma, ring->payload, pgoff);
+	} else {
+		err = -EINVAL;
+	}
+	if (!err) {
+		vma->vm_ops = &rtpm_vm_ops;
+		vma->vm_private_data = ch;
+		atomic_inc(&ch->mappings);
+	}
+out:
+	mutex_unlock(&ch->cfg_lock);
+	return err;
+}
+
+/* poll: readable when a READY slot can be popped, writable when free. */
+static __poll_t rtpm_poll(struct file *file, poll_table *wait)
+{
+	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
+	__poll_t mask = 0;
+
+	poll_wait(file, &ch->wq, wait);
+	spin_lock(&ch->lock);
+	if (rtpm_ring_can_pop(ch))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	/* Free slots, or a READY one drop-oldest may drop; not -EPIPE. */
+	if (ch->reserve - ch->release < ch->slot_count ||
+	    (ch->drop_policy == RTPM_DROP_OLDEST &&
+	     ch->release == ch->consumer && ch->consumer != ch->producer))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	spin_unlock(&ch->lock);
+	return mask;
+}
+
+static int rtpm_ioctl_get_info(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.abi_major = RTPM_ABI_MAJOR;
+	info.abi_minor = RTPM_ABI_MINOR;
+	info.channel = ch->index;
+	info.channels = channels;
+	info.header_size = sizeof(struct rtpm_ring_header);
+	info.desc_size = sizeof(struct rtpm_slot_desc);
+	spin_lock(&ch->lock);
+	info.state = ch->running ? RTPM_STATE_RUNNING : RTPM_STATE_STOPPED;
+	info.config = ch->ring->cfg;
+	info.slot_count = ch->ring->slot_count;
+	info.slot_stride = ch->ring->slot_stride;
+	info.meta_size = ch->ring->meta_size;
+	info.payload_offset = ch->ring->meta_size;
+	info.payload_size = ch->ring->payload_size;
+	spin_unlock(&ch->lock);
+
+	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+/*
+ * CONFIGURE: replace the ring. The new ring is allocated before the old
+ * one is dropped, so a failed allocation leaves the channel as it was. The
+ * user copy happens before cfg_lock is taken: mmap() holds mmap_lock while
+ * it waits for cfg_lock, so faulting under cfg_lock could deadlock.
+ */
+static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_ring *ring, *old = NULL;
+	struct rtpm_config cfg;
+	int err;
+
+	if (copy_from_user(&cfg, uarg, sizeof(cfg)))
+		return -EFAULT;
+	err = rtpm_config_check(&cfg);
+	if (err)
+		return err;
+
+	mutex_lock(&ch->cfg_lock);
+	/* running only changes under cfg_lock, mappings only grows under it. */
+	err = -EBUSY;
+	if (ch->running || atomic_read(&ch->mappings))
+		goto out;
+	err = -ENOMEM;
+	ring = rtpm_ring_alloc(&cfg, ch->index);
+	if (!ring)
+		goto out;
+
+	spin_lock(&ch->lock);
+	/* A stopped channel still POPs: check ownership in the same section. */
+	if (ch->n_producing || ch->n_consuming) {
+		old = ring;
+		err = -EBUSY;
+	} else {
+		old = rtpm_chan_swap_ring_locked(ch, ring);
+		err = 0;
+	}
+	spin_unlock(&ch->lock);
+	if (!err)
+		dev_info_ratelimited(ch->misc.this_device,
+				     "configured: ring_order=%u slot_payload=%u drop_policy=%u\n",
+				     cfg.ring_order, cfg.slot_payload,
+				     cfg.drop_policy);
+out:
+	mutex_unlock(&ch->cfg_lock);
+	rtpm_ring_free(old);
+	wake_up_interruptible(&ch->wq);
+	return err;
+}
+
+static int rtpm_ioctl_run(struct rtpm_channel *ch, bool run)
+{
+	mutex_lock(&ch->cfg_lock);
+	spin_lock(&ch->lock);
+	WRITE_ONCE(ch->running, run);
+	spin_unlock(&ch->lock);
+	mutex_unlock(&ch->cfg_lock);
+	/* Blocked RESERVE callers must see STOP and return -EPIPE. */
+	wake_up_interruptible(&ch->wq);
+	return 0;
+}
+
+static int rtpm_ioctl_reset(struct rtpm_channel *ch)
+{
+	int err = 0;
+
+	mutex_lock(&ch->cfg_lock);
+	spin_lock(&ch->lock);
+	if (ch->running || ch->n_producing || ch->n_consuming)
+		err = -EBUSY;
+	else
+		rtpm_chan_reset_locked(ch);
+	spin_unlock(&ch->lock);
+	mutex_unlock(&ch->cfg_lock);
+	wake_up_interruptible(&ch->wq);
+	return err;
+}
+
+static int rtpm_do_slots(struct rtpm_file *rf, unsigned int op,
+			 struct rtpm_slot_ref *refs, u32 *count, bool nonblock)
+{
+	switch (op) {
+	case RTPM_IOC_RESERVE_SLOT:
+	case RTPM_IOC_RESERVE_BATCH:
+		return rtpm_chan_reserve(rf, refs, count, nonblock);
+	case RTPM_IOC_PUSH_SLOT:
+	case RTPM_IOC_PUSH_BATCH:
+		return rtpm_chan_push(rf, refs, count);
+	case RTPM_IOC_POP_SLOT:
+	case RTPM_IOC_POP_BATCH:
+		return rtpm_chan_pop(rf, refs, count, nonblock);
+	default:
+		return rtpm_chan_release(rf, refs, count);
+	}
+}
+
+/* Entries flow user -> kernel for PUSH and RELEASE, back for the others. */
+static bool rtpm_op_reads_refs(unsigned int cmd)
+{
+	return cmd == RTPM_IOC_PUSH_SLOT || cmd == RTPM_IOC_PUSH_BATCH ||
+	       cmd == RTPM_IOC_RELEASE_SLOT || cmd == RTPM_IOC_RELEASE_BATCH;
+}
+
+static int rtpm_ioctl_slot(struct file *file, unsigned int cmd,
+			   void __user *uarg)
+{
+	struct rtpm_file *rf = to_rtpm_file(file);
+	struct rtpm_slot_ref ref;
+	u32 count = 1;
+	int err;
+
+	memset(&ref, 0, sizeof(ref));
+	if (rtpm_op_reads_refs(cmd) && copy_from_user(&ref, uarg, sizeof(ref))) {
+		rtpm_chan_count_illegal(rf->ch);
+		return -EFAULT;
+	}
+	err = rtpm_do_slots(rf, cmd, &ref, &count, file->f_flags & O_NONBLOCK);
+	if (err || rtpm_op_reads_refs(cmd))
+		return err;
+	/* A lost reply leaves the slot owned; it is reclaimed on close. */
+	if (copy_to_user(uarg, &ref, sizeof(ref))) {
+		rtpm_chan_count_illegal(rf->ch);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * Batched slot operations: the header and the entries are copied from user
+ * space once, and only the kernel copies are validated and used.
+ */
+static int rtpm_ioctl_batch(struct file *file, unsigned int cmd,
+			    void __user *uarg)
+{
+	struct rtpm_slot_ref stack_refs[RTPM_STACK_REFS];
+	struct rtpm_batch __user *ub = uarg;
+	struct rtpm_file *rf = to_rtpm_file(file);
+	struct rtpm_slot_ref *refs = stack_refs;
+	struct rtpm_slot_ref __user *uslots;
+	struct rtpm_batch b;
+	u32 count;
+	int err;
+
+	if (copy_from_user(&b, ub, sizeof(b))) {
+		err = -EFAULT;
+		goto illegal;
+	}
+	/* Unknown flags are refused so that they can gain a meaning later. */
+	if (b.flags) {
+		err = -EINVAL;
+		goto illegal;
+	}
+	/* One call moves at most a bounded number of slots. */
+	if (b.count > RTPM_BATCH_MAX) {
+		err = -E2BIG;
+		goto illegal;
+	}
+	if (!b.count)
+		return 0;
+
+	uslots = u64_to_user_ptr(b.slots);
+	if (b.count > RTPM_STACK_REFS) {
+		refs = kmalloc_array(b.count, sizeof(*refs), GFP_KERNEL);
+		if (!refs)
+			return -ENOMEM;
+	}
+	if (rtpm_op_reads_refs(cmd)) {
+		if (copy_from_user(refs, uslots, b.count * sizeof(*refs))) {
+			err = -EFAULT;
+			goto illegal_free;
+		}
+	}
+
+	count = b.count;
+	err = rtpm_do_slots(rf, cmd, refs, &count, file->f_flags & O_NONBLOCK);
+	/* A lost reply leaves the slots owned; they are reclaimed on close. */
+	if (count && !rtpm_op_reads_refs(cmd) &&
+	    copy_to_user(uslots, refs, count * sizeof(*refs))) {
+		err = -EFAULT;
+		goto illegal_free;
+	}
+	if (put_user(count, &ub->count)) {
+		err = -EFAULT;
+		goto illegal_free;
+	}
+	if (refs != stack_refs)
+		kfree(refs);
+	return err;
+
+illegal_free:
+	if (refs != stack_refs)
+		kfree(refs);
+illegal:
+	rtpm_chan_count_illegal(rf->ch);
+	return err;
+}
+
+/* ioctl: the control plane and the slot operations of the UAPI header. */
+static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
+	void __user *uarg = (void __user *)arg;
+	struct rtpm_status status;
+	struct rtpm_stats stats;
+
+	switch (cmd) {
+	case RTPM_IOC_GET_INFO:
+		return rtpm_ioctl_get_info(ch, uarg);
+	case RTPM_IOC_CONFIGURE:
+		return rtpm_ioctl_configure(ch, uarg);
+	case RTPM_IOC_START:
+		return rtpm_ioctl_run(ch, true);
+	case RTPM_IOC_STOP:
+		return rtpm_ioctl_run(ch, false);
+	case RTPM_IOC_RESET:
+		return rtpm_ioctl_reset(ch);
+	case RTPM_IOC_GET_STATS:
+		rtpm_chan_stats(ch, &stats);
+		return copy_to_user(uarg, &stats, sizeof(stats)) ? -EFAULT : 0;
+	case RTPM_IOC_GET_STATUS:
+		rtpm_chan_status(ch, &status);
+		return copy_to_user(uarg, &status, sizeof(status)) ? -EFAULT : 0;
+	case RTPM_IOC_PUSH_SLOT:
+	case RTPM_IOC_POP_SLOT:
+	case RTPM_IOC_RELEASE_SLOT:
+	case RTPM_IOC_RESERVE_SLOT:
+		return rtpm_ioctl_slot(file, cmd, uarg);
+	case RTPM_IOC_RESERVE_BATCH:
+	case RTPM_IOC_PUSH_BATCH:
+	case RTPM_IOC_POP_BATCH:
+	case RTPM_IOC_RELEASE_BATCH:
+		return rtpm_ioctl_batch(file, cmd, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations rtpm_fops = {
+	.owner = THIS_MODULE,
+	.open = rtpm_open,
+	.release = rtpm_release,
+	.unlocked_ioctl = rtpm_ioctl,
+	/* Every structure has one layout for 32- and 64-bit callers. */
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = rtpm_mmap,
+	.poll = rtpm_poll,
+};
+
+/* The ABI promises these layouts; a compiler or edit that changes them fails. */
+static void __init rtpm_check_abi_layout(void)
+{
+	BUILD_BUG_ON(sizeof(struct rtpm_ring_header) != 256);
+	BUILD_BUG_ON(offsetof(struct rtpm_ring_header, reserve) != 128);
+	BUILD_BUG_ON(offsetof(struct rtpm_ring_header, consumer) != 192);
+	BUILD_BUG_ON(sizeof(struct rtpm_slot_desc) != 32);
+	BUILD_BUG_ON(sizeof(struct rtpm_slot_ref) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_batch) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_config) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_info) != 72);
+	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 14 * sizeof(__u64));
+	BUILD_BUG_ON(sizeof(struct rtpm_status) != 12 * sizeof(__u32));
+	BUILD_BUG_ON(RTPM_SLOT_ALIGN & (RTPM_SLOT_ALIGN - 1));
+}
+
+static int __init rtpm_check_param(const char *name, unsigned int val,
+				   unsigned int min, unsigned int max)
+{
+	if (val >= min && val <= max)
+		return 0;
+	pr_err("invalid %s=%u: allowed range is %u..%u\n", name, val, min,
+	       max);
+	return -EINVAL;
+}
+
+static int __init rtpm_check_params(void)
+{
+	return rtpm_check_param("channels", channels, 1, RTPM_CHANNELS_MAX) ?:
+	       rtpm_check_param("ring_order", ring_order, RTPM_RING_ORDER_MIN,
+				RTPM_RING_ORDER_MAX) ?:
+	       rtpm_check_param("slot_payload", slot_payload,
+				RTPM_SLOT_PAYLOAD_MIN, RTPM_SLOT_PAYLOAD_MAX) ?:
+	       rtpm_check_param("drop_policy", drop_policy,
+				RTPM_DROP_REJECT_NEWEST, RTPM_DROP_OLDEST);
+}
+
+static void rtpm_channel_destroy(struct rtpm_channel *ch)
+{
+	misc_deregister(&ch->misc);
+	rtpm_ring_free(ch->ring);
+	mutex_destroy(&ch->cfg_lock);
+}
+
+static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
+				    const struct rtpm_config *cfg)
+{
+	struct rtpm_ring *ring;
+	int err;
+
+	ch->index = index;
+	mutex_init(&ch->cfg_lock);
+	spin_lock_init(&ch->lock);
+	init_waitqueue_head(&ch->wq);
+	atomic_set(&ch->mappings, 0);
+
+	ring = rtpm_ring_alloc(cfg, index);
+	if (!ring) {
+		pr_err("channel %u: failed to allocate a ring of %u x %u bytes\n",
+		       index, 1U << cfg->ring_order, cfg->slot_payload);
+		err = -ENOMEM;
+		goto err_mutex;
+	}
+	spin_lock(&ch->lock);
+	rtpm_chan_swap_ring_locked(ch, ring);
+	spin_unlock(&ch->lock);
+
+	snprintf(ch->name, sizeof(ch->name), RTPM_DEVICE_PREFIX "%u", index);
+	ch->misc.minor = MISC_DYNAMIC_MINOR;
+	ch->misc.name = ch->name;
+	ch->misc.fops = &rtpm_fops;
+	ch->misc.groups = rtpm_sysfs_groups;
+	ch->misc.mode = 0660;
+	err = misc_register(&ch->misc);
+	if (err) {
+		pr_err("channel %u: failed to register %s: %d\n", index,
+		       ch->name, err);
+		goto err_ring;
+	}
+	return 0;
+
+err_ring:
+	rtpm_ring_free(ch->ring);
+	ch->ring = NULL;
+err_mutex:
+	mutex_destroy(&ch->cfg_lock);
+	return err;
+}
+
+static int __init rtpm_init(void)
+{
+	struct rtpm_config cfg = {
+		.ring_order = ring_order,
+		.slot_payload = slot_payload,
+		.drop_policy = drop_policy,
+	};
+	unsigned int i;
+	int err;
+
+	rtpm_check_abi_layout();
+	err = rtpm_check_params();
+	if (err)
+		return err;
+
+	rtpm_channels = kcalloc(channels, sizeof(*rtpm_channels), GFP_KERNEL);
+	if (!rtpm_channels)
+		return -ENOMEM;
+
+	for (i = 0; i < channels; i++) {
+		err = rtpm_channel_init(&rtpm_channels[i], i, &cfg);
+		if (err)
+			goto err_channels;
+	}
+
+	pr_info("%u channels /dev/%s0..%u, ring_order=%u (%u slots), slot_payload=%u, drop_policy=%u, ABI %u.%u\n",
+		channels, RTPM_DEVICE_PREFIX, channels - 1, ring_order,
+		1U << ring_order, slot_payload, drop_policy, RTPM_ABI_MAJOR,
+		RTPM_ABI_MINOR);
+	return 0;
+
+err_channels:
+	while (i--)
+		rtpm_channel_destroy(&rtpm_channels[i]);
+	kfree(rtpm_channels);
+	return err;
+}
+
+/*
+ * Open files and mappings hold a module reference through fops.owner, so
+ * exit only runs once nothing uses a channel.
+ */
+static void __exit rtpm_exit(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < channels; i++)
+		rtpm_channel_destroy(&rtpm_channels[i]);
+	kfree(rtpm_channels);
+	pr_info("unloaded\n");
+}
+
+module_init(rtpm_init);
+module_exit(rtpm_exit);
+
+MODULE_DESCRIPTION("Zero-copy RTP slot rings shared through mmap");
+MODULE_AUTHOR("rtpmgr developers");
+MODULE_LICENSE("GPL");
+MODULE_VERSION("1.0");

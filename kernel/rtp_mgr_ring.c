@@ -1,0 +1,662 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * rtp_mgr_ring.c - ring allocation and the slot state machine.
+ *
+ * Memory ordering between the kernel, the only writer of the read-only meta
+ * region, and user space peeking at it without a syscall:
+ *
+ *   kernel (PUSH, under ch->lock)      user space (fill level, descriptors)
+ *
+ *   write desc[slot]                   p = load_acquire(&hdr->producer); (B)
+ *   store_release(&hdr->producer); (A) read desc[i] for i < p
+ *
+ * (A) pairs with (B). Without (A) a weakly ordered CPU (arm64) may make the
+ * new producer index visible before the descriptor it covers, and a reader
+ * would see a stale len or RTP sequence. Without (B) the reader's CPU may
+ * load the descriptor before the index. The reserve, consumer and release
+ * words are published the same way (A) so that user space computing a fill
+ * level never sees an index run ahead of the slot states it implies.
+ *
+ * The payload bytes need no barrier of their own: the producer writes them
+ * before its PUSH ioctl and the consumer reads them after its POP ioctl.
+ * PUSH ends with spin_unlock(&ch->lock) (a release) and POP starts with
+ * spin_lock(&ch->lock) (an acquire), which orders the payload writes of
+ * the producer before the payload reads of the consumer.
+ */
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/vmalloc.h>
+
+#include "rtp_mgr_ring.h"
+
+/*
+ * Module parameters and CONFIGURE share these limits.
+ */
+int rtpm_config_check(const struct rtpm_config *cfg)
+{
+	if (cfg->flags)
+		return -EINVAL;
+	if (cfg->ring_order < RTPM_RING_ORDER_MIN ||
+	    cfg->ring_order > RTPM_RING_ORDER_MAX)
+		return -EINVAL;
+	if (cfg->slot_payload < RTPM_SLOT_PAYLOAD_MIN ||
+	    cfg->slot_payload > RTPM_SLOT_PAYLOAD_MAX)
+		return -EINVAL;
+	if (cfg->drop_policy != RTPM_DROP_REJECT_NEWEST &&
+	    cfg->drop_policy != RTPM_DROP_OLDEST)
+		return -EINVAL;
+	return 0;
+}
+
+void rtpm_ring_free(struct rtpm_ring *ring)
+{
+	if (!ring)
+		return;
+	kvfree(ring->slots);
+	vfree(ring->payload);
+	vfree(ring->meta);
+	kfree(ring);
+}
+
+/**
+ * rtpm_ring_alloc - allocate a ring and fill its header page
+ * @cfg: a configuration that passed rtpm_config_check()
+ * @channel: the channel number written to the header
+ *
+ * Return: the ring, or NULL if memory is short.
+ */
+struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel)
+{
+	struct rtpm_ring_header *hdr;
+	struct rtpm_ring *ring;
+
+	ring = kzalloc(sizeof(*ring), GFP_KERNEL);
+	if (!ring)
+		return NULL;
+
+	ring->cfg = *cfg;
+	ring->slot_count = 1U << cfg->ring_order;
+	ring->mask = ring->slot_count - 1;
+	ring->slot_stride = ALIGN(cfg->slot_payload, RTPM_SLOT_ALIGN);
+	/* Header page, then the descriptor table, rounded up to pages. */
+	ring->meta_size = PAGE_ALIGN(PAGE_SIZE + (size_t)ring->slot_count *
+				     sizeof(struct rtpm_slot_desc));
+	ring->payload_size = PAGE_ALIGN((size_t)ring->slot_count *
+					ring->slot_stride);
+
+	/* vmalloc_user() zeroes the memory and marks it VM_USERMAP. */
+	ring->meta = vmalloc_user(ring->meta_size);
+	ring->payload = vmalloc_user(ring->payload_size);
+	ring->slots = kvcalloc(ring->slot_count, sizeof(*ring->slots),
+			       GFP_KERNEL);
+	if (!ring->meta || !ring->payload || !ring->slots) {
+		rtpm_ring_free(ring);
+		return NULL;
+	}
+	ring->hdr = ring->meta;
+	ring->desc = ring->meta + PAGE_SIZE;
+
+	hdr = ring->hdr;
+	hdr->magic = RTPM_MAGIC;
+	hdr->abi_major = RTPM_ABI_MAJOR;
+	hdr->abi_minor = RTPM_ABI_MINOR;
+	hdr->header_size = sizeof(*hdr);
+	hdr->channel = channel;
+	hdr->slot_count = ring->slot_count;
+	hdr->ring_order = cfg->ring_order;
+	hdr->slot_payload = cfg->slot_payload;
+	hdr->slot_stride = ring->slot_stride;
+	hdr->desc_size = sizeof(struct rtpm_slot_desc);
+	hdr->drop_policy = cfg->drop_policy;
+	hdr->desc_offset = PAGE_SIZE;
+	hdr->meta_size = ring->meta_size;
+	hdr->payload_offset = ring->meta_size;
+	hdr->payload_size = ring->payload_size;
+	hdr->prod_off = offsetof(struct rtpm_ring_header, producer);
+	hdr->cons_off = offsetof(struct rtpm_ring_header, consumer);
+	hdr->reserve_off = offsetof(struct rtpm_ring_header, reserve);
+	hdr->release_off = offsetof(struct rtpm_ring_header, release);
+	return ring;
+}
+
+/* Publish the shadow indices to the header page. */
+static void rtpm_ring_publish(struct rtpm_channel *ch)
+{
+	struct rtpm_ring_header *hdr = ch->ring->hdr;
+
+	smp_store_release(&hdr->reserve, ch->reserve);	/* A, matches B */
+	smp_store_release(&hdr->producer, ch->producer);	/* A, matches B */
+	smp_store_release(&hdr->consumer, ch->consumer);	/* A, matches B */
+	smp_store_release(&hdr->release, ch->release);	/* A, matches B */
+}
+
+/*
+ * Move producer, consumer and release over finished slots (see the index
+ * invariants in rtp_mgr_ring.h), then publish them. The WRITE_ONCE()s pair
+ * with the lockless READ_ONCE()s of the wait conditions.
+ */
+static void rtpm_ring_advance(struct rtpm_channel *ch)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s = r->slots;
+	u32 prod = ch->producer, cons = ch->consumer, rel = ch->release;
+
+	while (prod != ch->reserve &&
+	       s[prod & r->mask].state != RTPM_SLOT_PRODUCING)
+		prod++;
+	while (cons != prod && s[cons & r->mask].state == RTPM_SLOT_FREE)
+		cons++;
+	while (rel != cons && s[rel & r->mask].state == RTPM_SLOT_FREE)
+		rel++;
+
+	WRITE_ONCE(ch->producer, prod);
+	WRITE_ONCE(ch->consumer, cons);
+	WRITE_ONCE(ch->release, rel);
+	rtpm_ring_publish(ch);
+}
+
+static bool rtpm_ring_full(struct rtpm_channel *ch)
+{
+	return ch->reserve - ch->release == ch->ring->slot_count;
+}
+
+/*
+ * RTPM_DROP_OLDEST can make room only if the oldest unfinished slot is the
+ * oldest READY one: a CONSUMING slot at release blocks the ring no matter
+ * how many READY slots are dropped behind it.
+ */
+static bool rtpm_ring_can_drop(struct rtpm_channel *ch)
+{
+	return ch->ring->cfg.drop_policy == RTPM_DROP_OLDEST &&
+	       ch->release == ch->consumer && ch->consumer != ch->producer;
+}
+
+static void rtpm_ring_drop_oldest(struct rtpm_channel *ch)
+{
+	struct rtpm_slot *s = &ch->ring->slots[ch->consumer & ch->ring->mask];
+
+	s->state = RTPM_SLOT_FREE;
+	ch->n_ready--;
+	ch->stats.drops++;
+	rtpm_ring_advance(ch);
+}
+
+/* Reserve the slot at the reserve index for @rf; -EAGAIN if full. */
+static int rtpm_ring_reserve_one(struct rtpm_channel *ch, struct rtpm_file *rf,
+				 u32 *index)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s;
+
+	if (rtpm_ring_full(ch)) {
+		if (!rtpm_ring_can_drop(ch))
+			return -EAGAIN;
+		rtpm_ring_drop_oldest(ch);
+	}
+
+	*index = ch->reserve & r->mask;
+	s = &r->slots[*index];
+	s->state = RTPM_SLOT_PRODUCING;
+	s->owner = rf->id;
+	rf->owned++;
+	ch->n_producing++;
+	WRITE_ONCE(ch->reserve, ch->reserve + 1);
+	return 0;
+}
+
+static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index,
+				 const struct rtpm_slot_ref *ref, u64 now)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot_desc *d = &r->desc[index];
+	struct rtpm_rtp_hdr rtp;
+
+	d->len = ref->len;
+	d->arrival_ns = ref->arrival_ns ? ref->arrival_ns : now;
+	if (rtpm_rtp_parse(r->payload + (size_t)index * r->slot_stride,
+			   ref->len, &rtp)) {
+		d->flags = RTPM_SLOT_F_RTP |
+			   (rtp.marker ? RTPM_SLOT_F_MARKER : 0);
+		d->rtp_timestamp = rtp.timestamp;
+		d->ssrc = rtp.ssrc;
+		d->rtp_seq = rtp.seq;
+		d->payload_type = rtp.payload_type;
+		rtpm_seq_track(&ch->seq, &rtp, &ch->stats);
+	} else {
+		/* Not RTP: carried as is, counted. */
+		d->flags = RTPM_SLOT_F_MALFORMED;
+		d->rtp_timestamp = 0;
+		d->ssrc = 0;
+		d->rtp_seq = 0;
+		d->payload_type = 0;
+		ch->stats.malformed++;
+	}
+	d->pad0 = 0;
+	d->pad1 = 0;
+}
+
+/*
+ * PUSH one slot. A PRODUCING slot must be owned by @rf. The slot at the
+ * reserve index is reserved implicitly (the one-call producer path of the
+ * seed ABI); any other slot is in the wrong state.
+ */
+static int rtpm_ring_push_one(struct rtpm_channel *ch, struct rtpm_file *rf,
+			      const struct rtpm_slot_ref *ref, u64 now)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s;
+	u32 index = ref->index;
+	int err;
+
+	/* The index must name a slot, and len must fit its payload. */
+	if (index >= r->slot_count)
+		return -EINVAL;
+	if (ref->len == 0 || ref->len > r->cfg.slot_payload)
+		return -EINVAL;
+
+	s = &r->slots[index];
+	if (s->state != RTPM_SLOT_PRODUCING) {
+		if (index != (ch->reserve & r->mask))
+			return -EBADSLT;
+		err = rtpm_ring_reserve_one(ch, rf, &index);
+		if (err)
+			return err;
+	} else if (s->owner != rf->id) {
+		return -EPERM;
+	}
+
+	rtpm_ring_write_desc(ch, index, ref, now);
+	s->state = RTPM_SLOT_READY;
+	s->owner = 0;
+	rf->owned--;
+	ch->n_producing--;
+	ch->n_ready++;
+	ch->stats.pushed_packets++;
+	ch->stats.pushed_bytes += ref->len;
+	return 0;
+}
+
+/* POP the slot at the consumer index; -EAGAIN if nothing is READY. */
+static int rtpm_ring_pop_one(struct rtpm_channel *ch, struct rtpm_file *rf,
+			     struct rtpm_slot_ref *ref)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s;
+	u32 index;
+
+	if (ch->consumer == ch->producer)
+		return -EAGAIN;
+
+	index = ch->consumer & r->mask;
+	s = &r->slots[index];
+	/* rtpm_ring_advance() keeps the slot at consumer READY. */
+	if (WARN_ON_ONCE(s->state != RTPM_SLOT_READY))
+		return -EAGAIN;
+
+	s->state = RTPM_SLOT_CONSUMING;
+	s->owner = rf->id;
+	rf->owned++;
+	ch->n_ready--;
+	ch->n_consuming++;
+	ref->index = index;
+	ref->len = r->desc[index].len;
+	ref->arrival_ns = r->desc[index].arrival_ns;
+	ch->stats.popped_packets++;
+	ch->stats.popped_bytes += ref->len;
+	ch->consumer++;
+	rtpm_ring_advance(ch);
+	return 0;
+}
+
+/* RELEASE a CONSUMING slot owned by @rf. */
+static int rtpm_ring_release_one(struct rtpm_channel *ch, struct rtpm_file *rf,
+				 const struct rtpm_slot_ref *ref)
+{
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s;
+
+	/* The index must name a slot. */
+	if (ref->index >= r->slot_count)
+		return -EINVAL;
+	s = &r->slots[ref->index];
+	if (s->state != RTPM_SLOT_CONSUMING)
+		return -EBADSLT;
+	if (s->owner != rf->id)
+		return -EPERM;
+
+	s->state = RTPM_SLOT_FREE;
+	s->owner = 0;
+	rf->owned--;
+	ch->n_consuming--;
+	ch->stats.released++;
+	return 0;
+}
+
+/*
+ * Count a rejected slot operation. -EAGAIN, -EINTR and -EPIPE are flow
+ * control, not misuse, and are not counted (see the UAPI header).
+ */
+static void rtpm_ring_account_error(struct rtpm_channel *ch, int err,
+				    const char *op)
+{
+	if (err == -EAGAIN || err == -EINTR || err == -EPIPE)
+		return;
+	ch->stats.illegal_ops++;
+	dev_dbg_ratelimited(ch->misc.this_device, "%s refused: %d\n", op, err);
+}
+
+void rtpm_chan_count_illegal(struct rtpm_channel *ch)
+{
+	spin_lock(&ch->lock);
+	ch->stats.illegal_ops++;
+	spin_unlock(&ch->lock);
+}
+
+bool rtpm_ring_can_pop(struct rtpm_channel *ch)
+{
+	return READ_ONCE(ch->consumer) != READ_ONCE(ch->producer);
+}
+
+/*
+ * True if a RESERVE would not have to wait, including when it would fail
+ * with -EPIPE. Lockless, like rtpm_ring_can_pop(): wait_event() evaluates
+ * it in TASK_INTERRUPTIBLE, and a stale answer only costs a retry under
+ * the lock.
+ */
+bool rtpm_ring_can_reserve(struct rtpm_channel *ch)
+{
+	u32 release = READ_ONCE(ch->release);
+	u32 consumer = READ_ONCE(ch->consumer);
+
+	if (!READ_ONCE(ch->running))
+		return true;
+	if (READ_ONCE(ch->reserve) - release < READ_ONCE(ch->slot_count))
+		return true;
+	return READ_ONCE(ch->drop_policy) == RTPM_DROP_OLDEST &&
+	       release == consumer && consumer != READ_ONCE(ch->producer);
+}
+
+/**
+ * rtpm_chan_reserve - RESERVE up to *@count slots for @rf
+ * @rf: the reserving file
+ * @refs: filled with the reserved slots
+ * @count: in: slots wanted; out: slots reserved
+ * @nonblock: return -EAGAIN instead of waiting for a free slot
+ *
+ * Return: 0 if at least one slot was reserved, else a negative errno.
+ */
+int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		      u32 *count, bool nonblock)
+{
+	struct rtpm_channel *ch = rf->ch;
+	bool counted = false;
+	u32 done = 0;
+	int err = 0;
+
+	for (;;) {
+		spin_lock(&ch->lock);
+		if (!ch->running) {
+			err = -EPIPE;
+		} else {
+			while (done < *count) {
+				u32 index;
+
+				err = rtpm_ring_reserve_one(ch, rf, &index);
+				if (err)
+					break;
+				refs[done].index = index;
+				refs[done].len = ch->ring->cfg.slot_payload;
+				refs[done].arrival_ns = 0;
+				done++;
+			}
+			if (done)
+				rtpm_ring_publish(ch);
+			else if (!counted)
+				ch->stats.overruns++;
+			counted = true;
+		}
+		spin_unlock(&ch->lock);
+
+		if (done || err != -EAGAIN || nonblock)
+			break;
+		if (wait_event_interruptible(ch->wq, rtpm_ring_can_reserve(ch))) {
+			err = -EINTR;
+			break;
+		}
+	}
+	*count = done;
+	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_push - PUSH *@count slots in order, stopping at the first error
+ * @rf: the pushing file (must own the slots, or push the next free one)
+ * @refs: index, len and arrival_ns of each slot
+ * @count: in: slots offered; out: slots pushed
+ *
+ * Return: 0 if at least one slot was pushed, else the first slot's errno.
+ */
+int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		   u32 *count)
+{
+	struct rtpm_channel *ch = rf->ch;
+	u64 now = ktime_get_ns();
+	u32 done = 0;
+	int err = 0;
+
+	spin_lock(&ch->lock);
+	if (!ch->running) {
+		err = -EPIPE;
+	} else {
+		while (done < *count) {
+			err = rtpm_ring_push_one(ch, rf, &refs[done], now);
+			if (err)
+				break;
+			done++;
+		}
+		if (err == -EAGAIN)
+			ch->stats.overruns++;
+		else if (err)
+			rtpm_ring_account_error(ch, err, "push");
+		rtpm_ring_advance(ch);
+	}
+	spin_unlock(&ch->lock);
+
+	if (done)
+		wake_up_interruptible(&ch->wq);
+	*count = done;
+	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_pop - POP up to *@count READY slots for @rf
+ * @rf: the consuming file
+ * @refs: filled with the popped slots
+ * @count: in: slots wanted; out: slots popped
+ * @nonblock: return -EAGAIN instead of waiting for a READY slot
+ *
+ * POP works on a stopped channel too, so a consumer can drain the ring.
+ *
+ * Return: 0 if at least one slot was popped, else a negative errno.
+ */
+int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		  u32 *count, bool nonblock)
+{
+	struct rtpm_channel *ch = rf->ch;
+	bool counted = false;
+	u32 done = 0;
+	int err = 0;
+
+	for (;;) {
+		spin_lock(&ch->lock);
+		while (done < *count) {
+			err = rtpm_ring_pop_one(ch, rf, &refs[done]);
+			if (err)
+				break;
+			done++;
+		}
+		if (!done && !counted)
+			ch->stats.underruns++;
+		counted = true;
+		spin_unlock(&ch->lock);
+
+		if (done || nonblock)
+			break;
+		if (wait_event_interruptible(ch->wq, rtpm_ring_can_pop(ch))) {
+			err = -EINTR;
+			break;
+		}
+	}
+	*count = done;
+	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_release - RELEASE *@count CONSUMING slots owned by @rf
+ * @rf: the releasing file
+ * @refs: the slots (index only)
+ * @count: in: slots offered; out: slots released
+ *
+ * Return: 0 if at least one slot was released, else the first slot's errno.
+ */
+int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		      u32 *count)
+{
+	struct rtpm_channel *ch = rf->ch;
+	u32 done = 0;
+	int err = 0;
+
+	spin_lock(&ch->lock);
+	while (done < *count) {
+		err = rtpm_ring_release_one(ch, rf, &refs[done]);
+		if (err)
+			break;
+		done++;
+	}
+	if (err)
+		rtpm_ring_account_error(ch, err, "release");
+	if (done)
+		rtpm_ring_advance(ch);
+	spin_unlock(&ch->lock);
+
+	if (done)
+		wake_up_interruptible(&ch->wq);
+	*count = done;
+	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_reclaim - free every slot @rf owns; called when @rf is closed
+ * @rf: the closing file
+ *
+ * The walk over all slots runs under the spinlock; it only happens for a
+ * file that still owns slots (rf->owned), i.e. after a crash or kill, and
+ * costs microseconds even for the largest ring.
+ *
+ * Return: the number of slots reclaimed.
+ */
+u32 rtpm_chan_reclaim(struct rtpm_file *rf)
+{
+	struct rtpm_channel *ch = rf->ch;
+	struct rtpm_ring *r;
+	u32 i, n = 0;
+
+	spin_lock(&ch->lock);
+	r = ch->ring;
+	for (i = 0; rf->owned && i < r->slot_count; i++) {
+		struct rtpm_slot *s = &r->slots[i];
+
+		if (s->owner != rf->id)
+			continue;
+		if (s->state == RTPM_SLOT_PRODUCING)
+			ch->n_producing--;
+		else
+			ch->n_consuming--;
+		s->state = RTPM_SLOT_FREE;
+		s->owner = 0;
+		rf->owned--;
+		n++;
+	}
+	if (n) {
+		ch->stats.reclaimed += n;
+		rtpm_ring_advance(ch);
+	}
+	ch->openers--;
+	spin_unlock(&ch->lock);
+
+	if (n)
+		wake_up_interruptible(&ch->wq);
+	return n;
+}
+
+/*
+ * Empty the ring: every slot FREE, indices and counters zero. The caller
+ * holds ch->lock and has checked that no file owns a slot.
+ */
+void rtpm_chan_reset_locked(struct rtpm_channel *ch)
+{
+	struct rtpm_ring *r = ch->ring;
+	u32 i;
+
+	for (i = 0; i < r->slot_count; i++) {
+		r->slots[i].state = RTPM_SLOT_FREE;
+		r->slots[i].owner = 0;
+	}
+	WRITE_ONCE(ch->reserve, 0);
+	WRITE_ONCE(ch->producer, 0);
+	WRITE_ONCE(ch->consumer, 0);
+	WRITE_ONCE(ch->release, 0);
+	ch->n_producing = 0;
+	ch->n_ready = 0;
+	ch->n_consuming = 0;
+	memset(&ch->stats, 0, sizeof(ch->stats));
+	rtpm_seq_reset(&ch->seq);
+	rtpm_ring_publish(ch);
+}
+
+/*
+ * Swap in a new ring (CONFIGURE, or the first ring at load) and return the
+ * old one for the caller to free outside the lock. The caller holds
+ * ch->cfg_lock and ch->lock and has checked that nothing maps or owns the
+ * old ring.
+ */
+struct rtpm_ring *rtpm_chan_swap_ring_locked(struct rtpm_channel *ch,
+					     struct rtpm_ring *ring)
+{
+	struct rtpm_ring *old = ch->ring;
+
+	ch->ring = ring;
+	WRITE_ONCE(ch->slot_count, ring->slot_count);
+	WRITE_ONCE(ch->drop_policy, ring->cfg.drop_policy);
+	rtpm_chan_reset_locked(ch);
+	return old;
+}
+
+void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	spin_lock(&ch->lock);
+	st->state = ch->running ? RTPM_STATE_RUNNING : RTPM_STATE_STOPPED;
+	st->openers = ch->openers;
+	st->mappings = atomic_read(&ch->mappings);
+	st->producing = ch->n_producing;
+	st->ready = ch->n_ready;
+	st->consuming = ch->n_consuming;
+	st->free = ch->ring->slot_count - ch->n_producing - ch->n_ready -
+		   ch->n_consuming;
+	st->reserve = ch->reserve;
+	st->producer = ch->producer;
+	st->consumer = ch->consumer;
+	st->release = ch->release;
+	spin_unlock(&ch->lock);
+}
+
+void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st)
+{
+	spin_lock(&ch->lock);
+	*st = ch->stats;
+	spin_unlock(&ch->lock);
+}

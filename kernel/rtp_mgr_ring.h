@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * rtp_mgr_ring.h - channel and slot state machine of the rtp_mgr module.
+ *
+ * Vocabulary (used in every function name, as in net/xdp/xsk_queue.h):
+ * the producer does RESERVE, WRITE (in user space) and PUSH; the consumer
+ * does POP, READ (in user space) and RELEASE. Functions named rtpm_ring_*
+ * need the channel spinlock; rtpm_chan_* take it themselves.
+ *
+ * Ring indices are free-running u32 counters, slot = index & mask:
+ *
+ *   release <= consumer <= producer <= reserve <= release + slot_count
+ *
+ *   [release, consumer)   CONSUMING, or FREE (released out of order)
+ *   [consumer, producer)  READY, or FREE (a hole: its producer died)
+ *   [producer, reserve)   PRODUCING, READY (pushed out of order) or FREE
+ *   [reserve, release + slot_count)   FREE
+ *
+ * After every state change rtpm_ring_advance() moves producer, consumer and
+ * release over finished slots, so the slot at consumer (if consumer !=
+ * producer) is always READY and the slot at release (if release !=
+ * consumer) is always CONSUMING. RESERVE takes the slot at reserve, POP the
+ * slot at consumer; PUSH and RELEASE may come in any order.
+ */
+#ifndef _RTP_MGR_RING_H
+#define _RTP_MGR_RING_H
+
+#include <linux/miscdevice.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+#include "rtp_mgr_ioctl.h"
+#include "rtp_mgr_rtp.h"
+
+enum rtpm_slot_state {
+	RTPM_SLOT_FREE = 0,
+	RTPM_SLOT_PRODUCING,
+	RTPM_SLOT_READY,
+	RTPM_SLOT_CONSUMING,
+};
+
+/* Kernel-private per-slot state; never mapped to user space. */
+struct rtpm_slot {
+	u32 owner;		/* rtpm_file.id of the owner, 0 if none */
+	u8 state;		/* enum rtpm_slot_state */
+};
+
+/* A ring allocation; replaced as a whole by CONFIGURE. */
+struct rtpm_ring {
+	struct rtpm_config cfg;
+	u32 slot_count;
+	u32 mask;
+	u32 slot_stride;
+	size_t meta_size;	/* header page + descriptor table, page aligned */
+	size_t payload_size;	/* page aligned */
+	void *meta;		/* vmalloc_user(meta_size) */
+	void *payload;		/* vmalloc_user(payload_size) */
+	struct rtpm_ring_header *hdr;	/* == meta */
+	struct rtpm_slot_desc *desc;	/* meta + PAGE_SIZE */
+	struct rtpm_slot *slots;	/* kvcalloc(slot_count) */
+};
+
+/*
+ * One channel, /dev/rtp_mgrN.
+ *
+ * Locking: cfg_lock (a mutex) serialises the slow control operations that
+ * may sleep or allocate: CONFIGURE, START, STOP, RESET and mmap. lock (a
+ * spinlock) protects the ring indices, the slot states, the counters and
+ * the seq tracker. The data path takes lock once per batch, not once per
+ * slot: a batch of 32 slots costs one lock round trip, and the critical
+ * section only flips a few bytes per slot, so a lock-free design would buy
+ * little while making ownership checks (which need a consistent view of
+ * state and owner) much harder to get right. ring may only be replaced with
+ * both locks held, so holding either one keeps it alive.
+ */
+struct rtpm_channel {
+	struct miscdevice misc;
+	char name[24];		/* "rtp_mgr" + any u32 */
+	u32 index;
+
+	struct mutex cfg_lock;	/* control path, see above */
+	spinlock_t lock;	/* slot states, indices, counters */
+	wait_queue_head_t wq;	/* POP waiters and RESERVE/PUSH waiters */
+
+	struct rtpm_ring *ring;
+	bool running;
+	/* Copies of ring fields for the lockless wait conditions. */
+	u32 slot_count;
+	u32 drop_policy;
+
+	/* Shadow copies of the indices; the header words mirror them. */
+	u32 reserve;
+	u32 producer;
+	u32 consumer;
+	u32 release;
+	u32 n_producing;
+	u32 n_ready;
+	u32 n_consuming;
+
+	u32 openers;		/* under lock */
+	atomic_t mappings;	/* live VMAs, counted by vm_ops open/close */
+
+	struct rtpm_stats stats;
+	struct rtpm_seq_tracker seq;
+};
+
+/* Per open file: the identity that owns PRODUCING and CONSUMING slots. */
+struct rtpm_file {
+	struct rtpm_channel *ch;
+	u32 id;			/* non-zero, unique while the module lives */
+	u32 owned;		/* slots this file owns, under ch->lock */
+};
+
+/* Limits of a ring, shared by the module parameters and CONFIGURE. */
+int rtpm_config_check(const struct rtpm_config *cfg);
+
+struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel);
+void rtpm_ring_free(struct rtpm_ring *ring);
+struct rtpm_ring *rtpm_chan_swap_ring_locked(struct rtpm_channel *ch,
+					     struct rtpm_ring *ring);
+void rtpm_chan_reset_locked(struct rtpm_channel *ch);
+
+/* Batched slot operations; refs is a kernel copy of the user array. */
+int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		      u32 *count, bool nonblock);
+int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		   u32 *count);
+int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		  u32 *count, bool nonblock);
+int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		      u32 *count);
+u32 rtpm_chan_reclaim(struct rtpm_file *rf);
+void rtpm_chan_count_illegal(struct rtpm_channel *ch);
+
+bool rtpm_ring_can_pop(struct rtpm_channel *ch);
+bool rtpm_ring_can_reserve(struct rtpm_channel *ch);
+void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st);
+void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st);
+
+extern const struct attribute_group *rtpm_sysfs_groups[];
+
+static inline struct rtpm_channel *rtpm_misc_to_channel(struct miscdevice *m)
+{
+	return container_of(m, struct rtpm_channel, misc);
+}
+
+#endif /* _RTP_MGR_RING_H */

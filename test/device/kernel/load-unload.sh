@@ -1,0 +1,196 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# load-unload.sh - load/unload test of the rtp_mgr module (TAP output).
+#
+# Usage: load-unload.sh [path/to/rtp_mgr.ko]
+#   With a path it uses insmod/rmmod, without one modprobe/rmmod.
+#   ITERATIONS=N overrides the 100 load/unload cycles.
+# Needs root and a module nobody uses (stop rtp-rx/rtp-feeder first). A
+# module that was loaded before is loaded again at the end.
+# POSIX sh: runs under busybox as well as bash/dash.
+
+set -u
+
+KO=${1:-}
+ITERATIONS=${ITERATIONS:-100}
+n=0
+passed=0
+failed=0
+
+ok() {
+	n=$((n + 1))
+	passed=$((passed + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n - $1"
+}
+
+check() {
+	# check NAME COMMAND...: one TAP line for the command's status
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+load() {
+	if [ -n "$KO" ]; then
+		insmod "$KO" "$@"
+	else
+		modprobe rtp_mgr "$@"
+	fi
+}
+
+loaded() {
+	grep -q '^rtp_mgr ' /proc/modules
+}
+
+# Kernel log lines written since mark_log was last called.
+mark_log() {
+	log_mark=$(dmesg | wc -l)
+}
+
+new_log() {
+	dmesg | tail -n +$((log_mark + 1))
+}
+
+param() {
+	cat "/sys/module/rtp_mgr/parameters/$1"
+}
+
+echo "TAP version 13"
+echo "1..7"
+
+if [ -n "$KO" ] && [ ! -f "$KO" ]; then
+	echo "Bail out! $KO not found"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+was_loaded=0
+if loaded; then
+	was_loaded=1
+	if ! rmmod rtp_mgr; then
+		echo "Bail out! rtp_mgr is in use; stop its users first"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+fi
+mark_log
+start_mark=$log_mark
+
+# 1. The module loads with its defaults and says so once.
+mark_log
+if load && [ -c /dev/rtp_mgr0 ] && [ -c /dev/rtp_mgr3 ] &&
+	[ ! -e /dev/rtp_mgr4 ] && [ "$(param channels)" = 4 ] &&
+	[ "$(new_log | grep -c 'rtp_mgr: 4 channels')" = 1 ] &&
+	grep -q '^pushed_packets 0$' /sys/class/misc/rtp_mgr0/stats &&
+	rmmod rtp_mgr && [ ! -e /dev/rtp_mgr0 ]; then
+	ok "load_defaults"
+else
+	not_ok "load_defaults"
+	loaded && rmmod rtp_mgr
+fi
+
+# 2. Many cycles with varying valid parameters; devices appear and vanish.
+i=0
+bad=0
+while [ "$i" -lt "$ITERATIONS" ]; do
+	ch=$((i % 8 + 1))
+	order=$((i % 10 + 1))
+	case $((i % 4)) in
+	0) pay=64 ;;
+	1) pay=2048 ;;
+	2) pay=9000 ;;
+	*) pay=16384 ;;
+	esac
+	drop=$((i % 2))
+	if ! load channels=$ch ring_order=$order slot_payload=$pay \
+		drop_policy=$drop; then
+		echo "# iteration $i: load channels=$ch ring_order=$order slot_payload=$pay failed"
+		bad=$((bad + 1))
+		break
+	fi
+	last=$((ch - 1))
+	if [ ! -c "/dev/rtp_mgr$last" ] || [ -e "/dev/rtp_mgr$ch" ] ||
+		[ "$(param ring_order)" != "$order" ] ||
+		! grep -q "^slot_payload $pay\$" \
+			"/sys/class/misc/rtp_mgr$last/config"; then
+		echo "# iteration $i: devices or parameters wrong"
+		bad=$((bad + 1))
+	fi
+	if ! rmmod rtp_mgr || [ -e /dev/rtp_mgr0 ]; then
+		echo "# iteration $i: rmmod failed"
+		bad=$((bad + 1))
+		break
+	fi
+	i=$((i + 1))
+done
+check "load_unload_${ITERATIONS}x" test "$bad" = 0 -a "$i" = "$ITERATIONS"
+
+# 3. Out-of-range parameters fail the load and dmesg names the parameter.
+bad=0
+for arg in ring_order=0 ring_order=16 ring_order=-1 slot_payload=63 \
+	slot_payload=16385 channels=0 channels=33 drop_policy=2; do
+	name=${arg%%=*}
+	mark_log
+	if load "$arg" 2>/dev/null; then
+		echo "# $arg: loaded"
+		bad=$((bad + 1))
+		rmmod rtp_mgr
+		continue
+	fi
+	if loaded; then
+		echo "# $arg: module left loaded"
+		bad=$((bad + 1))
+	fi
+	if ! new_log | grep -q "rtp_mgr.*$name"; then
+		echo "# $arg: no kernel log line naming $name"
+		bad=$((bad + 1))
+	fi
+done
+check "bad_parameters_refused" [ "$bad" = 0 ]
+
+# 4. The range message is precise.
+mark_log
+load ring_order=16 2>/dev/null && rmmod rtp_mgr
+check "range_in_message" \
+	sh -c "dmesg | tail -n +$((log_mark + 1)) | grep -q 'invalid ring_order=16: allowed range is 1..15'"
+
+# 5. rmmod is refused while a channel is open, and works after close.
+bad=0
+if load; then
+	exec 3<>/dev/rtp_mgr1
+	if rmmod rtp_mgr 2>/dev/null; then
+		echo "# rmmod succeeded while /dev/rtp_mgr1 was open"
+		bad=$((bad + 1))
+	fi
+	loaded || bad=$((bad + 1))
+	exec 3<&-
+	rmmod rtp_mgr || bad=$((bad + 1))
+else
+	bad=1
+fi
+check "rmmod_refused_while_open" [ "$bad" = 0 ]
+
+# 6. Nothing is left behind.
+check "unloaded_clean" sh -c '! grep -q "^rtp_mgr " /proc/modules && [ ! -e /dev/rtp_mgr0 ] && [ ! -d /sys/module/rtp_mgr ]'
+
+# 7. No warning, bug or oops in the kernel log during the whole run.
+log_mark=$start_mark
+if new_log | grep -E 'WARNING:|BUG:|Oops|Call trace|general protection'; then
+	not_ok "no_kernel_warnings"
+else
+	ok "no_kernel_warnings"
+fi
+
+if [ "$was_loaded" = 1 ]; then
+	load || echo "# reloading rtp_mgr failed"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

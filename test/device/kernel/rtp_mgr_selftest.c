@@ -1,0 +1,1886 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * rtp_mgr_selftest - on-device test of the rtp_mgr module ABI.
+ *
+ * Plays hostile and friendly user space against /dev/rtp_mgrN: every ioctl,
+ * every error path with its exact errno, the mmap policy, poll wakeups,
+ * ownership across files and processes, reclaim after kill -9, both drop
+ * policies, RTP sequence tracking and a concurrent producer/consumer
+ * stress. Output is TAP; the last line is "N passed, N failed".
+ *
+ * Usage: rtp_mgr_selftest [-d /dev/rtp_mgrN] [-n stress_packets] [-t name]
+ * Default device: /dev/rtp_mgr$RTPMGR_CHANNEL if that is set, else the last
+ * channel, which services are least likely to use.
+ * The channel's configuration and run state are restored at the end.
+ *
+ * Each test runs in a forked child (as kselftest_harness does) so that a
+ * crash or a hang fails one test, and the child's exit closes its files,
+ * which the module must clean up after.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rtp_mgr_ioctl.h"
+
+/* ---------------------------------------------------------------- harness */
+
+static const char *dev_path;
+static unsigned long stress_packets = 200000;
+
+static void fail_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+static void fail_at(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stdout, "# %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	_exit(1);
+}
+
+#define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
+
+#define ASSERT_TRUE(c) do {						\
+	if (!(c))							\
+		FAIL("expected %s (errno %d %s)", #c, errno,		\
+		     strerror(errno));					\
+} while (0)
+
+#define ASSERT_EQ(a, b) do {						\
+	long long _a = (long long)(a), _b = (long long)(b);		\
+	if (_a != _b)							\
+		FAIL("%s == %s: %lld != %lld", #a, #b, _a, _b);		\
+} while (0)
+
+/* expr must fail with -1 and exactly errno e. */
+#define ASSERT_ERRNO(expr, e) do {					\
+	errno = 0;							\
+	long long _r = (long long)(expr);				\
+	if (_r != -1 || errno != (e))					\
+		FAIL("%s: want -1/%s, got %lld/%s", #expr, strerror(e),	\
+		     _r, strerror(errno));				\
+} while (0)
+
+#define ASSERT_OK(expr) do {						\
+	errno = 0;							\
+	long long _r = (long long)(expr);				\
+	if (_r != 0)							\
+		FAIL("%s: want 0, got %lld (%s)", #expr, _r,		\
+		     strerror(errno));					\
+} while (0)
+
+struct test {
+	const char *name;
+	void (*fn)(void);
+	unsigned int timeout;	/* seconds */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+#define SMALL_ORDER	4	/* 16 slots: fill-the-ring tests stay short */
+#define SMALL_PAYLOAD	256
+
+struct chan {
+	int fd;
+	struct rtpm_info info;
+	const struct rtpm_ring_header *hdr;
+	const struct rtpm_slot_desc *desc;
+	uint8_t *pay;
+};
+
+static int open_dev(int flags)
+{
+	int fd = open(dev_path, O_RDWR | flags);
+
+	if (fd < 0)
+		FAIL("open %s: %s", dev_path, strerror(errno));
+	return fd;
+}
+
+static void configure(int fd, unsigned int order, unsigned int payload,
+		      unsigned int drop)
+{
+	struct rtpm_config cfg = {
+		.ring_order = order,
+		.slot_payload = payload,
+		.drop_policy = drop,
+	};
+
+	ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
+}
+
+static void get_info(int fd, struct rtpm_info *info)
+{
+	ASSERT_OK(ioctl(fd, RTPM_IOC_GET_INFO, info));
+}
+
+static void get_stats(int fd, struct rtpm_stats *st)
+{
+	ASSERT_OK(ioctl(fd, RTPM_IOC_GET_STATS, st));
+}
+
+static void get_status(int fd, struct rtpm_status *st)
+{
+	ASSERT_OK(ioctl(fd, RTPM_IOC_GET_STATUS, st));
+}
+
+/* Map both regions of an open channel. */
+static void chan_map(struct chan *c)
+{
+	void *meta, *pay;
+
+	get_info(c->fd, &c->info);
+	meta = mmap(NULL, c->info.meta_size, PROT_READ, MAP_SHARED, c->fd, 0);
+	ASSERT_TRUE(meta != MAP_FAILED);
+	pay = mmap(NULL, c->info.payload_size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, c->fd, c->info.payload_offset);
+	ASSERT_TRUE(pay != MAP_FAILED);
+	c->hdr = meta;
+	c->desc = (const void *)((const uint8_t *)meta +
+				 c->hdr->desc_offset);
+	c->pay = pay;
+}
+
+static void chan_unmap(struct chan *c)
+{
+	ASSERT_OK(munmap((void *)c->hdr, c->info.meta_size));
+	ASSERT_OK(munmap(c->pay, c->info.payload_size));
+}
+
+/* A fresh, configured, running, mapped channel. */
+static void chan_setup(struct chan *c, unsigned int order,
+		       unsigned int payload, unsigned int drop, int flags)
+{
+	c->fd = open_dev(flags);
+	configure(c->fd, order, payload, drop);
+	ASSERT_OK(ioctl(c->fd, RTPM_IOC_START));
+	chan_map(c);
+}
+
+static uint8_t *slot_pay(struct chan *c, uint32_t index)
+{
+	return c->pay + (size_t)index * c->info.slot_stride;
+}
+
+static int reserve1(int fd, uint32_t *index)
+{
+	struct rtpm_slot_ref r = { 0 };
+	int ret = ioctl(fd, RTPM_IOC_RESERVE_SLOT, &r);
+
+	if (!ret)
+		*index = r.index;
+	return ret;
+}
+
+static int push1(int fd, uint32_t index, uint32_t len)
+{
+	struct rtpm_slot_ref r = { .index = index, .len = len };
+
+	return ioctl(fd, RTPM_IOC_PUSH_SLOT, &r);
+}
+
+static int pop1(int fd, struct rtpm_slot_ref *r)
+{
+	memset(r, 0, sizeof(*r));
+	return ioctl(fd, RTPM_IOC_POP_SLOT, r);
+}
+
+static int release1(int fd, uint32_t index)
+{
+	struct rtpm_slot_ref r = { .index = index };
+
+	return ioctl(fd, RTPM_IOC_RELEASE_SLOT, &r);
+}
+
+static int batch(int fd, unsigned long req, struct rtpm_slot_ref *refs,
+		 uint32_t *count)
+{
+	struct rtpm_batch b = {
+		.slots = (uintptr_t)refs,
+		.count = *count,
+	};
+	int ret = ioctl(fd, req, &b);
+
+	*count = b.count;
+	return ret;
+}
+
+/* Write an RTP v2 header (PT 96) to p. */
+static void put_rtp(uint8_t *p, uint16_t seq, uint32_t ts, uint32_t ssrc,
+		    bool marker)
+{
+	p[0] = 0x80;
+	p[1] = (marker ? 0x80 : 0) | 96;
+	p[2] = seq >> 8;
+	p[3] = seq;
+	p[4] = ts >> 24;
+	p[5] = ts >> 16;
+	p[6] = ts >> 8;
+	p[7] = ts;
+	p[8] = ssrc >> 24;
+	p[9] = ssrc >> 16;
+	p[10] = ssrc >> 8;
+	p[11] = ssrc;
+}
+
+/* Reserve, write an RTP packet with seq and push; returns the slot. */
+static uint32_t push_rtp(struct chan *c, uint16_t seq, uint32_t ssrc,
+			 uint32_t len)
+{
+	uint32_t index;
+
+	ASSERT_OK(reserve1(c->fd, &index));
+	put_rtp(slot_pay(c, index), seq, seq * 160u, ssrc, false);
+	ASSERT_OK(push1(c->fd, index, len));
+	return index;
+}
+
+static void pop_release_all(struct chan *c)
+{
+	struct rtpm_slot_ref r;
+
+	while (!pop1(c->fd, &r))
+		ASSERT_OK(release1(c->fd, r.index));
+	ASSERT_TRUE(errno == EAGAIN);
+}
+
+static uint32_t load_acquire(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void conservation(int fd)
+{
+	struct rtpm_stats st;
+	struct rtpm_status s;
+
+	get_stats(fd, &st);
+	get_status(fd, &s);
+	ASSERT_EQ(st.pushed_packets, st.popped_packets + st.drops + s.ready);
+}
+
+static void msleep(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void wait_child_ok(pid_t pid)
+{
+	int status;
+
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("child %d failed (status 0x%x)", (int)pid, status);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_info_and_header(void)
+{
+	struct chan c = { 0 };
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	ASSERT_EQ(c.info.abi_major, RTPM_ABI_MAJOR);
+	ASSERT_EQ(c.info.abi_minor, RTPM_ABI_MINOR);
+	ASSERT_TRUE(c.info.channel < c.info.channels);
+	ASSERT_EQ(c.info.config.ring_order, SMALL_ORDER);
+	ASSERT_EQ(c.info.config.slot_payload, SMALL_PAYLOAD);
+	ASSERT_EQ(c.info.slot_count, 1u << SMALL_ORDER);
+	ASSERT_EQ(c.info.slot_stride % RTPM_SLOT_ALIGN, 0);
+	ASSERT_EQ(c.info.desc_size, sizeof(struct rtpm_slot_desc));
+	ASSERT_EQ(c.info.header_size, sizeof(struct rtpm_ring_header));
+	ASSERT_EQ(c.info.payload_offset, c.info.meta_size);
+	ASSERT_EQ(c.info.state, RTPM_STATE_RUNNING);
+
+	/* The header page repeats the layout, so no offset is hard-coded. */
+	ASSERT_EQ(c.hdr->magic, RTPM_MAGIC);
+	ASSERT_EQ(c.hdr->abi_major, RTPM_ABI_MAJOR);
+	ASSERT_EQ(c.hdr->header_size, 256);
+	ASSERT_EQ(c.hdr->channel, c.info.channel);
+	ASSERT_EQ(c.hdr->slot_count, c.info.slot_count);
+	ASSERT_EQ(c.hdr->ring_order, SMALL_ORDER);
+	ASSERT_EQ(c.hdr->slot_payload, SMALL_PAYLOAD);
+	ASSERT_EQ(c.hdr->slot_stride, c.info.slot_stride);
+	ASSERT_EQ(c.hdr->desc_size, 32);
+	ASSERT_EQ(c.hdr->drop_policy, RTPM_DROP_REJECT_NEWEST);
+	ASSERT_TRUE(c.hdr->desc_offset >= 256);
+	ASSERT_TRUE(c.hdr->desc_offset + 32ull * c.hdr->slot_count <=
+		    c.hdr->meta_size);
+	ASSERT_EQ(c.hdr->meta_size, c.info.meta_size);
+	ASSERT_EQ(c.hdr->payload_offset, c.info.payload_offset);
+	ASSERT_EQ(c.hdr->payload_size, c.info.payload_size);
+	ASSERT_TRUE(c.hdr->payload_size >=
+		    (uint64_t)c.hdr->slot_count * c.hdr->slot_stride);
+	ASSERT_EQ(c.hdr->reserve_off, 128);
+	ASSERT_EQ(c.hdr->prod_off, 132);
+	ASSERT_EQ(c.hdr->cons_off, 192);
+	ASSERT_EQ(c.hdr->release_off, 196);
+	ASSERT_EQ(c.hdr->reserve, 0);
+	ASSERT_EQ(c.hdr->producer, 0);
+}
+
+static void test_unknown_ioctl_and_efault(void)
+{
+	int fd = open_dev(0);
+
+	ASSERT_ERRNO(ioctl(fd, _IO(RTPM_IOC_MAGIC, 0x7f)), ENOTTY);
+	ASSERT_ERRNO(ioctl(fd, _IO('T', 0x01)), ENOTTY);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_GET_INFO, (void *)8), EFAULT);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_GET_STATS, (void *)8), EFAULT);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_GET_STATUS, (void *)8), EFAULT);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, (void *)8), EFAULT);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_PUSH_SLOT, (void *)8), EFAULT);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_PUSH_BATCH, (void *)8), EFAULT);
+}
+
+static void test_configure_errors(void)
+{
+	struct rtpm_config cfg = { 10, 2048, 0, 0 };
+	struct rtpm_info info;
+	void *m;
+	int fd = open_dev(0);
+
+	/* Start from a known, empty ring. */
+	configure(fd, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST);
+	cfg.flags = 1;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.flags = 0;
+	cfg.ring_order = RTPM_RING_ORDER_MIN - 1;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.ring_order = RTPM_RING_ORDER_MAX + 1;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.ring_order = 5;
+	cfg.slot_payload = RTPM_SLOT_PAYLOAD_MIN - 1;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.slot_payload = RTPM_SLOT_PAYLOAD_MAX + 1;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.slot_payload = 512;
+	cfg.drop_policy = 2;
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EINVAL);
+	cfg.drop_policy = RTPM_DROP_OLDEST;
+
+	/* Running: -EBUSY. */
+	ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EBUSY);
+	ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+
+	/* Mapped (either region, even from another file): -EBUSY. */
+	get_info(fd, &info);
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_TRUE(m != MAP_FAILED);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EBUSY);
+	ASSERT_OK(munmap(m, 4096));
+	{
+		int fd2 = open_dev(0);
+
+		m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd2,
+			 info.payload_offset);
+		ASSERT_TRUE(m != MAP_FAILED);
+		ASSERT_OK(close(fd2));
+		/* The mapping outlives the file. */
+		ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EBUSY);
+		ASSERT_OK(munmap(m, 4096));
+	}
+
+	/* Slots owned (popped on a stopped channel): -EBUSY. */
+	{
+		struct rtpm_slot_ref r;
+		uint32_t idx;
+
+		ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+		ASSERT_OK(reserve1(fd, &idx));
+		ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+		ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EBUSY);
+		ASSERT_ERRNO(ioctl(fd, RTPM_IOC_RESET), EBUSY);
+		ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+		ASSERT_OK(push1(fd, idx, 100));
+		ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+		ASSERT_OK(pop1(fd, &r));
+		ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), EBUSY);
+		ASSERT_OK(release1(fd, r.index));
+	}
+
+	/* Stopped and unmapped: applied, and visible everywhere. */
+	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
+	get_info(fd, &info);
+	ASSERT_EQ(info.config.ring_order, 5);
+	ASSERT_EQ(info.config.slot_payload, 512);
+	ASSERT_EQ(info.config.drop_policy, RTPM_DROP_OLDEST);
+	ASSERT_EQ(info.slot_count, 32);
+	ASSERT_EQ(info.slot_stride, 512);
+	{
+		struct chan c = { .fd = fd };
+
+		chan_map(&c);
+		ASSERT_EQ(c.hdr->slot_count, 32);
+		ASSERT_EQ(c.hdr->drop_policy, RTPM_DROP_OLDEST);
+	}
+}
+
+static void test_jumbo_payload(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	uint32_t idx, i;
+	uint8_t *p;
+
+	chan_setup(&c, 6, 9000, RTPM_DROP_REJECT_NEWEST, 0);
+	ASSERT_EQ(c.info.config.slot_payload, 9000);
+	ASSERT_EQ(c.info.slot_stride, 9024);
+	ASSERT_TRUE(c.info.payload_size >= 64ull * 9024);
+
+	ASSERT_OK(reserve1(c.fd, &idx));
+	p = slot_pay(&c, idx);
+	put_rtp(p, 7, 1, 0x1234, true);
+	for (i = 12; i < 9000; i++)
+		p[i] = (uint8_t)(i * 7);
+	ASSERT_ERRNO(push1(c.fd, idx, 9001), EINVAL);
+	ASSERT_OK(push1(c.fd, idx, 9000));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.index, idx);
+	ASSERT_EQ(r.len, 9000);
+	ASSERT_EQ(c.desc[idx].len, 9000);
+	ASSERT_EQ(c.desc[idx].flags, RTPM_SLOT_F_RTP | RTPM_SLOT_F_MARKER);
+	for (i = 12; i < 9000; i++)
+		if (p[i] != (uint8_t)(i * 7))
+			FAIL("payload byte %u corrupted", i);
+	ASSERT_OK(release1(c.fd, idx));
+	/* The last slot's payload ends inside the mapping. */
+	p = slot_pay(&c, c.info.slot_count - 1);
+	p[8999] = 0x5a;
+	ASSERT_EQ(p[8999], 0x5a);
+}
+
+static void test_stopped_channel(void)
+{
+	struct rtpm_slot_ref refs[4] = { 0 };
+	struct rtpm_status s;
+	struct rtpm_info info;
+	uint32_t idx, n;
+	int fd = open_dev(O_NONBLOCK);
+
+	configure(fd, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST);
+	get_info(fd, &info);
+	ASSERT_EQ(info.state, RTPM_STATE_STOPPED);
+	get_status(fd, &s);
+	ASSERT_EQ(s.state, RTPM_STATE_STOPPED);
+	ASSERT_ERRNO(reserve1(fd, &idx), EPIPE);
+	ASSERT_ERRNO(push1(fd, 0, 10), EPIPE);
+	n = 4;
+	ASSERT_ERRNO(batch(fd, RTPM_IOC_RESERVE_BATCH, refs, &n), EPIPE);
+	ASSERT_EQ(n, 0);
+	n = 1;
+	ASSERT_ERRNO(batch(fd, RTPM_IOC_PUSH_BATCH, refs, &n), EPIPE);
+
+	/* START and STOP are idempotent; a stopped channel still drains. */
+	ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+	ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+	get_status(fd, &s);
+	ASSERT_EQ(s.state, RTPM_STATE_RUNNING);
+	ASSERT_OK(reserve1(fd, &idx));
+	ASSERT_OK(push1(fd, idx, 10));
+	ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+	ASSERT_OK(ioctl(fd, RTPM_IOC_STOP));
+	ASSERT_OK(pop1(fd, &refs[0]));
+	ASSERT_EQ(refs[0].index, idx);
+	ASSERT_OK(release1(fd, idx));
+	ASSERT_ERRNO(pop1(fd, &refs[0]), EAGAIN);
+
+	/* None of this is misuse. */
+	{
+		struct rtpm_stats st;
+
+		get_stats(fd, &st);
+		ASSERT_EQ(st.illegal_ops, 0);
+	}
+}
+
+static void test_single_slot_cycle(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct rtpm_status s;
+	struct rtpm_stats st;
+	uint32_t idx;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	ASSERT_OK(reserve1(c.fd, &idx));
+	ASSERT_EQ(idx, 0);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.producing, 1);
+	ASSERT_EQ(s.free, 15);
+	ASSERT_EQ(load_acquire(&c.hdr->reserve), 1);
+	ASSERT_EQ(load_acquire(&c.hdr->producer), 0);
+
+	memcpy(slot_pay(&c, idx), "hello, ring", 11);
+	ASSERT_OK(push1(c.fd, idx, 11));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.producing, 0);
+	ASSERT_EQ(s.ready, 1);
+	ASSERT_EQ(load_acquire(&c.hdr->producer), 1);
+	ASSERT_EQ(c.desc[idx].len, 11);
+	ASSERT_EQ(c.desc[idx].flags, RTPM_SLOT_F_MALFORMED);
+	ASSERT_TRUE(c.desc[idx].arrival_ns != 0);
+
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.index, idx);
+	ASSERT_EQ(r.len, 11);
+	ASSERT_EQ(r.arrival_ns, c.desc[idx].arrival_ns);
+	ASSERT_TRUE(!memcmp(slot_pay(&c, r.index), "hello, ring", 11));
+	ASSERT_EQ(load_acquire(&c.hdr->consumer), 1);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.consuming, 1);
+	ASSERT_EQ(s.ready, 0);
+	ASSERT_ERRNO(pop1(c.fd, &r), EAGAIN);
+
+	ASSERT_OK(release1(c.fd, idx));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 16);
+	ASSERT_EQ(s.release, 1);
+	ASSERT_EQ(load_acquire(&c.hdr->release), 1);
+
+	/* An explicit arrival time is kept. */
+	ASSERT_OK(reserve1(c.fd, &idx));
+	ASSERT_EQ(idx, 1);
+	{
+		struct rtpm_slot_ref p = { idx, 20, 123456789 };
+
+		ASSERT_OK(ioctl(c.fd, RTPM_IOC_PUSH_SLOT, &p));
+	}
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.arrival_ns, 123456789);
+	ASSERT_OK(release1(c.fd, r.index));
+
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.pushed_packets, 2);
+	ASSERT_EQ(st.pushed_bytes, 31);
+	ASSERT_EQ(st.popped_packets, 2);
+	ASSERT_EQ(st.popped_bytes, 31);
+	ASSERT_EQ(st.released, 2);
+	ASSERT_EQ(st.underruns, 1);
+	ASSERT_EQ(st.malformed, 2);
+	ASSERT_EQ(st.illegal_ops, 0);
+}
+
+/* The seed's one-call producer: PUSH_SLOT on the next free slot. */
+static void test_implicit_reserve(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	uint32_t next, idx;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	next = load_acquire(&c.hdr->reserve) & (c.info.slot_count - 1);
+	put_rtp(slot_pay(&c, next), 1, 0, 42, false);
+	ASSERT_OK(push1(c.fd, next, 12));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.index, next);
+	ASSERT_OK(release1(c.fd, r.index));
+
+	/* Any other free slot is in the wrong state. */
+	next = load_acquire(&c.hdr->reserve) & (c.info.slot_count - 1);
+	ASSERT_ERRNO(push1(c.fd, (next + 3) % c.info.slot_count, 12),
+		     EBADSLT);
+
+	/* Fill the ring with one-call pushes; the 17th is an overrun. */
+	for (idx = 0; idx < c.info.slot_count; idx++) {
+		next = load_acquire(&c.hdr->reserve) &
+		       (c.info.slot_count - 1);
+		ASSERT_OK(push1(c.fd, next, 12));
+	}
+	next = load_acquire(&c.hdr->reserve) & (c.info.slot_count - 1);
+	ASSERT_ERRNO(push1(c.fd, next, 12), EAGAIN);
+	{
+		struct rtpm_stats st;
+
+		get_stats(c.fd, &st);
+		ASSERT_EQ(st.overruns, 1);
+		ASSERT_EQ(st.illegal_ops, 1);
+		ASSERT_EQ(st.pushed_packets, 17);
+	}
+	conservation(c.fd);
+}
+
+static void test_slot_errors(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct rtpm_stats st;
+	uint32_t a, b;
+	uint64_t ill = 0;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	ASSERT_OK(reserve1(c.fd, &a));
+	ASSERT_OK(reserve1(c.fd, &b));
+
+	/* Bad index and bad lengths: -EINVAL. */
+	ASSERT_ERRNO(push1(c.fd, 16, 10), EINVAL);
+	ill++;
+	ASSERT_ERRNO(push1(c.fd, 0xffffffff, 10), EINVAL);
+	ill++;
+	ASSERT_ERRNO(push1(c.fd, a, 0), EINVAL);
+	ill++;
+	ASSERT_ERRNO(push1(c.fd, a, SMALL_PAYLOAD + 1), EINVAL);
+	ill++;
+	ASSERT_ERRNO(release1(c.fd, 16), EINVAL);
+	ill++;
+	ASSERT_OK(push1(c.fd, a, SMALL_PAYLOAD));
+
+	/* Wrong states: -EBADSLT. */
+	ASSERT_ERRNO(push1(c.fd, a, 10), EBADSLT);	/* READY */
+	ill++;
+	ASSERT_ERRNO(release1(c.fd, a), EBADSLT);	/* READY */
+	ill++;
+	ASSERT_ERRNO(release1(c.fd, b), EBADSLT);	/* PRODUCING */
+	ill++;
+	ASSERT_ERRNO(release1(c.fd, 9), EBADSLT);	/* FREE */
+	ill++;
+	ASSERT_ERRNO(push1(c.fd, 9, 10), EBADSLT);	/* FREE, not next */
+	ill++;
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.index, a);
+	ASSERT_ERRNO(push1(c.fd, a, 10), EBADSLT);	/* CONSUMING */
+	ill++;
+	ASSERT_OK(release1(c.fd, a));
+	ASSERT_ERRNO(release1(c.fd, a), EBADSLT);	/* released twice */
+	ill++;
+
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.illegal_ops, ill);
+	ASSERT_OK(push1(c.fd, b, 1));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(r.index, b);
+	ASSERT_EQ(r.len, 1);
+	ASSERT_OK(release1(c.fd, b));
+	conservation(c.fd);
+}
+
+static void test_foreign_slots(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct rtpm_stats st;
+	uint32_t idx, n;
+	int fd2;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	fd2 = open_dev(O_NONBLOCK);
+
+	ASSERT_OK(reserve1(c.fd, &idx));
+	ASSERT_ERRNO(push1(fd2, idx, 10), EPERM);
+	{
+		struct rtpm_slot_ref refs[1] = { { idx, 10, 0 } };
+
+		n = 1;
+		ASSERT_ERRNO(batch(fd2, RTPM_IOC_PUSH_BATCH, refs, &n), EPERM);
+		ASSERT_EQ(n, 0);
+	}
+	ASSERT_OK(push1(c.fd, idx, 10));
+
+	ASSERT_OK(pop1(fd2, &r));
+	ASSERT_EQ(r.index, idx);
+	ASSERT_ERRNO(release1(c.fd, idx), EPERM);
+	ASSERT_OK(release1(fd2, idx));
+
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.illegal_ops, 3);
+
+	/* A dup()ed descriptor is the same open file, hence the same owner. */
+	{
+		int fd3 = dup(c.fd);
+
+		ASSERT_OK(reserve1(c.fd, &idx));
+		ASSERT_OK(push1(fd3, idx, 10));
+		ASSERT_OK(close(fd3));
+	}
+	conservation(c.fd);
+}
+
+static void test_batch_errors(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[RTPM_BATCH_MAX + 1];
+	struct rtpm_batch b = { 0 };
+	struct rtpm_stats st;
+	uint32_t n;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	memset(refs, 0, sizeof(refs));
+
+	b.slots = (uintptr_t)refs;
+	b.count = 1;
+	b.flags = 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RESERVE_BATCH, &b), EINVAL);
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_POP_BATCH, &b), EINVAL);
+	b.flags = 0;
+	b.count = RTPM_BATCH_MAX + 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RESERVE_BATCH, &b), E2BIG);
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RELEASE_BATCH, &b), E2BIG);
+	b.count = 4;
+	b.slots = 8;	/* unmapped user address */
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_PUSH_BATCH, &b), EFAULT);
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RELEASE_BATCH, &b), EFAULT);
+
+	/* count 0 is a no-op. */
+	n = 0;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ASSERT_EQ(n, 0);
+
+	/* Like sendmmsg(): partial success returns 0 and the count done. */
+	n = 3;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ASSERT_EQ(n, 3);
+	ASSERT_EQ(refs[0].index, 0);
+	ASSERT_EQ(refs[1].index, 1);
+	ASSERT_EQ(refs[2].index, 2);
+	ASSERT_EQ(refs[0].len, SMALL_PAYLOAD);
+	refs[0].len = 10;
+	refs[1].len = SMALL_PAYLOAD + 1;	/* bad */
+	refs[2].len = 10;
+	n = 3;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &n));
+	ASSERT_EQ(n, 1);
+	/* The very first entry failing fails the call with its errno. */
+	n = 2;
+	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_PUSH_BATCH, &refs[1], &n), EINVAL);
+	ASSERT_EQ(n, 0);
+	refs[1].len = 10;
+	n = 2;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, &refs[1], &n));
+	ASSERT_EQ(n, 2);
+
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.illegal_ops, 8);
+	conservation(c.fd);
+}
+
+static void test_batch_cycle(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[RTPM_BATCH_MAX];
+	struct rtpm_status s;
+	uint32_t n, i;
+
+	chan_setup(&c, 8, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, O_NONBLOCK);
+	/* Around the ring several times, with uneven batch sizes. */
+	for (i = 0; i < 40; i++) {
+		uint32_t want = 1 + (i * 37) % RTPM_BATCH_MAX, got, j;
+
+		n = want;
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		ASSERT_EQ(n, want);
+		for (j = 0; j < n; j++) {
+			put_rtp(slot_pay(&c, refs[j].index), i * 300 + j, 0,
+				7, false);
+			refs[j].len = 12 + j % 200;
+		}
+		ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &n));
+		ASSERT_EQ(n, want);
+		n = RTPM_BATCH_MAX;
+		ASSERT_OK(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n));
+		ASSERT_EQ(n, want);
+		for (j = 0; j < n; j++)
+			ASSERT_EQ(refs[j].len, 12 + j % 200);
+		got = n;
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, refs, &got));
+		ASSERT_EQ(got, want);
+	}
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 256);
+	ASSERT_EQ(s.reserve, s.release);
+	conservation(c.fd);
+}
+
+/* Out-of-order PUSH and RELEASE: indices advance only over finished slots. */
+static void test_out_of_order(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[4], r;
+	struct rtpm_status s;
+	uint32_t n = 4;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ASSERT_OK(push1(c.fd, 2, 10));
+	ASSERT_OK(push1(c.fd, 1, 10));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.producer, 0);	/* slot 0 still PRODUCING */
+	ASSERT_EQ(s.ready, 2);
+	ASSERT_ERRNO(pop1(c.fd, &r), EAGAIN);
+	ASSERT_OK(push1(c.fd, 0, 10));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.producer, 3);
+	ASSERT_OK(pop1(c.fd, &refs[0]));
+	ASSERT_OK(pop1(c.fd, &refs[1]));
+	ASSERT_OK(pop1(c.fd, &refs[2]));
+	ASSERT_EQ(refs[2].index, 2);
+	ASSERT_OK(release1(c.fd, 2));
+	ASSERT_OK(release1(c.fd, 1));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.release, 0);
+	ASSERT_OK(release1(c.fd, 0));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.release, 3);
+	ASSERT_OK(push1(c.fd, 3, 10));
+	pop_release_all(&c);
+	conservation(c.fd);
+}
+
+static void test_nonblock_full_and_empty(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[32], r;
+	struct rtpm_stats st;
+	uint32_t n = 32, idx;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	ASSERT_ERRNO(pop1(c.fd, &r), EAGAIN);
+	n = 32;
+	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n), EAGAIN);
+	ASSERT_EQ(n, 0);
+	n = 32;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ASSERT_EQ(n, 16);	/* partial: the ring has 16 slots */
+	ASSERT_ERRNO(reserve1(c.fd, &idx), EAGAIN);
+	n = 4;
+	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs + 16, &n),
+		     EAGAIN);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.underruns, 2);
+	ASSERT_EQ(st.overruns, 2);
+	ASSERT_EQ(st.illegal_ops, 0);
+}
+
+static void test_blocking_interrupted(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	uint32_t idx, n = 16;
+	struct rtpm_slot_ref refs[16];
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	ASSERT_OK(sigaction(SIGALRM, &sa, NULL));
+	ualarm(100000, 0);
+	ASSERT_ERRNO(pop1(c.fd, &r), EINTR);
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ualarm(100000, 0);
+	ASSERT_ERRNO(reserve1(c.fd, &idx), EINTR);
+	{
+		struct rtpm_stats st;
+
+		get_stats(c.fd, &st);
+		ASSERT_EQ(st.illegal_ops, 0);
+	}
+}
+
+/* A blocked RESERVE returns -EPIPE when the channel is stopped. */
+static void test_blocking_reserve_stop(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[16];
+	uint32_t n = 16;
+	pid_t pid;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		int fd = open_dev(0);
+		uint32_t idx;
+
+		ASSERT_ERRNO(reserve1(fd, &idx), EPIPE);
+		_exit(0);
+	}
+	msleep(200);
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
+	wait_child_ok(pid);
+}
+
+static void test_poll(void)
+{
+	struct chan c = { 0 };
+	struct pollfd p;
+	struct rtpm_slot_ref refs[16], r;
+	uint32_t n;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	p.fd = c.fd;
+	p.events = POLLIN | POLLOUT;
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	ASSERT_EQ(p.revents, POLLOUT);
+
+	push_rtp(&c, 1, 1, 12);
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	ASSERT_EQ(p.revents, POLLIN | POLLOUT);
+
+	n = 15;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+	ASSERT_EQ(n, 15);
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	ASSERT_EQ(p.revents, POLLIN);		/* full */
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(poll(&p, 1, 0), 0);		/* full and empty */
+
+	/* Wakeups from another process: POLLOUT on release. */
+	{
+		pid_t pid = fork();
+
+		ASSERT_TRUE(pid >= 0);
+		if (!pid) {
+			struct pollfd q = { .fd = c.fd, .events = POLLOUT };
+
+			ASSERT_EQ(poll(&q, 1, 10000), 1);
+			ASSERT_EQ(q.revents, POLLOUT);
+			_exit(0);
+		}
+		msleep(200);
+		ASSERT_OK(release1(c.fd, r.index));
+		wait_child_ok(pid);
+	}
+
+	/* POLLIN on push, to a poller on another open file. */
+	{
+		pid_t pid = fork();
+
+		ASSERT_TRUE(pid >= 0);
+		if (!pid) {
+			int fd = open_dev(O_NONBLOCK);
+			struct pollfd q = { .fd = fd, .events = POLLIN };
+
+			ASSERT_EQ(poll(&q, 1, 10000), 1);
+			ASSERT_EQ(q.revents, POLLIN);
+			ASSERT_OK(pop1(fd, &r));
+			ASSERT_OK(release1(fd, r.index));
+			_exit(0);
+		}
+		msleep(200);
+		refs[0].len = 12;
+		ASSERT_OK(push1(c.fd, refs[0].index, 12));
+		wait_child_ok(pid);
+	}
+}
+
+/* Two processes sharing a channel; blocking POP woken by a PUSH. */
+static void test_two_processes(void)
+{
+	struct chan c = { 0 };
+	pid_t pid;
+	int i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		/* Consumer with its own open file; inherits the mappings. */
+		int fd = open_dev(0);
+		struct rtpm_slot_ref r;
+
+		for (i = 0; i < 100; i++) {
+			ASSERT_OK(pop1(fd, &r));
+			ASSERT_EQ(r.len, 12 + i % 50);
+			ASSERT_EQ(c.desc[r.index].rtp_seq, 1000 + i);
+			ASSERT_EQ(c.desc[r.index].ssrc, 0xabcdef01u);
+			ASSERT_EQ(c.desc[r.index].payload_type, 96);
+			ASSERT_EQ(c.desc[r.index].rtp_timestamp,
+				  (uint32_t)(1000 + i) * 160u);
+			ASSERT_OK(release1(fd, r.index));
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 100; i++) {
+		if (i % 10 == 0)
+			msleep(20);	/* let the consumer block */
+		push_rtp(&c, 1000 + i, 0xabcdef01u, 12 + i % 50);
+	}
+	wait_child_ok(pid);
+	{
+		struct rtpm_stats st;
+		struct rtpm_status s;
+
+		get_stats(c.fd, &st);
+		get_status(c.fd, &s);
+		ASSERT_EQ(st.pushed_packets, 100);
+		ASSERT_EQ(st.popped_packets, 100);
+		ASSERT_EQ(st.released, 100);
+		ASSERT_EQ(st.rtp_lost, 0);
+		ASSERT_EQ(s.free, 16);
+		ASSERT_EQ(s.openers, 1);
+	}
+}
+
+static void test_mmap_policy(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_status s;
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t meta, poff, psz;
+	void *m;
+
+	c.fd = open_dev(0);
+	configure(c.fd, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST);
+	get_info(c.fd, &c.info);
+	meta = c.info.meta_size;
+	poff = c.info.payload_offset;
+	psz = c.info.payload_size;
+
+	/* Writable meta region: -EPERM, shared or private. */
+	ASSERT_TRUE(mmap(NULL, meta, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 c.fd, 0) == MAP_FAILED && errno == EPERM);
+	ASSERT_TRUE(mmap(NULL, pg, PROT_WRITE, MAP_PRIVATE, c.fd, 0) ==
+		    MAP_FAILED && errno == EPERM);
+	/* Read-only meta, then an mprotect upgrade: refused. */
+	m = mmap(NULL, meta, PROT_READ, MAP_SHARED, c.fd, 0);
+	ASSERT_TRUE(m != MAP_FAILED);
+	ASSERT_ERRNO(mprotect(m, pg, PROT_READ | PROT_WRITE), EACCES);
+	ASSERT_OK(munmap(m, meta));
+	m = mmap(NULL, meta, PROT_READ, MAP_PRIVATE, c.fd, 0);
+	ASSERT_TRUE(m != MAP_FAILED);
+	ASSERT_ERRNO(mprotect(m, pg, PROT_READ | PROT_WRITE), EACCES);
+	ASSERT_OK(munmap(m, meta));
+
+	/* Crossing from meta into payload, or past either: -EINVAL. */
+	ASSERT_TRUE(mmap(NULL, meta + pg, PROT_READ, MAP_SHARED, c.fd, 0) ==
+		    MAP_FAILED && errno == EINVAL);
+	ASSERT_TRUE(mmap(NULL, 2 * pg, PROT_READ, MAP_SHARED, c.fd,
+			 meta - pg) == MAP_FAILED && errno == EINVAL);
+	ASSERT_TRUE(mmap(NULL, psz + pg, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 c.fd, poff) == MAP_FAILED && errno == EINVAL);
+	ASSERT_TRUE(mmap(NULL, pg, PROT_READ, MAP_SHARED, c.fd, poff + psz) ==
+		    MAP_FAILED && errno == EINVAL);
+	ASSERT_TRUE(mmap(NULL, pg, PROT_READ, MAP_SHARED, c.fd,
+			 (poff + psz) * 4) == MAP_FAILED && errno == EINVAL);
+	/* A private payload mapping would never reach the ring. */
+	ASSERT_TRUE(mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			 c.fd, poff) == MAP_FAILED && errno == EINVAL);
+
+	/* Partial mappings inside one region are fine and share memory. */
+	m = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, c.fd,
+		 poff + psz - pg);
+	ASSERT_TRUE(m != MAP_FAILED);
+	chan_map(&c);
+	((uint8_t *)m)[pg - 1] = 0xa5;
+	ASSERT_EQ(c.pay[psz - 1], 0xa5);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.mappings, 3);
+	ASSERT_OK(munmap(m, pg));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.mappings, 2);
+	chan_unmap(&c);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.mappings, 0);
+	/* Page 0 alone (the header) is a valid mapping. */
+	m = mmap(NULL, pg, PROT_READ, MAP_SHARED, c.fd, 0);
+	ASSERT_TRUE(m != MAP_FAILED);
+	ASSERT_EQ(*(uint32_t *)m, RTPM_MAGIC);
+	ASSERT_OK(munmap(m, pg));
+}
+
+static void test_reclaim_on_close(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct rtpm_status s;
+	struct rtpm_stats st;
+	uint32_t idx;
+	int fd2;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	fd2 = open_dev(O_NONBLOCK);
+	push_rtp(&c, 1, 5, 12);
+	push_rtp(&c, 2, 5, 12);
+	ASSERT_OK(pop1(fd2, &r));		/* fd2 consumes slot 0 */
+	ASSERT_OK(reserve1(fd2, &idx));		/* and produces slot 2 */
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.openers, 2);
+	ASSERT_OK(close(fd2));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.openers, 1);
+	ASSERT_EQ(s.producing, 0);
+	ASSERT_EQ(s.consuming, 0);
+	ASSERT_EQ(s.ready, 1);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.reclaimed, 2);
+	ASSERT_EQ(st.illegal_ops, 0);
+	/* The hole left by the dead producer does not block the ring. */
+	push_rtp(&c, 3, 5, 12);
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(c.desc[r.index].rtp_seq, 2);
+	ASSERT_OK(release1(c.fd, r.index));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(c.desc[r.index].rtp_seq, 3);
+	ASSERT_OK(release1(c.fd, r.index));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 16);
+	ASSERT_EQ(s.reserve, s.release);
+	conservation(c.fd);
+}
+
+static void test_reclaim_after_kill9(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_status s;
+	struct rtpm_stats st;
+	int pipefd[2];
+	pid_t pid;
+	char ch;
+	int i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	for (i = 0; i < 4; i++)
+		push_rtp(&c, i, 9, 12);
+	ASSERT_OK(pipe(pipefd));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		struct rtpm_slot_ref refs[8];
+		int fd = open_dev(O_NONBLOCK);
+		uint32_t n = 3;
+
+		ASSERT_OK(batch(fd, RTPM_IOC_POP_BATCH, refs, &n));
+		ASSERT_EQ(n, 3);
+		n = 5;
+		ASSERT_OK(batch(fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		ASSERT_EQ(n, 5);
+		ASSERT_EQ(write(pipefd[1], "x", 1), 1);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(read(pipefd[0], &ch, 1), 1);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.consuming, 3);
+	ASSERT_EQ(s.producing, 5);
+	ASSERT_OK(kill(pid, SIGKILL));
+	ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.consuming, 0);
+	ASSERT_EQ(s.producing, 0);
+	ASSERT_EQ(s.ready, 1);
+	ASSERT_EQ(s.openers, 1);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.reclaimed, 8);
+	/* Every slot is usable again: fill the ring completely. */
+	pop_release_all(&c);
+	for (i = 0; i < 16; i++)
+		push_rtp(&c, 100 + i, 9, 12);
+	pop_release_all(&c);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 16);
+	conservation(c.fd);
+}
+
+static void test_drop_reject_newest(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct rtpm_stats st;
+	uint32_t idx;
+	int i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	for (i = 0; i < 16; i++)
+		push_rtp(&c, i, 3, 12);
+	ASSERT_ERRNO(reserve1(c.fd, &idx), EAGAIN);
+	ASSERT_ERRNO(reserve1(c.fd, &idx), EAGAIN);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.overruns, 2);
+	ASSERT_EQ(st.drops, 0);
+	/* The oldest packets survive. */
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(c.desc[r.index].rtp_seq, 0);
+	ASSERT_OK(release1(c.fd, r.index));
+	conservation(c.fd);
+}
+
+static void test_drop_oldest(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r, held;
+	struct rtpm_stats st;
+	uint32_t idx;
+	int i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_OLDEST,
+		   O_NONBLOCK);
+	for (i = 0; i < 20; i++)
+		push_rtp(&c, i, 3, 12);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.drops, 4);
+	ASSERT_EQ(st.overruns, 0);
+	ASSERT_EQ(st.pushed_packets, 20);
+	conservation(c.fd);
+	/* The newest 16 survive, oldest first. */
+	for (i = 4; i < 20; i++) {
+		ASSERT_OK(pop1(c.fd, &r));
+		ASSERT_EQ(c.desc[r.index].rtp_seq, i);
+		ASSERT_OK(release1(c.fd, r.index));
+	}
+	ASSERT_ERRNO(pop1(c.fd, &r), EAGAIN);
+
+	/*
+	 * A slot held by a consumer at the tail blocks the ring: dropping
+	 * READY slots behind it frees nothing, so that is an overrun.
+	 */
+	push_rtp(&c, 100, 3, 12);
+	ASSERT_OK(pop1(c.fd, &held));
+	for (i = 0; i < 15; i++)
+		push_rtp(&c, 101 + i, 3, 12);
+	ASSERT_ERRNO(reserve1(c.fd, &idx), EAGAIN);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.overruns, 1);
+	ASSERT_EQ(st.drops, 4);
+	/* Releasing the tail slot frees it: no drop for the next push. */
+	ASSERT_OK(release1(c.fd, held.index));
+	push_rtp(&c, 116, 3, 12);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.drops, 4);
+	/* Full again, and now the oldest READY slot can go. */
+	push_rtp(&c, 117, 3, 12);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.drops, 5);
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_EQ(c.desc[r.index].rtp_seq, 102);
+	ASSERT_OK(release1(c.fd, r.index));
+	conservation(c.fd);
+	/* Drop-oldest keeps POLLOUT up while READY slots can be dropped. */
+	push_rtp(&c, 118, 3, 12);
+	{
+		struct pollfd p = { .fd = c.fd, .events = POLLOUT };
+		struct rtpm_status s;
+
+		get_status(c.fd, &s);
+		ASSERT_EQ(s.ready, 16);
+		ASSERT_EQ(poll(&p, 1, 0), 1);
+		ASSERT_EQ(p.revents, POLLOUT);
+	}
+	/* A batch reserve on a full ring drops as many as it needs. */
+	{
+		struct rtpm_slot_ref refs[8];
+		uint32_t n = 8;
+
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		ASSERT_EQ(n, 8);
+		get_stats(c.fd, &st);
+		ASSERT_EQ(st.drops, 13);
+	}
+}
+
+static void test_stats_conservation(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref refs[64];
+	unsigned int seed = 12345, i;
+	struct rtpm_stats st;
+
+	chan_setup(&c, 5, SMALL_PAYLOAD, RTPM_DROP_OLDEST, O_NONBLOCK);
+	for (i = 0; i < 3000; i++) {
+		uint32_t n = 1 + rand_r(&seed) % 20, j;
+
+		switch (rand_r(&seed) % 3) {
+		case 0:
+			if (batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n))
+				break;
+			for (j = 0; j < n; j++)
+				refs[j].len = 1 + rand_r(&seed) % 100;
+			ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &n));
+			break;
+		case 1:
+			if (batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n)) {
+				ASSERT_EQ(errno, EAGAIN);
+				break;
+			}
+			ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, refs,
+					&n));
+			break;
+		default:
+			conservation(c.fd);
+			break;
+		}
+	}
+	conservation(c.fd);
+	get_stats(c.fd, &st);
+	ASSERT_TRUE(st.drops > 0);
+	ASSERT_EQ(st.popped_packets, st.released);
+	ASSERT_EQ(st.illegal_ops, 0);
+	ASSERT_EQ(st.malformed, st.pushed_packets);
+}
+
+static void test_rtp_tracking(void)
+{
+	static const uint16_t seqs[] = {
+		1, 2, 3, 5,	/* 4 lost */
+		4,		/* reordered: no longer lost */
+		4,		/* duplicate */
+		10,		/* 6..9 lost */
+		7,		/* reordered */
+		10,		/* duplicate of the newest */
+		60000, 60001,	/* far back: a restart, not counted */
+		64000,		/* far ahead: 3998 lost */
+		63000,		/* far back again: a restart */
+	};
+	struct chan c = { 0 };
+	struct rtpm_stats st;
+	uint32_t idx;
+	unsigned int i;
+	uint8_t *p;
+
+	chan_setup(&c, 6, SMALL_PAYLOAD, RTPM_DROP_OLDEST, O_NONBLOCK);
+	for (i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++)
+		push_rtp(&c, seqs[i], 0x11111111, 20);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.rtp_lost, 3 + 3998);	/* 6, 8, 9 and the jump */
+	ASSERT_EQ(st.rtp_reordered, 2);
+	ASSERT_EQ(st.rtp_duplicates, 2);
+	ASSERT_EQ(st.malformed, 0);
+
+	/* A new SSRC restarts tracking; the 16-bit seq wraps cleanly. */
+	push_rtp(&c, 65534, 0x22222222, 20);
+	push_rtp(&c, 65535, 0x22222222, 20);
+	push_rtp(&c, 0, 0x22222222, 20);
+	push_rtp(&c, 2, 0x22222222, 20);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.rtp_lost, 3 + 3998 + 1);
+	ASSERT_EQ(st.rtp_reordered, 2);
+	ASSERT_EQ(st.rtp_duplicates, 2);
+
+	/* Malformed payloads are carried and counted. */
+	ASSERT_OK(reserve1(c.fd, &idx));
+	p = slot_pay(&c, idx);
+	put_rtp(p, 503, 0, 0x22222222, false);
+	p[0] = 0x40;			/* version 1 */
+	ASSERT_OK(push1(c.fd, idx, 20));
+	ASSERT_EQ(c.desc[idx].flags, RTPM_SLOT_F_MALFORMED);
+	ASSERT_OK(reserve1(c.fd, &idx));
+	put_rtp(slot_pay(&c, idx), 503, 0, 0x22222222, false);
+	ASSERT_OK(push1(c.fd, idx, 11));	/* shorter than a header */
+	ASSERT_OK(reserve1(c.fd, &idx));
+	p = slot_pay(&c, idx);
+	put_rtp(p, 503, 0, 0x22222222, false);
+	p[0] = 0x8f;			/* 15 CSRCs do not fit in 20 bytes */
+	ASSERT_OK(push1(c.fd, idx, 20));
+	ASSERT_OK(reserve1(c.fd, &idx));
+	p = slot_pay(&c, idx);
+	put_rtp(p, 503, 0, 0x22222222, false);
+	p[0] = 0xa0;			/* padding that eats the header */
+	p[19] = 200;
+	ASSERT_OK(push1(c.fd, idx, 20));
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.malformed, 4);
+
+	/* Descriptor fields of a valid packet with CSRC, extension, marker. */
+	ASSERT_OK(reserve1(c.fd, &idx));
+	p = slot_pay(&c, idx);
+	put_rtp(p, 3, 0xdeadbeef, 0x22222222, true);
+	p[0] = 0x80 | 0x10 | 1;		/* X, CC=1 */
+	p[16] = 0xbe;
+	p[17] = 0xde;
+	p[18] = 0;
+	p[19] = 1;			/* one extension word */
+	ASSERT_OK(push1(c.fd, idx, 24));
+	ASSERT_EQ(c.desc[idx].flags, RTPM_SLOT_F_RTP | RTPM_SLOT_F_MARKER);
+	ASSERT_EQ(c.desc[idx].rtp_seq, 3);
+	ASSERT_EQ(c.desc[idx].rtp_timestamp, 0xdeadbeef);
+	ASSERT_EQ(c.desc[idx].ssrc, 0x22222222);
+	ASSERT_EQ(c.desc[idx].payload_type, 96);
+	ASSERT_EQ(c.desc[idx].pad0, 0);
+	ASSERT_EQ(c.desc[idx].pad1, 0);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.rtp_lost, 3 + 3998 + 1);
+	ASSERT_EQ(st.malformed, 4);
+}
+
+static void test_reset(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_stats st;
+	struct rtpm_status s;
+	uint32_t idx;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	push_rtp(&c, 1, 1, 12);
+	push_rtp(&c, 3, 1, 12);
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RESET), EBUSY);	/* running */
+	ASSERT_OK(reserve1(c.fd, &idx));
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RESET), EBUSY);	/* owned */
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_START));
+	ASSERT_OK(push1(c.fd, idx, 12));
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
+	/* READY slots are not owned; RESET discards them. Mapped is fine. */
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_RESET));
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.pushed_packets, 0);
+	ASSERT_EQ(st.rtp_lost, 0);
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 16);
+	ASSERT_EQ(s.reserve, 0);
+	ASSERT_EQ(s.state, RTPM_STATE_STOPPED);
+	ASSERT_EQ(load_acquire(&c.hdr->producer), 0);
+	/* The seq tracker starts over too. */
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_START));
+	push_rtp(&c, 1000, 1, 12);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.rtp_lost, 0);
+}
+
+static void read_sysfs(const char *attr, char *buf, size_t size)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/class/misc/%s/%s",
+		 strrchr(dev_path, '/') + 1, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		FAIL("open %s: %s", path, strerror(errno));
+	n = read(fd, buf, size - 1);
+	ASSERT_TRUE(n > 0);
+	buf[n] = 0;
+	close(fd);
+}
+
+static unsigned long long sysfs_value(const char *text, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "%s ", name);
+	for (p = text; p; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (!strncmp(p, key, strlen(key)))
+			return strtoull(p + strlen(key), NULL, 10);
+	}
+	FAIL("%s missing in sysfs text", name);
+}
+
+static void test_sysfs(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_stats st;
+	char buf[4096];
+	int i;
+
+	chan_setup(&c, SMALL_ORDER, 1000, RTPM_DROP_OLDEST, O_NONBLOCK);
+	for (i = 0; i < 20; i++)
+		push_rtp(&c, i * 2, 8, 100);
+	get_stats(c.fd, &st);
+	read_sysfs("stats", buf, sizeof(buf));
+	ASSERT_EQ(sysfs_value(buf, "pushed_packets"), st.pushed_packets);
+	ASSERT_EQ(sysfs_value(buf, "pushed_bytes"), st.pushed_bytes);
+	ASSERT_EQ(sysfs_value(buf, "drops"), st.drops);
+	ASSERT_EQ(sysfs_value(buf, "rtp_lost"), st.rtp_lost);
+	ASSERT_EQ(sysfs_value(buf, "rtp_lost"), 19);
+	ASSERT_EQ(sysfs_value(buf, "illegal_ops"), 0);
+	ASSERT_EQ(sysfs_value(buf, "reclaimed"), 0);
+	read_sysfs("status", buf, sizeof(buf));
+	ASSERT_TRUE(strstr(buf, "state running\n") != NULL);
+	ASSERT_EQ(sysfs_value(buf, "ready"), 16);
+	ASSERT_EQ(sysfs_value(buf, "mappings"), 2);
+	read_sysfs("config", buf, sizeof(buf));
+	ASSERT_EQ(sysfs_value(buf, "ring_order"), SMALL_ORDER);
+	ASSERT_EQ(sysfs_value(buf, "slot_payload"), 1000);
+	ASSERT_EQ(sysfs_value(buf, "drop_policy"), RTPM_DROP_OLDEST);
+	ASSERT_EQ(sysfs_value(buf, "slot_stride"), 1024);
+}
+
+/*
+ * Concurrent producer and consumer processes, blocking batches. Every
+ * payload carries its packet number; the consumer checks that it sees
+ * every number exactly once and in order, and so does the kernel's RTP
+ * tracker (the 16-bit RTP seq wraps several times).
+ */
+#define STRESS_MAGIC	0x52545053u
+
+static void stress_producer(unsigned long total, bool per_slot)
+{
+	struct chan c = { .fd = open_dev(0) };
+	struct rtpm_slot_ref refs[32];
+	uint64_t seq = 0;
+
+	chan_map(&c);
+	while (seq < total) {
+		uint32_t n = total - seq < 32 ? total - seq : 32, j;
+
+		if (per_slot) {
+			/*
+			 * Seed-style one-call push: wait for room, write the
+			 * next slot, PUSH it (implicit reserve). Only this
+			 * process reserves, so room seen stays room.
+			 */
+			uint32_t next;
+
+			while (load_acquire(&c.hdr->reserve) -
+			       load_acquire(&c.hdr->release) ==
+			       c.info.slot_count) {
+				struct pollfd p = { c.fd, POLLOUT, 0 };
+
+				poll(&p, 1, 1000);
+			}
+			next = load_acquire(&c.hdr->reserve) &
+			       (c.info.slot_count - 1);
+			refs[0].index = next;
+			n = 1;
+		} else {
+			ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs,
+					&n));
+		}
+		for (j = 0; j < n; j++, seq++) {
+			uint8_t *p = slot_pay(&c, refs[j].index);
+			uint32_t magic = STRESS_MAGIC;
+
+			put_rtp(p, (uint16_t)seq, (uint32_t)seq * 90,
+				0x5eed, false);
+			memcpy(p + 12, &magic, 4);
+			memcpy(p + 16, &seq, 8);
+			/* The last byte lies behind the packet number. */
+			refs[j].len = 25 + seq % 200;
+			p[refs[j].len - 1] = (uint8_t)seq;
+			refs[j].arrival_ns = 0;
+		}
+		if (per_slot)
+			ASSERT_OK(push1(c.fd, refs[0].index, refs[0].len));
+		else
+			ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &n));
+	}
+	_exit(0);
+}
+
+static void stress_consumer(unsigned long total, bool per_slot)
+{
+	struct chan c = { .fd = open_dev(0) };
+	struct rtpm_slot_ref refs[32];
+	uint64_t expect = 0;
+
+	chan_map(&c);
+	while (expect < total) {
+		uint32_t n = 32, j;
+
+		if (per_slot) {
+			n = 1;
+			ASSERT_OK(pop1(c.fd, &refs[0]));
+		} else {
+			ASSERT_OK(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n));
+		}
+		for (j = 0; j < n; j++, expect++) {
+			const uint8_t *p = slot_pay(&c, refs[j].index);
+			uint32_t magic;
+			uint64_t got;
+
+			memcpy(&magic, p + 12, 4);
+			memcpy(&got, p + 16, 8);
+			if (magic != STRESS_MAGIC || got != expect)
+				FAIL("slot %u: packet %" PRIu64 ", expected %"
+				     PRIu64, refs[j].index, got, expect);
+			ASSERT_EQ(refs[j].len, 25 + got % 200);
+			ASSERT_EQ(p[refs[j].len - 1], (uint8_t)got);
+			ASSERT_EQ(c.desc[refs[j].index].rtp_seq,
+				  (uint16_t)got);
+		}
+		if (per_slot)
+			ASSERT_OK(release1(c.fd, refs[0].index));
+		else
+			ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, refs,
+					&n));
+	}
+	_exit(0);
+}
+
+/* Wait for both; if one fails, kill the other instead of letting it block. */
+static void wait_pair(pid_t a, pid_t b)
+{
+	bool bad = false;
+	int left = 2, status;
+
+	while (left) {
+		pid_t pid = wait(&status);
+
+		if (pid < 0)
+			FAIL("wait: %s", strerror(errno));
+		if (pid != a && pid != b)
+			continue;
+		left--;
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			printf("# child %d failed (status 0x%x)\n", (int)pid,
+			       status);
+			bad = true;
+			kill(a, SIGKILL);
+			kill(b, SIGKILL);
+		}
+	}
+	if (bad)
+		FAIL("stress child failed");
+}
+
+static void run_stress(unsigned long total, bool per_slot)
+{
+	struct timespec t0, t1;
+	struct rtpm_stats st;
+	struct rtpm_status s;
+	pid_t prod, cons;
+	double secs;
+	int fd = open_dev(0);
+
+	configure(fd, 8, 512, RTPM_DROP_REJECT_NEWEST);
+	ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cons = fork();
+	ASSERT_TRUE(cons >= 0);
+	if (!cons)
+		stress_consumer(total, per_slot);
+	prod = fork();
+	ASSERT_TRUE(prod >= 0);
+	if (!prod)
+		stress_producer(total, per_slot);
+	wait_pair(prod, cons);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("# stress %s: %lu packets in %.2f s (%.0f pkt/s)\n",
+	       per_slot ? "per-slot" : "batch", total, secs, total / secs);
+
+	get_stats(fd, &st);
+	get_status(fd, &s);
+	ASSERT_EQ(st.pushed_packets, total);
+	ASSERT_EQ(st.popped_packets, total);
+	ASSERT_EQ(st.released, total);
+	ASSERT_EQ(st.drops, 0);
+	ASSERT_EQ(st.rtp_lost, 0);
+	ASSERT_EQ(st.rtp_reordered, 0);
+	ASSERT_EQ(st.rtp_duplicates, 0);
+	ASSERT_EQ(st.malformed, 0);
+	ASSERT_EQ(st.reclaimed, 0);
+	ASSERT_EQ(st.illegal_ops, 0);
+	ASSERT_EQ(s.free, 256);
+	ASSERT_EQ(s.openers, 1);
+	ASSERT_EQ(s.mappings, 0);
+}
+
+static void test_stress_batch(void)
+{
+	run_stress(stress_packets, false);
+}
+
+static void test_stress_per_slot(void)
+{
+	run_stress(stress_packets / 10, true);
+}
+
+static const struct test tests[] = {
+	{ "info_and_header", test_info_and_header, 30 },
+	{ "unknown_ioctl_and_efault", test_unknown_ioctl_and_efault, 30 },
+	{ "configure_errors", test_configure_errors, 30 },
+	{ "jumbo_payload", test_jumbo_payload, 30 },
+	{ "stopped_channel", test_stopped_channel, 30 },
+	{ "single_slot_cycle", test_single_slot_cycle, 30 },
+	{ "implicit_reserve", test_implicit_reserve, 30 },
+	{ "slot_errors", test_slot_errors, 30 },
+	{ "foreign_slots", test_foreign_slots, 30 },
+	{ "batch_errors", test_batch_errors, 30 },
+	{ "batch_cycle", test_batch_cycle, 30 },
+	{ "out_of_order", test_out_of_order, 30 },
+	{ "nonblock_full_and_empty", test_nonblock_full_and_empty, 30 },
+	{ "blocking_interrupted", test_blocking_interrupted, 30 },
+	{ "blocking_reserve_stop", test_blocking_reserve_stop, 30 },
+	{ "poll", test_poll, 30 },
+	{ "two_processes", test_two_processes, 60 },
+	{ "mmap_policy", test_mmap_policy, 30 },
+	{ "reclaim_on_close", test_reclaim_on_close, 30 },
+	{ "reclaim_after_kill9", test_reclaim_after_kill9, 30 },
+	{ "drop_reject_newest", test_drop_reject_newest, 30 },
+	{ "drop_oldest", test_drop_oldest, 30 },
+	{ "stats_conservation", test_stats_conservation, 60 },
+	{ "rtp_tracking", test_rtp_tracking, 30 },
+	{ "reset", test_reset, 30 },
+	{ "sysfs", test_sysfs, 30 },
+	{ "stress_batch", test_stress_batch, 600 },
+	{ "stress_per_slot", test_stress_per_slot, 600 },
+};
+
+/* ------------------------------------------------------------------ main */
+
+static struct rtpm_info saved;
+
+/* Put the channel back as it was before the suite ran. */
+static int restore_channel(void)
+{
+	int fd = open(dev_path, O_RDWR);
+
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, RTPM_IOC_STOP) ||
+	    ioctl(fd, RTPM_IOC_CONFIGURE, &saved.config) ||
+	    (saved.state == RTPM_STATE_RUNNING &&
+	     ioctl(fd, RTPM_IOC_START))) {
+		printf("# restoring %s failed: %s\n", dev_path,
+		       strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static bool run_one(const struct test *t)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (!pid) {
+		alarm(t->timeout);
+		t->fn();
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return false;
+	if (WIFSIGNALED(status))
+		printf("# %s: killed by signal %d%s\n", t->name,
+		       WTERMSIG(status),
+		       WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+	/* Leave no stray state for the next test. */
+	{
+		int fd = open(dev_path, O_RDWR);
+
+		if (fd >= 0) {
+			ioctl(fd, RTPM_IOC_STOP);
+			close(fd);
+		}
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static const char *default_device(void)
+{
+	static char path[64];
+	const char *env = getenv("RTPMGR_CHANNEL");
+	struct rtpm_info info;
+	int fd;
+
+	/* The test runner names the channel the suites may reconfigure. */
+	if (env && *env) {
+		snprintf(path, sizeof(path), "/dev/%s%s", RTPM_DEVICE_PREFIX,
+			 env);
+		return path;
+	}
+	fd = open("/dev/" RTPM_DEVICE_PREFIX "0", O_RDWR);
+	if (fd < 0)
+		return "/dev/" RTPM_DEVICE_PREFIX "0";
+	if (ioctl(fd, RTPM_IOC_GET_INFO, &info))
+		info.channels = 1;
+	close(fd);
+	snprintf(path, sizeof(path), "/dev/%s%u", RTPM_DEVICE_PREFIX,
+		 info.channels - 1);
+	return path;
+}
+
+int main(int argc, char **argv)
+{
+	const char *only = NULL;
+	unsigned int i, n = 0, passed = 0, failed = 0;
+	int opt, fd;
+
+	while ((opt = getopt(argc, argv, "d:n:t:h")) != -1) {
+		switch (opt) {
+		case 'd':
+			dev_path = optarg;
+			break;
+		case 'n':
+			stress_packets = strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			only = optarg;
+			break;
+		default:
+			fprintf(stderr,
+				"usage: %s [-d /dev/rtp_mgrN] [-n stress_packets] [-t test]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!dev_path)
+		dev_path = default_device();
+
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!only || !strcmp(only, tests[i].name))
+			n++;
+	printf("TAP version 13\n1..%u\n# device %s\n", n, dev_path);
+
+	fd = open(dev_path, O_RDWR);
+	if (fd < 0 || ioctl(fd, RTPM_IOC_GET_INFO, &saved)) {
+		printf("Bail out! %s: %s (is rtp_mgr loaded?)\n", dev_path,
+		       strerror(errno));
+		printf("0 passed, %u failed\n", n);
+		return 1;
+	}
+	close(fd);
+
+	n = 0;
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		bool ok;
+
+		if (only && strcmp(only, tests[i].name))
+			continue;
+		ok = run_one(&tests[i]);
+		printf("%sok %u - %s\n", ok ? "" : "not ", ++n,
+		       tests[i].name);
+		if (ok)
+			passed++;
+		else
+			failed++;
+	}
+	if (restore_channel()) {
+		printf("not ok %u - restore_channel\n", ++n);
+		failed++;
+	}
+	printf("%u passed, %u failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
