@@ -1,0 +1,38 @@
+# rtpmgr - top-level entry points. Each target sets up the host itself (scripts/setup-host.sh).
+#
+#   make demo    build the module, the tools and the aarch64 appliance image, boot it in QEMU and run a
+#                live RTP stream through ring -> rtp-feeder -> GStreamer, with stats and a summary
+#   make test    every test: host (cargo), module W=1 builds, Yocto layer checks, on-device suite in QEMU
+#   make clean   remove build outputs (keeps downloaded packages: make distclean removes those too)
+#
+# Variables: BUILD (output dir, default ./build), RTPMGR_QEMU_TIMEOUT (seconds per guest boot),
+# DEMO_SECONDS, DEMO_RATE, QEMU_APPEND (extra guest kernel args, e.g. rtp_mgr.ring_order=99).
+
+SHELL := /bin/bash
+DEMO_SECONDS ?= 10
+DEMO_RATE ?= 200
+QEMU_APPEND ?=
+
+.PHONY: all demo test setup image clean distclean
+
+all: test
+
+setup:
+	scripts/setup-host.sh
+
+image: setup
+	test/qemu/build-image.sh
+
+demo: image
+	test/qemu/boot.sh demo rtpmgr.seconds=$(DEMO_SECONDS) rtpmgr.rate=$(DEMO_RATE) $(QEMU_APPEND)
+
+test: setup
+	QEMU_APPEND="$(QEMU_APPEND)" test/run-tests.sh
+
+clean:
+	rm -rf build/image build/rootfs build/logs build/device-tests build/stamps/rootfs-base
+	-$(MAKE) -C kernel clean KDIR=$$(cat build/kdir-arm64 2>/dev/null || echo /nonexistent) >/dev/null 2>&1
+	cargo clean --manifest-path crates/Cargo.toml
+
+distclean:
+	rm -rf build crates/target

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# boot.sh JOB [KERNEL_ARGS...] - boot the test image under qemu-system-aarch64 (TCG) and run one job.
+#
+#   JOB: demo (live RTP stream, summary) or test (on-device test suite)
+#   KERNEL_ARGS: extra kernel command line, e.g. rtpmgr.suites=kernel or rtp_mgr.ring_order=99
+#
+# The guest console streams to the terminal and to $BUILD/logs/console-JOB.log. The boot is bounded by
+# RTPMGR_QEMU_TIMEOUT seconds (default 900); a hung or panicking guest is killed, and the failing step
+# is named from the guest's "@@RTPMGR step=..." markers. Exit status 0 only if the guest finished the
+# job and every step passed.
+set -euo pipefail
+# shellcheck source=test/qemu/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+job=${1:?usage: boot.sh demo|test [kernel args...]}
+shift
+timeout_s=${RTPMGR_QEMU_TIMEOUT:-900}
+img=$BUILD/image
+[ -f "$img/Image" ] && [ -f "$img/initrd.gz" ] || { step "guest: boot"; fail "no image in $img: run test/qemu/build-image.sh"; }
+mkdir -p "$BUILD/logs"
+console=$BUILD/logs/console-$job.log
+
+step "guest: boot qemu-system-aarch64 (TCG, cortex-a57, 2 vCPUs) and run '$job'"
+info "console log: $console (timeout ${timeout_s}s)"
+# kpti=0: the Debian kernel forces KPTI under KASLR, which makes every syscall ~10x dearer under TCG.
+cmdline="console=ttyAMA0 panic=-1 quiet kpti=0 rtpmgr.job=$job $*"
+start=$(date +%s)
+set +e
+with_lock timeout --kill-after=10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1024 -smp 2 \
+	-nographic -no-reboot -nic none -kernel "$img/Image" -initrd "$img/initrd.gz" \
+	-append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$console" | sed -u 's/^/  | /'
+qrc=${PIPESTATUS[0]}
+set -e
+elapsed=$(($(date +%s) - start))
+
+tail_console() { printf '\nLast lines of the guest console (%s):\n' "$console"; tail -n 25 "$console" | sed 's/^/  | /'; }
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	tail_console
+	step "guest: $job"
+	fail "the guest did not finish within ${timeout_s}s and was killed"
+fi
+if ! grep -q '^@@RTPMGR done rc=' "$console"; then
+	tail_console
+	last=$(grep -o '^@@RTPMGR step=[^ ]*' "$console" | tail -n1 | sed 's/.*step=//')
+	step "guest: $job"
+	fail "the guest stopped without finishing its job (qemu exit $qrc; last step passed: ${last:-none}; kernel panic?)"
+fi
+failed=$(sed -n 's/^@@RTPMGR step=\([^ ]*\) fail.*/\1/p' "$console" | tr '\n' ' ')
+if [ -n "$failed" ]; then
+	grep '^@@RTPMGR step=.* fail' "$console" | sed 's/^@@RTPMGR /  /'
+	step "guest: ${failed%% *}"
+	fail "failed in the guest: $failed(console: $console)"
+fi
+rc=$(sed -n 's/^@@RTPMGR done rc=//p' "$console" | tail -n1)
+[ "$rc" = 0 ] || { step "guest: $job"; fail "guest job exited $rc (console: $console)"; }
+info "guest finished '$job' in ${elapsed}s, every step passed"

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# build-image.sh - assemble the bootable aarch64 test image of the appliance.
+#
+# Inputs: Debian bookworm arm64 packages (kernel, busybox, glibc, udev, kmod, GStreamer runtime) and this
+# repository's artifacts: the rtp_mgr module built for that kernel, rtp_app and rtp-feeder built for
+# aarch64, the on-device test suite (test/device), and the files the Yocto layer installs (init scripts,
+# udev rule, module options, feeder config — read from meta-rtpmgr/, never copied into the harness).
+#
+# Output: $BUILD/image/{Image,initrd.gz} for test/qemu/boot.sh. Every step is cached (see lib.sh).
+set -euo pipefail
+# shellcheck source=test/qemu/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+ABI=$(kernel_abi)
+[ -n "$ABI" ] || { step "kernel: find the Debian arm64 kernel"; fail "apt-cache knows no linux-image-arm64:arm64 (run scripts/setup-host.sh)"; }
+KSYSROOT=$BUILD/kernel-sysroot
+KDIR=$KSYSROOT/usr/src/linux-headers-$ABI-arm64
+KVER=$ABI-arm64
+
+# --- 1. kernel image and headers ------------------------------------------------------------------
+step "kernel: Debian arm64 $KVER image and headers"
+if stamp_ok kernel-sysroot "$ABI"; then
+	info "cached ($KSYSROOT)"
+else
+	ver=$(apt-cache show "linux-image-$ABI-arm64-unsigned:arm64" | sed -n 's/^Version: //p' | head -n1)
+	[ -n "$ver" ] || fail "no version for linux-image-$ABI-arm64-unsigned:arm64"
+	mkdir -p "$BUILD/debs"
+	(cd "$BUILD/debs" && apt-get download -q -o APT::Sandbox::User=root \
+		"linux-image-$ABI-arm64-unsigned:arm64=$ver" "linux-headers-$ABI-arm64:arm64=$ver" \
+		"linux-headers-$ABI-common=$ver" "linux-kbuild-6.1:amd64=$ver") >/dev/null ||
+		fail "apt-get download of the kernel packages ($ver) failed"
+	rm -rf "$KSYSROOT"
+	for deb in "$BUILD"/debs/linux-{image-"$ABI"-arm64-unsigned,headers-"$ABI"-arm64,headers-"$ABI"-common,kbuild-6.1}_"${ver//:/%3a}"_*.deb; do
+		dpkg -x "$deb" "$KSYSROOT"
+	done
+	# The arm64 headers include the -common tree by absolute path: point it into the sysroot.
+	sed -i "s|/usr/src/linux-headers-$ABI-common|$KSYSROOT/usr/src/linux-headers-$ABI-common|g" "$KDIR/Makefile"
+	stamp_set kernel-sysroot "$ABI"
+	info "kernel $ver unpacked into $KSYSROOT"
+fi
+echo "$KDIR" >"$BUILD/kdir-arm64"
+# run-tests.sh needs only the headers for its module-arm64 step.
+[ -z "${RTPMGR_ONLY_KERNEL:-}" ] || exit 0
+
+# --- 2. rtp_mgr module ----------------------------------------------------------------------------
+step "kernel: build rtp_mgr.ko for arm64 $KVER (W=1)"
+MODULE=""
+if [ -f "$REPO/kernel/Makefile" ]; then
+	log=$BUILD/logs/module-arm64.log
+	mkdir -p "$BUILD/logs"
+	build_module arm64 "$KDIR" aarch64-linux-gnu- W=1 >"$log" 2>&1 ||
+		{ tail -n 30 "$log"; fail "module build failed (full log: $log)"; }
+	if grep -E 'warning:' "$log"; then fail "module build has warnings at W=1 (log: $log)"; fi
+	MODULE=$BUILD/module-arm64/rtp_mgr.ko
+	info "built $(basename "$MODULE") ($(stat -c %s "$MODULE") bytes), no warnings"
+else
+	info "kernel/ has no module yet: the image carries none"
+fi
+
+# --- 3. Rust tools and device tests for aarch64 ---------------------------------------------------
+step "rust: rtp_app, rtp-feeder and the conformance suite for $RUST_TARGET"
+export PKG_CONFIG_ALLOW_CROSS=1
+export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+RUST_BINS=()
+CONFORMANCE=""
+if [ -n "${RTPMGR_IMAGE_NO_RUST:-}" ]; then
+	info "RTPMGR_IMAGE_NO_RUST set: the image carries no Rust tools"
+elif [ -f "$REPO/crates/Cargo.toml" ]; then
+	log=$BUILD/logs/cargo-aarch64.log
+	mkdir -p "$BUILD/logs"
+	with_lock cargo build --manifest-path "$REPO/crates/Cargo.toml" --release --locked \
+		--target "$RUST_TARGET" --workspace --bins >"$log" 2>&1 ||
+		{ tail -n 40 "$log"; fail "cargo build for $RUST_TARGET failed (full log: $log)"; }
+	for b in rtp_app rtp-feeder; do
+		f=$CARGO_TARGET_DIR/$RUST_TARGET/release/$b
+		[ -x "$f" ] && RUST_BINS+=("$f")
+	done
+	# The conformance suite of the ring library, as a test executable run in the guest against the
+	# kernel backend (the host runs the same suite against the shm backend).
+	if [ -f "$REPO/crates/rtpmgr/tests/conformance.rs" ]; then
+		CONFORMANCE=$(with_lock cargo test --manifest-path "$REPO/crates/Cargo.toml" --release --locked \
+			--target "$RUST_TARGET" -p rtpmgr --test conformance --no-run --message-format=json 2>>"$log" |
+			sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1) ||
+			fail "cargo test --no-run of the conformance suite failed (log: $log)"
+	fi
+	info "binaries: ${RUST_BINS[*]:-none} ${CONFORMANCE:+conformance: $(basename "$CONFORMANCE")}"
+else
+	info "crates/ has no workspace yet: the image carries no Rust tools"
+fi
+
+SELFTEST=""
+if [ -f "$REPO/test/device/kernel/Makefile" ]; then
+	log=$BUILD/logs/selftest-arm64.log
+	mkdir -p "$BUILD/device-tests"
+	SELFTEST=$BUILD/device-tests/rtp_mgr_selftest
+	make -C "$REPO/test/device/kernel" CC=aarch64-linux-gnu-gcc PROG="$SELFTEST" >"$log" 2>&1 ||
+		{ tail -n 30 "$log"; fail "building the kernel ABI selftest failed (log: $log)"; }
+fi
+
+# --- 4. guest base rootfs from Debian arm64 packages ----------------------------------------------
+step "rootfs: Debian arm64 userland (busybox, glibc, udev, kmod, GStreamer)"
+PKGS_FILE=$QEMU_DIR/rootfs-packages.txt
+base=$BUILD/rootfs-base
+phash=$(grep -v '^#' "$PKGS_FILE" | sort | sha256sum | cut -c1-16)
+if stamp_ok rootfs-base "$phash"; then
+	info "cached ($base)"
+else
+	rm -rf "$base"
+	pkgs=$(grep -v '^#' "$PKGS_FILE" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+	with_lock mmdebstrap --quiet --architectures=arm64 --variant=extract --include="$pkgs" \
+		bookworm "$base" >"$BUILD/logs/mmdebstrap.log" 2>&1 ||
+		{ tail -n 20 "$BUILD/logs/mmdebstrap.log"; fail "mmdebstrap failed"; }
+	"$QEMU_DIR/trim-rootfs.sh" "$base"
+	stamp_set rootfs-base "$phash"
+	info "extracted $(du -sh "$base" | cut -f1)"
+fi
+
+# --- 5. overlay this repository's artifacts, pack the initramfs -----------------------------------
+step "image: overlay rtpmgr artifacts and pack the initramfs"
+root=$BUILD/rootfs
+rm -rf "$root"
+cp -a "$base" "$root"
+"$QEMU_DIR/install-artifacts.sh" "$root" "$KVER" "$KSYSROOT" "$MODULE" "$SELFTEST" "$CONFORMANCE" "${RUST_BINS[@]}"
+mkdir -p "$BUILD/image"
+cp "$KSYSROOT/boot/vmlinuz-$KVER" "$BUILD/image/Image"
+(cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1) >"$BUILD/image/initrd.gz.tmp"
+mv "$BUILD/image/initrd.gz.tmp" "$BUILD/image/initrd.gz"
+info "initrd $(du -h "$BUILD/image/initrd.gz" | cut -f1), kernel $KVER"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# install-artifacts.sh ROOT KVER KSYSROOT MODULE SELFTEST CONFORMANCE [RUST_BINS...]
+#
+# Install this repository's artifacts into the test image's root, at the paths the Yocto recipes
+# install them to (meta-rtpmgr/recipes-*). The configuration files themselves are taken from the
+# layer, so the image runs exactly what the product ships. Empty arguments mean "not built yet".
+set -euo pipefail
+root=$1 kver=$2 ksysroot=$3 module=$4 selftest=$5 conformance=$6
+shift 6
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+LAYER=$REPO/meta-rtpmgr
+
+install_if() { # SRC DEST MODE: install SRC when it exists (files of parts not written yet are optional)
+	if [ -f "$1" ]; then install -D -m "$3" "$1" "$root$2"; else echo "    (not yet in the tree: ${1#"$REPO"/})"; fi
+}
+
+# PID 1 and the shell: busybox applets are linked at boot (busybox --install -s never overwrites).
+install -m 0755 "$REPO/test/qemu/init" "$root/init"
+ln -sf busybox "$root/bin/sh"
+mkdir -p "$root"/{proc,sys,dev,run,tmp,var/log,var/lib/rtpmgr,data}
+
+# Kernel module, with a modules.dep so that modprobe (kmod) finds it and applies modprobe.d options.
+if [ -n "$module" ]; then
+	install -D -m 0644 "$module" "$root/lib/modules/$kver/extra/rtp_mgr.ko"
+	cp "$ksysroot/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2>/dev/null || true
+	depmod -b "$root" "$kver"
+fi
+install_if "$LAYER/recipes-kernel/rtp-mgr/files/rtp_mgr.conf" /etc/modprobe.d/rtp_mgr.conf 0644
+install_if "$LAYER/recipes-kernel/rtp-mgr/files/60-rtp-mgr.rules" /etc/udev/rules.d/60-rtp-mgr.rules 0644
+# KERNEL_MODULE_AUTOLOAD makes Yocto write this one-line file.
+mkdir -p "$root/etc/modules-load.d"
+echo rtp_mgr >"$root/etc/modules-load.d/rtp_mgr.conf"
+
+# Tools.
+for b in "$@"; do install -D -m 0755 "$b" "$root/usr/bin/$(basename "$b")"; done
+
+# Services and their configuration, exactly as the layer ships them.
+install_if "$LAYER/recipes-apps/rtp-app/files/rtp-rx.init" /etc/init.d/rtp-rx 0755
+install_if "$LAYER/recipes-apps/rtp-app/files/rtp-rx.default" /etc/default/rtp-rx 0644
+install_if "$LAYER/recipes-apps/rtp-feeder/files/rtp-feeder.init" /etc/init.d/rtp-feeder 0755
+install_if "$LAYER/recipes-apps/rtp-feeder/files/feeder.toml" /etc/rtpmgr/feeder.toml 0644
+
+# Users and groups: what the recipes' useradd class creates. The services run as rtpmgr, a member of
+# the rtpmgr group that owns the device nodes (udev rule).
+cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+rtpmgr:x:990:990:rtpmgr services:/var/lib/rtpmgr:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$root/etc/group" <<'EOF'
+root:x:0:
+rtpmgr:x:990:
+nogroup:x:65534:
+EOF
+chown 990:990 "$root/var/lib/rtpmgr"
+
+# The on-device test suite: the same files the rtpmgr-tests recipe installs and oeqa runs.
+dest=$root/usr/lib/rtpmgr/tests
+mkdir -p "$dest"
+find "$REPO/test/device" -maxdepth 1 -type f -perm -u+x -exec install -m 0755 {} "$dest/" \;
+if [ -d "$REPO/test/device/kernel" ]; then
+	find "$REPO/test/device/kernel" -maxdepth 1 -type f -name '*.sh' -exec install -m 0755 {} "$dest/" \;
+fi
+[ -n "$selftest" ] && install -m 0755 "$selftest" "$dest/rtp_mgr_selftest"
+[ -n "$conformance" ] && install -m 0755 "$conformance" "$dest/rtpmgr-conformance"
+true

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# run-tests.sh - every test of rtpmgr, in order, each step named; `make test` runs it.
+#
+#   host-cargo        cargo test --workspace on the host (shm ring backend, real GStreamer, tshark)
+#   host-clippy       cargo clippy --workspace -D warnings
+#   module-arm64      rtp_mgr built for Debian's arm64 6.1 kernel with W=1, zero warnings
+#   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
+#   layer-checks      oelint-adv over the layer and kas files against kas's schema
+#   image             the QEMU aarch64 test image (test/qemu/build-image.sh)
+#   device-tests      the on-device suite in QEMU aarch64 (test/device/run-device-tests)
+#   ota               A/B update scenarios with U-Boot + RAUC in QEMU (test/ota), if present
+#
+# Each step logs to build/logs/<step>.log; a failing step prints its log tail and the run stops with
+# "FAILED step: <name>". RTPMGR_STEPS="a b" runs only the named steps. QEMU_APPEND adds guest kernel
+# arguments (e.g. a bad module parameter, to see the failure named).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$REPO/build}
+LOGS=$BUILD/logs
+mkdir -p "$LOGS"
+steps=${RTPMGR_STEPS:-host-cargo host-clippy module-arm64 module-amd64 layer-checks image device-tests ota}
+declare -a summary=()
+
+run_step() { # NAME CMD...
+	local name=$1 log=$LOGS/$1.log start rc
+	shift
+	case " $steps " in *" $name "*) ;; *) return 0 ;; esac
+	printf '\n===== step %s: %s\n' "$name" "$*"
+	start=$(date +%s)
+	set +e
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	local t=$(($(date +%s) - start))
+	if [ "$rc" != 0 ]; then
+		summary+=("FAIL  $name (${t}s)")
+		printf '\n----- summary\n'
+		printf '  %s\n' "${summary[@]}"
+		printf '\nFAILED step: %s (exit %s, log: %s)\n' "$name" "$rc" "$log" >&2
+		exit 1
+	fi
+	summary+=("ok    $name (${t}s)")
+}
+
+cargo_env() {
+	export CARGO_TERM_COLOR=never
+}
+
+host_cargo() {
+	cargo_env
+	cargo test --manifest-path "$REPO/crates/Cargo.toml" --workspace --locked
+}
+
+host_clippy() {
+	cargo_env
+	cargo clippy --manifest-path "$REPO/crates/Cargo.toml" --workspace --all-targets --locked -- -D warnings
+}
+
+module_build() { # ARCH KDIR CROSS: W=1 and sparse (C=1) must be silent
+	local arch=$1 kdir=$2 cross=$3 out
+	[ -d "$kdir" ] || { echo "kernel headers not found: $kdir"; return 1; }
+	# shellcheck source=test/qemu/lib.sh
+	. "$REPO/test/qemu/lib.sh"
+	out=$(build_module "$arch" "$kdir" "$cross" W=1 C=1 2>&1) || { echo "$out"; return 1; }
+	echo "$out"
+	if grep -E 'warning:|error:' <<<"$out"; then
+		echo "module build for $arch has warnings (W=1 / sparse must be clean)"
+		return 1
+	fi
+	echo "rtp_mgr.ko for $arch ($(basename "$kdir")): W=1 and sparse clean"
+}
+
+module_arm64() {
+	# The image step unpacks Debian's arm64 headers; do only that part here if needed.
+	local kdir
+	kdir=$(cat "$BUILD/kdir-arm64" 2>/dev/null || true)
+	if [ ! -d "$kdir" ]; then
+		RTPMGR_ONLY_KERNEL=1 "$REPO/test/qemu/build-image.sh" >/dev/null
+		kdir=$(cat "$BUILD/kdir-arm64")
+	fi
+	module_build arm64 "$kdir" aarch64-linux-gnu-
+}
+
+module_amd64() {
+	local kdir
+	kdir=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1)
+	module_build x86_64 "$kdir" ""
+}
+
+device_tests() {
+	"$REPO/test/qemu/boot.sh" test ${QEMU_APPEND:-}
+}
+
+ota_tests() {
+	if [ -x "$REPO/test/ota/run-ota-tests.sh" ]; then
+		"$REPO/test/ota/run-ota-tests.sh"
+	else
+		echo "test/ota/run-ota-tests.sh not present: nothing to run"
+	fi
+}
+
+run_step host-cargo host_cargo
+run_step host-clippy host_clippy
+run_step module-arm64 module_arm64
+run_step module-amd64 module_amd64
+run_step layer-checks "$REPO/scripts/check-layer.sh"
+run_step image "$REPO/test/qemu/build-image.sh"
+run_step device-tests device_tests
+run_step ota ota_tests
+
+printf '\n----- summary\n'
+printf '  %s\n' "${summary[@]}"
+echo "all steps passed"
