@@ -1,0 +1,616 @@
+//! `#[repr(C)]` mirror of `include/rtp_mgr_ioctl.h`, the user-space ABI (v1.0) of the `rtp_mgr`
+//! kernel module, and its ioctls.
+//!
+//! This crate owns nothing but the ABI: every structure, constant and ioctl number of the header,
+//! byte for byte. The header is the one source of truth; `tests/layout.rs` compiles it with the
+//! host C compiler and with `aarch64-linux-gnu-gcc` and proves that sizes, field offsets, constants
+//! and ioctl numbers agree with this crate, so the two cannot drift.
+//!
+//! The semantics (slot states, ownership, error numbers) are described in the header's comments and
+//! implemented by the safe ring library `rtpmgr`; use that crate unless you are writing a test of
+//! the raw ABI.
+//!
+//! ```no_run
+//! use std::os::fd::AsFd;
+//! let dev = std::fs::File::open("/dev/rtp_mgr0").unwrap();
+//! let info = rtpmgr_abi::ioctl::get_info(dev.as_fd()).unwrap();
+//! assert_eq!(info.abi_major, rtpmgr_abi::RTPM_ABI_MAJOR);
+//! ```
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use core::mem::{offset_of, size_of};
+
+/// ABI major version: a change breaks old user space.
+pub const RTPM_ABI_MAJOR: u16 = 1;
+/// ABI minor version: a change only adds.
+pub const RTPM_ABI_MINOR: u16 = 0;
+/// `rtpm_ring_header.magic`: "RTPM" little endian.
+pub const RTPM_MAGIC: u32 = 0x4d50_5452;
+/// Device node prefix: `/dev/rtp_mgr0` ...
+pub const RTPM_DEVICE_PREFIX: &str = "rtp_mgr";
+
+/// Smallest ring order (2 slots).
+pub const RTPM_RING_ORDER_MIN: u32 = 1;
+/// Largest ring order (32768 slots).
+pub const RTPM_RING_ORDER_MAX: u32 = 15;
+/// Smallest usable payload per slot.
+pub const RTPM_SLOT_PAYLOAD_MIN: u32 = 64;
+/// Largest usable payload per slot (jumbo frames fit).
+pub const RTPM_SLOT_PAYLOAD_MAX: u32 = 16384;
+/// Slots per batched ioctl.
+pub const RTPM_BATCH_MAX: u32 = 256;
+/// Channels one module can create.
+pub const RTPM_CHANNELS_MAX: u32 = 32;
+/// Byte alignment of each slot's payload (`slot_stride` is a multiple).
+pub const RTPM_SLOT_ALIGN: u32 = 64;
+
+/// `drop_policy`: a full ring refuses the new packet (reserve fails, `overruns` counted).
+pub const RTPM_DROP_REJECT_NEWEST: u32 = 0;
+/// `drop_policy`: a full ring frees its oldest READY slot (`drops` counted).
+pub const RTPM_DROP_OLDEST: u32 = 1;
+
+/// `state`: the channel refuses RESERVE and PUSH with `EPIPE`.
+pub const RTPM_STATE_STOPPED: u32 = 0;
+/// `state`: the channel moves packets.
+pub const RTPM_STATE_RUNNING: u32 = 1;
+
+/// `rtpm_slot_desc.flags`: a valid RTP v2 header was parsed.
+pub const RTPM_SLOT_F_RTP: u32 = 1 << 0;
+/// `rtpm_slot_desc.flags`: not RTP v2; carried and counted in `malformed`.
+pub const RTPM_SLOT_F_MALFORMED: u32 = 1 << 1;
+/// `rtpm_slot_desc.flags`: the RTP marker bit.
+pub const RTPM_SLOT_F_MARKER: u32 = 1 << 2;
+
+/// Byte offset of the producer-side index pair (`reserve`, `producer`) in the header page.
+pub const RTPM_HEADER_PROD_LINE: u32 = 128;
+/// Byte offset of the consumer-side index pair (`consumer`, `release`) in the header page.
+pub const RTPM_HEADER_CONS_LINE: u32 = 192;
+
+/// `EBADSLT`: a slot in the wrong state for the operation (not in every libc binding's docs, so
+/// named here; the value is the same on every Linux architecture this product targets).
+pub const EBADSLT: i32 = libc::EBADSLT;
+
+/// The header page (`struct rtpm_ring_header`), mapped read-only at mmap offset 0.
+///
+/// Fields up to `prod_off` never change while the ring is mapped. The index words are written by
+/// the kernel only, with release semantics; read them with acquire loads at the offsets the header
+/// names (`prod_off` ...), never through this struct's fields of a shared mapping.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpmRingHeader {
+    /// [`RTPM_MAGIC`].
+    pub magic: u32,
+    /// [`RTPM_ABI_MAJOR`].
+    pub abi_major: u16,
+    /// [`RTPM_ABI_MINOR`].
+    pub abi_minor: u16,
+    /// `size_of::<RtpmRingHeader>()`.
+    pub header_size: u32,
+    /// N of `/dev/rtp_mgrN`.
+    pub channel: u32,
+    /// `2^ring_order`.
+    pub slot_count: u32,
+    /// log2 of `slot_count`.
+    pub ring_order: u32,
+    /// Usable payload bytes per slot.
+    pub slot_payload: u32,
+    /// Bytes between payloads, a multiple of [`RTPM_SLOT_ALIGN`].
+    pub slot_stride: u32,
+    /// `size_of::<RtpmSlotDesc>()`.
+    pub desc_size: u32,
+    /// `RTPM_DROP_*`.
+    pub drop_policy: u32,
+    /// Offset of the descriptor table in the meta region.
+    pub desc_offset: u64,
+    /// Bytes of the meta region at mmap offset 0.
+    pub meta_size: u64,
+    /// mmap offset of the payload region.
+    pub payload_offset: u64,
+    /// Bytes of the payload region.
+    pub payload_size: u64,
+    /// Offset of the producer index word from the start of the page.
+    pub prod_off: u32,
+    /// Offset of the consumer index word.
+    pub cons_off: u32,
+    /// Offset of the reserve index word.
+    pub reserve_off: u32,
+    /// Offset of the release index word.
+    pub release_off: u32,
+    /// Zero; the index words start at byte 128.
+    pub reserved0: [u8; 40],
+    /// Next slot to reserve (free-running).
+    pub reserve: u32,
+    /// Slots before it are READY or done.
+    pub producer: u32,
+    /// Zero; keeps the consumer pair on its own cache line.
+    pub reserved1: [u8; 56],
+    /// Next slot to pop.
+    pub consumer: u32,
+    /// Slots before it are FREE again.
+    pub release: u32,
+    /// Zero.
+    pub reserved2: [u8; 56],
+}
+
+/// A slot descriptor (`struct rtpm_slot_desc`), kernel-owned, filled on push.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmSlotDesc {
+    /// Payload bytes.
+    pub len: u32,
+    /// `RTPM_SLOT_F_*`.
+    pub flags: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds.
+    pub arrival_ns: u64,
+    /// RTP timestamp (valid with [`RTPM_SLOT_F_RTP`]).
+    pub rtp_timestamp: u32,
+    /// RTP SSRC.
+    pub ssrc: u32,
+    /// RTP sequence number.
+    pub rtp_seq: u16,
+    /// RTP payload type (7 bits).
+    pub payload_type: u8,
+    /// Zero.
+    pub pad0: u8,
+    /// Zero.
+    pub pad1: u32,
+}
+
+/// One slot of a push, pop, reserve or release request (`struct rtpm_slot_ref`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmSlotRef {
+    /// Slot number, `0 .. slot_count`.
+    pub index: u32,
+    /// PUSH: in, `1 ..= slot_payload`; POP: out; RESERVE: out (`slot_payload`).
+    pub len: u32,
+    /// PUSH: in (0: the kernel stamps it); POP: out.
+    pub arrival_ns: u64,
+}
+
+/// A batched request (`struct rtpm_batch`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmBatch {
+    /// User pointer to `count` [`RtpmSlotRef`]s.
+    pub slots: u64,
+    /// In: entries offered or wanted; out: entries done.
+    pub count: u32,
+    /// Must be zero.
+    pub flags: u32,
+}
+
+/// CONFIGURE argument (`struct rtpm_config`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmConfig {
+    /// [`RTPM_RING_ORDER_MIN`] ..= [`RTPM_RING_ORDER_MAX`].
+    pub ring_order: u32,
+    /// [`RTPM_SLOT_PAYLOAD_MIN`] ..= [`RTPM_SLOT_PAYLOAD_MAX`].
+    pub slot_payload: u32,
+    /// `RTPM_DROP_*`.
+    pub drop_policy: u32,
+    /// Must be zero.
+    pub flags: u32,
+}
+
+/// GET_INFO result (`struct rtpm_info`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmInfo {
+    /// ABI major version of the module.
+    pub abi_major: u16,
+    /// ABI minor version of the module.
+    pub abi_minor: u16,
+    /// This channel's number.
+    pub channel: u32,
+    /// Channels the module created.
+    pub channels: u32,
+    /// `RTPM_STATE_*`.
+    pub state: u32,
+    /// The channel's configuration.
+    pub config: RtpmConfig,
+    /// `2^ring_order`.
+    pub slot_count: u32,
+    /// Bytes between payloads.
+    pub slot_stride: u32,
+    /// `size_of::<RtpmSlotDesc>()`.
+    pub desc_size: u32,
+    /// `size_of::<RtpmRingHeader>()`.
+    pub header_size: u32,
+    /// Bytes of the meta region.
+    pub meta_size: u64,
+    /// mmap offset of the payload region.
+    pub payload_offset: u64,
+    /// Bytes of the payload region.
+    pub payload_size: u64,
+}
+
+/// GET_STATS result (`struct rtpm_stats`): counters since load or RESET.
+///
+/// Conservation: `pushed_packets == popped_packets + drops + ready`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmStats {
+    /// Slots pushed READY.
+    pub pushed_packets: u64,
+    /// Bytes pushed.
+    pub pushed_bytes: u64,
+    /// Slots handed to a consumer.
+    pub popped_packets: u64,
+    /// Bytes popped.
+    pub popped_bytes: u64,
+    /// Slots released FREE by their consumer.
+    pub released: u64,
+    /// READY slots dropped by [`RTPM_DROP_OLDEST`].
+    pub drops: u64,
+    /// Reserves refused: ring full.
+    pub overruns: u64,
+    /// Pops that found nothing READY.
+    pub underruns: u64,
+    /// RTP sequence gaps (packets never seen).
+    pub rtp_lost: u64,
+    /// RTP packets that arrived late.
+    pub rtp_reordered: u64,
+    /// RTP sequence numbers seen twice.
+    pub rtp_duplicates: u64,
+    /// Pushed payloads that are not RTP v2.
+    pub malformed: u64,
+    /// Owned slots freed because their file closed.
+    pub reclaimed: u64,
+    /// Rejected slot operations.
+    pub illegal_ops: u64,
+}
+
+/// GET_STATUS result (`struct rtpm_status`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmStatus {
+    /// `RTPM_STATE_*`.
+    pub state: u32,
+    /// Open files on the channel.
+    pub openers: u32,
+    /// Live mmaps.
+    pub mappings: u32,
+    /// Slots FREE.
+    pub free: u32,
+    /// Slots reserved by producers.
+    pub producing: u32,
+    /// Slots READY.
+    pub ready: u32,
+    /// Slots popped, not yet released.
+    pub consuming: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The ring's reserve index.
+    pub reserve: u32,
+    /// The ring's producer index.
+    pub producer: u32,
+    /// The ring's consumer index.
+    pub consumer: u32,
+    /// The ring's release index.
+    pub release: u32,
+}
+
+impl Default for RtpmRingHeader {
+    fn default() -> Self {
+        Self {
+            magic: 0,
+            abi_major: 0,
+            abi_minor: 0,
+            header_size: 0,
+            channel: 0,
+            slot_count: 0,
+            ring_order: 0,
+            slot_payload: 0,
+            slot_stride: 0,
+            desc_size: 0,
+            drop_policy: 0,
+            desc_offset: 0,
+            meta_size: 0,
+            payload_offset: 0,
+            payload_size: 0,
+            prod_off: 0,
+            cons_off: 0,
+            reserve_off: 0,
+            release_off: 0,
+            reserved0: [0; 40],
+            reserve: 0,
+            producer: 0,
+            reserved1: [0; 56],
+            consumer: 0,
+            release: 0,
+            reserved2: [0; 56],
+        }
+    }
+}
+
+// Compile-time layout checks: they run for every target this crate is built for (the aarch64
+// cross build included), so a layout change cannot even compile. tests/layout.rs proves the same
+// numbers against the C compiler's view of the header.
+const _: () = {
+    assert!(size_of::<RtpmRingHeader>() == 256);
+    assert!(offset_of!(RtpmRingHeader, reserve) == RTPM_HEADER_PROD_LINE as usize);
+    assert!(offset_of!(RtpmRingHeader, consumer) == RTPM_HEADER_CONS_LINE as usize);
+    assert!(size_of::<RtpmSlotDesc>() == 32);
+    assert!(size_of::<RtpmSlotRef>() == 16);
+    assert!(size_of::<RtpmBatch>() == 16);
+    assert!(size_of::<RtpmConfig>() == 16);
+    assert!(size_of::<RtpmInfo>() == 72);
+    assert!(size_of::<RtpmStats>() == 14 * 8);
+    assert!(size_of::<RtpmStatus>() == 48);
+};
+
+/// ioctl request numbers, as the C macros `_IO*` compute them (exported for tests and tracing).
+// `as u64`: the macros yield the platform's ioctl number type, u64 on 64-bit Linux but u32 on
+// 32-bit ARM, where the cast is not a no-op.
+#[allow(clippy::unnecessary_cast)]
+pub mod request {
+    use super::*;
+    use nix::{request_code_none, request_code_read, request_code_readwrite, request_code_write};
+
+    /// ioctl type byte of the module, `RTPM_IOC_MAGIC`.
+    pub const RTPM_IOC_MAGIC: u8 = 0xb5;
+
+    /// `RTPM_IOC_GET_INFO`.
+    pub const GET_INFO: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x00, size_of::<RtpmInfo>()) as u64;
+    /// `RTPM_IOC_CONFIGURE`.
+    pub const CONFIGURE: u64 =
+        request_code_write!(RTPM_IOC_MAGIC, 0x01, size_of::<RtpmConfig>()) as u64;
+    /// `RTPM_IOC_START`.
+    pub const START: u64 = request_code_none!(RTPM_IOC_MAGIC, 0x02) as u64;
+    /// `RTPM_IOC_STOP`.
+    pub const STOP: u64 = request_code_none!(RTPM_IOC_MAGIC, 0x03) as u64;
+    /// `RTPM_IOC_RESET`.
+    pub const RESET: u64 = request_code_none!(RTPM_IOC_MAGIC, 0x04) as u64;
+    /// `RTPM_IOC_GET_STATS`.
+    pub const GET_STATS: u64 =
+        request_code_read!(RTPM_IOC_MAGIC, 0x05, size_of::<RtpmStats>()) as u64;
+    /// `RTPM_IOC_GET_STATUS`.
+    pub const GET_STATUS: u64 =
+        request_code_read!(RTPM_IOC_MAGIC, 0x06, size_of::<RtpmStatus>()) as u64;
+    /// `RTPM_IOC_PUSH_SLOT`.
+    pub const PUSH_SLOT: u64 =
+        request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
+    /// `RTPM_IOC_POP_SLOT`.
+    pub const POP_SLOT: u64 =
+        request_code_read!(RTPM_IOC_MAGIC, 0x11, size_of::<RtpmSlotRef>()) as u64;
+    /// `RTPM_IOC_RELEASE_SLOT`.
+    pub const RELEASE_SLOT: u64 =
+        request_code_write!(RTPM_IOC_MAGIC, 0x12, size_of::<RtpmSlotRef>()) as u64;
+    /// `RTPM_IOC_RESERVE_SLOT`.
+    pub const RESERVE_SLOT: u64 =
+        request_code_read!(RTPM_IOC_MAGIC, 0x13, size_of::<RtpmSlotRef>()) as u64;
+    /// `RTPM_IOC_RESERVE_BATCH`.
+    pub const RESERVE_BATCH: u64 =
+        request_code_readwrite!(RTPM_IOC_MAGIC, 0x20, size_of::<RtpmBatch>()) as u64;
+    /// `RTPM_IOC_PUSH_BATCH`.
+    pub const PUSH_BATCH: u64 =
+        request_code_readwrite!(RTPM_IOC_MAGIC, 0x21, size_of::<RtpmBatch>()) as u64;
+    /// `RTPM_IOC_POP_BATCH`.
+    pub const POP_BATCH: u64 =
+        request_code_readwrite!(RTPM_IOC_MAGIC, 0x22, size_of::<RtpmBatch>()) as u64;
+    /// `RTPM_IOC_RELEASE_BATCH`.
+    pub const RELEASE_BATCH: u64 =
+        request_code_readwrite!(RTPM_IOC_MAGIC, 0x23, size_of::<RtpmBatch>()) as u64;
+
+    /// Every request number with its C macro name, for the layout test and diagnostics.
+    pub const ALL: [(&str, u64); 15] = [
+        ("RTPM_IOC_GET_INFO", GET_INFO),
+        ("RTPM_IOC_CONFIGURE", CONFIGURE),
+        ("RTPM_IOC_START", START),
+        ("RTPM_IOC_STOP", STOP),
+        ("RTPM_IOC_RESET", RESET),
+        ("RTPM_IOC_GET_STATS", GET_STATS),
+        ("RTPM_IOC_GET_STATUS", GET_STATUS),
+        ("RTPM_IOC_PUSH_SLOT", PUSH_SLOT),
+        ("RTPM_IOC_POP_SLOT", POP_SLOT),
+        ("RTPM_IOC_RELEASE_SLOT", RELEASE_SLOT),
+        ("RTPM_IOC_RESERVE_SLOT", RESERVE_SLOT),
+        ("RTPM_IOC_RESERVE_BATCH", RESERVE_BATCH),
+        ("RTPM_IOC_PUSH_BATCH", PUSH_BATCH),
+        ("RTPM_IOC_POP_BATCH", POP_BATCH),
+        ("RTPM_IOC_RELEASE_BATCH", RELEASE_BATCH),
+    ];
+}
+
+/// The raw nix ioctl functions, kept private: the safe wrappers in [`ioctl`] are the interface.
+mod raw {
+    use super::request::RTPM_IOC_MAGIC;
+    use super::*;
+
+    // Numbers and directions follow include/rtp_mgr_ioctl.h one to one.
+    nix::ioctl_read!(
+        /// `RTPM_IOC_GET_INFO`
+        get_info, RTPM_IOC_MAGIC, 0x00, RtpmInfo);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_CONFIGURE`
+        configure, RTPM_IOC_MAGIC, 0x01, RtpmConfig);
+    nix::ioctl_none!(
+        /// `RTPM_IOC_START`
+        start, RTPM_IOC_MAGIC, 0x02);
+    nix::ioctl_none!(
+        /// `RTPM_IOC_STOP`
+        stop, RTPM_IOC_MAGIC, 0x03);
+    nix::ioctl_none!(
+        /// `RTPM_IOC_RESET`
+        reset, RTPM_IOC_MAGIC, 0x04);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_GET_STATS`
+        get_stats, RTPM_IOC_MAGIC, 0x05, RtpmStats);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_GET_STATUS`
+        get_status, RTPM_IOC_MAGIC, 0x06, RtpmStatus);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_PUSH_SLOT`
+        push_slot, RTPM_IOC_MAGIC, 0x10, RtpmSlotRef);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_POP_SLOT`
+        pop_slot, RTPM_IOC_MAGIC, 0x11, RtpmSlotRef);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_RELEASE_SLOT`
+        release_slot, RTPM_IOC_MAGIC, 0x12, RtpmSlotRef);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_RESERVE_SLOT`
+        reserve_slot, RTPM_IOC_MAGIC, 0x13, RtpmSlotRef);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_RESERVE_BATCH`
+        reserve_batch, RTPM_IOC_MAGIC, 0x20, RtpmBatch);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_PUSH_BATCH`
+        push_batch, RTPM_IOC_MAGIC, 0x21, RtpmBatch);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_POP_BATCH`
+        pop_batch, RTPM_IOC_MAGIC, 0x22, RtpmBatch);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_RELEASE_BATCH`
+        release_batch, RTPM_IOC_MAGIC, 0x23, RtpmBatch);
+}
+
+/// Safe wrappers of the `rtp_mgr` ioctls.
+///
+/// Each takes a borrowed file descriptor of an opened `/dev/rtp_mgrN` and returns the kernel's
+/// errno unchanged (see the header for their meaning). They are safe because every pointer handed
+/// to the kernel comes from a live Rust reference or slice of exactly the size the request number
+/// encodes, and the batch count never exceeds the slice. On a file of another driver they fail
+/// with `ENOTTY` (the request numbers carry the module's type byte 0xb5 and the size).
+pub mod ioctl {
+    use super::*;
+    use nix::errno::Errno;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    /// `RTPM_IOC_GET_INFO`: ABI version, layout and configuration.
+    pub fn get_info(fd: BorrowedFd<'_>) -> nix::Result<RtpmInfo> {
+        let mut out = RtpmInfo::default();
+        // SAFETY: `out` is a valid, writable RtpmInfo for the duration of the call.
+        unsafe { raw::get_info(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// `RTPM_IOC_CONFIGURE`: only while stopped and unmapped (`EBUSY`).
+    pub fn configure(fd: BorrowedFd<'_>, config: &RtpmConfig) -> nix::Result<()> {
+        // SAFETY: `config` is a valid RtpmConfig the kernel only reads.
+        unsafe { raw::configure(fd.as_raw_fd(), config) }.map(drop)
+    }
+
+    /// `RTPM_IOC_START`.
+    pub fn start(fd: BorrowedFd<'_>) -> nix::Result<()> {
+        // SAFETY: the request carries no argument.
+        unsafe { raw::start(fd.as_raw_fd()) }.map(drop)
+    }
+
+    /// `RTPM_IOC_STOP`.
+    pub fn stop(fd: BorrowedFd<'_>) -> nix::Result<()> {
+        // SAFETY: the request carries no argument.
+        unsafe { raw::stop(fd.as_raw_fd()) }.map(drop)
+    }
+
+    /// `RTPM_IOC_RESET`: `EBUSY` while running or while slots are owned.
+    pub fn reset(fd: BorrowedFd<'_>) -> nix::Result<()> {
+        // SAFETY: the request carries no argument.
+        unsafe { raw::reset(fd.as_raw_fd()) }.map(drop)
+    }
+
+    /// `RTPM_IOC_GET_STATS`.
+    pub fn get_stats(fd: BorrowedFd<'_>) -> nix::Result<RtpmStats> {
+        let mut out = RtpmStats::default();
+        // SAFETY: `out` is a valid, writable RtpmStats for the duration of the call.
+        unsafe { raw::get_stats(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// `RTPM_IOC_GET_STATUS`.
+    pub fn get_status(fd: BorrowedFd<'_>) -> nix::Result<RtpmStatus> {
+        let mut out = RtpmStatus::default();
+        // SAFETY: `out` is a valid, writable RtpmStatus for the duration of the call.
+        unsafe { raw::get_status(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// `RTPM_IOC_PUSH_SLOT`: push one slot (reserving the next FREE one implicitly).
+    pub fn push_slot(fd: BorrowedFd<'_>, slot: &RtpmSlotRef) -> nix::Result<()> {
+        // SAFETY: `slot` is a valid RtpmSlotRef the kernel only reads.
+        unsafe { raw::push_slot(fd.as_raw_fd(), slot) }.map(drop)
+    }
+
+    /// `RTPM_IOC_POP_SLOT`: pop the oldest READY slot.
+    pub fn pop_slot(fd: BorrowedFd<'_>) -> nix::Result<RtpmSlotRef> {
+        let mut out = RtpmSlotRef::default();
+        // SAFETY: `out` is a valid, writable RtpmSlotRef for the duration of the call.
+        unsafe { raw::pop_slot(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// `RTPM_IOC_RELEASE_SLOT`: give a popped slot back.
+    pub fn release_slot(fd: BorrowedFd<'_>, slot: &RtpmSlotRef) -> nix::Result<()> {
+        // SAFETY: `slot` is a valid RtpmSlotRef the kernel only reads.
+        unsafe { raw::release_slot(fd.as_raw_fd(), slot) }.map(drop)
+    }
+
+    /// `RTPM_IOC_RESERVE_SLOT`: reserve the next FREE slot.
+    pub fn reserve_slot(fd: BorrowedFd<'_>) -> nix::Result<RtpmSlotRef> {
+        let mut out = RtpmSlotRef::default();
+        // SAFETY: `out` is a valid, writable RtpmSlotRef for the duration of the call.
+        unsafe { raw::reserve_slot(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// Which batched operation [`batch`] performs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum BatchOp {
+        /// `RTPM_IOC_RESERVE_BATCH`: fills `index` and `len`.
+        Reserve,
+        /// `RTPM_IOC_PUSH_BATCH`: reads `index`, `len`, `arrival_ns`.
+        Push,
+        /// `RTPM_IOC_POP_BATCH`: fills every field.
+        Pop,
+        /// `RTPM_IOC_RELEASE_BATCH`: reads `index`.
+        Release,
+    }
+
+    /// A batched ioctl over `slots`; returns the entries done (processed in order; the call stops
+    /// at the first failing entry and fails only if the very first one fails).
+    ///
+    /// `slots.len()` above [`RTPM_BATCH_MAX`] is passed through so that the kernel answers
+    /// `E2BIG` itself; lengths beyond `u32::MAX` are refused here with `E2BIG`.
+    pub fn batch(fd: BorrowedFd<'_>, op: BatchOp, slots: &mut [RtpmSlotRef]) -> nix::Result<usize> {
+        let count = u32::try_from(slots.len()).map_err(|_| Errno::E2BIG)?;
+        let mut req = RtpmBatch { slots: slots.as_mut_ptr() as u64, count, flags: 0 };
+        let raw = fd.as_raw_fd();
+        // SAFETY: `req` is a valid RtpmBatch; its `slots` points to `count` initialised,
+        // writable RtpmSlotRef entries that live until the call returns, and the kernel touches
+        // at most `count` of them.
+        unsafe {
+            match op {
+                BatchOp::Reserve => raw::reserve_batch(raw, &mut req),
+                BatchOp::Push => raw::push_batch(raw, &mut req),
+                BatchOp::Pop => raw::pop_batch(raw, &mut req),
+                BatchOp::Release => raw::release_batch(raw, &mut req),
+            }
+        }?;
+        // The kernel reports entries done; never trust it beyond what we offered.
+        Ok((req.count as usize).min(slots.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_numbers_encode_direction_type_nr_and_size() {
+        // _IOR(0xb5, 0x00, 72 bytes) on the generic ioctl encoding (x86_64 and arm64 share it).
+        assert_eq!(request::GET_INFO, (2 << 30) | (72 << 16) | (0xb5 << 8));
+        assert_eq!(request::START, (0xb5 << 8) | 0x02);
+        assert_eq!(request::RELEASE_BATCH, (3 << 30) | (16 << 16) | (0xb5 << 8) | 0x23);
+    }
+
+    #[test]
+    fn non_device_fd_gets_enotty() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        use std::os::fd::AsFd;
+        assert_eq!(ioctl::get_info(f.as_fd()).unwrap_err(), nix::errno::Errno::ENOTTY);
+    }
+}

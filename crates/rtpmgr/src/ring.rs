@@ -1,0 +1,745 @@
+//! The mapped ring and its guards: [`Ring`], [`Producer`], [`Consumer`], [`WriteSlot`],
+//! [`ReadSlot`].
+//!
+//! Vocabulary (the UAPI's): the producer RESERVEs slots, writes them, PUSHes them; the consumer
+//! POPs slots, reads them, RELEASEs them. Guards make the last step of each side automatic:
+//! a dropped [`WriteSlot`] goes back to its producer's spare list (the ABI has no "unreserve";
+//! the next reserve hands it out again, in ring order), a dropped [`ReadSlot`] is queued for
+//! release and flushed in batches.
+
+use crate::error::{Context, Error, Result};
+use crate::layout::{page_size, RingLayout, IDX_CONSUMER, IDX_PRODUCER, IDX_RELEASE, IDX_RESERVE};
+use crate::sys::{remaining, Mmap};
+use crate::{ChannelInner, Channel, Dev, Dir, SlotOp};
+use nix::errno::Errno;
+use rtpmgr_abi::*;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct RingInner {
+    chan: Arc<ChannelInner>,
+    layout: RingLayout,
+    /// Meta region, read-only: header page and descriptor table.
+    meta: ManuallyDrop<Mmap>,
+    /// Payload region, read-write.
+    payload: ManuallyDrop<Mmap>,
+    shm_token: Option<crate::shm::ShmMapToken>,
+}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        // SAFETY: the mappings are dropped exactly once, here; every guard that borrows them
+        // holds an Arc<RingInner>, so none is alive any more.
+        unsafe {
+            ManuallyDrop::drop(&mut self.meta);
+            ManuallyDrop::drop(&mut self.payload);
+        }
+        // Unmapped first, then un-counted: CONFIGURE in another process must never shrink the
+        // file under a mapping that still exists.
+        if let (Some(t), Dev::Shm(s)) = (self.shm_token.take(), &self.chan.dev) {
+            s.unmap(t);
+        }
+    }
+}
+
+/// A mapped ring: the validated layout plus the two mappings. Cheap to clone (shared).
+///
+/// The mapping lives as long as any clone, [`Producer`], [`Consumer`] or slot guard of it.
+#[derive(Clone)]
+pub struct Ring {
+    inner: Arc<RingInner>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring").field("channel", &self.inner.chan.name).field("layout", &self.inner.layout).finish()
+    }
+}
+
+impl Ring {
+    pub(crate) fn map(chan: Arc<ChannelInner>) -> Result<Ring> {
+        let ctx = chan.ctx("map ring");
+        let info = match &chan.dev {
+            Dev::Kernel(k) => k.info(),
+            Dev::Shm(s) => s.info(),
+        }
+        .context(|| ctx.clone())?;
+        let meta_size = usize::try_from(info.meta_size).map_err(|_| Error::sys(&ctx, Errno::EOVERFLOW))?;
+        let payload_size =
+            usize::try_from(info.payload_size).map_err(|_| Error::sys(&ctx, Errno::EOVERFLOW))?;
+        let (meta, payload, shm_token) = match &chan.dev {
+            Dev::Kernel(k) => {
+                let (m, p) = k.map(meta_size, info.payload_offset, payload_size).context(|| ctx.clone())?;
+                (m, p, None)
+            }
+            Dev::Shm(s) => {
+                let (m, p, t) = s.map().context(|| ctx.clone())?;
+                (m, p, Some(t))
+            }
+        };
+        // From here the token (if any) must go back through RingInner::drop, also on error.
+        let mut inner = RingInner {
+            chan,
+            layout: RingLayout {
+                channel: 0,
+                abi_minor: 0,
+                slot_count: 0,
+                ring_order: 0,
+                slot_payload: 0,
+                slot_stride: 0,
+                desc_size: 0,
+                drop_policy: 0,
+                desc_offset: 0,
+                meta_size: 0,
+                payload_offset: 0,
+                payload_size: 0,
+                index_off: [0; 4],
+            },
+            meta: ManuallyDrop::new(meta),
+            payload: ManuallyDrop::new(payload),
+            shm_token,
+        };
+        let page_len = page_size().min(inner.meta.len());
+        // SAFETY: the meta mapping is at least page_len bytes long and readable; the slice is
+        // only used for the one copy that decode() makes.
+        let page = unsafe { std::slice::from_raw_parts(inner.meta.ptr(), page_len) };
+        let layout = RingLayout::decode(page, page_size(), &ctx)?;
+        layout.check_info(&info, &ctx)?;
+        if layout.meta_size > inner.meta.len() || layout.payload_size > inner.payload.len() {
+            return Err(Error::BadHeader { context: ctx, reason: "regions larger than mapped".into() });
+        }
+        inner.layout = layout;
+        Ok(Ring { inner: Arc::new(inner) })
+    }
+
+    /// The validated layout from the header page.
+    pub fn layout(&self) -> &RingLayout {
+        &self.inner.layout
+    }
+
+    /// The channel this ring belongs to.
+    pub fn channel(&self) -> Channel {
+        Channel { inner: self.inner.chan.clone() }
+    }
+
+    /// A producer handle (reserve, write, push).
+    pub fn producer(&self) -> Producer {
+        Producer { ring: self.clone(), spares: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    /// A consumer handle (pop, read, release).
+    pub fn consumer(&self) -> Consumer {
+        Consumer {
+            ring: self.clone(),
+            queue: Arc::new(ReleaseQueue {
+                chan: self.inner.chan.clone(),
+                pending: Mutex::new(Pending { idx: Vec::new(), consumer_alive: true }),
+                threshold: AtomicUsize::new(32),
+            }),
+        }
+    }
+
+    /// The index words of the header page: `[reserve, producer, consumer, release]`, read with
+    /// acquire loads. Hints only (fill level without a syscall); ownership is the ring's.
+    pub fn indices(&self) -> [u32; 4] {
+        [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE].map(|i| {
+            // SAFETY: the offset was validated (4-aligned, inside the header page of the live
+            // read-only meta mapping); an atomic load is a plain load on x86_64 and arm64, so the
+            // read-only mapping is fine. Acquire pairs with the ring's store-release.
+            let w = unsafe { AtomicU32::from_ptr(self.inner.meta.ptr().add(self.inner.layout.index_off[i]).cast()) };
+            w.load(Ordering::Acquire)
+        })
+    }
+
+    /// READY slots between consumer and producer, from the header page (a hint).
+    pub fn ready_hint(&self) -> u32 {
+        let [_, p, c, _] = self.indices();
+        p.wrapping_sub(c).min(self.inner.layout.slot_count)
+    }
+
+    /// Slots that can be reserved right now, from the header page (a hint).
+    pub fn free_hint(&self) -> u32 {
+        let [r, _, _, rel] = self.indices();
+        self.inner.layout.slot_count.saturating_sub(r.wrapping_sub(rel))
+    }
+
+    /// The descriptor of slot `index` as the ring last wrote it (a copy).
+    ///
+    /// # Panics
+    /// If `index >= slot_count`.
+    pub fn desc(&self, index: u32) -> RtpmSlotDesc {
+        assert!(index < self.inner.layout.slot_count, "slot index {index} out of range");
+        let l = &self.inner.layout;
+        // SAFETY: index < slot_count, and desc_offset + slot_count * desc_size <= meta_size <=
+        // the mapped length (checked in map); volatile because the ring writes it concurrently
+        // for slots we do not own (for owned slots it is stable).
+        unsafe {
+            std::ptr::read_volatile(
+                self.inner.meta.ptr().add(l.desc_offset + index as usize * l.desc_size as usize).cast(),
+            )
+        }
+    }
+
+    /// Address of slot `index`'s payload in this mapping (for zero-copy tests and diagnostics).
+    ///
+    /// # Panics
+    /// If `index >= slot_count`.
+    pub fn payload_ptr(&self, index: u32) -> *mut u8 {
+        assert!(index < self.inner.layout.slot_count, "slot index {index} out of range");
+        // SAFETY: slot_count * slot_stride <= payload_size <= the mapped length (checked in map).
+        unsafe { self.inner.payload.ptr().add(index as usize * self.inner.layout.slot_stride as usize) }
+    }
+
+    fn same(&self, other: &Arc<RingInner>) -> bool {
+        Arc::ptr_eq(&self.inner, other)
+    }
+
+    fn ctx(&self, what: &str) -> String {
+        self.inner.chan.ctx(what)
+    }
+}
+
+/// Producer side of a ring: reserve slots, write payloads in place, push them.
+///
+/// Operations never block: a full ring answers `EAGAIN` (counted in `overruns`, or making room
+/// under [`crate::DropPolicy::DropOldest`]). The `*_wait` variants wait for room first.
+#[derive(Debug)]
+pub struct Producer {
+    ring: Ring,
+    /// Slots reserved by this producer and given back unpushed: handed out again first.
+    spares: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Producer {
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Reserves up to `n` FREE slots, in ring order (spare slots first). Returns at least one.
+    ///
+    /// # Errors
+    /// `EAGAIN` if the ring is full, `EPIPE` if the channel is stopped.
+    pub fn reserve_batch(&mut self, n: usize) -> Result<Vec<WriteSlot>> {
+        let mut out = Vec::with_capacity(n);
+        {
+            let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
+            if !spares.is_empty() {
+                // Ring order = distance from the release index; spares predate any new reserve.
+                let rel = self.ring.indices()[3];
+                let mask = self.ring.layout().slot_count - 1;
+                spares.sort_by_key(|&i| i.wrapping_sub(rel) & mask);
+                let take = n.min(spares.len());
+                for index in spares.drain(..take) {
+                    out.push(self.guard(index));
+                }
+            }
+        }
+        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        while out.len() < n {
+            let want = (n - out.len()).min(refs.len());
+            match self.ring.inner.chan.batch(SlotOp::Reserve, &mut refs[..want]) {
+                Ok(done) => {
+                    out.extend(refs[..done].iter().map(|r| self.guard(r.index)));
+                    if done < want {
+                        break;
+                    }
+                }
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(Error::sys(self.ring.ctx("reserve"), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Producer::reserve_batch`], but waits up to `timeout` (None: forever) for room.
+    /// Returns an empty Vec on timeout or when a signal interrupted the wait.
+    ///
+    /// # Errors
+    /// `EPIPE` if the channel is stopped.
+    pub fn reserve_batch_wait(&mut self, n: usize, timeout: Option<Duration>) -> Result<Vec<WriteSlot>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let has_spares = !self.spares.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+            if has_spares || self.ring.free_hint() > 0 {
+                match self.reserve_batch(n) {
+                    Err(e) if e.errno() == Errno::EAGAIN => {}
+                    r => return r,
+                }
+            }
+            if !self.ring.inner.chan.wait(Dir::Writable, remaining(deadline)).context(|| self.ring.ctx("wait"))?
+                && remaining(deadline).is_some_and(|d| d.is_zero())
+            {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Reserves one slot. See [`Producer::reserve_batch`].
+    pub fn reserve(&mut self) -> Result<WriteSlot> {
+        Ok(self.reserve_batch(1)?.pop().expect("reserve_batch returns at least one slot"))
+    }
+
+    /// Pushes one slot READY.
+    ///
+    /// # Errors
+    /// `EINVAL` for a slot of another ring or a length of 0; `EPIPE` if the channel is stopped
+    /// (the slot is kept as a spare).
+    pub fn push(&mut self, slot: WriteSlot) -> Result<()> {
+        self.push_batch(vec![slot]).map(drop)
+    }
+
+    /// Pushes slots READY in the given order (best in reservation order); returns how many were
+    /// pushed. Slots after the first one the ring refuses are kept as spares.
+    ///
+    /// # Errors
+    /// The errno of the first slot if none was pushed (`EPIPE` stopped, `EINVAL` bad length).
+    pub fn push_batch(&mut self, slots: Vec<WriteSlot>) -> Result<usize> {
+        if let Some(s) = slots.iter().find(|s| !self.ring.same(&s.ring)) {
+            return Err(Error::sys(self.ring.ctx(&format!("push slot {} of another ring", s.index)), Errno::EINVAL));
+        }
+        let mut slots = slots;
+        let mut pushed = 0;
+        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        for chunk in slots.chunks_mut(RTPM_BATCH_MAX as usize) {
+            for (r, s) in refs.iter_mut().zip(chunk.iter()) {
+                *r = RtpmSlotRef { index: s.index, len: s.len, arrival_ns: s.arrival_ns };
+            }
+            match self.ring.inner.chan.batch(SlotOp::Push, &mut refs[..chunk.len()]) {
+                Ok(done) => {
+                    for s in &mut chunk[..done] {
+                        s.live = false;
+                    }
+                    pushed += done;
+                    if done < chunk.len() {
+                        break;
+                    }
+                }
+                Err(_) if pushed > 0 => break,
+                Err(e) => return Err(Error::sys(self.ring.ctx("push"), e)),
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// Copies `data` into a fresh slot and pushes it (the one-packet convenience path).
+    ///
+    /// # Errors
+    /// As [`Producer::reserve_batch`] and [`Producer::push`]; `EMSGSIZE` if `data` does not fit.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let mut s = self.reserve()?;
+        s.fill(data)?;
+        self.push(s)
+    }
+
+    /// Waits until a slot can be reserved; false on timeout or signal.
+    pub fn wait_writable(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.ring.inner.chan.wait(Dir::Writable, timeout).context(|| self.ring.ctx("wait writable"))
+    }
+
+    /// Reserved slots this producer holds as spares (returned unpushed).
+    pub fn spare_count(&self) -> usize {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn guard(&self, index: u32) -> WriteSlot {
+        WriteSlot {
+            ring: self.ring.inner.clone(),
+            spares: self.spares.clone(),
+            index,
+            len: 0,
+            arrival_ns: 0,
+            live: true,
+        }
+    }
+}
+
+/// A reserved slot: write the payload in place, set its length, push it with its [`Producer`].
+/// Dropped unpushed, it returns to the producer as a spare.
+pub struct WriteSlot {
+    ring: Arc<RingInner>,
+    spares: Arc<Mutex<Vec<u32>>>,
+    index: u32,
+    len: u32,
+    arrival_ns: u64,
+    /// Still reserved by us (not pushed).
+    live: bool,
+}
+
+impl std::fmt::Debug for WriteSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSlot").field("index", &self.index).field("len", &self.len).finish()
+    }
+}
+
+impl WriteSlot {
+    /// Slot index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Usable bytes of this slot (`slot_payload`).
+    pub fn capacity(&self) -> usize {
+        self.ring.layout.slot_payload as usize
+    }
+
+    /// Payload length to push (0 until set).
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True while no length is set.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole payload buffer, in the ring memory.
+    pub fn buf_mut(&mut self) -> &mut [u8] {
+        let l = &self.ring.layout;
+        // SAFETY: the slot is PRODUCING and owned by this open channel; the ring lets nobody
+        // else write it or read it until it is pushed, and the guard is the only handle to it in
+        // this process (not Clone). The buffer lies inside the payload mapping (validated
+        // layout) that the Arc keeps alive.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ring.payload.ptr().add(self.index as usize * l.slot_stride as usize),
+                l.slot_payload as usize,
+            )
+        }
+    }
+
+    /// Sets the payload length to push.
+    ///
+    /// # Errors
+    /// `EMSGSIZE` if `len` exceeds [`WriteSlot::capacity`].
+    pub fn set_len(&mut self, len: usize) -> Result<()> {
+        if len > self.capacity() {
+            return Err(Error::sys(
+                format!("set length {len} of slot {} (capacity {})", self.index, self.capacity()),
+                Errno::EMSGSIZE,
+            ));
+        }
+        self.len = len as u32;
+        Ok(())
+    }
+
+    /// Copies `data` into the slot and sets the length.
+    ///
+    /// # Errors
+    /// `EMSGSIZE` if `data` does not fit.
+    pub fn fill(&mut self, data: &[u8]) -> Result<()> {
+        self.set_len(data.len())?;
+        self.buf_mut()[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Sets the arrival time (CLOCK_MONOTONIC ns) to record; 0 (default) lets the ring stamp it.
+    pub fn set_arrival_ns(&mut self, ns: u64) {
+        self.arrival_ns = ns;
+    }
+}
+
+impl Drop for WriteSlot {
+    fn drop(&mut self) {
+        if self.live {
+            self.spares.lock().unwrap_or_else(|p| p.into_inner()).push(self.index);
+        }
+    }
+}
+
+struct Pending {
+    idx: Vec<u32>,
+    consumer_alive: bool,
+}
+
+/// Releases queued by dropped [`ReadSlot`]s, flushed in batches.
+struct ReleaseQueue {
+    chan: Arc<ChannelInner>,
+    pending: Mutex<Pending>,
+    threshold: AtomicUsize,
+}
+
+impl ReleaseQueue {
+    fn release(&self, index: u32) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.idx.push(index);
+        // Without a consumer to flush later (or with a full batch), release now.
+        if !p.consumer_alive || p.idx.len() >= self.threshold.load(Ordering::Relaxed) {
+            if let Err(e) = self.flush_locked(&mut p) {
+                log::warn!("{e}");
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<usize> {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(&mut p)
+    }
+
+    fn flush_locked(&self, p: &mut Pending) -> Result<usize> {
+        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        let mut released = 0;
+        let mut first_err = None;
+        while !p.idx.is_empty() {
+            let n = p.idx.len().min(refs.len());
+            for (r, &i) in refs.iter_mut().zip(&p.idx[..n]) {
+                *r = RtpmSlotRef { index: i, len: 0, arrival_ns: 0 };
+            }
+            let done = match self.chan.batch(SlotOp::Release, &mut refs[..n]) {
+                Ok(d) => d,
+                Err(e) => {
+                    first_err.get_or_insert(Error::sys(self.chan.ctx(&format!("release slot {}", refs[0].index)), e));
+                    0
+                }
+            };
+            released += done;
+            // Entry `done` (if any) failed: it is not ours to release any more (the ring said
+            // so); drop it from the queue rather than retry it forever.
+            let drop_n = (done + 1).min(n);
+            if done < n && first_err.is_none() {
+                first_err = Some(Error::sys(
+                    self.chan.ctx(&format!("release slot {}", refs[done].index)),
+                    Errno::EBADSLT,
+                ));
+            }
+            p.idx.drain(..drop_n);
+        }
+        match first_err {
+            Some(e) if released == 0 => Err(e),
+            Some(e) => {
+                log::warn!("{e}");
+                Ok(released)
+            }
+            None => Ok(released),
+        }
+    }
+}
+
+/// Consumer side of a ring: pop READY slots as [`ReadSlot`] guards that release on drop.
+///
+/// Releases of dropped guards are queued and flushed with one RELEASE_BATCH when
+/// [`Consumer::set_release_batch`] of them are pending, before every pop or wait, on
+/// [`Consumer::flush`], and when the consumer is dropped (after that, guards release at once).
+#[derive(Debug)]
+pub struct Consumer {
+    ring: Ring,
+    queue: Arc<ReleaseQueue>,
+}
+
+impl std::fmt::Debug for ReleaseQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseQueue").field("channel", &self.chan.name).finish()
+    }
+}
+
+impl Consumer {
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Pops up to `n` READY slots, oldest first. Returns at least one.
+    ///
+    /// # Errors
+    /// `EAGAIN` if nothing is READY (counted in `underruns`).
+    pub fn pop_batch(&mut self, n: usize) -> Result<Vec<ReadSlot>> {
+        self.flush()?;
+        let mut out = Vec::with_capacity(n.min(RTPM_BATCH_MAX as usize));
+        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        while out.len() < n {
+            let want = (n - out.len()).min(refs.len());
+            match self.ring.inner.chan.batch(SlotOp::Pop, &mut refs[..want]) {
+                Ok(done) => {
+                    out.extend(refs[..done].iter().map(|r| self.guard(r)));
+                    if done < want {
+                        break;
+                    }
+                }
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(Error::sys(self.ring.ctx("pop"), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Consumer::pop_batch`], but waits up to `timeout` (None: forever) for a READY slot.
+    /// Returns an empty Vec on timeout or when a signal interrupted the wait.
+    pub fn pop_batch_wait(&mut self, n: usize, timeout: Option<Duration>) -> Result<Vec<ReadSlot>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut try_pop = self.ring.ready_hint() > 0;
+        loop {
+            if try_pop {
+                match self.pop_batch(n) {
+                    Err(e) if e.errno() == Errno::EAGAIN => {}
+                    r => return r,
+                }
+            } else {
+                self.flush()?;
+            }
+            if !self.ring.inner.chan.wait(Dir::Readable, remaining(deadline)).context(|| self.ring.ctx("wait"))? {
+                if remaining(deadline).is_some_and(|d| d.is_zero()) {
+                    return Ok(Vec::new());
+                }
+                try_pop = false;
+            } else {
+                try_pop = true;
+            }
+        }
+    }
+
+    /// Pops one slot. See [`Consumer::pop_batch`].
+    pub fn pop(&mut self) -> Result<ReadSlot> {
+        Ok(self.pop_batch(1)?.pop().expect("pop_batch returns at least one slot"))
+    }
+
+    /// Releases every queued slot now; returns how many.
+    pub fn flush(&self) -> Result<usize> {
+        self.queue.flush()
+    }
+
+    /// Number of dropped guards that triggers a flush (default 32, at least 1).
+    pub fn set_release_batch(&self, n: usize) {
+        self.queue.threshold.store(n.clamp(1, RTPM_BATCH_MAX as usize), Ordering::Relaxed);
+    }
+
+    /// Waits until a slot can be popped; false on timeout or signal. Flushes releases first.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.flush()?;
+        self.ring.inner.chan.wait(Dir::Readable, timeout).context(|| self.ring.ctx("wait readable"))
+    }
+
+    fn guard(&self, r: &RtpmSlotRef) -> ReadSlot {
+        let layout = &self.ring.inner.layout;
+        // A hostile or buggy ring must not make us read past the slot.
+        let index = r.index.min(layout.slot_count - 1);
+        ReadSlot {
+            ring: self.ring.inner.clone(),
+            queue: self.queue.clone(),
+            index,
+            len: r.len.min(layout.slot_payload),
+            arrival_ns: r.arrival_ns,
+            desc: self.ring.desc(index),
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let mut p = self.queue.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.consumer_alive = false;
+        if let Err(e) = self.queue.flush_locked(&mut p) {
+            log::warn!("{e}");
+        }
+    }
+}
+
+/// A popped slot: its payload in place and its descriptor. Released when dropped (batched
+/// through its [`Consumer`]), also during a panic or in another thread.
+///
+/// `Send + Sync + 'static` and `AsRef<[u8]>`, so it can back a `gst::Buffer` without a copy
+/// (`gst::Buffer::from_slice(slot)`); the slot is released when GStreamer frees the buffer.
+pub struct ReadSlot {
+    ring: Arc<RingInner>,
+    queue: Arc<ReleaseQueue>,
+    index: u32,
+    len: u32,
+    arrival_ns: u64,
+    desc: RtpmSlotDesc,
+}
+
+impl std::fmt::Debug for ReadSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSlot").field("index", &self.index).field("len", &self.len).field("desc", &self.desc).finish()
+    }
+}
+
+impl ReadSlot {
+    /// Slot index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Payload bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for an empty payload (never for a pushed slot).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Arrival time, CLOCK_MONOTONIC ns.
+    pub fn arrival_ns(&self) -> u64 {
+        self.arrival_ns
+    }
+
+    /// The descriptor (RTP fields, flags), copied at pop time.
+    pub fn desc(&self) -> &RtpmSlotDesc {
+        &self.desc
+    }
+
+    /// True if the ring parsed a valid RTP v2 header.
+    pub fn is_rtp(&self) -> bool {
+        self.desc.flags & RTPM_SLOT_F_RTP != 0
+    }
+
+    /// The payload, in the ring memory.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: the slot is CONSUMING and owned by this open channel until the guard is
+        // dropped, so no producer writes it; len <= slot_payload (clamped) and the buffer lies in
+        // the payload mapping that the Arc keeps alive.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.ring.payload.ptr().add(self.index as usize * self.ring.layout.slot_stride as usize),
+                self.len as usize,
+            )
+        }
+    }
+}
+
+impl AsRef<[u8]> for ReadSlot {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl std::ops::Deref for ReadSlot {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl Drop for ReadSlot {
+    fn drop(&mut self) {
+        self.queue.release(self.index);
+    }
+}
+
+// SAFETY: RingInner only holds mappings (raw memory whose access the ring protocol governs), the
+// channel handle (a file or a shm handle whose state is behind the shared lock) and immutable
+// layout data; it can be dropped and read from any thread.
+unsafe impl Send for RingInner {}
+// SAFETY: see Send; &RingInner gives only reads of immutable fields and raw pointers.
+unsafe impl Sync for RingInner {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+    fn assert_send<T: Send + 'static>() {}
+
+    #[test]
+    fn guards_can_cross_threads() {
+        assert_send_sync_static::<ReadSlot>();
+        assert_send::<WriteSlot>();
+        assert_send::<Producer>();
+        assert_send::<Consumer>();
+        assert_send_sync_static::<Channel>();
+        assert_send_sync_static::<Ring>();
+    }
+}

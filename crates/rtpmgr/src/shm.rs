@@ -1,0 +1,1085 @@
+//! Shared-memory backend: the kernel module's ring, rebuilt in a file under `/dev/shm` so that
+//! every tool runs on a host without the module, with the same semantics and errnos.
+//!
+//! # File layout
+//!
+//! ```text
+//! 0            control area (ctl_size bytes, page aligned): what the kernel keeps privately
+//!                CtlHead   magic, version, futex words (readable, writable), config generation
+//!                lock      a process-shared *robust* pthread mutex: a holder killed with -9 does
+//!                          not deadlock the ring, the next locker gets EOWNERDEAD and goes on
+//!                Locked    state, config, stats, RTP tracker, open-handle table, slot states
+//! ctl_size     the ring exactly as the kernel maps it ("mmap offset 0"): header page,
+//!              descriptor table, then the payload region at ctl_size + payload_offset
+//! ```
+//!
+//! # The kernel's roles, in user space
+//!
+//! - An *open file* is an entry of the handle table (pid, process start time, generation).
+//!   Slots record their owner's entry; only that entry may push or release them (`EPERM`).
+//! - *Closing* a handle returns its owned slots to FREE, counted in `reclaimed`. A process that
+//!   dies without closing is detected with its pid (gone, a zombie, or a different start time,
+//!   i.e. a reused pid) when a channel is opened and when an operation finds the ring full or
+//!   empty (at most every [`DEAD_CHECK_NS`]), and is reclaimed the same way.
+//! - Index words in the header page are stored with release semantics under the lock, so a
+//!   reader of the header sees what a reader of the kernel's page would.
+//! - Waits: the futex words `readable`/`writable` are bumped after every change that can make a
+//!   slot poppable/reservable; waiters re-check the ring between futex waits (see [`ShmDev::wait`]).
+
+use crate::error::{Context, Error, Result};
+use crate::layout::{header_bytes, page_size, RingLayout, IDX_CONSUMER, IDX_PRODUCER, IDX_RELEASE, IDX_RESERVE};
+use crate::rtp::{self, SeqTracker};
+use crate::sys::{futex_wait, futex_wake_all, monotonic_ns, Mmap};
+use crate::Dir;
+use nix::errno::Errno;
+use rtpmgr_abi::ioctl::BatchOp;
+use rtpmgr_abi::*;
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const CTL_MAGIC: u64 = u64::from_le_bytes(*b"RTPMSHM1");
+const CTL_VERSION: u32 = 1;
+/// Open handles (open files) one shm ring can have at once.
+pub(crate) const MAX_HANDLES: usize = 64;
+const MAX_SLOTS: usize = 1 << RTPM_RING_ORDER_MAX;
+/// Minimum time between two scans for dead processes on a full or empty ring.
+pub(crate) const DEAD_CHECK_NS: u64 = 100_000_000;
+/// Longest single futex sleep: waiters re-check (and reclaim dead peers) at least this often.
+const WAIT_SLICE: Duration = Duration::from_millis(250);
+
+const S_FREE: u8 = 0;
+const S_PRODUCING: u8 = 1;
+const S_READY: u8 = 2;
+const S_CONSUMING: u8 = 3;
+
+/// Lock-free part of the control area: identity and futex words.
+#[repr(C)]
+struct CtlHead {
+    /// CTL_MAGIC, stored last when a file is created.
+    magic: AtomicU64,
+    version: u32,
+    ctl_size: u32,
+    /// Bumped by CONFIGURE: every cached mapping of the ring region is stale.
+    config_gen: AtomicU32,
+    /// Futex: bumped when slots may have become poppable.
+    readable: AtomicU32,
+    /// Futex: bumped when slots may have become reservable.
+    writable: AtomicU32,
+    /// Threads inside ShmDev::wait; wakers skip the futex syscall when zero.
+    waiters: AtomicU32,
+    _pad: [u8; 96],
+}
+
+#[repr(C, align(64))]
+struct LockArea {
+    m: UnsafeCell<libc::pthread_mutex_t>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HandleEnt {
+    in_use: u32,
+    pid: i32,
+    /// /proc/<pid>/stat start time: tells a reused pid from the original process.
+    start_time: u64,
+    gen: u32,
+    mappings: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SlotCtl {
+    state: u8,
+    _pad: u8,
+    /// Handle index + 1 of the owner; 0: nobody.
+    owner: u16,
+}
+
+/// Everything the kernel would keep under its channel lock.
+#[repr(C)]
+struct Locked {
+    state: u32,
+    channel: u32,
+    config: RtpmConfig,
+    next_gen: u32,
+    _pad: u32,
+    last_dead_check_ns: u64,
+    stats: RtpmStats,
+    seq: SeqTracker,
+    handles: [HandleEnt; MAX_HANDLES],
+    slots: [SlotCtl; MAX_SLOTS],
+}
+
+#[repr(C)]
+struct Shared {
+    head: CtlHead,
+    lock: LockArea,
+    locked: UnsafeCell<Locked>,
+}
+
+fn ctl_size() -> usize {
+    std::mem::size_of::<Shared>().div_ceil(page_size()) * page_size()
+}
+
+/// A cached read-write mapping of the ring region (header, descriptors, payloads).
+struct RingCache {
+    gen: u32,
+    map: Mmap,
+    layout: RingLayout,
+}
+
+/// One open handle of a shm ring (the kernel's `struct file`).
+pub(crate) struct ShmDev {
+    path: PathBuf,
+    file: File,
+    ctl: Mmap,
+    ctl_size: usize,
+    /// Handle index + 1 (the owner id stored in slots).
+    me: u16,
+    /// Process-local state, only touched while the shared lock is held.
+    local: Mutex<Local>,
+}
+
+struct Local {
+    ring: Option<RingCache>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for ShmDev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmDev").field("path", &self.path).field("handle", &self.me).finish()
+    }
+}
+
+/// The shared lock, held; unlocks on drop.
+struct Guard<'a> {
+    dev: &'a ShmDev,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard exists only while this thread holds the mutex (see ShmDev::lock).
+        unsafe { libc::pthread_mutex_unlock(self.dev.shared().lock.m.get()) };
+    }
+}
+
+impl Guard<'_> {
+    fn locked(&mut self) -> &mut Locked {
+        // SAFETY: the process-shared mutex is held by this thread for the guard's lifetime, so no
+        // other thread or process touches `Locked`; &mut self makes the borrow unique in-process.
+        unsafe { &mut *self.dev.shared().locked.get() }
+    }
+}
+
+/// Wakeups to send once the lock is dropped.
+#[derive(Default)]
+struct Wake {
+    readable: bool,
+    writable: bool,
+}
+
+impl ShmDev {
+    /// Opens (creating it with `create_cfg` if absent) the ring file at `path`.
+    pub(crate) fn open(path: &Path, channel: u32, create_cfg: &RtpmConfig) -> Result<ShmDev> {
+        let ctx = || format!("open shm ring {}", path.display());
+        let file = match open_rw(path) {
+            Ok(f) => f,
+            Err(Errno::ENOENT) => create(path, channel, create_cfg).context(ctx)?,
+            Err(e) => return Err(Error::sys(ctx(), e)),
+        };
+        let len = file.metadata().context(ctx)?.len();
+        let expect = ctl_size();
+        if len < expect as u64 {
+            return Err(Error::BadHeader {
+                context: ctx(),
+                reason: format!("file is {len} bytes, smaller than the control area ({expect})"),
+            });
+        }
+        let ctl = Mmap::map(file.as_fd(), expect, 0, true).context(ctx)?;
+        let mut dev = ShmDev {
+            path: path.to_path_buf(),
+            file,
+            ctl,
+            ctl_size: expect,
+            me: 0,
+            local: Mutex::new(Local { ring: None, scratch: Vec::new() }),
+        };
+        let h = &dev.shared().head;
+        if h.magic.load(Ordering::Acquire) != CTL_MAGIC
+            || h.version != CTL_VERSION
+            || h.ctl_size as usize != expect
+        {
+            return Err(Error::BadHeader {
+                context: ctx(),
+                reason: "not an rtpmgr shm ring of this version (remove the file to recreate it)"
+                    .into(),
+            });
+        }
+        dev.me = dev.register().context(ctx)?;
+        Ok(dev)
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: `ctl` maps ctl_size() >= size_of::<Shared>() bytes, page aligned, initialised
+        // by create(); Shared only has atomics and UnsafeCells that are accessed under the lock.
+        unsafe { &*(self.ctl.ptr() as *const Shared) }
+    }
+
+    fn lock(&self) -> Result<Guard<'_>, Errno> {
+        let m = self.shared().lock.m.get();
+        // SAFETY: `m` is the robust, process-shared mutex initialised in create().
+        let r = unsafe { libc::pthread_mutex_lock(m) };
+        match r {
+            0 => {}
+            libc::EOWNERDEAD => {
+                // The previous holder died inside a critical section. Every critical section
+                // leaves the slot table consistent after each single-slot step, and counts
+                // (status) are recomputed from it, so marking the mutex consistent is enough.
+                log::warn!("{}: lock holder died; recovering the ring lock", self.path.display());
+                // SAFETY: we own the mutex in the EOWNERDEAD state, as consistent() requires.
+                unsafe { libc::pthread_mutex_consistent(m) };
+            }
+            e => return Err(Errno::from_raw(e)),
+        }
+        Ok(Guard { dev: self })
+    }
+
+    fn register(&self) -> Result<u16, Errno> {
+        let mut g = self.lock()?;
+        let now = monotonic_ns();
+        let mut wake = Wake::default();
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        self.reclaim_dead(&mut g, &mut local, &mut wake)?;
+        drop(local);
+        let l = g.locked();
+        let start_time = proc_start_time(std::process::id() as i32).unwrap_or(0);
+        let Some(i) = l.handles.iter().position(|h| h.in_use == 0) else {
+            return Err(Errno::EMFILE);
+        };
+        l.next_gen = l.next_gen.wrapping_add(1);
+        l.handles[i] = HandleEnt {
+            in_use: 1,
+            pid: std::process::id() as i32,
+            start_time,
+            gen: l.next_gen,
+            mappings: 0,
+        };
+        l.last_dead_check_ns = now;
+        drop(g);
+        self.wake(wake);
+        Ok(i as u16 + 1)
+    }
+
+    /// Maps the cached ring view for the current configuration, remapping after a CONFIGURE.
+    fn view<'l>(&self, g: &mut Guard<'_>, local: &'l mut Local) -> Result<&'l RingCache, Errno> {
+        let gen = self.shared().head.config_gen.load(Ordering::Acquire);
+        if local.ring.as_ref().is_none_or(|c| c.gen != gen) {
+            local.ring = None;
+            let cfg = g.locked().config;
+            let channel = g.locked().channel;
+            let h = RingLayout::header_for(channel, &cfg, page_size());
+            let len = (h.payload_offset + h.payload_size) as usize;
+            let map = Mmap::map(self.file.as_fd(), len, self.ctl_size as u64, true)?;
+            // SAFETY: the mapping holds at least one header page.
+            let page = unsafe { std::slice::from_raw_parts(map.ptr(), h.header_size as usize) };
+            let layout = RingLayout::decode(page, page_size(), "shm").map_err(|e| {
+                log::error!("{}: {e}", self.path.display());
+                Errno::EPROTO
+            })?;
+            local.ring = Some(RingCache { gen, map, layout });
+        }
+        Ok(local.ring.as_ref().expect("set above"))
+    }
+
+    fn wake(&self, w: Wake) {
+        let h = &self.shared().head;
+        // The bump is SeqCst and precedes the waiter check; a waiter increments `waiters` before
+        // it reads the word, so either it sees the bump or we see it (no lost wakeup).
+        if w.readable {
+            h.readable.fetch_add(1, Ordering::SeqCst);
+        }
+        if w.writable {
+            h.writable.fetch_add(1, Ordering::SeqCst);
+        }
+        if (w.readable || w.writable) && h.waiters.load(Ordering::SeqCst) > 0 {
+            if w.readable {
+                futex_wake_all(&h.readable);
+            }
+            if w.writable {
+                futex_wake_all(&h.writable);
+            }
+        }
+    }
+
+    /// Frees every slot of dead processes' handles (rate-limited unless `force`).
+    fn reclaim_dead(&self, g: &mut Guard<'_>, local: &mut Local, wake: &mut Wake) -> Result<(), Errno> {
+        let me = std::process::id() as i32;
+        let dead: Vec<usize> = g
+            .locked()
+            .handles
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.in_use != 0 && h.pid != me && !process_alive(h.pid, h.start_time))
+            .map(|(i, _)| i)
+            .collect();
+        g.locked().last_dead_check_ns = monotonic_ns();
+        for i in dead {
+            let pid = g.locked().handles[i].pid;
+            let n = self.reclaim_handle(g, local, i as u16 + 1, wake)?;
+            log::info!("{}: reclaimed {n} slots of dead process {pid}", self.path.display());
+        }
+        Ok(())
+    }
+
+    fn maybe_reclaim_dead(&self, g: &mut Guard<'_>, local: &mut Local, wake: &mut Wake)
+        -> Result<bool, Errno> {
+        let now = monotonic_ns();
+        if now.saturating_sub(g.locked().last_dead_check_ns) < DEAD_CHECK_NS {
+            return Ok(false);
+        }
+        let before = g.locked().stats.reclaimed;
+        self.reclaim_dead(g, local, wake)?;
+        Ok(g.locked().stats.reclaimed != before)
+    }
+
+    /// Returns the slots owned by handle `owner` to FREE and closes the handle.
+    fn reclaim_handle(&self, g: &mut Guard<'_>, local: &mut Local, owner: u16, wake: &mut Wake)
+        -> Result<u64, Errno> {
+        let v = self.view(g, local)?;
+        let l = g.locked();
+        let n = l.config_slots();
+        let mut count = 0;
+        for s in &mut l.slots[..n] {
+            if s.owner == owner && (s.state == S_PRODUCING || s.state == S_CONSUMING) {
+                s.state = S_FREE;
+                s.owner = 0;
+                count += 1;
+            }
+        }
+        l.stats.reclaimed += count;
+        l.handles[owner as usize - 1] = HandleEnt { in_use: 0, pid: 0, start_time: 0, gen: 0, mappings: 0 };
+        let mut r = RingOps { l, v };
+        if r.advance_producer() {
+            wake.readable = true;
+        }
+        if r.advance_release() {
+            wake.writable = true;
+        }
+        Ok(count)
+    }
+
+    pub(crate) fn info(&self) -> Result<RtpmInfo, Errno> {
+        let mut g = self.lock()?;
+        let l = g.locked();
+        let h = RingLayout::header_for(l.channel, &l.config, page_size());
+        Ok(RtpmInfo {
+            abi_major: RTPM_ABI_MAJOR,
+            abi_minor: RTPM_ABI_MINOR,
+            channel: l.channel,
+            channels: 1,
+            state: l.state,
+            config: l.config,
+            slot_count: h.slot_count,
+            slot_stride: h.slot_stride,
+            desc_size: h.desc_size,
+            header_size: h.header_size,
+            meta_size: h.meta_size,
+            payload_offset: h.payload_offset,
+            payload_size: h.payload_size,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> Result<RtpmStats, Errno> {
+        let mut g = self.lock()?;
+        Ok(g.locked().stats)
+    }
+
+    pub(crate) fn status(&self) -> Result<RtpmStatus, Errno> {
+        let mut g = self.lock()?;
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let v = self.view(&mut g, &mut local)?;
+        let l = g.locked();
+        let n = l.config_slots();
+        let mut st = RtpmStatus { state: l.state, ..Default::default() };
+        for s in &l.slots[..n] {
+            match s.state {
+                S_PRODUCING => st.producing += 1,
+                S_READY => st.ready += 1,
+                S_CONSUMING => st.consuming += 1,
+                _ => st.free += 1,
+            }
+        }
+        for h in l.handles.iter().filter(|h| h.in_use != 0) {
+            st.openers += 1;
+            st.mappings += h.mappings;
+        }
+        let r = RingOps { l, v };
+        [st.reserve, st.producer, st.consumer, st.release] =
+            [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE].map(|i| r.idx(i));
+        Ok(st)
+    }
+
+    pub(crate) fn start(&self) -> Result<(), Errno> {
+        let mut g = self.lock()?;
+        g.locked().state = RTPM_STATE_RUNNING;
+        drop(g);
+        self.wake(Wake { readable: false, writable: true });
+        Ok(())
+    }
+
+    pub(crate) fn stop(&self) -> Result<(), Errno> {
+        let mut g = self.lock()?;
+        g.locked().state = RTPM_STATE_STOPPED;
+        drop(g);
+        self.wake(Wake { readable: true, writable: true });
+        Ok(())
+    }
+
+    pub(crate) fn reset(&self) -> Result<(), Errno> {
+        let mut g = self.lock()?;
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let v = self.view(&mut g, &mut local)?;
+        let l = g.locked();
+        let n = l.config_slots();
+        if l.state == RTPM_STATE_RUNNING
+            || l.slots[..n].iter().any(|s| s.state == S_PRODUCING || s.state == S_CONSUMING)
+        {
+            return Err(Errno::EBUSY);
+        }
+        for s in &mut l.slots[..n] {
+            *s = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
+        }
+        l.stats = RtpmStats::default();
+        l.seq = SeqTracker::default();
+        let r = RingOps { l, v };
+        for i in [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE] {
+            r.set_idx(i, 0);
+        }
+        drop(local);
+        drop(g);
+        self.wake(Wake { readable: true, writable: true });
+        Ok(())
+    }
+
+    pub(crate) fn configure(&self, c: &RtpmConfig) -> Result<(), Errno> {
+        if c.flags != 0
+            || !(RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX).contains(&c.ring_order)
+            || !(RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX).contains(&c.slot_payload)
+            || c.drop_policy > RTPM_DROP_OLDEST
+        {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = self.lock()?;
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let l = g.locked();
+        let n = l.config_slots();
+        let mapped = l.handles.iter().any(|h| h.in_use != 0 && h.mappings != 0);
+        let owned = l.slots[..n].iter().any(|s| s.state == S_PRODUCING || s.state == S_CONSUMING);
+        if l.state == RTPM_STATE_RUNNING || mapped || owned {
+            return Err(Errno::EBUSY);
+        }
+        // Rebuild the ring region: truncating to the control area zeroes the old ring, growing
+        // again yields a zeroed descriptor table and zero indices.
+        local.ring = None;
+        let h = RingLayout::header_for(l.channel, c, page_size());
+        let total = self.ctl_size as u64 + h.payload_offset + h.payload_size;
+        let io = |e: std::io::Error| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO);
+        self.file.set_len(self.ctl_size as u64).map_err(io)?;
+        self.file.set_len(total).map_err(io)?;
+        self.file.write_all_at(&header_bytes(&h), self.ctl_size as u64).map_err(io)?;
+        for s in &mut l.slots[..] {
+            *s = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
+        }
+        l.config = *c;
+        // Nothing is left in the ring, so the counters restart with it (conservation holds).
+        l.stats = RtpmStats::default();
+        l.seq = SeqTracker::default();
+        self.shared().head.config_gen.fetch_add(1, Ordering::AcqRel);
+        drop(local);
+        drop(g);
+        self.wake(Wake { readable: true, writable: true });
+        Ok(())
+    }
+
+    /// A batched (or, with one entry, per-slot) slot operation with the kernel's semantics.
+    pub(crate) fn batch(&self, op: BatchOp, slots: &mut [RtpmSlotRef]) -> Result<usize, Errno> {
+        let mut g = self.lock()?;
+        if slots.len() > RTPM_BATCH_MAX as usize {
+            g.locked().stats.illegal_ops += 1;
+            return Err(Errno::E2BIG);
+        }
+        if slots.is_empty() {
+            return Ok(0);
+        }
+        let mut wake = Wake::default();
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let res = self.batch_locked(&mut g, &mut local, op, slots, &mut wake);
+        drop(local);
+        drop(g);
+        self.wake(wake);
+        res
+    }
+
+    fn batch_locked(&self, g: &mut Guard<'_>, local: &mut Local, op: BatchOp,
+                    slots: &mut [RtpmSlotRef], wake: &mut Wake) -> Result<usize, Errno> {
+        let me = self.me;
+        let mut scratch = std::mem::take(&mut local.scratch);
+        let mut done = 0;
+        let mut err = None;
+        let mut retried = false;
+        while done < slots.len() {
+            let v = self.view(g, local)?;
+            let mut r = RingOps { l: g.locked(), v };
+            let res = match op {
+                BatchOp::Reserve => r.reserve(me, &mut slots[done], wake),
+                BatchOp::Push => r.push(me, &slots[done], &mut scratch, wake),
+                BatchOp::Pop => r.pop(me, &mut slots[done], wake),
+                BatchOp::Release => r.release(me, &slots[done], wake),
+            };
+            match res {
+                Ok(()) => done += 1,
+                // A full or empty ring may only look so because a dead process holds slots.
+                Err(Errno::EAGAIN) if done == 0 && !retried => {
+                    retried = true;
+                    if !self.maybe_reclaim_dead(g, local, wake)? {
+                        err = Some(Errno::EAGAIN);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        local.scratch = scratch;
+        let l = g.locked();
+        match err {
+            None => Ok(done),
+            Some(e) => {
+                match e {
+                    Errno::EAGAIN if done == 0 && op == BatchOp::Reserve => l.stats.overruns += 1,
+                    Errno::EAGAIN if done == 0 && op == BatchOp::Pop => l.stats.underruns += 1,
+                    Errno::EAGAIN | Errno::EPIPE | Errno::EINTR => {}
+                    _ => l.stats.illegal_ops += 1,
+                }
+                if done == 0 {
+                    Err(e)
+                } else {
+                    Ok(done)
+                }
+            }
+        }
+    }
+
+    /// Waits until the ring is readable (a slot can be popped) or writable (one can be
+    /// reserved). Ok(false) on timeout or signal.
+    pub(crate) fn wait(&self, dir: Dir, timeout: Option<Duration>) -> Result<bool, Errno> {
+        let head = &self.shared().head;
+        let word = match dir {
+            Dir::Readable => &head.readable,
+            Dir::Writable => &head.writable,
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            head.waiters.fetch_add(1, Ordering::SeqCst);
+            let seen = word.load(Ordering::SeqCst);
+            let ready = self.ready(dir);
+            let res = match ready {
+                Ok(true) => Some(Ok(true)),
+                Err(e) => Some(Err(e)),
+                Ok(false) => {
+                    let left = crate::sys::remaining(deadline);
+                    if left == Some(Duration::ZERO) {
+                        Some(Ok(false))
+                    } else {
+                        let slice = left.map_or(WAIT_SLICE, |l| l.min(WAIT_SLICE));
+                        match futex_wait(word, seen, Some(slice)) {
+                            Ok(()) | Err(Errno::EAGAIN) | Err(Errno::ETIMEDOUT) => None,
+                            Err(Errno::EINTR) => Some(Ok(false)),
+                            Err(e) => Some(Err(e)),
+                        }
+                    }
+                }
+            };
+            head.waiters.fetch_sub(1, Ordering::SeqCst);
+            if let Some(r) = res {
+                return r;
+            }
+        }
+    }
+
+    fn ready(&self, dir: Dir) -> Result<bool, Errno> {
+        let mut g = self.lock()?;
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wake = Wake::default();
+        let mut ready = {
+            let v = self.view(&mut g, &mut local)?;
+            RingOps { l: g.locked(), v }.ready(dir)
+        };
+        if !ready && self.maybe_reclaim_dead(&mut g, &mut local, &mut wake)? {
+            let v = self.view(&mut g, &mut local)?;
+            ready = RingOps { l: g.locked(), v }.ready(dir);
+        }
+        drop(local);
+        drop(g);
+        self.wake(wake);
+        Ok(ready)
+    }
+
+    /// Registers a user mapping of the ring (counted in `mappings`, blocks CONFIGURE) and maps
+    /// the meta region read-only and the payload region read-write, as the kernel does.
+    pub(crate) fn map(&self) -> Result<(Mmap, Mmap, ShmMapToken), Errno> {
+        let mut g = self.lock()?;
+        let (meta_size, off, size) = {
+            let l = g.locked();
+            let h = RingLayout::header_for(l.channel, &l.config, page_size());
+            (h.meta_size as usize, h.payload_offset, h.payload_size as usize)
+        };
+        let base = self.ctl_size as u64;
+        let meta = Mmap::map(self.file.as_fd(), meta_size, base, false)?;
+        let payload = Mmap::map(self.file.as_fd(), size, base + off, true)?;
+        g.locked().handles[self.me as usize - 1].mappings += 2;
+        Ok((meta, payload, ShmMapToken(())))
+    }
+
+    /// The user mapping registered by [`ShmDev::map`] is gone.
+    pub(crate) fn unmap(&self, _token: ShmMapToken) {
+        match self.lock() {
+            Ok(mut g) => {
+                let h = &mut g.locked().handles[self.me as usize - 1];
+                h.mappings = h.mappings.saturating_sub(2);
+            }
+            Err(e) => log::warn!("{}: failed to account an unmap: {e}", self.path.display()),
+        }
+    }
+}
+
+/// Proof that a user mapping was counted; hand it back to [`ShmDev::unmap`].
+#[derive(Debug)]
+pub(crate) struct ShmMapToken(());
+
+impl Drop for ShmDev {
+    fn drop(&mut self) {
+        // Closing the handle: like the kernel's release(), return every owned slot to FREE
+        // (counted as reclaimed) and free the handle entry.
+        if self.me == 0 {
+            return;
+        }
+        let mut wake = Wake::default();
+        match self.lock() {
+            Ok(mut g) => {
+                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = self.reclaim_handle(&mut g, &mut local, self.me, &mut wake) {
+                    log::warn!("{}: failed to close handle: {e}", self.path.display());
+                }
+            }
+            Err(e) => log::warn!("{}: failed to lock on close: {e}", self.path.display()),
+        }
+        self.wake(wake);
+    }
+}
+
+impl Locked {
+    fn config_slots(&self) -> usize {
+        1usize << self.config.ring_order
+    }
+}
+
+/// The slot state machine on a locked control area and a mapped ring. Every method leaves the
+/// slot table consistent after each single-slot step (see the EOWNERDEAD note in ShmDev::lock).
+struct RingOps<'a> {
+    l: &'a mut Locked,
+    v: &'a RingCache,
+}
+
+impl RingOps<'_> {
+    fn n(&self) -> u32 {
+        self.v.layout.slot_count
+    }
+
+    fn word(&self, which: usize) -> &AtomicU32 {
+        // SAFETY: index_off was validated by RingLayout::decode: 4-aligned and inside the header
+        // page of this live mapping; the words are only accessed atomically.
+        unsafe { AtomicU32::from_ptr(self.v.map.ptr().add(self.v.layout.index_off[which]).cast()) }
+    }
+
+    fn idx(&self, which: usize) -> u32 {
+        self.word(which).load(Ordering::Relaxed)
+    }
+
+    fn set_idx(&self, which: usize, v: u32) {
+        // Release: a reader of the header page that sees the new index also sees the slot's
+        // descriptor and payload written before it (the kernel's smp_store_release).
+        self.word(which).store(v, Ordering::Release)
+    }
+
+    fn slot(&mut self, pos: u32) -> &mut SlotCtl {
+        let mask = self.n() - 1;
+        &mut self.l.slots[(pos & mask) as usize]
+    }
+
+    fn desc_ptr(&self, index: u32) -> *mut RtpmSlotDesc {
+        debug_assert!(index < self.n());
+        let l = &self.v.layout;
+        // SAFETY: index < slot_count and the table (desc_offset + slot_count * desc_size) was
+        // validated to lie inside the meta region of this mapping.
+        unsafe { self.v.map.ptr().add(l.desc_offset + index as usize * l.desc_size as usize).cast() }
+    }
+
+    fn payload_ptr(&self, index: u32) -> *const u8 {
+        let l = &self.v.layout;
+        // SAFETY: index < slot_count; payload_offset + slot_count * slot_stride lies inside the
+        // mapping (validated by decode against payload_size, which the mapping covers).
+        unsafe { self.v.map.ptr().add(l.payload_offset as usize + index as usize * l.slot_stride as usize) }
+    }
+
+    /// Moves `producer` over slots that are READY or abandoned holes; true if it moved.
+    fn advance_producer(&mut self) -> bool {
+        let (mut p, r) = (self.idx(IDX_PRODUCER), self.idx(IDX_RESERVE));
+        let start = p;
+        while p != r && matches!(self.slot(p).state, S_READY | S_FREE) {
+            p = p.wrapping_add(1);
+        }
+        if p != start {
+            self.set_idx(IDX_PRODUCER, p);
+        }
+        p != start
+    }
+
+    /// Moves `consumer` over holes (slots freed while READY-to-be); the slots stay FREE.
+    fn skip_holes(&mut self) {
+        let (mut c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
+        let start = c;
+        while c != p && self.slot(c).state == S_FREE {
+            c = c.wrapping_add(1);
+        }
+        if c != start {
+            self.set_idx(IDX_CONSUMER, c);
+        }
+    }
+
+    /// Moves `release` over FREE slots up to `consumer`; true if it moved (slots reservable).
+    fn advance_release(&mut self) -> bool {
+        let (mut rel, c) = (self.idx(IDX_RELEASE), self.idx(IDX_CONSUMER));
+        let start = rel;
+        while rel != c && self.slot(rel).state == S_FREE {
+            rel = rel.wrapping_add(1);
+        }
+        if rel != start {
+            self.set_idx(IDX_RELEASE, rel);
+        }
+        rel != start
+    }
+
+    fn full(&self) -> bool {
+        self.idx(IDX_RESERVE).wrapping_sub(self.idx(IDX_RELEASE)) >= self.n()
+    }
+
+    /// RTPM_DROP_OLDEST: frees the oldest READY slot if that makes room. Only when no popped
+    /// slot precedes it: freeing a slot behind a CONSUMING one would not let `release` move.
+    fn drop_oldest(&mut self, wake: &mut Wake) -> bool {
+        self.skip_holes();
+        self.advance_release();
+        let (c, p, rel) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER), self.idx(IDX_RELEASE));
+        if c == p || rel != c || self.slot(c).state != S_READY {
+            return false;
+        }
+        *self.slot(c) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
+        self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
+        self.l.stats.drops += 1;
+        self.advance_release();
+        wake.writable = true;
+        true
+    }
+
+    fn ready(&mut self, dir: Dir) -> bool {
+        match dir {
+            Dir::Readable => {
+                let (c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
+                let mut pos = c;
+                while pos != p {
+                    if self.slot(pos).state == S_READY {
+                        return true;
+                    }
+                    pos = pos.wrapping_add(1);
+                }
+                false
+            }
+            Dir::Writable => {
+                if !self.full() {
+                    return true;
+                }
+                let (c, rel) = (self.idx(IDX_CONSUMER), self.idx(IDX_RELEASE));
+                self.l.config.drop_policy == RTPM_DROP_OLDEST
+                    && c == rel
+                    && c != self.idx(IDX_PRODUCER)
+            }
+        }
+    }
+
+    fn reserve_next(&mut self, me: u16) -> u32 {
+        let r = self.idx(IDX_RESERVE);
+        *self.slot(r) = SlotCtl { state: S_PRODUCING, _pad: 0, owner: me };
+        self.set_idx(IDX_RESERVE, r.wrapping_add(1));
+        r & (self.n() - 1)
+    }
+
+    fn reserve(&mut self, me: u16, out: &mut RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
+        if self.l.state != RTPM_STATE_RUNNING {
+            return Err(Errno::EPIPE);
+        }
+        if self.full() {
+            self.advance_release();
+        }
+        if self.full() && !(self.l.config.drop_policy == RTPM_DROP_OLDEST && self.drop_oldest(wake)) {
+            return Err(Errno::EAGAIN);
+        }
+        let index = self.reserve_next(me);
+        *out = RtpmSlotRef { index, len: self.v.layout.slot_payload, arrival_ns: 0 };
+        Ok(())
+    }
+
+    fn push(&mut self, me: u16, s: &RtpmSlotRef, scratch: &mut Vec<u8>, wake: &mut Wake)
+        -> Result<(), Errno> {
+        if self.l.state != RTPM_STATE_RUNNING {
+            return Err(Errno::EPIPE);
+        }
+        if s.index >= self.n() || s.len == 0 || s.len > self.v.layout.slot_payload {
+            return Err(Errno::EINVAL);
+        }
+        let st = *self.slot(s.index);
+        match st.state {
+            S_PRODUCING if st.owner != me => return Err(Errno::EPERM),
+            S_PRODUCING => {}
+            // The seed's one-call producer: PUSH on the next FREE slot reserves it implicitly.
+            S_FREE if s.index == self.idx(IDX_RESERVE) & (self.n() - 1) => {
+                if self.full() {
+                    self.advance_release();
+                }
+                if self.full() && !(self.l.config.drop_policy == RTPM_DROP_OLDEST && self.drop_oldest(wake)) {
+                    return Err(Errno::EAGAIN);
+                }
+                self.reserve_next(me);
+            }
+            _ => return Err(Errno::EBADSLT),
+        }
+        // Copy the payload once and parse the copy: the producer could still scribble on the
+        // slot, and what the descriptor says must match what was parsed.
+        scratch.clear();
+        // SAFETY: payload_ptr(index) starts slot_stride >= slot_payload >= len bytes of the
+        // mapped payload region; we only read them.
+        scratch.extend_from_slice(unsafe { std::slice::from_raw_parts(self.payload_ptr(s.index), s.len as usize) });
+        let info = rtp::parse(scratch);
+        let mut d = RtpmSlotDesc {
+            len: s.len,
+            flags: rtp::flags_of(info.as_ref()),
+            arrival_ns: if s.arrival_ns == 0 { monotonic_ns() } else { s.arrival_ns },
+            ..Default::default()
+        };
+        match info {
+            Some(i) => {
+                d.rtp_seq = i.seq;
+                d.rtp_timestamp = i.timestamp;
+                d.ssrc = i.ssrc;
+                d.payload_type = i.payload_type;
+                let delta = self.l.seq.update(i.ssrc, i.seq);
+                let st = &mut self.l.stats;
+                st.rtp_lost = (st.rtp_lost + delta.lost).saturating_sub(delta.recovered);
+                st.rtp_reordered += delta.reordered;
+                st.rtp_duplicates += delta.duplicates;
+            }
+            None => self.l.stats.malformed += 1,
+        }
+        // SAFETY: desc_ptr(index) is inside the meta region of this mapping (validated layout);
+        // the slot is PRODUCING under the lock, so no consumer reads this descriptor now.
+        unsafe { std::ptr::write_volatile(self.desc_ptr(s.index), d) };
+        *self.slot(s.index) = SlotCtl { state: S_READY, _pad: 0, owner: 0 };
+        self.l.stats.pushed_packets += 1;
+        self.l.stats.pushed_bytes += s.len as u64;
+        if self.advance_producer() {
+            wake.readable = true;
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self, me: u16, out: &mut RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
+        self.skip_holes();
+        if self.advance_release() {
+            wake.writable = true;
+        }
+        let (c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
+        if c == p {
+            return Err(Errno::EAGAIN);
+        }
+        debug_assert_eq!(self.slot(c).state, S_READY);
+        let index = c & (self.n() - 1);
+        *self.slot(c) = SlotCtl { state: S_CONSUMING, _pad: 0, owner: me };
+        self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
+        // SAFETY: as in push: inside the validated meta region; READY descriptors are only
+        // written by push, which cannot run while we hold the lock.
+        let d = unsafe { std::ptr::read_volatile(self.desc_ptr(index)) };
+        *out = RtpmSlotRef { index, len: d.len, arrival_ns: d.arrival_ns };
+        self.l.stats.popped_packets += 1;
+        self.l.stats.popped_bytes += d.len as u64;
+        Ok(())
+    }
+
+    fn release(&mut self, me: u16, s: &RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
+        if s.index >= self.n() {
+            return Err(Errno::EINVAL);
+        }
+        let st = *self.slot(s.index);
+        match st.state {
+            S_CONSUMING if st.owner == me => {}
+            S_CONSUMING => return Err(Errno::EPERM),
+            _ => return Err(Errno::EBADSLT),
+        }
+        *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
+        self.l.stats.released += 1;
+        if self.advance_release() {
+            wake.writable = true;
+        }
+        Ok(())
+    }
+}
+
+fn open_rw(path: &Path) -> Result<File, Errno> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))
+}
+
+/// Creates a fully initialised ring file under a temporary name and links it into place, so an
+/// opener never sees a half-built ring; if another process won the race, its file is used.
+fn create(path: &Path, channel: u32, cfg: &RtpmConfig) -> Result<File, Errno> {
+    let io = |e: std::io::Error| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or(Errno::EINVAL)?.to_string_lossy();
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o660)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io)?;
+    let result = (|| {
+        if cfg.flags != 0
+            || !(RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX).contains(&cfg.ring_order)
+            || !(RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX).contains(&cfg.slot_payload)
+            || cfg.drop_policy > RTPM_DROP_OLDEST
+        {
+            return Err(Errno::EINVAL);
+        }
+        let cs = ctl_size();
+        let h = RingLayout::header_for(channel, cfg, page_size());
+        file.set_len(cs as u64 + h.payload_offset + h.payload_size).map_err(io)?;
+        file.write_all_at(&header_bytes(&h), cs as u64).map_err(io)?;
+        let ctl = Mmap::map(file.as_fd(), cs, 0, true)?;
+        let sh = ctl.ptr() as *mut Shared;
+        // SAFETY: `ctl` is a fresh zeroed mapping of cs >= size_of::<Shared>() bytes that no
+        // other process can see yet (the file is not linked under its name); zero is a valid
+        // value of every field, and the mutex is initialised before anyone can lock it.
+        unsafe {
+            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+            libc::pthread_mutexattr_init(&mut attr);
+            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+            let r = libc::pthread_mutex_init((*sh).lock.m.get(), &attr);
+            libc::pthread_mutexattr_destroy(&mut attr);
+            if r != 0 {
+                return Err(Errno::from_raw(r));
+            }
+            let l = &mut *(*sh).locked.get();
+            l.state = RTPM_STATE_STOPPED;
+            l.channel = channel;
+            l.config = *cfg;
+            (*sh).head.version = CTL_VERSION;
+            (*sh).head.ctl_size = cs as u32;
+            (*sh).head.magic.store(CTL_MAGIC, Ordering::Release);
+        }
+        Ok(())
+    })();
+    let result = result.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(Some(())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(io(e)),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    match result? {
+        Some(()) => Ok(file),
+        // Someone else created it first: use theirs.
+        None => open_rw(path),
+    }
+}
+
+/// True unless `pid` is gone, a zombie, or a different process than the one recorded.
+fn process_alive(pid: i32, start_time: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => match parse_stat(&s) {
+            Some((state, st)) => !matches!(state, 'Z' | 'X') && (start_time == 0 || st == start_time),
+            None => true,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        // No /proc (or not readable): fall back to kill(pid, 0).
+        Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(Errno::ESRCH),
+    }
+}
+
+fn proc_start_time(pid: i32) -> Option<u64> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|(_, t)| t)
+}
+
+/// (state, starttime) of a /proc/<pid>/stat line; the command name may contain spaces and
+/// parentheses, so fields are counted after the last ')'.
+fn parse_stat(s: &str) -> Option<(char, u64)> {
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut it = rest.split_whitespace();
+    let state = it.next()?.chars().next()?;
+    // After the state come fields 4..; starttime is field 22, i.e. 19 more.
+    let start = it.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_handles_odd_names() {
+        let line = "123 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20 21";
+        assert_eq!(parse_stat(line), Some(('S', 4242)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_reused_pid_is_not() {
+        let pid = std::process::id() as i32;
+        let st = proc_start_time(pid).unwrap();
+        assert!(process_alive(pid, st));
+        assert!(!process_alive(pid, st + 1));
+        assert!(!process_alive(i32::MAX, 0));
+    }
+
+    #[test]
+    fn control_area_fits() {
+        assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= 64);
+        assert!(ctl_size() >= std::mem::size_of::<Shared>());
+    }
+}

@@ -1,0 +1,98 @@
+//! Thin OS helpers shared by the backends: an owned mapping, futex wait/wake, the monotonic clock.
+
+use nix::errno::Errno;
+use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+/// An owned `mmap` of a file region; unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; which parts may be read or written
+// concurrently is decided by the ring protocol at the places that dereference it.
+unsafe impl Send for Mmap {}
+// SAFETY: as above; &Mmap only hands out raw pointers.
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    /// Maps `len` bytes of `fd` at `offset`, shared, read-only or read-write.
+    pub(crate) fn map(fd: impl AsFd, len: usize, offset: u64, writable: bool) -> Result<Mmap, Errno> {
+        let nz = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
+        let offset = libc::off_t::try_from(offset).map_err(|_| Errno::EOVERFLOW)?;
+        let prot = if writable {
+            nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE
+        } else {
+            nix::sys::mman::ProtFlags::PROT_READ
+        };
+        // SAFETY: a fresh shared mapping chosen by the kernel (no fixed address), so it cannot
+        // alias any Rust object; it lives until this Mmap is dropped.
+        let p = unsafe {
+            nix::sys::mman::mmap(None, nz, prot, nix::sys::mman::MapFlags::MAP_SHARED, fd, offset)
+        }?;
+        Ok(Mmap { ptr: p.cast(), len })
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly one mapping created in Mmap::map and not unmapped before;
+        // every borrower holds the Mmap (through an Arc) while it uses the memory.
+        if let Err(e) = unsafe { nix::sys::mman::munmap(self.ptr.cast(), self.len) } {
+            log::warn!("failed to unmap ring memory: {e}");
+        }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of `arrival_ns`.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Blocks while `*word == expected`, at most `timeout`. Shared (not private) futex: the word lives
+/// in a MAP_SHARED mapping used by several processes.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<(), Errno> {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
+    // it; `tsp` is null or points to a live timespec.
+    let r = unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, tsp, 0usize, 0u32)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// Wakes every waiter blocked on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access it.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32)
+    };
+}
+
+/// Time left until `deadline` (None: forever); `Some(ZERO)` once passed.
+pub(crate) fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
