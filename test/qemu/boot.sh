@@ -45,6 +45,10 @@ if ! grep -q '^@@RTPMGR done rc=' "$console"; then
 	step "guest: $job"
 	fail "the guest stopped without finishing its job (qemu exit $qrc; last step passed: ${last:-none}; kernel panic?)"
 fi
+summary=$(sed -n 's/^@@RTPMGR summary //p' "$console" | tail -n1)
+if [ -n "$summary" ]; then
+	printf '\n  %s: %s\n' "$job" "$summary" | sed 's/ verdict=/ -> /'
+fi
 failed=$(sed -n 's/^@@RTPMGR step=\([^ ]*\) fail.*/\1/p' "$console" | tr '\n' ' ')
 if [ -n "$failed" ]; then
 	grep '^@@RTPMGR step=.* fail' "$console" | sed 's/^@@RTPMGR /  /'

@@ -57,7 +57,7 @@ chown 990:990 "$root/var/lib/rtpmgr"
 # The on-device test suite: the same files the rtpmgr-tests recipe installs and oeqa runs.
 dest=$root/usr/lib/rtpmgr/tests
 mkdir -p "$dest"
-find "$REPO/test/device" -maxdepth 1 -type f -perm -u+x -exec install -m 0755 {} "$dest/" \;
+find "$REPO/test/device" -maxdepth 1 -type f -exec install -m 0755 {} "$dest/" \;
 if [ -d "$REPO/test/device/kernel" ]; then
 	find "$REPO/test/device/kernel" -maxdepth 1 -type f -name '*.sh' -exec install -m 0755 {} "$dest/" \;
 fi

@@ -1,0 +1,73 @@
+# shellcheck shell=sh
+# stream-lib.sh - shared by demo-stream and stream-check (sourced): send RTP through the running
+# appliance and account for every packet.
+#
+# Path: rtp_app --mode tx (its own ring channel) -> UDP 127.0.0.1:5004 -> rtp-rx service -> ring
+# channel 0 -> rtp-feeder service -> appsrc ! <feeder.toml pipeline> ! sink.
+# Counts come from the sender's final stats, the channel's sysfs stats and the feeder's log.
+
+RX_CHANNEL=${RTPMGR_RX_CHANNEL:-0}
+TX_CHANNEL=${RTPMGR_TX_CHANNEL:-1}
+FEEDER_LOG=${RTPMGR_FEEDER_LOG:-/var/log/rtp-feeder.log}
+
+# ring_stat NAME [CHANNEL]: one counter of /sys/class/misc/rtp_mgrN/stats.
+ring_stat() {
+	awk -v k="$1" '$1 == k { print $2 }' "/sys/class/misc/rtp_mgr${2:-$RX_CHANNEL}/stats" 2>/dev/null
+}
+
+# feeder_sink: buffers the feeder's pipeline sink has received (from its last stats line).
+feeder_sink() {
+	n=$(grep -o '| sink [0-9]*' "$FEEDER_LOG" 2>/dev/null | tail -n 1 | awk '{ print $3 }')
+	echo "${n:-0}"
+}
+
+# stream_run SECONDS RATE PAYLOAD SHOW: send for SECONDS, print a ring/feeder line every second if
+# SHOW is 1. Sets sent, ring, gst, dropped (deltas over the run).
+stream_run() {
+	secs=$1 pps=$2 bytes=$3 show=$4
+	ring0=$(ring_stat pushed_packets)
+	pop0=$(ring_stat popped_packets)
+	drop0=$(($(ring_stat drops) + $(ring_stat overruns)))
+	gst0=$(feeder_sink)
+	out=/tmp/stream-tx.$$
+	rtp_app --mode tx --dst 127.0.0.1 --port 5004 --rate "$pps" --payload "$bytes" \
+		--channel "$TX_CHANNEL" -t "$secs" --interval 1 >"$out" 2>&1 &
+	txpid=$!
+	i=0
+	while kill -0 "$txpid" 2>/dev/null; do
+		sleep 1
+		i=$((i + 1))
+		if [ "$show" = 1 ]; then
+			tail -n 1 "$out"
+			echo "RING$RX_CHANNEL: pushed $(($(ring_stat pushed_packets) - ring0)) popped $(($(ring_stat popped_packets) - pop0)) drops $(ring_stat drops) overruns $(ring_stat overruns) lost $(ring_stat rtp_lost) | FEEDER: sink $(($(feeder_sink) - gst0))"
+		fi
+		[ "$i" -gt $((secs + 30)) ] && { echo "stream: sender still running after $i s, stopping it"; kill "$txpid"; }
+	done
+	wait "$txpid"
+	txrc=$?
+	# Let the jitterbuffer (latency 50 ms) and the feeder's stats interval (1 s) catch up.
+	n=0
+	while [ "$n" -lt 10 ]; do
+		sleep 1
+		n=$((n + 1))
+		[ "$(($(feeder_sink) - gst0))" -ge "$(($(ring_stat pushed_packets) - ring0))" ] && [ "$n" -ge 2 ] && break
+	done
+	[ "$show" = 1 ] || tail -n 3 "$out"
+	# The sender's final line: "TX: <packets> pkts (...)".
+	sent=$(grep '^TX:' "$out" | tail -n 1 | awk '{ gsub(",", "", $2); print $2 }')
+	sent=${sent:-0}
+	ring=$(($(ring_stat pushed_packets) - ring0))
+	gst=$(($(feeder_sink) - gst0))
+	dropped=$(($(ring_stat drops) + $(ring_stat overruns) - drop0))
+	rm -f "$out"
+	[ "$txrc" = 0 ] || echo "stream: rtp_app --mode tx exited $txrc"
+	return "$txrc"
+}
+
+# stream_summary: print the summary marker; PASS if every packet sent reached the ring and GStreamer.
+stream_summary() {
+	verdict=PASS
+	[ "$sent" -gt 0 ] && [ "$ring" = "$sent" ] && [ "$gst" = "$sent" ] && [ "$dropped" = 0 ] || verdict=FAIL
+	echo "@@RTPMGR summary sent=$sent ring=$ring gst=$gst dropped=$dropped verdict=$verdict"
+	[ "$verdict" = PASS ]
+}
