@@ -22,6 +22,11 @@ mkdir -p "$root"/{proc,sys,dev,run,tmp,var/log,var/lib/rtpmgr,data}
 # Kernel module, with a modules.dep so that modprobe (kmod) finds it and applies modprobe.d options.
 if [ -n "$module" ]; then
 	install -D -m 0644 "$module" "$root/lib/modules/$kver/extra/rtp_mgr.ko"
+	grep -v '^#' "$REPO/test/qemu/guest-modules.txt" | while read -r m; do
+		if [ -n "$m" ]; then
+			install -D -m 0644 "$ksysroot/lib/modules/$kver/kernel/$m" "$root/lib/modules/$kver/kernel/$m"
+		fi
+	done
 	cp "$ksysroot/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2>/dev/null || true
 	depmod -b "$root" "$kver"
 fi
