@@ -67,12 +67,13 @@ pub struct SeqDelta {
 
 /// Per-channel RTP sequence tracking, plain data so that it can live in shared memory.
 ///
-/// Rules (after RFC 3550 A.1, with a 64-packet history for duplicates):
+/// The module's rules (rtp_mgr_rtp.c), bit for bit, with its 512-packet history:
 /// - the first packet, and any packet of a new SSRC, (re)starts tracking and counts nothing;
-/// - `delta = seq - highest` (16-bit wrapping); `1 ..= 3000`: in order, `delta - 1` lost;
-/// - `0`, or a late packet already in the history: duplicate;
-/// - `-1 ..= -63` and not seen: reordered; it was counted lost when skipped, so lost goes down;
-/// - anything else (a jump): restart tracking at this packet, count nothing.
+/// - `delta = seq - highest` as a signed 16-bit value; `delta > 0`: `delta - 1` lost;
+/// - `delta == 0`, or a late packet already in the history: duplicate;
+/// - `0 < -delta < 512` and not seen: reordered; it was counted lost when its gap opened, so
+///   lost goes down by one ([`SeqDelta::recovered`]);
+/// - further back: a new stream or a sender restart: restart tracking, count nothing.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeqTracker {
@@ -82,38 +83,62 @@ pub struct SeqTracker {
     _pad: u16,
     _pad2: u32,
     /// Bit i set: sequence number `highest - i` was seen.
-    seen: u64,
+    seen: [u64; SEQ_WINDOW / 64],
 }
 
-const MAX_DROPOUT: i32 = 3000;
+/// Packets of history for duplicate detection (the module's RTPM_SEQ_WINDOW).
+pub const SEQ_WINDOW: usize = 512;
 
 impl SeqTracker {
+    fn restart(&mut self, ssrc: u32, seq: u16) {
+        *self = SeqTracker { started: 1, ssrc, highest: seq, ..Default::default() };
+        self.seen[0] = 1;
+    }
+
+    fn test_and_set(&mut self, bit: usize) -> bool {
+        let (w, b) = (bit / 64, bit % 64);
+        let was = self.seen[w] >> b & 1 != 0;
+        self.seen[w] |= 1 << b;
+        was
+    }
+
+    fn shift_left(&mut self, by: usize) {
+        if by >= SEQ_WINDOW {
+            self.seen = [0; SEQ_WINDOW / 64];
+            return;
+        }
+        let (words, bits) = (by / 64, by % 64);
+        for i in (0..self.seen.len()).rev() {
+            let lo = i.checked_sub(words).map_or(0, |j| self.seen[j]);
+            let carry = if bits == 0 { 0 } else { i.checked_sub(words + 1).map_or(0, |j| self.seen[j]) >> (64 - bits) };
+            self.seen[i] = (lo << bits) | carry;
+        }
+    }
+
     /// Accounts one packet.
     pub fn update(&mut self, ssrc: u32, seq: u16) -> SeqDelta {
         let mut d = SeqDelta::default();
         if self.started == 0 || ssrc != self.ssrc {
-            *self = SeqTracker { started: 1, ssrc, highest: seq, seen: 1, ..Default::default() };
+            self.restart(ssrc, seq);
             return d;
         }
         let delta = seq.wrapping_sub(self.highest) as i16 as i32;
-        if delta == 0 {
-            d.duplicates = 1;
-        } else if (1..=MAX_DROPOUT).contains(&delta) {
+        if delta > 0 {
             d.lost = (delta - 1) as u64;
-            self.seen = if delta >= 64 { 0 } else { self.seen << delta };
-            self.seen |= 1;
+            self.shift_left(delta as usize);
+            self.seen[0] |= 1;
             self.highest = seq;
-        } else if (-63..0).contains(&delta) {
-            let bit = 1u64 << (-delta);
-            if self.seen & bit != 0 {
+        } else if delta == 0 {
+            d.duplicates = 1;
+        } else if ((-delta) as usize) < SEQ_WINDOW {
+            if self.test_and_set((-delta) as usize) {
                 d.duplicates = 1;
             } else {
-                self.seen |= bit;
                 d.reordered = 1;
                 d.recovered = 1;
             }
         } else {
-            *self = SeqTracker { started: 1, ssrc, highest: seq, seen: 1, ..Default::default() };
+            self.restart(ssrc, seq);
         }
         d
     }
@@ -155,8 +180,13 @@ mod tests {
     }
 
     #[test]
-    fn big_jump_restarts() {
-        assert_eq!(run(&[10, 20000, 20001]), (0, 0, 0));
+    fn jumps_count_loss_and_far_back_restarts() {
+        assert_eq!(run(&[10, 20000, 20001]), (19989, 0, 0));
+        // 600 behind the highest: outside the 512-packet history, a restart.
+        assert_eq!(run(&[1000, 400, 401]), (0, 0, 0));
+        // 300 behind, inside the history: reordered (and one fewer lost).
+        assert_eq!(run(&[0, 1000, 700]), (998, 1, 0));
+        assert_eq!(run(&[0, 1000, 700, 700]), (998, 1, 1));
     }
 
     #[test]

@@ -364,12 +364,8 @@ impl ShmDev {
         }
         l.stats.reclaimed += count;
         l.handles[owner as usize - 1] = HandleEnt { in_use: 0, pid: 0, start_time: 0, gen: 0, mappings: 0 };
-        let mut r = RingOps { l, v };
-        if r.advance_producer() {
-            wake.readable = true;
-        }
-        if r.advance_release() {
-            wake.writable = true;
+        if count != 0 {
+            RingOps { l, v, wake }.advance();
         }
         Ok(count)
     }
@@ -419,7 +415,7 @@ impl ShmDev {
             st.openers += 1;
             st.mappings += h.mappings;
         }
-        let r = RingOps { l, v };
+        let r = RingOps { l, v, wake: &mut Wake::default() };
         [st.reserve, st.producer, st.consumer, st.release] =
             [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE].map(|i| r.idx(i));
         Ok(st)
@@ -457,7 +453,7 @@ impl ShmDev {
         }
         l.stats = RtpmStats::default();
         l.seq = SeqTracker::default();
-        let r = RingOps { l, v };
+        let r = RingOps { l, v, wake: &mut Wake::default() };
         for i in [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE] {
             r.set_idx(i, 0);
         }
@@ -526,6 +522,10 @@ impl ShmDev {
         res
     }
 
+    /// One batched call, accounted exactly as the module's rtpm_chan_{reserve,push,pop,release}
+    /// do: EPIPE before anything for RESERVE/PUSH on a stopped ring; entries in order up to the
+    /// first failure; `overruns` once for a RESERVE that got nothing and for every PUSH that hit
+    /// a full ring; `underruns` once for a POP that got nothing; other failures in `illegal_ops`.
     fn batch_locked(&self, g: &mut Guard<'_>, local: &mut Local, op: BatchOp,
                     slots: &mut [RtpmSlotRef], wake: &mut Wake) -> Result<usize, Errno> {
         let me = self.me;
@@ -533,48 +533,57 @@ impl ShmDev {
         let mut done = 0;
         let mut err = None;
         let mut retried = false;
-        while done < slots.len() {
+        loop {
             let v = self.view(g, local)?;
-            let mut r = RingOps { l: g.locked(), v };
-            let res = match op {
-                BatchOp::Reserve => r.reserve(me, &mut slots[done], wake),
-                BatchOp::Push => r.push(me, &slots[done], &mut scratch, wake),
-                BatchOp::Pop => r.pop(me, &mut slots[done], wake),
-                BatchOp::Release => r.release(me, &slots[done], wake),
-            };
-            match res {
-                Ok(()) => done += 1,
-                // A full or empty ring may only look so because a dead process holds slots.
-                Err(Errno::EAGAIN) if done == 0 && !retried => {
-                    retried = true;
-                    if !self.maybe_reclaim_dead(g, local, wake)? {
-                        err = Some(Errno::EAGAIN);
+            let mut r = RingOps { l: g.locked(), v, wake: &mut *wake };
+            if matches!(op, BatchOp::Reserve | BatchOp::Push) && r.l.state != RTPM_STATE_RUNNING {
+                err = Some(Errno::EPIPE);
+                break;
+            }
+            while done < slots.len() {
+                let res = match op {
+                    BatchOp::Reserve => r.reserve_one(me, &mut slots[done]),
+                    BatchOp::Push => r.push_one(me, &slots[done], &mut scratch),
+                    BatchOp::Pop => r.pop_one(me, &mut slots[done]),
+                    BatchOp::Release => r.release_one(me, &slots[done]),
+                };
+                match res {
+                    Ok(()) => done += 1,
+                    Err(e) => {
+                        err = Some(e);
                         break;
                     }
                 }
-                Err(e) => {
-                    err = Some(e);
-                    break;
+            }
+            if matches!(op, BatchOp::Push | BatchOp::Release) {
+                r.advance();
+            }
+            // A full or empty ring may only look so because a dead process holds slots (the
+            // kernel learns of a death at close; we find out here). Retry once after a reclaim.
+            if done == 0 && err == Some(Errno::EAGAIN) && !retried {
+                retried = true;
+                if self.maybe_reclaim_dead(g, local, wake)? {
+                    err = None;
+                    continue;
                 }
             }
+            break;
         }
         local.scratch = scratch;
-        let l = g.locked();
+        let st = &mut g.locked().stats;
+        match (op, err) {
+            (_, None) => {}
+            (_, Some(Errno::EPIPE)) => {}
+            (BatchOp::Reserve, Some(_)) if done == 0 => st.overruns += 1,
+            (BatchOp::Reserve, Some(_)) => {}
+            (BatchOp::Pop, Some(_)) if done == 0 => st.underruns += 1,
+            (BatchOp::Pop, Some(_)) => {}
+            (BatchOp::Push, Some(Errno::EAGAIN)) => st.overruns += 1,
+            (_, Some(_)) => st.illegal_ops += 1,
+        }
         match err {
-            None => Ok(done),
-            Some(e) => {
-                match e {
-                    Errno::EAGAIN if done == 0 && op == BatchOp::Reserve => l.stats.overruns += 1,
-                    Errno::EAGAIN if done == 0 && op == BatchOp::Pop => l.stats.underruns += 1,
-                    Errno::EAGAIN | Errno::EPIPE | Errno::EINTR => {}
-                    _ => l.stats.illegal_ops += 1,
-                }
-                if done == 0 {
-                    Err(e)
-                } else {
-                    Ok(done)
-                }
-            }
+            Some(e) if done == 0 => Err(e),
+            _ => Ok(done),
         }
     }
 
@@ -621,11 +630,11 @@ impl ShmDev {
         let mut wake = Wake::default();
         let mut ready = {
             let v = self.view(&mut g, &mut local)?;
-            RingOps { l: g.locked(), v }.ready(dir)
+            RingOps { l: g.locked(), v, wake: &mut Wake::default() }.ready(dir)
         };
         if !ready && self.maybe_reclaim_dead(&mut g, &mut local, &mut wake)? {
             let v = self.view(&mut g, &mut local)?;
-            ready = RingOps { l: g.locked(), v }.ready(dir);
+            ready = RingOps { l: g.locked(), v, wake: &mut Wake::default() }.ready(dir);
         }
         drop(local);
         drop(g);
@@ -692,11 +701,20 @@ impl Locked {
     }
 }
 
-/// The slot state machine on a locked control area and a mapped ring. Every method leaves the
-/// slot table consistent after each single-slot step (see the EOWNERDEAD note in ShmDev::lock).
+/// The slot state machine on a locked control area and a mapped ring: a transcription of the
+/// module's rtp_mgr_ring.c (same index rules, same checks in the same order, same counters), so
+/// that both backends answer every sequence of calls identically. Every method leaves the slot
+/// table consistent after each single-slot step (see the EOWNERDEAD note in ShmDev::lock).
+///
+/// Index invariants (free-running u32, slot = index & mask):
+/// `release <= consumer <= producer <= reserve <= release + slot_count`;
+/// `[release, consumer)` CONSUMING or FREE (released out of order); `[consumer, producer)` READY
+/// (the slot at `consumer` always, after advance()); `[producer, reserve)` PRODUCING, READY
+/// (pushed out of order) or FREE (reclaimed); `[reserve, release + slot_count)` FREE.
 struct RingOps<'a> {
     l: &'a mut Locked,
     v: &'a RingCache,
+    wake: &'a mut Wake,
 }
 
 impl RingOps<'_> {
@@ -715,8 +733,8 @@ impl RingOps<'_> {
     }
 
     fn set_idx(&self, which: usize, v: u32) {
-        // Release: a reader of the header page that sees the new index also sees the slot's
-        // descriptor and payload written before it (the kernel's smp_store_release).
+        // Release (the module's smp_store_release, "A"): a reader of the header page that sees
+        // the new index also sees the descriptors written before it.
         self.word(which).store(v, Ordering::Release)
     }
 
@@ -740,138 +758,86 @@ impl RingOps<'_> {
         unsafe { self.v.map.ptr().add(l.payload_offset as usize + index as usize * l.slot_stride as usize) }
     }
 
-    /// Moves `producer` over slots that are READY or abandoned holes; true if it moved.
-    fn advance_producer(&mut self) -> bool {
-        let (mut p, r) = (self.idx(IDX_PRODUCER), self.idx(IDX_RESERVE));
-        let start = p;
-        while p != r && matches!(self.slot(p).state, S_READY | S_FREE) {
+    /// Moves producer over finished slots (anything not PRODUCING), consumer over FREE holes,
+    /// release over FREE slots; sets the wakeups the moves call for.
+    fn advance(&mut self) {
+        let r = self.idx(IDX_RESERVE);
+        let (p0, c0, rel0) = (self.idx(IDX_PRODUCER), self.idx(IDX_CONSUMER), self.idx(IDX_RELEASE));
+        let mut p = p0;
+        while p != r && self.slot(p).state != S_PRODUCING {
             p = p.wrapping_add(1);
         }
-        if p != start {
-            self.set_idx(IDX_PRODUCER, p);
-        }
-        p != start
-    }
-
-    /// Moves `consumer` over holes (slots freed while READY-to-be); the slots stay FREE.
-    fn skip_holes(&mut self) {
-        let (mut c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
-        let start = c;
+        let mut c = c0;
         while c != p && self.slot(c).state == S_FREE {
             c = c.wrapping_add(1);
         }
-        if c != start {
-            self.set_idx(IDX_CONSUMER, c);
-        }
-    }
-
-    /// Moves `release` over FREE slots up to `consumer`; true if it moved (slots reservable).
-    fn advance_release(&mut self) -> bool {
-        let (mut rel, c) = (self.idx(IDX_RELEASE), self.idx(IDX_CONSUMER));
-        let start = rel;
+        let mut rel = rel0;
         while rel != c && self.slot(rel).state == S_FREE {
             rel = rel.wrapping_add(1);
         }
-        if rel != start {
-            self.set_idx(IDX_RELEASE, rel);
-        }
-        rel != start
+        self.set_idx(IDX_PRODUCER, p);
+        self.set_idx(IDX_CONSUMER, c);
+        self.set_idx(IDX_RELEASE, rel);
+        self.wake.readable |= p != p0;
+        self.wake.writable |= rel != rel0;
     }
 
     fn full(&self) -> bool {
         self.idx(IDX_RESERVE).wrapping_sub(self.idx(IDX_RELEASE)) >= self.n()
     }
 
-    /// RTPM_DROP_OLDEST: frees the oldest READY slot if that makes room. Only when no popped
-    /// slot precedes it: freeing a slot behind a CONSUMING one would not let `release` move.
-    fn drop_oldest(&mut self, wake: &mut Wake) -> bool {
-        self.skip_holes();
-        self.advance_release();
-        let (c, p, rel) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER), self.idx(IDX_RELEASE));
-        if c == p || rel != c || self.slot(c).state != S_READY {
-            return false;
-        }
+    /// RTPM_DROP_OLDEST can make room only if the oldest unfinished slot is the oldest READY
+    /// one: a CONSUMING slot at release blocks the ring however many READY slots are dropped.
+    fn can_drop(&self) -> bool {
+        let (c, rel) = (self.idx(IDX_CONSUMER), self.idx(IDX_RELEASE));
+        self.l.config.drop_policy == RTPM_DROP_OLDEST && rel == c && c != self.idx(IDX_PRODUCER)
+    }
+
+    fn drop_oldest(&mut self) {
+        let c = self.idx(IDX_CONSUMER);
         *self.slot(c) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
-        self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
         self.l.stats.drops += 1;
-        self.advance_release();
-        wake.writable = true;
-        true
+        self.advance();
     }
 
     fn ready(&mut self, dir: Dir) -> bool {
         match dir {
-            Dir::Readable => {
-                let (c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
-                let mut pos = c;
-                while pos != p {
-                    if self.slot(pos).state == S_READY {
-                        return true;
-                    }
-                    pos = pos.wrapping_add(1);
-                }
-                false
-            }
-            Dir::Writable => {
-                if !self.full() {
-                    return true;
-                }
-                let (c, rel) = (self.idx(IDX_CONSUMER), self.idx(IDX_RELEASE));
-                self.l.config.drop_policy == RTPM_DROP_OLDEST
-                    && c == rel
-                    && c != self.idx(IDX_PRODUCER)
-            }
+            Dir::Readable => self.idx(IDX_CONSUMER) != self.idx(IDX_PRODUCER),
+            Dir::Writable => !self.full() || self.can_drop(),
         }
     }
 
-    fn reserve_next(&mut self, me: u16) -> u32 {
+    fn reserve_one(&mut self, me: u16, out: &mut RtpmSlotRef) -> Result<(), Errno> {
+        if self.full() {
+            if !self.can_drop() {
+                return Err(Errno::EAGAIN);
+            }
+            self.drop_oldest();
+        }
         let r = self.idx(IDX_RESERVE);
         *self.slot(r) = SlotCtl { state: S_PRODUCING, _pad: 0, owner: me };
         self.set_idx(IDX_RESERVE, r.wrapping_add(1));
-        r & (self.n() - 1)
-    }
-
-    fn reserve(&mut self, me: u16, out: &mut RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
-        if self.l.state != RTPM_STATE_RUNNING {
-            return Err(Errno::EPIPE);
-        }
-        if self.full() {
-            self.advance_release();
-        }
-        if self.full() && !(self.l.config.drop_policy == RTPM_DROP_OLDEST && self.drop_oldest(wake)) {
-            return Err(Errno::EAGAIN);
-        }
-        let index = self.reserve_next(me);
-        *out = RtpmSlotRef { index, len: self.v.layout.slot_payload, arrival_ns: 0 };
+        *out = RtpmSlotRef { index: r & (self.n() - 1), len: self.l.config.slot_payload, arrival_ns: 0 };
         Ok(())
     }
 
-    fn push(&mut self, me: u16, s: &RtpmSlotRef, scratch: &mut Vec<u8>, wake: &mut Wake)
-        -> Result<(), Errno> {
-        if self.l.state != RTPM_STATE_RUNNING {
-            return Err(Errno::EPIPE);
-        }
-        if s.index >= self.n() || s.len == 0 || s.len > self.v.layout.slot_payload {
+    /// PUSH one slot. A PRODUCING slot must be ours; the slot at the reserve index is reserved
+    /// implicitly (the seed's one-call producer path); any other slot is in the wrong state.
+    fn push_one(&mut self, me: u16, s: &RtpmSlotRef, scratch: &mut Vec<u8>) -> Result<(), Errno> {
+        if s.index >= self.n() || s.len == 0 || s.len > self.l.config.slot_payload {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
-        match st.state {
-            S_PRODUCING if st.owner != me => return Err(Errno::EPERM),
-            S_PRODUCING => {}
-            // The seed's one-call producer: PUSH on the next FREE slot reserves it implicitly.
-            S_FREE if s.index == self.idx(IDX_RESERVE) & (self.n() - 1) => {
-                if self.full() {
-                    self.advance_release();
-                }
-                if self.full() && !(self.l.config.drop_policy == RTPM_DROP_OLDEST && self.drop_oldest(wake)) {
-                    return Err(Errno::EAGAIN);
-                }
-                self.reserve_next(me);
+        if st.state != S_PRODUCING {
+            if s.index != self.idx(IDX_RESERVE) & (self.n() - 1) {
+                return Err(Errno::EBADSLT);
             }
-            _ => return Err(Errno::EBADSLT),
+            self.reserve_one(me, &mut RtpmSlotRef::default())?;
+        } else if st.owner != me {
+            return Err(Errno::EPERM);
         }
-        // Copy the payload once and parse the copy: the producer could still scribble on the
-        // slot, and what the descriptor says must match what was parsed.
+        // Parse a private copy: the producer may still scribble on the slot, and the descriptor
+        // must describe what was parsed.
         scratch.clear();
         // SAFETY: payload_ptr(index) starts slot_stride >= slot_payload >= len bytes of the
         // mapped payload region; we only read them.
@@ -903,49 +869,45 @@ impl RingOps<'_> {
         *self.slot(s.index) = SlotCtl { state: S_READY, _pad: 0, owner: 0 };
         self.l.stats.pushed_packets += 1;
         self.l.stats.pushed_bytes += s.len as u64;
-        if self.advance_producer() {
-            wake.readable = true;
-        }
         Ok(())
     }
 
-    fn pop(&mut self, me: u16, out: &mut RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
-        self.skip_holes();
-        if self.advance_release() {
-            wake.writable = true;
-        }
-        let (c, p) = (self.idx(IDX_CONSUMER), self.idx(IDX_PRODUCER));
-        if c == p {
+    fn pop_one(&mut self, me: u16, out: &mut RtpmSlotRef) -> Result<(), Errno> {
+        let c = self.idx(IDX_CONSUMER);
+        if c == self.idx(IDX_PRODUCER) {
             return Err(Errno::EAGAIN);
         }
-        debug_assert_eq!(self.slot(c).state, S_READY);
+        // advance() keeps the slot at consumer READY.
+        if self.slot(c).state != S_READY {
+            debug_assert!(false, "slot at consumer not READY");
+            return Err(Errno::EAGAIN);
+        }
         let index = c & (self.n() - 1);
         *self.slot(c) = SlotCtl { state: S_CONSUMING, _pad: 0, owner: me };
-        self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
-        // SAFETY: as in push: inside the validated meta region; READY descriptors are only
+        // SAFETY: as in push_one: inside the validated meta region; READY descriptors are only
         // written by push, which cannot run while we hold the lock.
         let d = unsafe { std::ptr::read_volatile(self.desc_ptr(index)) };
         *out = RtpmSlotRef { index, len: d.len, arrival_ns: d.arrival_ns };
         self.l.stats.popped_packets += 1;
         self.l.stats.popped_bytes += d.len as u64;
+        self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
+        self.advance();
         Ok(())
     }
 
-    fn release(&mut self, me: u16, s: &RtpmSlotRef, wake: &mut Wake) -> Result<(), Errno> {
+    fn release_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
         if s.index >= self.n() {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
-        match st.state {
-            S_CONSUMING if st.owner == me => {}
-            S_CONSUMING => return Err(Errno::EPERM),
-            _ => return Err(Errno::EBADSLT),
+        if st.state != S_CONSUMING {
+            return Err(Errno::EBADSLT);
+        }
+        if st.owner != me {
+            return Err(Errno::EPERM);
         }
         *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
         self.l.stats.released += 1;
-        if self.advance_release() {
-            wake.writable = true;
-        }
         Ok(())
     }
 }
