@@ -1,0 +1,347 @@
+//! The feeder's configuration: a TOML file (`/etc/rtpmgr/feeder.toml`) overridden by the CLI.
+//!
+//! ```toml
+//! channel = 0
+//! direction = "rx"
+//! caps = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96"
+//! pipeline = "rtpjitterbuffer latency=50 ! rtpopusdepay ! opusdec ! fakesink"
+//! stats_interval = 10
+//!
+//! [status_led]
+//! enabled = false
+//! chip = "/dev/gpiochip0"
+//! line = 17
+//! ```
+//!
+//! Unknown keys are rejected so that a typo is an error at `--check-config`, not a silently
+//! ignored setting on the device. docs/rtp-feeder.md is the full reference.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{Cli, DEFAULT_CONFIG};
+
+/// Ring backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// /dev/rtp_mgrN of the rtp_mgr kernel module.
+    Kernel,
+    /// A ring file under /dev/shm (host tests, no module).
+    Shm,
+}
+
+/// Which way packets move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Ring -> appsrc -> pipeline.
+    Rx,
+    /// Pipeline -> appsink -> ring.
+    Tx,
+}
+
+/// What RX does with a packet while GStreamer holds `high_watermark` slots already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Copy the payload into a GStreamer-owned buffer and release the slot at once.
+    Copy,
+    /// Release the slot and drop the packet.
+    Drop,
+}
+
+/// The `[status_led]` section as written in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedFile {
+    /// Drive the LED at all (default false: boards differ).
+    pub enabled: bool,
+    /// GPIO character device ("/dev/gpiochip0" or "gpiochip0").
+    pub chip: String,
+    /// Line offset on the chip.
+    pub line: u32,
+    /// The LED lights when the line is low.
+    pub active_low: bool,
+    /// Seconds without packets before the status is "down".
+    pub idle_timeout: f64,
+    /// Seconds the LED keeps blinking after the last lost packet.
+    pub error_hold: f64,
+}
+
+impl Default for LedFile {
+    fn default() -> Self {
+        Self { enabled: false, chip: "/dev/gpiochip0".into(), line: 0, active_low: false, idle_timeout: 1.0, error_hold: 2.0 }
+    }
+}
+
+/// The config file as written. Every key is optional; defaults are documented in
+/// docs/rtp-feeder.md.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub channel: Option<u32>,
+    pub device: Option<PathBuf>,
+    pub backend: Option<Backend>,
+    pub shm_name: Option<String>,
+    pub direction: Option<Direction>,
+    pub caps: Option<String>,
+    pub pipeline: Option<String>,
+    pub stats_interval: Option<f64>,
+    pub batch: Option<u32>,
+    pub high_watermark: Option<u32>,
+    pub fallback: Option<Fallback>,
+    pub queue_max_buffers: Option<u32>,
+    pub drain_timeout: Option<f64>,
+    pub status_led: LedFile,
+}
+
+impl FileConfig {
+    /// Parses a config file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).with_context(|| format!("invalid config file '{origin}'"))
+    }
+
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config file '{}'", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+}
+
+/// Status LED settings after merging; `None` in [`Config::led`] means off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedConfig {
+    pub chip: PathBuf,
+    pub line: u32,
+    pub active_low: bool,
+}
+
+/// Where the ring is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RingLocation {
+    /// A kernel channel by number (/dev/rtp_mgrN).
+    KernelChannel(u32),
+    /// A kernel channel by device path.
+    KernelDevice(PathBuf),
+    /// A shared-memory ring: a name under /dev/shm (or a path), and the channel number a
+    /// newly created ring reports.
+    Shm { name: String, channel: u32 },
+}
+
+/// Default caps for RX when the config names none: Opus, the codec of the default pipeline.
+pub const DEFAULT_CAPS: &str = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
+/// Default slots per pop: 32 slots per syscall is 1/32 syscall per packet (see the UAPI header).
+pub const DEFAULT_BATCH: u32 = 32;
+/// Default appsrc/appsink queue bound (buffers).
+pub const DEFAULT_QUEUE_MAX_BUFFERS: u32 = 200;
+/// Upper bound of `batch`, the ABI's RTPM_BATCH_MAX.
+pub const BATCH_MAX: u32 = 256;
+
+/// The merged, validated configuration the feeder runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from ("defaults" when no file was read).
+    pub source: String,
+    pub ring: RingLocation,
+    pub direction: Direction,
+    pub caps: String,
+    pub pipeline: String,
+    /// `None`: no periodic stats line, only the final one.
+    pub stats_interval: Option<Duration>,
+    pub run_for: Option<Duration>,
+    pub batch: u32,
+    /// `None`: half the ring, decided once the ring is open.
+    pub high_watermark: Option<u32>,
+    pub fallback: Fallback,
+    pub queue_max_buffers: u32,
+    /// How long shutdown waits for EOS to come out of the pipeline.
+    pub drain_timeout: Duration,
+    pub led: Option<LedConfig>,
+    pub led_idle_timeout: Duration,
+    pub led_error_hold: Duration,
+    pub json: bool,
+}
+
+fn secs(what: &str, v: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("{what} = {v} is not a valid number of seconds"))
+}
+
+impl Config {
+    /// Reads the config file the CLI names (or the default one if present) and applies the
+    /// CLI's overrides.
+    pub fn from_cli(cli: &Cli) -> Result<Self> {
+        let (file, source) = match &cli.config {
+            Some(p) => (FileConfig::load(p)?, p.display().to_string()),
+            None if Path::new(DEFAULT_CONFIG).exists() => (FileConfig::load(Path::new(DEFAULT_CONFIG))?, DEFAULT_CONFIG.to_string()),
+            None => (FileConfig::default(), "defaults".to_string()),
+        };
+        Self::merge(file, source, cli)
+    }
+
+    /// Merges a parsed file with the CLI; the CLI wins key by key.
+    pub fn merge(file: FileConfig, source: String, cli: &Cli) -> Result<Self> {
+        let backend = cli.backend.or(file.backend).unwrap_or(Backend::Kernel);
+        // --channel overrides a device from the file and vice versa: the CLI names one place.
+        let (channel, device) = match (cli.channel, &cli.device) {
+            (Some(c), _) => (c, None),
+            (None, Some(d)) => (file.channel.unwrap_or(0), Some(d.clone())),
+            (None, None) => (file.channel.unwrap_or(0), file.device.clone()),
+        };
+        let ring = match backend {
+            Backend::Kernel => match device {
+                Some(d) => RingLocation::KernelDevice(d),
+                None => RingLocation::KernelChannel(channel),
+            },
+            Backend::Shm => {
+                let name = cli.shm_name.clone().or(file.shm_name).unwrap_or_else(|| format!("rtpmgr-{channel}"));
+                if name.is_empty() {
+                    bail!("shm_name is empty: give a ring name under /dev/shm (e.g. rtpmgr-0) or a path");
+                }
+                RingLocation::Shm { name, channel }
+            }
+        };
+        let direction = cli.direction.or(file.direction).unwrap_or(Direction::Rx);
+        let caps = cli.caps.clone().or(file.caps).unwrap_or_else(|| DEFAULT_CAPS.to_string());
+        let pipeline = cli.pipeline.clone().or(file.pipeline).unwrap_or_default();
+        if pipeline.trim().is_empty() {
+            bail!("no pipeline: set 'pipeline' in the config file or pass --pipeline (see 'rtp-feeder --help')");
+        }
+        let stats_interval = match cli.stats_interval.or(file.stats_interval).unwrap_or(10.0) {
+            0.0 => None,
+            v => Some(secs("stats_interval", v)?),
+        };
+        let run_for = cli.time.map(|t| secs("-t", t)).transpose()?;
+        let batch = cli.batch.or(file.batch).unwrap_or(DEFAULT_BATCH);
+        if !(1..=BATCH_MAX).contains(&batch) {
+            bail!("batch = {batch} is out of range 1..={BATCH_MAX}");
+        }
+        let high_watermark = cli.high_watermark.or(file.high_watermark);
+        if high_watermark == Some(0) {
+            bail!("high_watermark = 0 would copy every packet; leave it unset for half the ring");
+        }
+        let queue_max_buffers = cli.queue_max_buffers.or(file.queue_max_buffers).unwrap_or(DEFAULT_QUEUE_MAX_BUFFERS);
+        if queue_max_buffers == 0 {
+            bail!("queue_max_buffers = 0 would make the GStreamer queue unbounded; use at least 1");
+        }
+        // --led-chip CHIP enables the LED, --led-chip off disables it; otherwise the file decides.
+        let led_file = &file.status_led;
+        let (enabled, chip) = match cli.led_chip.as_deref() {
+            Some("off" | "none" | "") => (false, String::new()),
+            Some(c) => (true, c.to_string()),
+            None => (led_file.enabled, led_file.chip.clone()),
+        };
+        let led = if enabled {
+            if chip.is_empty() {
+                bail!("[status_led] is enabled but names no chip (e.g. chip = \"/dev/gpiochip0\")");
+            }
+            // "gpiochip0" is accepted as a short form of "/dev/gpiochip0", as gpioset takes it.
+            let chip = if chip.contains('/') { PathBuf::from(chip) } else { Path::new("/dev").join(chip) };
+            Some(LedConfig { chip, line: cli.led_line.unwrap_or(led_file.line), active_low: led_file.active_low })
+        } else {
+            None
+        };
+        Ok(Self {
+            source,
+            ring,
+            direction,
+            caps,
+            pipeline,
+            stats_interval,
+            run_for,
+            batch,
+            high_watermark,
+            fallback: cli.fallback.or(file.fallback).unwrap_or(Fallback::Copy),
+            queue_max_buffers,
+            drain_timeout: secs("drain_timeout", file.drain_timeout.unwrap_or(5.0))?,
+            led,
+            led_idle_timeout: secs("status_led.idle_timeout", file.status_led.idle_timeout)?,
+            led_error_hold: secs("status_led.error_hold", file.status_led.error_hold)?,
+            json: cli.json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("rtp-feeder").chain(args.iter().copied()))
+    }
+
+    const FILE: &str = r#"
+channel = 2
+direction = "tx"
+caps = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96"
+pipeline = "audiotestsrc is-live=true ! opusenc ! rtpopuspay"
+stats_interval = 5
+
+[status_led]
+enabled = true
+chip = "gpiochip1"
+line = 17
+active_low = true
+"#;
+
+    #[test]
+    fn file_keys_are_read() {
+        let f = FileConfig::parse(FILE, "test").unwrap();
+        let c = Config::merge(f, "test".into(), &cli(&[])).unwrap();
+        assert_eq!(c.ring, RingLocation::KernelChannel(2));
+        assert_eq!(c.direction, Direction::Tx);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
+        assert_eq!(c.led, Some(LedConfig { chip: "/dev/gpiochip1".into(), line: 17, active_low: true }));
+        assert_eq!(c.batch, DEFAULT_BATCH);
+        assert_eq!(c.fallback, Fallback::Copy);
+    }
+
+    #[test]
+    fn cli_overrides_file() {
+        let f = FileConfig::parse(FILE, "test").unwrap();
+        let c = Config::merge(
+            f,
+            "test".into(),
+            &cli(&["--backend", "shm", "--channel", "3", "--direction", "rx", "--stats-interval", "0", "--led-chip", "off", "-t", "1.5"]),
+        )
+        .unwrap();
+        assert_eq!(c.ring, RingLocation::Shm { name: "rtpmgr-3".into(), channel: 3 });
+        assert_eq!(c.direction, Direction::Rx);
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(c.led, None);
+        assert_eq!(c.run_for, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = FileConfig::parse("pipelin = \"x\"", "f.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+        let e = FileConfig::parse("[status_led]\nchp = \"x\"", "f.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+        let e = FileConfig::parse("direction = \"sideways\"", "f.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown variant"), "{e:#}");
+        let no_pipeline = Config::merge(FileConfig::default(), "d".into(), &cli(&[])).unwrap_err();
+        assert!(no_pipeline.to_string().contains("no pipeline"));
+        let f = FileConfig::parse("pipeline = \"fakesink\"\nbatch = 1000", "f").unwrap();
+        assert!(Config::merge(f, "f".into(), &cli(&[])).unwrap_err().to_string().contains("batch = 1000"));
+        let f = FileConfig::parse("pipeline = \"fakesink\"\nstats_interval = -1", "f").unwrap();
+        assert!(Config::merge(f, "f".into(), &cli(&[])).is_err());
+        let f = FileConfig::parse("pipeline = \"fakesink\"", "f").unwrap();
+        assert!(Config::merge(f, "f".into(), &cli(&["--backend", "shm", "--shm-name", ""])).is_err());
+    }
+
+    #[test]
+    fn device_path_selects_kernel_device() {
+        let f = FileConfig::parse("pipeline = \"fakesink\"\ndevice = \"/dev/rtp_mgr5\"", "f").unwrap();
+        let c = Config::merge(f.clone(), "f".into(), &cli(&[])).unwrap();
+        assert_eq!(c.ring, RingLocation::KernelDevice("/dev/rtp_mgr5".into()));
+        // --channel on the command line beats the file's device.
+        let c = Config::merge(f, "f".into(), &cli(&["--channel", "1"])).unwrap();
+        assert_eq!(c.ring, RingLocation::KernelChannel(1));
+    }
+}

@@ -1,0 +1,339 @@
+//! Builds the GStreamer side of the feeder:
+//!
+//! ```text
+//! rx:  {appsrc name=rtpfeeder-src} ! {user bin, e.g. rtpjitterbuffer ! rtpopusdepay ! opusdec ! fakesink}
+//! tx:  {user bin, e.g. audiotestsrc is-live=true ! opusenc ! rtpopuspay} ! {appsink name=rtpfeeder-sink}
+//! ```
+//!
+//! The user's part is parsed with `gst::parse::bin_from_description_full` into a bin whose one
+//! unlinked pad is ghosted; the feeder then links its appsrc or appsink to that pad. Parsing is
+//! done the same way by `--check-config`, so a pipeline that checks also builds.
+//!
+//! Every queue the feeder owns is bounded (see [`rx_appsrc`] and [`tx_appsink`]), and pad
+//! probes count what leaves appsrc and what reaches the pipeline's sinks.
+
+use std::str::FromStr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+
+use crate::config::{Config, Direction};
+use crate::stats::{Counters, JitterStats};
+
+/// Name of the feeder's appsrc (rx).
+pub const APPSRC_NAME: &str = "rtpfeeder-src";
+/// Name of the feeder's appsink (tx).
+pub const APPSINK_NAME: &str = "rtpfeeder-sink";
+
+/// A built pipeline and the feeder's end of it.
+#[derive(Debug)]
+pub struct Built {
+    pub pipeline: gst::Pipeline,
+    /// RX only.
+    pub appsrc: Option<gst_app::AppSrc>,
+    /// TX only.
+    pub appsink: Option<gst_app::AppSink>,
+}
+
+/// Initializes GStreamer once per process.
+pub fn init() -> Result<()> {
+    gst::init().context("failed to initialize GStreamer")
+}
+
+/// Parses and checks the RX caps: the ring carries RTP, so anything but application/x-rtp
+/// would make the first depayloader fail at run time instead of at `--check-config`.
+pub fn rx_caps(caps: &str) -> Result<gst::Caps> {
+    let parsed = gst::Caps::from_str(caps).map_err(|_| anyhow!("caps '{caps}' do not parse as GStreamer caps"))?;
+    let s = parsed.structure(0).ok_or_else(|| anyhow!("caps '{caps}' are empty"))?;
+    if parsed.size() != 1 || !parsed.is_fixed() || s.name() != "application/x-rtp" {
+        bail!("caps '{caps}' must be one fixed application/x-rtp structure (media, clock-rate, encoding-name, payload)");
+    }
+    for field in ["media", "clock-rate"] {
+        if !s.has_field(field) {
+            bail!("caps '{caps}' lack '{field}', which depayloaders and rtpjitterbuffer need");
+        }
+    }
+    Ok(parsed)
+}
+
+/// Parses the user's part of the pipeline into a bin with its unlinked pad ghosted.
+pub fn user_bin(desc: &str) -> Result<gst::Bin> {
+    let mut ctx = gst::ParseContext::new();
+    let parsed = gst::parse::bin_from_description_full(desc, true, Some(&mut ctx), gst::ParseFlags::FATAL_ERRORS);
+    let elem = match parsed {
+        Ok(e) => e,
+        Err(err) => {
+            // The context also lists elements that exist but failed otherwise (bad
+            // property), so only trust it for the "no such element" error.
+            if err.kind::<gst::ParseError>() == Some(gst::ParseError::NoSuchElement) {
+                let missing = ctx.missing_elements();
+                bail!("pipeline '{desc}' needs elements that are not installed: {} ({err})", missing.join(", "));
+            }
+            bail!("pipeline '{desc}' does not parse: {err}");
+        }
+    };
+    elem.downcast::<gst::Bin>().map_err(|_| anyhow!("pipeline '{desc}' did not parse into a bin"))
+}
+
+/// Creates the RX appsrc.
+///
+/// - `is-live`, `format=time`: a live RTP source; PTS is set from each slot's arrival time.
+/// - `max-buffers` (and `max-bytes` as its byte equivalent): bounded; the feeder checks the
+///   level before each push and drops (counted as `queue_drops`) when it is reached.
+/// - `block=false`: blocking would stall the feeder thread, and with it the ring, on a stuck
+///   pipeline, and it cannot be interrupted by SIGTERM.
+/// - `leaky-type=upstream` (GStreamer 1.20): belt and braces; with `block=false` alone appsrc
+///   queues past its limits (a reported pitfall), leaky makes it drop the new buffer instead,
+///   which is the same choice the feeder's own check makes.
+pub fn rx_appsrc(caps: &gst::Caps, max_buffers: u32, slot_payload: u32) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .name(APPSRC_NAME)
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(false)
+        .block(false)
+        .leaky_type(gst_app::AppLeakyType::Upstream)
+        .max_buffers(u64::from(max_buffers))
+        .max_bytes(u64::from(max_buffers) * u64::from(slot_payload))
+        .max_time(gst::ClockTime::ZERO)
+        // Arrival-time PTS is already "now" when pushed: no extra latency of our own.
+        .min_latency(0)
+        .stream_type(gst_app::AppStreamType::Stream)
+        .build()
+}
+
+/// Creates the TX appsink: `sync=false` because a live source already paces the stream and
+/// the ring consumer sends as soon as a slot is READY; `max-buffers` bounds the queue, and
+/// `drop=false` because the callback pulls every sample at once (nothing waits in it).
+pub fn tx_appsink(max_buffers: u32) -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .name(APPSINK_NAME)
+        .sync(false)
+        .max_buffers(max_buffers)
+        .drop(false)
+        .caps(&gst::Caps::builder("application/x-rtp").build())
+        .build()
+}
+
+fn the_one_pad(bin: &gst::Bin, dir: gst::PadDirection, desc: &str) -> Result<gst::Pad> {
+    let pads: Vec<_> = bin.pads().into_iter().filter(|p| p.direction() == dir).collect();
+    match (pads.len(), dir) {
+        (1, _) => Ok(pads[0].clone()),
+        (0, gst::PadDirection::Sink) => bail!("rx pipeline '{desc}' must start with an element that takes input (e.g. rtpjitterbuffer)"),
+        (0, _) => bail!("tx pipeline '{desc}' must end with an element that produces RTP (e.g. rtpopuspay)"),
+        (n, _) => bail!("pipeline '{desc}' has {n} unlinked {dir:?} pads; exactly one may connect to the ring"),
+    }
+}
+
+/// Builds the whole pipeline for `cfg`; `slot_payload` sizes appsrc's byte bound.
+pub fn build(cfg: &Config, slot_payload: u32, counters: &Arc<Counters>) -> Result<Built> {
+    let bin = user_bin(&cfg.pipeline)?;
+    let pipeline = gst::Pipeline::with_name("rtp-feeder");
+    // The slots' arrival_ns is CLOCK_MONOTONIC; a monotonic system clock makes
+    // "arrival - base_time" a running time without conversion.
+    let clock = gst::SystemClock::obtain();
+    clock.set_property("clock-type", gst::ClockType::Monotonic);
+    pipeline.use_clock(Some(&clock));
+    pipeline.add(&bin).context("failed to add the user bin")?;
+    let built = match cfg.direction {
+        Direction::Rx => {
+            if bin.pads().iter().any(|p| p.direction() == gst::PadDirection::Src) {
+                bail!("rx pipeline '{}' must end in a sink (e.g. fakesink, appsink, autoaudiosink); its output is unlinked", cfg.pipeline);
+            }
+            let sinkpad = the_one_pad(&bin, gst::PadDirection::Sink, &cfg.pipeline)?;
+            let caps = rx_caps(&cfg.caps)?;
+            let appsrc = rx_appsrc(&caps, cfg.queue_max_buffers, slot_payload);
+            pipeline.add(&appsrc).context("failed to add appsrc")?;
+            appsrc
+                .static_pad("src")
+                .expect("appsrc has a src pad")
+                .link(&sinkpad)
+                .map_err(|e| anyhow!("appsrc with caps '{}' cannot link to pipeline '{}': {e:?}", cfg.caps, cfg.pipeline))?;
+            count_appsrc_output(&appsrc, counters);
+            drain_user_appsinks(&bin, cfg.queue_max_buffers);
+            count_sink_buffers(&bin, counters);
+            Built { pipeline, appsrc: Some(appsrc), appsink: None }
+        }
+        Direction::Tx => {
+            if bin.pads().iter().any(|p| p.direction() == gst::PadDirection::Sink) {
+                bail!("tx pipeline '{}' must start with a source (e.g. audiotestsrc is-live=true); its input is unlinked", cfg.pipeline);
+            }
+            let srcpad = the_one_pad(&bin, gst::PadDirection::Src, &cfg.pipeline)?;
+            let appsink = tx_appsink(cfg.queue_max_buffers);
+            pipeline.add(&appsink).context("failed to add appsink")?;
+            srcpad
+                .link(&appsink.static_pad("sink").expect("appsink has a sink pad"))
+                .map_err(|e| anyhow!("pipeline '{}' cannot link to the ring's appsink (application/x-rtp): {e:?}", cfg.pipeline))?;
+            Built { pipeline, appsrc: None, appsink: Some(appsink) }
+        }
+    };
+    Ok(built)
+}
+
+/// Counts buffers leaving appsrc: `buffers_out` of RX. Together with `pushed` it shows what
+/// is still queued in appsrc.
+fn count_appsrc_output(appsrc: &gst_app::AppSrc, counters: &Arc<Counters>) {
+    let c = Arc::clone(counters);
+    appsrc.static_pad("src").expect("appsrc has a src pad").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer() {
+            c.buffers_out.fetch_add(1, Relaxed);
+            c.bytes_out.fetch_add(buf.size() as u64, Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Elements of the user bin that are sinks.
+fn sinks(bin: &gst::Bin) -> Vec<gst::Element> {
+    bin.iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.element_flags().contains(gst::ElementFlags::SINK) && !e.is::<gst::Bin>())
+        .collect()
+}
+
+/// Counts every buffer that reaches a sink of the user's pipeline (`sink_buffers`): the
+/// end-to-end number the tests and the QEMU demo check, independent of the sink type.
+fn count_sink_buffers(bin: &gst::Bin, counters: &Arc<Counters>) {
+    for sink in sinks(bin) {
+        for pad in sink.sink_pads() {
+            let c = Arc::clone(counters);
+            pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+                let n = match &info.data {
+                    Some(gst::PadProbeData::Buffer(_)) => 1,
+                    Some(gst::PadProbeData::BufferList(l)) => l.len() as u64,
+                    _ => 0,
+                };
+                c.sink_buffers.fetch_add(n, Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+}
+
+/// An appsink at the end of an RX pipeline has no reader in this process; unread, its queue
+/// would grow without bound (max-buffers defaults to unlimited) and hold ring slots forever.
+/// Bound it and pull (and free) every sample as it arrives.
+fn drain_user_appsinks(bin: &gst::Bin, max_buffers: u32) {
+    for sink in sinks(bin) {
+        if let Ok(appsink) = sink.downcast::<gst_app::AppSink>() {
+            appsink.set_max_buffers(max_buffers);
+            appsink.set_drop(true);
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(|s| s.pull_sample().map(drop).map(|_| gst::FlowSuccess::Ok).map_err(|_| gst::FlowError::Eos))
+                    .build(),
+            );
+        }
+    }
+}
+
+/// Reads the `stats` of the first rtpjitterbuffer in the pipeline, if it has one.
+pub fn jitterbuffer_stats(pipeline: &gst::Pipeline) -> Option<JitterStats> {
+    let jb = pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.factory().is_some_and(|f| f.name() == "rtpjitterbuffer"))?;
+    let s = jb.property::<gst::Structure>("stats");
+    let get = |k: &str| s.get::<u64>(k).unwrap_or(0);
+    Some(JitterStats {
+        element: jb.name().to_string(),
+        num_pushed: get("num-pushed"),
+        num_lost: get("num-lost"),
+        num_late: get("num-late"),
+        num_duplicates: get("num-duplicates"),
+        avg_jitter_ns: get("avg-jitter"),
+    })
+}
+
+/// How long the pipeline's sources may take to reach PLAYING.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets the pipeline to PLAYING and waits until its sources (appsrc for RX) are PLAYING.
+///
+/// Not the whole pipeline: with a live source the sinks complete their change to PLAYING only
+/// once the first buffer reached them, so waiting for that before pushing would deadlock.
+/// A source in PLAYING accepts buffers, and the pipeline's base time is set by then (it is
+/// chosen before the children go from PAUSED to PLAYING). An element error on the way is
+/// returned with the element's name.
+pub fn start(pipeline: &gst::Pipeline) -> Result<()> {
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let res = pipeline.set_state(gst::State::Playing);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            return Err(error_from_message(&msg));
+        }
+        if res.is_err() {
+            bail!("failed to set the pipeline to PLAYING (no element said why)");
+        }
+        let sources: Vec<gst::Element> = pipeline.iterate_sources().into_iter().filter_map(Result::ok).collect();
+        if !sources.is_empty() && sources.iter().all(|e| e.current_state() == gst::State::Playing) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let (_, current, pending) = pipeline.state(gst::ClockTime::ZERO);
+            bail!("the pipeline's sources did not reach PLAYING within {START_TIMEOUT:?} (pipeline {current:?}, pending {pending:?})");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// "pipeline error from element <path>: <message> (<debug>)".
+pub fn error_from_message(msg: &gst::Message) -> anyhow::Error {
+    match msg.view() {
+        gst::MessageView::Error(err) => {
+            let src = msg.src().map_or_else(|| "<unknown element>".to_string(), |s| s.path_string().to_string());
+            let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+            anyhow!("pipeline error from element {src}: {}{debug}", err.error())
+        }
+        _ => anyhow!("unexpected message {:?}", msg.type_()),
+    }
+}
+
+/// `--check-config`: builds the pipeline (elements exist, properties parse, pads link) and
+/// sets nothing to a running state. Returns a one-line summary.
+pub fn check(cfg: &Config) -> Result<String> {
+    let counters = Arc::new(Counters::default());
+    let built = build(cfg, 2048, &counters)?;
+    let elements: Vec<String> = built
+        .pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| !e.is::<gst::Bin>())
+        // The feeder's appsrc/appsink come from builders, which leave no factory behind.
+        .map(|e| e.factory().map_or_else(|| e.type_().name().to_lowercase().replace("gst", ""), |f| f.name().to_string()))
+        .collect();
+    Ok(format!("{} elements: {}", elements.len(), elements.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_checks() {
+        init().unwrap();
+        rx_caps(crate::config::DEFAULT_CAPS).unwrap();
+        assert!(rx_caps("audio/x-raw,rate=48000").unwrap_err().to_string().contains("application/x-rtp"));
+        assert!(rx_caps("application/x-rtp,media=audio").unwrap_err().to_string().contains("clock-rate"));
+        assert!(rx_caps("not caps,,,").is_err());
+    }
+
+    #[test]
+    fn user_bin_reports_missing_elements() {
+        init().unwrap();
+        let e = user_bin("rtpjitterbuffer ! nosuchelement42 ! fakesink").unwrap_err();
+        assert!(e.to_string().contains("nosuchelement42"), "{e}");
+        let e = user_bin("fakesink nosuchprop=1").unwrap_err();
+        assert!(e.to_string().contains("does not parse"), "{e}");
+    }
+}
