@@ -1710,6 +1710,186 @@ static void test_stress_per_slot(void)
 	run_stress(stress_packets / 10, true);
 }
 
+/*
+ * Two producers and two consumers, each with its own open file, plus a
+ * rogue producer that pushes a while, then reserves slots and hangs: the
+ * ring stalls behind its PRODUCING slots until it is killed with SIGKILL,
+ * and the reclaim must unblock everyone. Producers push each batch in
+ * reverse order and consumers release in reverse order, so the ring
+ * indices only advance over finished slots. Every packet of the two
+ * regular producers must be popped exactly once, and each consumer must
+ * see every producer's packets in order.
+ */
+struct mpmc_shared {
+	uint64_t consumed;	/* packets of producers 0 and 1 popped */
+	uint32_t rogue_held;	/* slots the rogue holds when it hangs */
+	uint32_t rogue_dead;
+	uint8_t seen[];		/* [producer * per + seq] */
+};
+
+#define MPMC_ROGUE	2
+#define MPMC_ROGUE_PACKETS	1000
+
+static void mpmc_producer(struct mpmc_shared *sh, uint32_t id,
+			  uint64_t count)
+{
+	struct chan c = { .fd = open_dev(0) };
+	struct rtpm_slot_ref refs[8], rev[8];
+	uint64_t seq = 0;
+
+	chan_map(&c);
+	while (seq < count) {
+		uint32_t n = count - seq < 8 ? count - seq : 8, j;
+
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		for (j = 0; j < n; j++, seq++) {
+			uint8_t *p = slot_pay(&c, refs[j].index);
+
+			p[0] = 0;	/* not RTP: the producers share a channel */
+			memcpy(p + 4, &id, 4);
+			memcpy(p + 8, &seq, 8);
+			refs[j].len = 16 + seq % 64;
+			refs[j].arrival_ns = 0;
+			rev[n - 1 - j] = refs[j];
+		}
+		ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, rev, &n));
+	}
+	if (id == MPMC_ROGUE) {
+		uint32_t n = 8;
+
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		__atomic_store_n(&sh->rogue_held, n, __ATOMIC_RELEASE);
+		for (;;)
+			pause();
+	}
+	_exit(0);
+}
+
+static void mpmc_consumer(struct mpmc_shared *sh, uint64_t per)
+{
+	struct chan c = { .fd = open_dev(O_NONBLOCK) };
+	struct rtpm_slot_ref refs[16], rev[16];
+	uint64_t last[3] = { 0, 0, 0 };
+	bool any[3] = { false, false, false };
+
+	chan_map(&c);
+	for (;;) {
+		uint32_t n = 16, j;
+
+		if (batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n)) {
+			struct pollfd p = { c.fd, POLLIN, 0 };
+
+			ASSERT_EQ(errno, EAGAIN);
+			if (__atomic_load_n(&sh->rogue_dead, __ATOMIC_ACQUIRE) &&
+			    __atomic_load_n(&sh->consumed, __ATOMIC_ACQUIRE) ==
+			    2 * per)
+				_exit(0);
+			poll(&p, 1, 50);
+			continue;
+		}
+		for (j = 0; j < n; j++) {
+			const uint8_t *p = slot_pay(&c, refs[j].index);
+			uint32_t id;
+			uint64_t seq;
+
+			memcpy(&id, p + 4, 4);
+			memcpy(&seq, p + 8, 8);
+			if (id > MPMC_ROGUE)
+				FAIL("slot %u: producer id %u", refs[j].index, id);
+			ASSERT_EQ(refs[j].len, 16 + seq % 64);
+			if (any[id] && seq <= last[id])
+				FAIL("producer %u: packet %" PRIu64 " after %"
+				     PRIu64, id, seq, last[id]);
+			any[id] = true;
+			last[id] = seq;
+			if (id != MPMC_ROGUE) {
+				if (seq >= per ||
+				    __atomic_exchange_n(&sh->seen[id * per + seq],
+							1, __ATOMIC_RELAXED))
+					FAIL("producer %u: packet %" PRIu64
+					     " popped twice", id, seq);
+				__atomic_add_fetch(&sh->consumed, 1,
+						   __ATOMIC_RELEASE);
+			}
+			rev[n - 1 - j] = refs[j];
+		}
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, rev, &n));
+	}
+}
+
+static void test_stress_mpmc(void)
+{
+	uint64_t per = stress_packets / 4, i;
+	size_t size = sizeof(struct mpmc_shared) + 2 * per;
+	struct mpmc_shared *sh;
+	struct rtpm_stats st;
+	struct rtpm_status s;
+	pid_t prod[2], cons[2], rogue;
+	int fd = open_dev(0), k, status;
+
+	sh = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(sh != MAP_FAILED);
+	configure(fd, 6, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST);
+	ASSERT_OK(ioctl(fd, RTPM_IOC_START));
+
+	for (k = 0; k < 2; k++) {
+		cons[k] = fork();
+		ASSERT_TRUE(cons[k] >= 0);
+		if (!cons[k])
+			mpmc_consumer(sh, per);
+	}
+	rogue = fork();
+	ASSERT_TRUE(rogue >= 0);
+	if (!rogue)
+		mpmc_producer(sh, MPMC_ROGUE, MPMC_ROGUE_PACKETS);
+	for (k = 0; k < 2; k++) {
+		prod[k] = fork();
+		ASSERT_TRUE(prod[k] >= 0);
+		if (!prod[k])
+			mpmc_producer(sh, k, per);
+	}
+	/* Let the ring stall behind the hung rogue, then kill it. */
+	for (k = 0; !__atomic_load_n(&sh->rogue_held, __ATOMIC_ACQUIRE); k++) {
+		if (k == 3000)
+			FAIL("the rogue producer never hung");
+		msleep(10);
+	}
+	msleep(200);
+	get_status(fd, &s);
+	ASSERT_TRUE(s.producing >= sh->rogue_held);
+	ASSERT_OK(kill(rogue, SIGKILL));
+	ASSERT_EQ(waitpid(rogue, &status, 0), rogue);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	__atomic_store_n(&sh->rogue_dead, 1, __ATOMIC_RELEASE);
+	for (k = 0; k < 2; k++)
+		wait_child_ok(prod[k]);
+	wait_pair(cons[0], cons[1]);
+
+	for (i = 0; i < 2 * per; i++)
+		if (!sh->seen[i])
+			FAIL("producer %" PRIu64 ": packet %" PRIu64 " lost",
+			     i / per, i % per);
+	get_stats(fd, &st);
+	get_status(fd, &s);
+	printf("# mpmc: %" PRIu64 " packets from 2 producers, %llu from the rogue, %llu reclaimed\n",
+	       2 * per, (unsigned long long)(st.pushed_packets - 2 * per),
+	       (unsigned long long)st.reclaimed);
+	ASSERT_EQ(st.reclaimed, sh->rogue_held);
+	ASSERT_EQ(st.pushed_packets, 2 * per + MPMC_ROGUE_PACKETS);
+	ASSERT_EQ(st.pushed_packets, st.popped_packets);
+	ASSERT_EQ(st.popped_packets, st.released);
+	ASSERT_EQ(st.drops, 0);
+	ASSERT_EQ(st.illegal_ops, 0);
+	ASSERT_EQ(st.malformed, st.pushed_packets);
+	ASSERT_EQ(s.producing, 0);
+	ASSERT_EQ(s.consuming, 0);
+	ASSERT_EQ(s.ready, 0);
+	ASSERT_EQ(s.free, 64);
+	ASSERT_EQ(s.reserve, s.release);
+	ASSERT_EQ(s.openers, 1);
+}
+
 static const struct test tests[] = {
 	{ "info_and_header", test_info_and_header, 30 },
 	{ "unknown_ioctl_and_efault", test_unknown_ioctl_and_efault, 30 },
@@ -1739,6 +1919,7 @@ static const struct test tests[] = {
 	{ "sysfs", test_sysfs, 30 },
 	{ "stress_batch", test_stress_batch, 600 },
 	{ "stress_per_slot", test_stress_per_slot, 600 },
+	{ "stress_mpmc", test_stress_mpmc, 600 },
 };
 
 /* ------------------------------------------------------------------ main */
