@@ -282,7 +282,7 @@ static void conservation(int fd)
 	ASSERT_EQ(st.pushed_packets, st.popped_packets + st.drops + s.ready);
 }
 
-static void msleep(unsigned int ms)
+static void sleep_ms(unsigned int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -930,7 +930,7 @@ static void test_blocking_reserve_stop(void)
 		ASSERT_ERRNO(reserve1(fd, &idx), EPIPE);
 		_exit(0);
 	}
-	msleep(200);
+	sleep_ms(200);
 	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
 	wait_child_ok(pid);
 }
@@ -973,7 +973,7 @@ static void test_poll(void)
 			ASSERT_EQ(q.revents, POLLOUT);
 			_exit(0);
 		}
-		msleep(200);
+		sleep_ms(200);
 		ASSERT_OK(release1(c.fd, r.index));
 		wait_child_ok(pid);
 	}
@@ -993,7 +993,7 @@ static void test_poll(void)
 			ASSERT_OK(release1(fd, r.index));
 			_exit(0);
 		}
-		msleep(200);
+		sleep_ms(200);
 		refs[0].len = 12;
 		ASSERT_OK(push1(c.fd, refs[0].index, 12));
 		wait_child_ok(pid);
@@ -1029,7 +1029,7 @@ static void test_two_processes(void)
 	}
 	for (i = 0; i < 100; i++) {
 		if (i % 10 == 0)
-			msleep(20);	/* let the consumer block */
+			sleep_ms(20);	/* let the consumer block */
 		push_rtp(&c, 1000 + i, 0xabcdef01u, 12 + i % 50);
 	}
 	wait_child_ok(pid);
@@ -1853,9 +1853,9 @@ static void test_stress_mpmc(void)
 	for (k = 0; !__atomic_load_n(&sh->rogue_held, __ATOMIC_ACQUIRE); k++) {
 		if (k == 3000)
 			FAIL("the rogue producer never hung");
-		msleep(10);
+		sleep_ms(10);
 	}
-	msleep(200);
+	sleep_ms(200);
 	get_status(fd, &s);
 	ASSERT_TRUE(s.producing >= sh->rogue_held);
 	ASSERT_OK(kill(rogue, SIGKILL));
