@@ -1039,6 +1039,53 @@ mod tests {
         assert!(!process_alive(i32::MAX, 0));
     }
 
+    /// A process killed while it holds the ring lock must not deadlock the ring: the robust
+    /// mutex hands the next locker EOWNERDEAD and the ring goes on. The test re-executes itself
+    /// as the child that takes the lock and is killed with SIGKILL.
+    #[test]
+    fn lock_holder_killed_does_not_deadlock() {
+        const CHILD: &str = "RTPMGR_LOCK_CHILD";
+        let cfg = RtpmConfig { ring_order: 2, slot_payload: 64, drop_policy: 0, flags: 0 };
+        if let Some(path) = std::env::var_os(CHILD) {
+            let path = PathBuf::from(path);
+            let dev = ShmDev::open(&path, 0, &cfg).unwrap();
+            let _held = dev.lock().unwrap();
+            std::fs::write(path.with_extension("locked"), b"1").unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        let path = std::env::temp_dir().join(format!("rtpmgr-lock-{}", std::process::id()));
+        let marker = path.with_extension("locked");
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&marker);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "shm::tests::lock_holder_killed_does_not_deadlock", "--test-threads=1"])
+            .env(CHILD, &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "child never took the lock");
+            assert!(child.try_wait().unwrap().is_none(), "child exited early");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Opening locks the ring: with a plain mutex this would hang forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p2 = path.clone();
+        std::thread::spawn(move || {
+            let dev = ShmDev::open(&p2, 0, &cfg).map(|d| (d.status(), d.start()));
+            tx.send(dev.map(|(st, started)| (st.unwrap(), started.is_ok()))).unwrap();
+        });
+        let (st, started) = rx.recv_timeout(Duration::from_secs(10)).expect("ring deadlocked").unwrap();
+        assert!(started);
+        assert_eq!(st.openers, 1, "the dead child's handle was reclaimed");
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&marker);
+    }
+
     #[test]
     fn control_area_fits() {
         assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= 64);
