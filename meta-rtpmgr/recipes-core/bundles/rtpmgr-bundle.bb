@@ -1,0 +1,37 @@
+SUMMARY = "RAUC update bundle of rtpmgr-image"
+DESCRIPTION = "A signed verity bundle with the root filesystem of rtpmgr-image for the inactive A/B \
+               slot. Install on the box with 'rauc install rtpmgr-bundle-<machine>.raucb'; see docs/ota.md."
+LICENSE = "MIT"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+
+require recipes-bsp/u-boot/rtpmgr-ab-layout.inc
+
+# bundle.bbclass is meta-rauc's: this layer must also parse without meta-rauc (kas.yml alone), so
+# the class is inherited only when the layer is there, and the recipe is skipped otherwise.
+inherit ${@'bundle' if 'rauc' in (d.getVar('BBFILE_COLLECTIONS') or '').split() else ''}
+inherit features_check
+REQUIRED_DISTRO_FEATURES = "rauc"
+
+python () {
+    if 'rauc' not in (d.getVar('BBFILE_COLLECTIONS') or '').split():
+        raise bb.parse.SkipRecipe("needs the meta-rauc layer: build with kas.yml:kas/rauc.yml")
+}
+
+SRC_URI = "file://rtpmgr-bundle-hook.sh"
+
+# verity: the payload is checked block by block by dm-verity (and fully before any write by the
+# install-check hook below); needed for streaming and adaptive updates later.
+RAUC_BUNDLE_FORMAT = "verity"
+RAUC_BUNDLE_COMPATIBLE = "${RTPMGR_RAUC_COMPATIBLE}"
+RAUC_BUNDLE_DESCRIPTION = "rtpmgr appliance root filesystem"
+
+RAUC_BUNDLE_SLOTS = "rootfs"
+RAUC_SLOT_rootfs = "rtpmgr-image"
+RAUC_SLOT_rootfs[fstype] = "ext4"
+
+# install-check: rejects a tampered payload before RAUC writes the slot (see the script).
+RAUC_BUNDLE_HOOKS[file] = "rtpmgr-bundle-hook.sh"
+RAUC_BUNDLE_HOOKS[hooks] = "install-check"
+
+# RAUC_KEY_FILE / RAUC_CERT_FILE: the signing key and certificate, outside any layer (no private key
+# is committed). kas/rauc.yml points them at the development CA; docs/ota.md has the commands.
