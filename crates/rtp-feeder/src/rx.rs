@@ -131,6 +131,9 @@ impl RxPusher {
             return Ok(());
         }
         let pts = pts_from_arrival(slot.arrival_ns(), self.base_time_ns);
+        if c.buffers_in.load(Relaxed) == 1 {
+            log::debug!("first packet: arrival {} ns, base time {} ns, PTS {pts}", slot.arrival_ns(), self.base_time_ns);
+        }
         let mut buffer = if c.held.load(Relaxed) < self.high_watermark {
             if self.in_fallback {
                 self.in_fallback = false;

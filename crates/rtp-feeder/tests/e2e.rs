@@ -482,11 +482,120 @@ fn status_led_goes_up_while_streaming_and_down_at_exit() {
     let runner = thread::spawn(move || rtp_feeder::app::run_with(cfg, s, Some(led)).unwrap());
     thread::sleep(Duration::from_millis(500));
     assert_eq!(*pin.0.lock().unwrap(), vec![false], "down before any packet");
-    produce(&ch, 100, Duration::from_millis(2));
-    thread::sleep(Duration::from_millis(200));
+    // 3 s of packets: the LED must go up while they flow (polled, so a loaded host is fine).
+    let producer = thread::spawn(move || produce(&ch, 1500, Duration::from_millis(2)));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while pin.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(*pin.0.lock().unwrap(), vec![false, true], "up while packets flow");
+    producer.join().unwrap();
     stop.store(true, Relaxed);
     assert_eq!(runner.join().unwrap(), std::process::ExitCode::SUCCESS);
     assert_eq!(*pin.0.lock().unwrap(), vec![false, true, false], "down after the stop");
+    assert_ring_idle(&ring);
+}
+
+/// The rtp_app binary next to rtp-feeder, if the workspace built it.
+fn rtp_app() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_rtp-feeder")).with_file_name("rtp_app");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not built (cargo build -p rtp-app)", p.display());
+        None
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits (bounded) for a child's exit after SIGTERM; returns its exit code.
+fn term_and_wait(child: &mut Child, what: &str) -> i32 {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not exit after SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rx_end_to_end_rtp_app() {
+    let Some(app) = rtp_app() else { return };
+    let (ring, tx_ring) = (TestRing::new("rxapp"), TestRing::new("rxapp-tx"));
+    let ch = ring.channel();
+    let port = free_udp_port().to_string();
+    const N: u64 = 400;
+    let mut cmd = feeder();
+    cmd.args(["--backend", "shm", "--shm-name", &ring.name, "--direction", "rx", "--caps", CAPS])
+        .args(["--pipeline", "rtpjitterbuffer latency=50 ! appsink name=out", "--json", "--stats-interval", "0.2"]);
+    let run = Running::spawn(cmd);
+    run.wait_line("the first stats line", Duration::from_secs(10), |v| v["type"] == "stats");
+    // rtp_app rx: UDP -> ring (it starts the channel); rtp_app tx: generated RTP -> UDP.
+    let mut rx = Command::new(&app)
+        .args(["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.name, "--interval", "0"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300)); // let rx bind before the first datagram
+    let tx = Command::new(&app)
+        .args(["--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "500", "--payload", "160"])
+        .args(["--pt", "96", "--clock-rate", "48000", "--backend", "shm", "--shm-name", &tx_ring.name, "--interval", "0"])
+        .args(["-l", &N.to_string()])
+        .output()
+        .unwrap();
+    assert!(tx.status.success(), "rtp_app tx: {}", String::from_utf8_lossy(&tx.stderr));
+    run.wait_line("every packet at the sink", Duration::from_secs(10), |v| v["sink_buffers"].as_u64().unwrap() >= N);
+    run.sigterm();
+    let (code, fin) = run.finish(Duration::from_secs(10));
+    assert_eq!(term_and_wait(&mut rx, "rtp_app rx"), 0);
+    assert_eq!(code, 0, "{fin}");
+    assert_eq!(fin["sink_buffers"], N, "{fin}");
+    assert_eq!(fin["zero_copy"], N);
+    assert_eq!(fin["jitterbuffer"]["num_pushed"], N);
+    assert_eq!(fin["jitterbuffer"]["num_lost"], 0);
+    let st = ch.status().unwrap();
+    assert_eq!((st.producing, st.consuming, st.ready), (0, 0, 0), "{st:?}");
+    assert_eq!(ch.stats().unwrap().released, N);
+}
+
+#[test]
+fn tx_end_to_end_rtp_app_source_ring() {
+    let Some(app) = rtp_app() else { return };
+    let ring = TestRing::new("txapp");
+    let _ch = ring.channel();
+    let (receiver, port, frames) = opus_receiver();
+    // rtp_app sends whatever the feeder pushes into the ring.
+    let mut sender = Command::new(&app)
+        .args(["--mode", "tx", "--source", "ring", "--dst", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--backend", "shm", "--shm-name", &ring.name, "--interval", "0"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cmd = feeder();
+    cmd.args(["--backend", "shm", "--shm-name", &ring.name, "--direction", "tx", "--json", "--stats-interval", "0.5"]).args([
+        "--pipeline",
+        "audiotestsrc is-live=true num-buffers=50 samplesperbuffer=960 ! audio/x-raw,rate=48000 ! opusenc ! rtpopuspay pt=96",
+    ]);
+    let (code, fin) = Running::spawn(cmd).finish(Duration::from_secs(20));
+    assert_eq!(code, 0, "{fin}");
+    let pushed = fin["buffers_out"].as_u64().unwrap();
+    assert!(pushed >= 45, "{fin}");
+    assert_eq!(fin["ring_full_drops"], 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while frames.load(Relaxed) < pushed && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(term_and_wait(&mut sender, "rtp_app tx"), 0);
+    receiver.set_state(gst::State::Null).unwrap();
+    assert_eq!(frames.load(Relaxed), pushed, "the UDP receiver must get every frame the feeder pushed");
     assert_ring_idle(&ring);
 }
