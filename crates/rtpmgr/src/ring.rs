@@ -237,7 +237,8 @@ impl Producer {
                 }
             }
         }
-        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        // Sized to the request: zeroing a full 256-entry array costs more than the call.
+        let mut refs = vec![RtpmSlotRef::default(); n.clamp(1, RTPM_BATCH_MAX as usize)];
         while out.len() < n {
             let want = (n - out.len()).min(refs.len());
             match self.ring.inner.chan.batch(SlotOp::Reserve, &mut refs[..want]) {
@@ -302,7 +303,8 @@ impl Producer {
         }
         let mut slots = slots;
         let mut pushed = 0;
-        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        // Sized to the request: zeroing a full 256-entry array costs more than the call.
+        let mut refs = vec![RtpmSlotRef::default(); slots.len().clamp(1, RTPM_BATCH_MAX as usize)];
         for chunk in slots.chunks_mut(RTPM_BATCH_MAX as usize) {
             for (r, s) in refs.iter_mut().zip(chunk.iter()) {
                 *r = RtpmSlotRef { index: s.index, len: s.len, arrival_ns: s.arrival_ns };
@@ -479,7 +481,8 @@ impl ReleaseQueue {
     }
 
     fn flush_locked(&self, p: &mut Pending) -> Result<usize> {
-        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        // Sized to the request: zeroing a full 256-entry array costs more than the call.
+        let mut refs = vec![RtpmSlotRef::default(); p.idx.len().clamp(1, RTPM_BATCH_MAX as usize)];
         let mut released = 0;
         let mut first_err = None;
         while !p.idx.is_empty() {
@@ -547,7 +550,8 @@ impl Consumer {
     pub fn pop_batch(&mut self, n: usize) -> Result<Vec<ReadSlot>> {
         self.flush()?;
         let mut out = Vec::with_capacity(n.min(RTPM_BATCH_MAX as usize));
-        let mut refs = [RtpmSlotRef::default(); RTPM_BATCH_MAX as usize];
+        // Sized to the request: zeroing a full 256-entry array costs more than the call.
+        let mut refs = vec![RtpmSlotRef::default(); n.clamp(1, RTPM_BATCH_MAX as usize)];
         while out.len() < n {
             let want = (n - out.len()).min(refs.len());
             match self.ring.inner.chan.batch(SlotOp::Pop, &mut refs[..want]) {

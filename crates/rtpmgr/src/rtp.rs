@@ -43,6 +43,49 @@ pub fn parse(data: &[u8]) -> Option<RtpInfo> {
     })
 }
 
+/// Bytes of a payload's head that [`parse_head`] needs: fixed header, 15 CSRCs, extension header.
+pub const HEAD_MAX: usize = 12 + 15 * 4 + 4;
+
+/// The same decision as [`parse`], from the payload's first `min(len, HEAD_MAX)` bytes, its
+/// length and its last byte — what a ring reads of a payload that sits in shared memory and may
+/// change under it (each byte is read once, into a private copy; the body is never touched).
+///
+/// ```
+/// let pkt = [0xa0, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xff, 2]; // padding bit, 2 bytes of padding
+/// assert_eq!(rtpmgr::rtp::parse_head(&pkt, pkt.len(), 2), rtpmgr::rtp::parse(&pkt));
+/// ```
+pub fn parse_head(head: &[u8], len: usize, last: u8) -> Option<RtpInfo> {
+    if len < 12 || head.len() < 12.min(len) || head[0] >> 6 != 2 {
+        return None;
+    }
+    // The CSRC list must fit in the payload.
+    let mut need = 12 + 4 * (head[0] & 0x0f) as usize;
+    if need > len {
+        return None;
+    }
+    // So must the extension header and its body, if announced.
+    if head[0] & 0x10 != 0 {
+        if need + 4 > len || need + 4 > head.len() {
+            return None;
+        }
+        need += 4 + 4 * u16::from_be_bytes([head[need + 2], head[need + 3]]) as usize;
+        if need > len {
+            return None;
+        }
+    }
+    // Padding: the last byte counts itself and must not eat into the header.
+    if head[0] & 0x20 != 0 && (last == 0 || need + last as usize > len) {
+        return None;
+    }
+    Some(RtpInfo {
+        seq: u16::from_be_bytes([head[2], head[3]]),
+        timestamp: u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+        ssrc: u32::from_be_bytes([head[8], head[9], head[10], head[11]]),
+        payload_type: head[1] & 0x7f,
+        marker: head[1] & 0x80 != 0,
+    })
+}
+
 /// Descriptor flags for a parse result (`RTPM_SLOT_F_*`).
 pub fn flags_of(info: Option<&RtpInfo>) -> u32 {
     match info {

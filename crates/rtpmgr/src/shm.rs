@@ -148,7 +148,6 @@ pub(crate) struct ShmDev {
 
 struct Local {
     ring: Option<RingCache>,
-    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for ShmDev {
@@ -208,7 +207,7 @@ impl ShmDev {
             ctl,
             ctl_size: expect,
             me: 0,
-            local: Mutex::new(Local { ring: None, scratch: Vec::new() }),
+            local: Mutex::new(Local { ring: None }),
         };
         let h = &dev.shared().head;
         if h.magic.load(Ordering::Acquire) != CTL_MAGIC
@@ -529,7 +528,8 @@ impl ShmDev {
     fn batch_locked(&self, g: &mut Guard<'_>, local: &mut Local, op: BatchOp,
                     slots: &mut [RtpmSlotRef], wake: &mut Wake) -> Result<usize, Errno> {
         let me = self.me;
-        let mut scratch = std::mem::take(&mut local.scratch);
+        // One timestamp per call, as the module's rtpm_chan_push takes ktime_get_ns() once.
+        let now = if op == BatchOp::Push { monotonic_ns() } else { 0 };
         let mut done = 0;
         let mut err = None;
         let mut retried = false;
@@ -543,7 +543,7 @@ impl ShmDev {
             while done < slots.len() {
                 let res = match op {
                     BatchOp::Reserve => r.reserve_one(me, &mut slots[done]),
-                    BatchOp::Push => r.push_one(me, &slots[done], &mut scratch),
+                    BatchOp::Push => r.push_one(me, &slots[done], now),
                     BatchOp::Pop => r.pop_one(me, &mut slots[done]),
                     BatchOp::Release => r.release_one(me, &slots[done]),
                 };
@@ -569,7 +569,6 @@ impl ShmDev {
             }
             break;
         }
-        local.scratch = scratch;
         let st = &mut g.locked().stats;
         match (op, err) {
             (_, None) => {}
@@ -823,7 +822,7 @@ impl RingOps<'_> {
 
     /// PUSH one slot. A PRODUCING slot must be ours; the slot at the reserve index is reserved
     /// implicitly (the seed's one-call producer path); any other slot is in the wrong state.
-    fn push_one(&mut self, me: u16, s: &RtpmSlotRef, scratch: &mut Vec<u8>) -> Result<(), Errno> {
+    fn push_one(&mut self, me: u16, s: &RtpmSlotRef, now: u64) -> Result<(), Errno> {
         if s.index >= self.n() || s.len == 0 || s.len > self.l.config.slot_payload {
             return Err(Errno::EINVAL);
         }
@@ -836,17 +835,23 @@ impl RingOps<'_> {
         } else if st.owner != me {
             return Err(Errno::EPERM);
         }
-        // Parse a private copy: the producer may still scribble on the slot, and the descriptor
-        // must describe what was parsed.
-        scratch.clear();
+        // Parse a private copy of the bytes the parser needs (head and last byte): the producer
+        // may still scribble on the slot, and the descriptor must describe what was parsed.
+        let len = s.len as usize;
+        let mut head = [0u8; rtp::HEAD_MAX];
+        let n = len.min(head.len());
+        let src = self.payload_ptr(s.index);
         // SAFETY: payload_ptr(index) starts slot_stride >= slot_payload >= len bytes of the
-        // mapped payload region; we only read them.
-        scratch.extend_from_slice(unsafe { std::slice::from_raw_parts(self.payload_ptr(s.index), s.len as usize) });
-        let info = rtp::parse(scratch);
+        // mapped payload region; n <= len bytes are copied into our own buffer, and len >= 1.
+        let last = unsafe {
+            std::ptr::copy_nonoverlapping(src, head.as_mut_ptr(), n);
+            src.add(len - 1).read_volatile()
+        };
+        let info = rtp::parse_head(&head[..n], len, last);
         let mut d = RtpmSlotDesc {
             len: s.len,
             flags: rtp::flags_of(info.as_ref()),
-            arrival_ns: if s.arrival_ns == 0 { monotonic_ns() } else { s.arrival_ns },
+            arrival_ns: if s.arrival_ns == 0 { now } else { s.arrival_ns },
             ..Default::default()
         };
         match info {
