@@ -1,3 +1,4 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "U-Boot boot script for rtpmgr's RAUC A/B slots, and the initial boot state"
 DESCRIPTION = "boot.scr selects slot A or B with RAUC's BOOT_ORDER / BOOT_x_LEFT scheme and keeps \
                that state in two copies (uboot.env, uboot-redund.env) on the FAT boot partition, so a \
@@ -5,6 +6,8 @@ DESCRIPTION = "boot.scr selects slot A or B with RAUC's BOOT_ORDER / BOOT_x_LEFT
                bootimg-partition (IMAGE_BOOT_FILES); the package carries /etc/fw_env.config for \
                fw_printenv/fw_setenv (libubootenv), which RAUC calls."
 LICENSE = "MIT"
+# The recipe's own files are MIT: the common licence text is the reference, as for images.
+# nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 require rtpmgr-ab-layout.inc
@@ -14,7 +17,7 @@ inherit features_check
 REQUIRED_DISTRO_FEATURES = "rauc"
 
 # mkimage compiles the script, mkenvimage writes the two copies in the redundant format.
-DEPENDS = "u-boot-tools-native"
+DEPENDS += "u-boot-tools-native"
 
 inherit deploy
 
@@ -28,6 +31,7 @@ S = "${WORKDIR}"
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 # The script is architecture neutral text, but booti and the load addresses are arm64's.
+# nooelint: oelint.vars.mispell.unknown
 RTPMGR_UBOOT_ARCH ??= "arm64"
 
 do_compile() {
@@ -64,7 +68,7 @@ do_deploy() {
 }
 addtask deploy after do_compile before do_build
 
-FILES:${PN} = "${sysconfdir}/fw_env.config /uboot"
+FILES:${PN} += "/uboot"
 CONFFILES:${PN} = "${sysconfdir}/fw_env.config"
 # RAUC's uboot backend runs fw_printenv / fw_setenv.
 RDEPENDS:${PN} = "libubootenv-bin"

@@ -1,8 +1,11 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "RAUC system configuration and keyring of rtpmgr set-top boxes"
 DESCRIPTION = "/etc/rauc/system.conf with the A/B root filesystem slots of wic/rtpmgr-ab.wks \
                (bootloader=uboot, status file on /data, verity bundles only) and the keyring that \
                bundles must be signed against. Replaces meta-rauc's example rauc-conf."
 LICENSE = "MIT"
+# The recipe's own files are MIT: the common licence text is the reference, as for images.
+# nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 require recipes-bsp/u-boot/rtpmgr-ab-layout.inc
@@ -15,6 +18,7 @@ REQUIRED_DISTRO_FEATURES = "rauc"
 
 # The CA certificate(s) bundles are checked against (meta-rauc's variable). No default: an image
 # must not trust a key by accident. kas/rauc.yml sets the development CA, see docs/ota.md.
+# nooelint: oelint.vars.mispell.unknown
 RAUC_KEYRING_FILE ??= ""
 
 SRC_URI = "\
@@ -24,6 +28,7 @@ SRC_URI = "\
 
 S = "${WORKDIR}"
 
+# nooelint: oelint.task.noanonpython - skipping needs the parsed value; it runs once per parse
 python () {
     if not d.getVar('RAUC_KEYRING_FILE'):
         raise bb.parse.SkipRecipe("RAUC_KEYRING_FILE is not set: the CA certificate bundles are signed against (docs/ota.md)")
@@ -46,11 +51,11 @@ do_install() {
 # Device names differ per board (rtpmgr-ab-layout.inc).
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
+# What RAUC runs on the target with this configuration: fw_printenv/fw_setenv with the boot
+# partition's fw_env.config (bootloader=uboot), and the data partition set up for the status file.
+RDEPENDS:${PN} += "rtpmgr-boot-script rtpmgr-data"
+
 # rauc RRECOMMENDS virtual-rauc-conf; kas/rauc.yml prefers this provider over meta-rauc's example.
 RPROVIDES:${PN} += "virtual-rauc-conf"
 RCONFLICTS:${PN} += "rauc-conf"
 RREPLACES:${PN} += "rauc-conf"
-
-# What RAUC runs on the target with this configuration: fw_printenv/fw_setenv with the boot
-# partition's fw_env.config (bootloader=uboot), and the data partition set up for the status file.
-RDEPENDS:${PN} += "rtpmgr-boot-script rtpmgr-data"

@@ -1,8 +1,11 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "rtpmgr persistent data: configuration and logs on the data partition"
 DESCRIPTION = "Keeps /etc/rtpmgr, the ring configuration (/etc/modprobe.d/rtp_mgr.conf) and \
                /var/log/rtpmgr on the data partition (/data/rtpmgr), so they survive RAUC A/B \
                updates of the root filesystem. sysvinit script and systemd unit."
 LICENSE = "MIT"
+# The recipe's own files are MIT: the common licence text is the reference, as for images.
+# nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 SRC_URI = "\
