@@ -57,6 +57,10 @@ pub fn run(cfg: Config) -> Result<ExitCode> {
     pipeline::init()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal while draining exits at once with 130; the ring reclaims every slot
+        // of a closed file, so nothing leaks. Registered first: it must see the flag unset.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("failed to install the signal handler")?;
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("failed to install the signal handler")?;
     }
     let led = match &cfg.led {

@@ -599,3 +599,47 @@ fn tx_end_to_end_rtp_app_source_ring() {
     assert_eq!(frames.load(Relaxed), pushed, "the UDP receiver must get every frame the feeder pushed");
     assert_ring_idle(&ring);
 }
+
+#[test]
+fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
+    gst::init().unwrap();
+    let ring = TestRing::new("stall");
+    let ch = ring.channel();
+    const N: u16 = 50;
+    produce(&ch, N, Duration::ZERO);
+    let mut rx = ch.consumer().unwrap();
+    let slots = rx.pop_batch(N as usize).unwrap();
+
+    let cfg = cfg_from(&["--backend", "shm", "--shm-name", &ring.name, "--caps", CAPS, "--pipeline", "fakesink name=out", "--queue-max-buffers", "4"]);
+    let counters = Arc::new(Counters::default());
+    let built = rtp_feeder::pipeline::build(&cfg, 2048, &counters).unwrap();
+    // A stuck sink: its pad blocks every buffer until the probe is removed.
+    let pad = built.pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
+    let block = pad.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok).unwrap();
+    rtp_feeder::pipeline::start(&built.pipeline).unwrap();
+    let appsrc = built.appsrc.clone().unwrap();
+    let base_time = built.pipeline.base_time().unwrap().nseconds();
+    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc.clone(), Arc::clone(&counters), 512, rtp_feeder::config::Fallback::Copy, base_time);
+    for slot in slots {
+        pusher.push(slot).unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    let drops = counters.queue_drops.load(Relaxed);
+    // At most the queue (4) plus the one buffer blocked in the streaming thread got through.
+    assert!(counters.pushed.load(Relaxed) <= 5, "pushed {}", counters.pushed.load(Relaxed));
+    assert_eq!(counters.pushed.load(Relaxed) + drops, u64::from(N));
+    assert!(appsrc.current_level_buffers() <= 4);
+    // A dropped packet's slot went straight back: GStreamer holds only what it queued.
+    assert_eq!(counters.held.load(Relaxed), counters.pushed.load(Relaxed));
+    pad.remove_probe(block);
+    appsrc.end_of_stream().unwrap();
+    let bus = built.pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]).unwrap();
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    assert_eq!(counters.sink_buffers.load(Relaxed), counters.pushed.load(Relaxed));
+    built.pipeline.set_state(gst::State::Null).unwrap();
+    drop((built, pusher, appsrc));
+    assert_eq!(counters.held.load(Relaxed), 0);
+    rx.flush().unwrap();
+    assert_eq!(ch.status().unwrap().consuming, 0);
+}
