@@ -1,0 +1,266 @@
+//! The rx and tx runs: set up in an order that can be unwound, run the worker and the
+//! controller threads, shut down, report.
+//!
+//! Setup order (seed 003's bug 4 was a half-initialised run leaking what it had set up):
+//! stop state and signal handlers first (they own nothing), then the ring handle, then the
+//! socket, then the threads. Every resource is an RAII value, so an error at any step drops
+//! exactly what exists: the socket closes, the ring handle unmaps and its owned slots go back to
+//! FREE. No slot is reserved before all setup has succeeded.
+
+use crate::control::{Controller, Limits, ReportConfig, RingStatsFn, StopReason, StopState};
+use crate::net::{RxSocket, TxSocket};
+use crate::ring::{ring_counters, Backend, Checked, Control, Ring};
+use crate::rtp::{RtpGenerator, StreamParams};
+use crate::rx::{drain_loop, rx_loop, RxConfig};
+use crate::stats::{Counters, RingCounters, Snapshot};
+use crate::tx::{tx_generate_loop, tx_ring_loop, TxConfig};
+use anyhow::{anyhow, Context, Result};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// "RX" or "TX".
+    pub label: &'static str,
+    /// Final counters.
+    pub counters: Snapshot,
+    /// Final ring counters (None if they could not be read).
+    pub ring: Option<RingCounters>,
+    /// Worker run time.
+    pub elapsed: Duration,
+    /// Why the run ended.
+    pub reason: StopReason,
+    /// Ring entries that failed index/length validation.
+    pub invalid_slots: u64,
+}
+
+/// Settings of an rx run.
+#[derive(Debug, Clone)]
+pub struct RxRun {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub sockbuf: usize,
+    pub drain: bool,
+    pub worker: RxConfig,
+    pub interval: Option<Duration>,
+    pub json: bool,
+}
+
+/// Settings of a tx run.
+#[derive(Debug, Clone)]
+pub struct TxRun {
+    pub bind: SocketAddr,
+    pub dst: SocketAddr,
+    pub sockbuf: usize,
+    /// None: `--source ring`.
+    pub stream: Option<StreamParams>,
+    pub worker: TxConfig,
+    pub interval: Option<Duration>,
+    pub json: bool,
+}
+
+/// Open a handle and wrap it in the index/length checks.
+fn open_checked(backend: &dyn Backend) -> Result<Checked<Box<dyn Ring>>> {
+    let ring = backend.open().with_context(|| format!("cannot open {}", backend.describe()))?;
+    Checked::new(ring).with_context(|| format!("{} is unusable", backend.describe()))
+}
+
+/// A source of ring counters for the stats thread, on its own handle.
+fn stats_source(backend: &dyn Backend) -> Result<RingStatsFn> {
+    let ring = backend.open_control().with_context(|| format!("cannot open {} for stats", backend.describe()))?;
+    Ok(Box::new(move || {
+        let stats = ring.stats().ok()?;
+        let status = ring.status().ok();
+        Some(ring_counters(&stats, status.as_ref()))
+    }))
+}
+
+/// Producers start a stopped channel (PLAN: "Producers START the channel if it is stopped").
+fn ensure_started(ring: &Checked<Box<dyn Ring>>, what: &str) -> Result<()> {
+    let info = ring.inner().info().with_context(|| format!("cannot read the configuration of {what}"))?;
+    if info.state != rtpmgr_abi::RTPM_STATE_RUNNING {
+        log::info!("{what} is stopped; starting it");
+        ring.inner().start().with_context(|| format!("cannot start {what}"))?;
+    }
+    Ok(())
+}
+
+/// Spawn a named worker thread that records an error as the stop reason.
+fn spawn_worker<F>(name: &str, stop: &Arc<StopState>, f: F) -> Result<JoinHandle<Result<()>>>
+where
+    F: FnOnce() -> Result<()> + Send + 'static,
+{
+    let stop = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let r = f();
+            // Whatever ended this worker ends the run.
+            stop.stop(if r.is_ok() { StopReason::Signal } else { StopReason::Error });
+            r
+        })
+        .with_context(|| format!("cannot start the {name} thread"))
+}
+
+fn join_worker(h: JoinHandle<Result<()>>, name: &str) -> Result<()> {
+    h.join().map_err(|_| anyhow!("the {name} thread panicked"))?
+}
+
+/// Stop the controller, collect the last ring counters and build the summary.
+fn finish(
+    label: &'static str,
+    ctl: Controller,
+    idle_stats: Option<RingStatsFn>,
+    counters: &Counters,
+    stop: &StopState,
+    invalid_slots: u64,
+) -> Summary {
+    let elapsed = ctl.started().elapsed();
+    // Exactly one of the two holds the stats source: the thread (if it was started) hands it
+    // back when joined.
+    let mut source = ctl.finish().or(idle_stats);
+    let ring = source.as_mut().and_then(|f| f());
+    Summary { label, counters: counters.snapshot(), ring, elapsed, reason: stop.reason(), invalid_slots }
+}
+
+/// `--mode rx`.
+pub fn run_rx(cfg: &RxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> Result<Summary> {
+    let mut ring = open_checked(backend.as_ref())?;
+    ensure_started(&ring, &backend.describe())?;
+    let mut sock = RxSocket::bind(cfg.bind, cfg.port, cfg.sockbuf)?;
+    let local = sock.local_addr()?;
+    let counters = Arc::new(Counters::default());
+    let stats = stats_source(backend.as_ref())?;
+    let mut drain = match cfg.drain {
+        true => Some(open_checked(backend.as_ref())?),
+        false => None,
+    };
+
+    let report = ReportConfig { label: "RX", json: cfg.json };
+    let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
+    log::info!(
+        "rx: receiving on udp {local} into {} (batch {}, slot {} bytes)",
+        backend.describe(),
+        cfg.worker.batch,
+        ring.slot_payload()
+    );
+
+    // The drain consumer has its own stop flag: it must outlive the RX worker to empty the
+    // ring after the last push.
+    let drain_stop = StopState::new();
+    let drain_handle = match drain.take() {
+        Some(mut d) => {
+            let (c, s, batch) = (Arc::clone(&counters), Arc::clone(&drain_stop), cfg.worker.batch);
+            Some(spawn_worker("rtp-drain", &drain_stop, move || drain_loop(&mut d, batch, &c, &s))?)
+        }
+        None => None,
+    };
+    let worker = {
+        let (c, s, wcfg) = (Arc::clone(&counters), Arc::clone(&stop), cfg.worker.clone());
+        std::thread::Builder::new()
+            .name("rtp-rx".into())
+            .spawn(move || {
+                let r = rx_loop(&mut ring, &mut sock, &wcfg, &c, &s);
+                if r.is_err() {
+                    s.stop(StopReason::Error);
+                }
+                (r, ring.invalid)
+            })
+            .context("cannot start the rx thread")
+    };
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            stop.stop(StopReason::Error);
+            drain_stop.stop(StopReason::Error);
+            if let Some(h) = drain_handle {
+                let _ = join_worker(h, "rtp-drain");
+            }
+            let _ = ctl.finish();
+            return Err(e);
+        }
+    };
+    let (rx_result, invalid) = worker.join().map_err(|_| anyhow!("the rtp-rx thread panicked"))?;
+    drain_stop.stop(StopReason::Signal);
+    let drain_result = drain_handle.map(|h| join_worker(h, "rtp-drain")).unwrap_or(Ok(()));
+    let summary = finish("RX", ctl, idle_stats, &counters, &stop, invalid);
+    rx_result.context("rx worker failed")?;
+    drain_result.context("drain consumer failed")?;
+    Ok(summary)
+}
+
+/// `--mode tx`.
+pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> Result<Summary> {
+    let mut ring = open_checked(backend.as_ref())?;
+    if cfg.stream.is_some() {
+        // Generate mode produces into the channel, so it starts it like any producer; ring mode
+        // only consumes, and POP works on a stopped channel.
+        ensure_started(&ring, &backend.describe())?;
+    }
+    let mut gen = cfg.stream.clone().map(RtpGenerator::new).transpose()?;
+    let mut sock = TxSocket::connect(cfg.bind, cfg.dst, cfg.sockbuf)?;
+    let counters = Arc::new(Counters::default());
+    let stats = stats_source(backend.as_ref())?;
+    let report = ReportConfig { label: "TX", json: cfg.json };
+    let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
+    log::info!(
+        "tx: sending {} from {} to udp {} (local {})",
+        if gen.is_some() { "generated RTP" } else { "ring slots" },
+        backend.describe(),
+        cfg.dst,
+        sock.local_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    let t0 = Instant::now();
+    let worker = {
+        let (c, s, wcfg) = (Arc::clone(&counters), Arc::clone(&stop), cfg.worker.clone());
+        std::thread::Builder::new()
+            .name("rtp-tx".into())
+            .spawn(move || {
+                let r = match gen.as_mut() {
+                    Some(g) => tx_generate_loop(&mut ring, &mut sock, g, &wcfg, &c, &s),
+                    None => tx_ring_loop(&mut ring, &mut sock, &wcfg, &c, &s),
+                };
+                if r.is_err() {
+                    s.stop(StopReason::Error);
+                }
+                (r, ring.invalid)
+            })
+            .context("cannot start the tx thread")
+    };
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            stop.stop(StopReason::Error);
+            let _ = ctl.finish();
+            return Err(e);
+        }
+    };
+    let (result, invalid) = worker.join().map_err(|_| anyhow!("the rtp-tx thread panicked"))?;
+    let summary = finish("TX", ctl, idle_stats, &counters, &stop, invalid);
+    log::debug!("tx worker ran {:?}", t0.elapsed());
+    result.context("tx worker failed")?;
+    Ok(summary)
+}
+
+/// The final stats record of a run.
+pub fn final_record(s: &Summary, json: bool) -> String {
+    let cfg = ReportConfig { label: s.label, json };
+    crate::control::format_record(
+        &cfg,
+        "final",
+        s.elapsed,
+        &s.counters,
+        &Snapshot::default(),
+        s.elapsed,
+        s.ring,
+        Some(s.reason),
+    )
+}
+
+/// `-t`/`-l` from the command line.
+pub fn limits(time: Option<f64>, packets: Option<u64>) -> Limits {
+    Limits { duration: time.map(Duration::from_secs_f64), packets }
+}

@@ -1,0 +1,402 @@
+//! Command line of `rtp_app` (clap derive). `-h` stays one screen; `--help` is the manual.
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  Receive RTP on UDP port 5004 into channel 0 of the kernel module, stats every 2 s:
+    rtp_app --mode rx --bind 0.0.0.0 --port 5004 --channel 0 --interval 2
+
+  Send 10,000 packets/s of 1200-byte RTP to 127.0.0.1:5004 for 5 s, no module needed:
+    rtp_app --mode tx --dst 127.0.0.1 --port 5004 --rate 10000 --payload 1200 --backend shm -t 5
+
+  Receive on a host without the module and drain the ring yourself, JSON stats:
+    rtp_app --mode rx --bind 127.0.0.1 --port 5004 --backend shm --drain --json
+
+  Send what rtp-feeder pushed into channel 1:
+    rtp_app --mode tx --source ring --channel 1 --dst 192.0.2.10 --port 5004
+
+  Channel control:
+    rtp_app --mode ctl --channel 0 --stats
+    rtp_app --mode ctl --channel 0 --stop
+    rtp_app --mode ctl --channel 0 --configure --ring-order 12 --slot-payload 2048 --drop-policy drop-oldest
+
+  Field diagnostics (one PASS/FAIL line per check, exit 1 on any FAIL):
+    rtp_app diag
+    rtp_app diag --backend shm --json
+
+Exit status: 0 success (also after SIGINT/SIGTERM, which stop a run cleanly), 1 runtime error
+or failed diag check, 2 usage error, 130 second SIGINT/SIGTERM during shutdown.
+
+Logging: RUST_LOG=debug rtp_app ... (default level: info).
+Documentation: docs/rtp_app.md in the rtpmgr source tree.";
+
+/// rtp_app - receive, send and control RTP streams through the rtpmgr zero-copy ring.
+///
+/// RX mode receives UDP datagrams with recvmmsg straight into reserved ring slots (one copy,
+/// socket to slot) and pushes them to the channel; TX mode generates RTP v2 into ring slots, or
+/// takes what another producer pushed, and sends it from slot memory with sendmmsg; CTL mode
+/// reads counters and configures, starts, stops or resets a channel.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtp_app",
+    version,
+    max_term_width = 98,
+    after_long_help = AFTER_LONG_HELP,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    group(ArgGroup::new("ctl_action").args(["stats", "status", "start", "stop", "reset", "configure"])),
+)]
+pub struct Cli {
+    /// What to do: rx, tx or ctl.
+    ///
+    /// rx: receive UDP datagrams into ring slots and push them to the channel.
+    /// tx: send RTP from ring slots (generated here, or pushed by another producer with
+    /// --source ring).
+    /// ctl: one control action on the channel (--stats, --status, --start, --stop, --reset,
+    /// --configure).
+    #[arg(long, value_enum, required = true, value_name = "mode")]
+    pub mode: Option<Mode>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub rx: RxArgs,
+
+    #[command(flatten)]
+    pub tx: TxArgs,
+
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the module, device nodes, ring and UDP loopback; one PASS/FAIL line per check.
+    ///
+    /// Checks: module loaded (/sys/module/rtp_mgr) and its ABI version against the one this
+    /// binary was built for; every /dev/rtp_mgrN node exists with group rtpmgr and mode 0660;
+    /// the channel's ring configuration is sane; its stats are readable and conserved; a short
+    /// self-test pushes and pops slots through the ring; a UDP loopback test sends RTP to
+    /// 127.0.0.1 and receives it into ring slots. With --backend shm the module checks are
+    /// replaced by checks of the shared-memory ring, so diag also runs on a host.
+    /// Exits 1 if any check fails.
+    Diag,
+}
+
+/// rtp_app modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Receive UDP into ring slots.
+    Rx,
+    /// Send RTP from ring slots.
+    Tx,
+    /// Control and inspect a channel.
+    Ctl,
+}
+
+/// Ring backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The rtp_mgr kernel module (/dev/rtp_mgrN).
+    Kernel,
+    /// A user-space ring in shared memory (/dev/shm), for hosts without the module.
+    Shm,
+}
+
+/// Where TX takes its packets from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TxSource {
+    /// Generate RTP here into ring slots, then send them.
+    Generate,
+    /// Send what another producer (e.g. rtp-feeder) pushed into the channel.
+    Ring,
+}
+
+/// What a full ring does with a new packet (CONFIGURE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DropPolicy {
+    /// Refuse the new packet (counted as an overrun).
+    RejectNewest,
+    /// Free the oldest READY slot for it (counted as a drop).
+    DropOldest,
+}
+
+/// Options of every mode.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Channel number N of /dev/rtp_mgrN (or of the shm ring "rtpmgr-N").
+    #[arg(long, short = 'c', global = true, default_value_t = 0, value_name = "n",
+          value_parser = clap::value_parser!(u32).range(0..32))]
+    pub channel: u32,
+
+    /// Device node to open instead of /dev/rtp_mgrN.
+    #[arg(long, global = true, value_name = "path", conflicts_with = "shm_name")]
+    pub device: Option<PathBuf>,
+
+    /// Ring backend: kernel or shm.
+    ///
+    /// Default: kernel if /dev/rtp_mgrN (or --device) exists, otherwise rtp_app stops with an
+    /// error that says to load the module (modprobe rtp_mgr) or to use --backend shm.
+    #[arg(long, global = true, value_enum, value_name = "backend")]
+    pub backend: Option<BackendKind>,
+
+    /// Name of the shm ring under /dev/shm (default "rtpmgr-<channel>").
+    ///
+    /// Created with the default configuration on first open; every process that names the same
+    /// ring shares it.
+    #[arg(long, global = true, value_name = "name")]
+    pub shm_name: Option<String>,
+
+    /// Stop after this many seconds (decimals allowed), printing the final stats.
+    #[arg(short = 't', long = "time", global = true, value_name = "seconds",
+          value_parser = parse_seconds)]
+    pub time: Option<f64>,
+
+    /// Stop after this many packets (received in rx, sent in tx).
+    #[arg(short = 'l', long = "limit", global = true, value_name = "packets",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
+    /// Print a stats line every this many seconds (0 = only the final line).
+    ///
+    /// The line has the seed's format:
+    /// "RX: 12,345,678 pkts (1,234,567 pps) 9,876,543 Kbytes (789 Mbits/s) period:2.0"
+    /// followed by the application counters and the ring counters.
+    #[arg(long, global = true, default_value_t = 2.0, value_name = "seconds",
+          value_parser = parse_interval)]
+    pub interval: f64,
+
+    /// Print stats (and ctl/diag results) as JSON, one object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Datagrams per recvmmsg/sendmmsg and slots per ring batch (1..256).
+    #[arg(long, global = true, default_value_t = 32, value_name = "n",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub batch: u32,
+}
+
+/// Options of --mode rx.
+#[derive(Debug, Clone, Args)]
+pub struct RxArgs {
+    /// Local address to receive on (rx), or to send from (tx; default any).
+    #[arg(long, value_name = "addr")]
+    pub bind: Option<IpAddr>,
+
+    /// UDP port: to receive on (rx) or to send to (tx).
+    #[arg(long, short = 'p', value_name = "port")]
+    pub port: Option<u16>,
+
+    /// Also consume what rx pushes (pop and release in the controller), for tests and for
+    /// running without a consumer attached to the channel.
+    #[arg(long)]
+    pub drain: bool,
+
+    /// Push datagrams that are not RTP v2 too (the ring flags and counts them) instead of
+    /// counting and skipping them.
+    #[arg(long, hide_short_help = true)]
+    pub keep_malformed: bool,
+
+    /// Socket receive/send buffer size in bytes.
+    #[arg(long, default_value_t = 4 << 20, value_name = "bytes", hide_short_help = true)]
+    pub sockbuf: usize,
+}
+
+/// Options of --mode tx.
+#[derive(Debug, Clone, Args)]
+pub struct TxArgs {
+    /// Destination address (tx).
+    #[arg(long, value_name = "addr")]
+    pub dst: Option<IpAddr>,
+
+    /// Packets per second (tx).
+    #[arg(long, value_name = "pps", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub rate: u32,
+
+    /// RTP payload bytes after the 12-byte header (tx, generated). The whole packet must fit a
+    /// ring slot (slot_payload, 2048 by default).
+    #[arg(long, value_name = "bytes", default_value_t = 1200)]
+    pub payload: usize,
+
+    /// Where the packets come from: generate (default) or ring.
+    #[arg(long, value_enum, default_value_t = TxSource::Generate, value_name = "source")]
+    pub source: TxSource,
+
+    /// RTP media clock rate in Hz; the timestamp advances clock-rate / rate per packet.
+    #[arg(long, default_value_t = 90_000, value_name = "hz",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub clock_rate: u32,
+
+    /// RTP SSRC (decimal or 0x hex; default random).
+    #[arg(long, value_name = "ssrc", value_parser = parse_u32)]
+    pub ssrc: Option<u32>,
+
+    /// RTP payload type (0..127; 96 is the first dynamic type).
+    #[arg(long, default_value_t = 96, value_name = "pt",
+          value_parser = clap::value_parser!(u8).range(0..=127))]
+    pub pt: u8,
+}
+
+/// Options of --mode ctl.
+#[derive(Debug, Clone, Args)]
+pub struct CtlArgs {
+    /// Print the channel's counters.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print the channel's state, configuration and slot states.
+    #[arg(long)]
+    pub status: bool,
+    /// Start the channel (producers may push).
+    #[arg(long)]
+    pub start: bool,
+    /// Stop the channel (reserve and push fail with EPIPE; pop and release still work).
+    #[arg(long)]
+    pub stop: bool,
+    /// Zero the counters and free every slot (channel stopped, no slot owned).
+    #[arg(long)]
+    pub reset: bool,
+    /// Change the ring (channel stopped and unmapped): see --ring-order, --slot-payload,
+    /// --drop-policy; unspecified values keep the current ones.
+    #[arg(long)]
+    pub configure: bool,
+    /// log2 of the slot count (1..15).
+    #[arg(long, value_name = "n",
+          value_parser = clap::value_parser!(u32).range(1..=15))]
+    pub ring_order: Option<u32>,
+    /// Usable payload bytes per slot (64..16384).
+    #[arg(long, value_name = "bytes",
+          value_parser = clap::value_parser!(u32).range(64..=16384))]
+    pub slot_payload: Option<u32>,
+    /// What a full ring does with a new packet.
+    #[arg(long, value_enum, value_name = "policy")]
+    pub drop_policy: Option<DropPolicy>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds, e.g. 5 or 0.5"))?;
+    if !(v > 0.0 && v.is_finite() && v <= 31_536_000.0) {
+        return Err(format!("'{s}' must be more than 0 and at most one year of seconds"));
+    }
+    Ok(v)
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    if s.trim() == "0" {
+        return Ok(0.0);
+    }
+    parse_seconds(s)
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a 32-bit number (decimal or 0x hex)"))
+}
+
+impl Cli {
+    /// Checks clap cannot express: which options each mode needs. The message names the
+    /// missing option and the mode.
+    pub fn validate(&self) -> Result<(), String> {
+        // clap's `requires` is satisfied by the flag's default `false`, so check it here.
+        let c = &self.ctl;
+        if !c.configure && (c.ring_order.is_some() || c.slot_payload.is_some() || c.drop_policy.is_some()) {
+            return Err("--ring-order, --slot-payload and --drop-policy only go with --mode ctl --configure".into());
+        }
+        match (self.mode, &self.command) {
+            (_, Some(Command::Diag)) => Ok(()),
+            (Some(Mode::Rx), None) => {
+                if self.rx.port.is_none() {
+                    return Err("--mode rx needs --port (and usually --bind)".into());
+                }
+                Ok(())
+            }
+            (Some(Mode::Tx), None) => {
+                if self.tx.dst.is_none() || self.rx.port.is_none() {
+                    return Err("--mode tx needs --dst ADDR and --port P".into());
+                }
+                if self.rx.port == Some(0) {
+                    return Err("--mode tx cannot send to port 0".into());
+                }
+                Ok(())
+            }
+            (Some(Mode::Ctl), None) => {
+                let n = [self.ctl.stats, self.ctl.status, self.ctl.start, self.ctl.stop, self.ctl.reset, self.ctl.configure]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if n != 1 {
+                    return Err("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure".into());
+                }
+                Ok(())
+            }
+            (None, None) => Err("give --mode rx|tx|ctl or the diag subcommand".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let cli = Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.validate()?;
+        Ok(cli)
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rx_tx_ctl_diag_parse() {
+        let c = parse(&["--mode", "rx", "--bind", "0.0.0.0", "--port", "5004", "-t", "1.5", "-l", "10"]).unwrap();
+        assert_eq!(c.mode, Some(Mode::Rx));
+        assert_eq!(c.common.time, Some(1.5));
+        assert_eq!(c.common.limit, Some(10));
+        let c = parse(&["--mode", "tx", "--dst", "127.0.0.1", "--port", "5004", "--rate", "10000", "--payload", "100", "--backend", "shm", "--ssrc", "0xdeadbeef"]).unwrap();
+        assert_eq!(c.tx.ssrc, Some(0xdead_beef));
+        assert_eq!(c.common.backend, Some(BackendKind::Shm));
+        let c = parse(&["--mode", "ctl", "--configure", "--ring-order", "12", "--drop-policy", "drop-oldest"]).unwrap();
+        assert_eq!(c.ctl.drop_policy, Some(DropPolicy::DropOldest));
+        let c = parse(&["diag", "--json", "--backend", "shm"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Diag)));
+        assert!(c.common.json);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_the_value_quoted() {
+        let e = parse(&["--mode", "rx", "--port", "5004", "-t", "abc"]).unwrap_err();
+        assert!(e.contains("'abc' is not a number of seconds"), "{e}");
+        let e = parse(&["--mode", "rx", "--port", "5004", "-t", "-3"]).unwrap_err();
+        assert!(e.contains("-3"), "{e}");
+        assert!(parse(&["--mode", "rx", "--port", "70000"]).is_err());
+        assert!(parse(&["--mode", "rx", "--port", "1", "--channel", "32"]).is_err());
+        assert!(parse(&["--mode", "rx", "--port", "1", "--batch", "0"]).is_err());
+        assert!(parse(&["--mode", "rx", "--port", "1", "--batch", "257"]).is_err());
+        assert!(parse(&["--mode", "tx", "--dst", "127.0.0.1", "--port", "1", "--pt", "128"]).is_err());
+        assert!(parse(&["--mode", "ctl", "--stats", "--reset"]).is_err());
+        assert!(parse(&["--mode", "ctl"]).unwrap_err().contains("--stats"));
+        assert!(parse(&["--mode", "tx", "--port", "1"]).unwrap_err().contains("--dst"));
+        assert!(parse(&["--mode", "rx"]).unwrap_err().contains("--port"));
+        assert!(parse(&["--ring-order", "3", "--mode", "ctl", "--stats"]).is_err());
+        assert!(parse(&["--mode", "ctl", "--configure", "--ring-order", "16"]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! `--mode ctl`: one control action on a channel.
+//!
+//! Human output uses the sysfs format ("name value" per line, the struct field names), so the
+//! same scripts read `/sys/class/misc/rtp_mgrN/stats` and `rtp_app --mode ctl --stats`.
+
+use crate::cli::{CtlArgs, DropPolicy};
+use crate::ring::Backend;
+use anyhow::{bail, Context, Result};
+use rtpmgr_abi::{RtpmConfig, RtpmInfo, RtpmStats, RtpmStatus};
+use serde_json::{json, Map, Value};
+
+/// Counters of GET_STATS as (name, value), in header order.
+pub fn stats_fields(s: &RtpmStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("pushed_packets", s.pushed_packets),
+        ("pushed_bytes", s.pushed_bytes),
+        ("popped_packets", s.popped_packets),
+        ("popped_bytes", s.popped_bytes),
+        ("released", s.released),
+        ("drops", s.drops),
+        ("overruns", s.overruns),
+        ("underruns", s.underruns),
+        ("rtp_lost", s.rtp_lost),
+        ("rtp_reordered", s.rtp_reordered),
+        ("rtp_duplicates", s.rtp_duplicates),
+        ("malformed", s.malformed),
+        ("reclaimed", s.reclaimed),
+        ("illegal_ops", s.illegal_ops),
+    ]
+}
+
+/// GET_STATUS as (name, value).
+pub fn status_fields(s: &RtpmStatus) -> Vec<(&'static str, u64)> {
+    vec![
+        ("state", u64::from(s.state)),
+        ("openers", u64::from(s.openers)),
+        ("mappings", u64::from(s.mappings)),
+        ("free", u64::from(s.free)),
+        ("producing", u64::from(s.producing)),
+        ("ready", u64::from(s.ready)),
+        ("consuming", u64::from(s.consuming)),
+        ("reserve", u64::from(s.reserve)),
+        ("producer", u64::from(s.producer)),
+        ("consumer", u64::from(s.consumer)),
+        ("release", u64::from(s.release)),
+    ]
+}
+
+/// GET_INFO as (name, value).
+pub fn info_fields(i: &RtpmInfo) -> Vec<(&'static str, u64)> {
+    vec![
+        ("abi_major", u64::from(i.abi_major)),
+        ("abi_minor", u64::from(i.abi_minor)),
+        ("channel", u64::from(i.channel)),
+        ("channels", u64::from(i.channels)),
+        ("state", u64::from(i.state)),
+        ("ring_order", u64::from(i.config.ring_order)),
+        ("slot_payload", u64::from(i.config.slot_payload)),
+        ("drop_policy", u64::from(i.config.drop_policy)),
+        ("slot_count", u64::from(i.slot_count)),
+        ("slot_stride", u64::from(i.slot_stride)),
+    ]
+}
+
+fn to_json(fields: &[(&str, u64)]) -> Value {
+    Value::Object(fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>())
+}
+
+fn to_text(fields: &[(&str, u64)]) -> String {
+    fields.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join("\n")
+}
+
+/// "running"/"stopped".
+pub fn state_name(state: u32) -> &'static str {
+    if state == rtpmgr_abi::RTPM_STATE_RUNNING {
+        "running"
+    } else {
+        "stopped"
+    }
+}
+
+/// The configuration CONFIGURE gets: the current one with the given fields replaced.
+pub fn merged_config(current: &RtpmConfig, args: &CtlArgs) -> RtpmConfig {
+    RtpmConfig {
+        ring_order: args.ring_order.unwrap_or(current.ring_order),
+        slot_payload: args.slot_payload.unwrap_or(current.slot_payload),
+        drop_policy: match args.drop_policy {
+            Some(DropPolicy::RejectNewest) => rtpmgr_abi::RTPM_DROP_REJECT_NEWEST,
+            Some(DropPolicy::DropOldest) => rtpmgr_abi::RTPM_DROP_OLDEST,
+            None => current.drop_policy,
+        },
+        flags: 0,
+    }
+}
+
+/// Run the one action `args` names and return what to print.
+pub fn run(args: &CtlArgs, backend: &dyn Backend, json: bool) -> Result<String> {
+    let what = backend.describe();
+    // Control actions need no mapping; CONFIGURE even requires that nobody maps the ring.
+    let ring = backend.open_control().with_context(|| format!("cannot open {what}"))?;
+    let (action, body): (&str, Vec<(&str, u64)>) = if args.stats {
+        ("stats", stats_fields(&ring.stats().with_context(|| format!("cannot read the stats of {what}"))?))
+    } else if args.status {
+        let info = ring.info().with_context(|| format!("cannot read the configuration of {what}"))?;
+        let status = ring.status().with_context(|| format!("cannot read the status of {what}"))?;
+        let mut f = info_fields(&info);
+        f.extend(status_fields(&status).into_iter().filter(|(k, _)| *k != "state"));
+        ("status", f)
+    } else if args.start {
+        ring.start().with_context(|| format!("cannot start {what}"))?;
+        ("start", vec![])
+    } else if args.stop {
+        ring.stop().with_context(|| format!("cannot stop {what}"))?;
+        ("stop", vec![])
+    } else if args.reset {
+        ring.reset().with_context(|| {
+            format!("cannot reset {what} (it must be stopped and no slot owned: rtp_app --mode ctl --stop first)")
+        })?;
+        ("reset", vec![])
+    } else if args.configure {
+        let current = ring.info().with_context(|| format!("cannot read the configuration of {what}"))?;
+        let cfg = merged_config(&current.config, args);
+        ring.configure(&cfg).with_context(|| {
+            format!(
+                "cannot configure {what} to ring_order {} slot_payload {} drop_policy {} \
+                 (the channel must be stopped and nobody may have it mapped: stop rx/tx/feeder first)",
+                cfg.ring_order, cfg.slot_payload, cfg.drop_policy
+            )
+        })?;
+        ("configure", info_fields(&ring.info()?))
+    } else {
+        bail!("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure");
+    };
+    Ok(if json {
+        let mut obj = Map::new();
+        obj.insert("action".into(), json!(action));
+        obj.insert("target".into(), json!(what));
+        obj.insert("ok".into(), json!(true));
+        if !body.is_empty() {
+            obj.insert(action.into(), to_json(&body));
+        }
+        Value::Object(obj).to_string()
+    } else if body.is_empty() {
+        format!("{what}: {action} done")
+    } else {
+        to_text(&body)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_config_keeps_unspecified_fields() {
+        let cur = RtpmConfig { ring_order: 10, slot_payload: 2048, drop_policy: 0, flags: 0 };
+        let args = CtlArgs {
+            stats: false,
+            status: false,
+            start: false,
+            stop: false,
+            reset: false,
+            configure: true,
+            ring_order: Some(12),
+            slot_payload: None,
+            drop_policy: Some(DropPolicy::DropOldest),
+        };
+        let m = merged_config(&cur, &args);
+        assert_eq!((m.ring_order, m.slot_payload, m.drop_policy), (12, 2048, 1));
+    }
+
+    #[test]
+    fn stats_fields_cover_every_counter() {
+        // RtpmStats is 14 u64 counters; a field added to the ABI must be added here too.
+        assert_eq!(stats_fields(&RtpmStats::default()).len() * 8, std::mem::size_of::<RtpmStats>());
+    }
+}

@@ -1,0 +1,570 @@
+//! `rtp_app diag`: field diagnostics, one PASS/FAIL line per check.
+//!
+//! Kernel backend checks, in order (later checks still run when an earlier one fails, so a
+//! field engineer sees everything at once; checks that cannot run without the device FAIL with
+//! the reason):
+//! 1. `module`      /sys/module/rtp_mgr exists
+//! 2. `abi`         GET_INFO's ABI version against the one compiled in (same major, module
+//!    minor >= ours)
+//! 3. `device N`    every /dev/rtp_mgrN: a character device, group `rtpmgr`, mode 0660
+//! 4. `config`      ring geometry is consistent (power-of-two slots, payload in range, stride)
+//! 5. `stats`       GET_STATS/GET_STATUS readable and conserved
+//!    (pushed == popped + drops + ready)
+//! 6. `ring-selftest` push N slots of RTP and pop them back unchanged, on an idle channel
+//! 7. `udp-loopback` send N RTP packets to 127.0.0.1 and receive them into ring slots
+//!
+//! With `--backend shm` checks 1 and 3 are replaced by `shm` (the ring file can be created and
+//! mapped), so the same command runs on a host.
+
+use crate::net::{poll_fd, RxSocket, TxSocket};
+use crate::ring::{Avail, Backend, Checked, Control, Ring};
+use crate::rtp::{self, RtpGenerator, StreamParams};
+use anyhow::{bail, Context, Result};
+use rtpmgr_abi::{RtpmInfo, RtpmSlotRef, RTPM_ABI_MAJOR, RTPM_ABI_MINOR};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Packets of the ring and UDP self-tests.
+pub const SELFTEST_PACKETS: usize = 64;
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub pass: bool,
+    pub detail: String,
+}
+
+impl Check {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), pass: true, detail: detail.into() }
+    }
+    fn fail(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), pass: false, detail: detail.into() }
+    }
+    fn from_result(name: &str, r: Result<String>) -> Self {
+        match r {
+            Ok(d) => Self::pass(name, d),
+            Err(e) => Self::fail(name, format!("{e:#}")),
+        }
+    }
+
+    /// "PASS name: detail" / "FAIL name: detail".
+    pub fn line(&self) -> String {
+        format!("{} {}: {}", if self.pass { "PASS" } else { "FAIL" }, self.name, self.detail)
+    }
+}
+
+/// Where diag looks; fields so tests can point it at a fake tree.
+#[derive(Debug, Clone)]
+pub struct DiagEnv {
+    /// Normally /sys/module/rtp_mgr.
+    pub module_dir: PathBuf,
+    /// Normally /dev.
+    pub dev_dir: PathBuf,
+    /// Normally /etc/group.
+    pub group_file: PathBuf,
+    /// Group the device nodes must belong to.
+    pub group: String,
+}
+
+impl Default for DiagEnv {
+    fn default() -> Self {
+        Self {
+            module_dir: "/sys/module/rtp_mgr".into(),
+            dev_dir: "/dev".into(),
+            group_file: "/etc/group".into(),
+            group: "rtpmgr".into(),
+        }
+    }
+}
+
+/// gid of `name` in an /etc/group-format file.
+fn gid_of(group_file: &Path, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(group_file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    })
+}
+
+/// Check 1 (kernel).
+pub fn check_module(env: &DiagEnv) -> Check {
+    if env.module_dir.is_dir() {
+        let version = std::fs::read_to_string(env.module_dir.join("version")).unwrap_or_default();
+        let v = version.trim();
+        Check::pass("module", format!("rtp_mgr loaded{}", if v.is_empty() { String::new() } else { format!(" (version {v})") }))
+    } else {
+        Check::fail("module", format!("rtp_mgr is not loaded ({} missing): run 'modprobe rtp_mgr'", env.module_dir.display()))
+    }
+}
+
+/// Check 2: the ABI the ring reports against the compiled-in one.
+pub fn check_abi(info: &RtpmInfo) -> Check {
+    let (maj, min) = (info.abi_major, info.abi_minor);
+    let detail = format!("ring ABI {maj}.{min}, rtp_app built for {RTPM_ABI_MAJOR}.{RTPM_ABI_MINOR}");
+    // A newer minor only adds; an older one may lack what this binary uses.
+    #[allow(clippy::absurd_extreme_comparisons)] // RTPM_ABI_MINOR is 0 today, not forever
+    let compatible = maj == RTPM_ABI_MAJOR && min >= RTPM_ABI_MINOR;
+    if compatible {
+        Check::pass("abi", detail)
+    } else {
+        Check::fail("abi", format!("{detail}: incompatible, install matching rtp_app and module versions"))
+    }
+}
+
+/// Check 3 (kernel): every /dev/rtp_mgrN for N < channels.
+pub fn check_device_nodes(env: &DiagEnv, channels: u32) -> Vec<Check> {
+    let gid = gid_of(&env.group_file, &env.group);
+    (0..channels.max(1))
+        .map(|n| {
+            let name = format!("device {n}");
+            let path = env.dev_dir.join(format!("{}{n}", rtpmgr_abi::RTPM_DEVICE_PREFIX));
+            let md = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) => return Check::fail(name, format!("{}: {e}", path.display())),
+            };
+            let mode = md.mode() & 0o7777;
+            let mut problems = vec![];
+            if !md.file_type().is_char_device() {
+                problems.push("not a character device".to_string());
+            }
+            if mode != 0o660 {
+                problems.push(format!("mode {mode:04o}, expected 0660"));
+            }
+            match gid {
+                Some(g) if g == md.gid() => {}
+                Some(g) => problems.push(format!("group id {}, expected {} ({g})", md.gid(), env.group)),
+                None => problems.push(format!("group '{}' does not exist", env.group)),
+            }
+            let detail = format!("{} mode {mode:04o} uid {} gid {}", path.display(), md.uid(), md.gid());
+            if problems.is_empty() {
+                Check::pass(name, detail)
+            } else {
+                Check::fail(name, format!("{detail}: {} (see the udev rule 60-rtp-mgr.rules)", problems.join(", ")))
+            }
+        })
+        .collect()
+}
+
+/// Check 4.
+pub fn check_config(info: &RtpmInfo) -> Check {
+    let c = &info.config;
+    let mut problems = vec![];
+    if !(rtpmgr_abi::RTPM_RING_ORDER_MIN..=rtpmgr_abi::RTPM_RING_ORDER_MAX).contains(&c.ring_order) {
+        problems.push(format!("ring_order {} out of range", c.ring_order));
+    } else if info.slot_count != 1 << c.ring_order {
+        problems.push(format!("slot_count {} is not 2^{}", info.slot_count, c.ring_order));
+    }
+    if !(rtpmgr_abi::RTPM_SLOT_PAYLOAD_MIN..=rtpmgr_abi::RTPM_SLOT_PAYLOAD_MAX).contains(&c.slot_payload) {
+        problems.push(format!("slot_payload {} out of range", c.slot_payload));
+    }
+    if info.slot_stride != 0 && (info.slot_stride < c.slot_payload || !info.slot_stride.is_multiple_of(rtpmgr_abi::RTPM_SLOT_ALIGN)) {
+        problems.push(format!("slot_stride {} does not hold {}-byte aligned slots", info.slot_stride, c.slot_payload));
+    }
+    if c.drop_policy > rtpmgr_abi::RTPM_DROP_OLDEST {
+        problems.push(format!("unknown drop_policy {}", c.drop_policy));
+    }
+    let detail = format!(
+        "channel {}: {} slots x {} bytes, drop {}, {}",
+        info.channel,
+        info.slot_count,
+        c.slot_payload,
+        if c.drop_policy == rtpmgr_abi::RTPM_DROP_OLDEST { "drop-oldest" } else { "reject-newest" },
+        crate::ctl::state_name(info.state)
+    );
+    if problems.is_empty() {
+        Check::pass("config", detail)
+    } else {
+        Check::fail("config", format!("{detail}: {}", problems.join(", ")))
+    }
+}
+
+/// Check 5: counters readable and conserved. Retried a few times because a live producer can
+/// push between the two reads.
+pub fn check_stats(ctl: &dyn Control) -> Check {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let r = (|| -> Result<bool> {
+            let s = ctl.stats().context("GET_STATS failed")?;
+            let st = ctl.status().context("GET_STATUS failed")?;
+            let rhs = s.popped_packets + s.drops + u64::from(st.ready);
+            last = format!(
+                "pushed {} popped {} drops {} ready {} overruns {} malformed {} illegal_ops {}",
+                s.pushed_packets, s.popped_packets, s.drops, st.ready, s.overruns, s.malformed, s.illegal_ops
+            );
+            Ok(s.pushed_packets == rhs)
+        })();
+        match r {
+            Ok(true) => return Check::pass("stats", last),
+            Ok(false) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Check::fail("stats", format!("{e:#}")),
+        }
+    }
+    Check::fail("stats", format!("{last}: pushed != popped + drops + ready"))
+}
+
+fn selftest_stream(ssrc: u32) -> StreamParams {
+    StreamParams { ssrc, payload_type: 96, clock_rate: 90_000, rate: 1000, payload_len: 100, first_seq: 0, first_timestamp: 0 }
+}
+
+/// Runs `f` with the channel RUNNING, restoring STOPPED afterwards if that is how it was.
+fn with_running<T>(
+    ring: &mut Checked<Box<dyn Ring>>,
+    f: impl FnOnce(&mut Checked<Box<dyn Ring>>) -> Result<T>,
+) -> Result<T> {
+    let was_stopped = ring.inner().info()?.state != rtpmgr_abi::RTPM_STATE_RUNNING;
+    if was_stopped {
+        ring.inner().start().context("cannot start the channel for the self-test")?;
+    }
+    let r = f(ring);
+    if was_stopped {
+        if let Err(e) = ring.inner().stop() {
+            log::warn!("cannot stop the channel again after the self-test: {e:#}");
+        }
+    }
+    r
+}
+
+/// Pop until the `expect` packets of `ssrc` came back (bounded), checking content, releasing
+/// everything popped. Stale READY slots from before are consumed and reported.
+fn pop_ours(ring: &mut Checked<Box<dyn Ring>>, ssrc: u32, expect: &[Vec<u8>]) -> Result<usize> {
+    let mut refs = vec![RtpmSlotRef::default(); 32];
+    let mut got = 0usize;
+    let mut stale = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got < expect.len() {
+        if Instant::now() > deadline {
+            bail!("only {got} of {} packets came back out of the ring within 2 s", expect.len());
+        }
+        let n = match ring.pop(&mut refs, Duration::from_millis(50))? {
+            Avail::Done(n) => n,
+            _ => continue,
+        };
+        let mut mismatch = None;
+        for r in &refs[..n] {
+            let data = ring.payload(r);
+            match rtp::parse(data) {
+                Ok(info) if info.ssrc == ssrc => {
+                    if got < expect.len() && data != expect[got].as_slice() {
+                        mismatch.get_or_insert(format!("packet {got} changed in the ring"));
+                    }
+                    got += 1;
+                }
+                _ => stale += 1,
+            }
+        }
+        ring.release(&refs[..n]).context("release failed")?;
+        if let Some(m) = mismatch {
+            bail!(m);
+        }
+    }
+    Ok(stale)
+}
+
+/// Check 6: RESERVE/PUSH/POP/RELEASE of SELFTEST_PACKETS RTP packets, content compared.
+pub fn ring_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
+    let ssrc = 0x5e1f_7e57 ^ std::process::id();
+    let mut gen = RtpGenerator::new(selftest_stream(ssrc))?;
+    let t0 = Instant::now();
+    let stale = with_running(ring, |ring| {
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        let mut slots = vec![RtpmSlotRef::default(); 16];
+        while sent.len() < SELFTEST_PACKETS {
+            let want = (SELFTEST_PACKETS - sent.len()).min(slots.len());
+            let n = match ring.reserve(&mut slots[..want])? {
+                Avail::Done(n) => n,
+                Avail::Nothing => bail!("ring full: cannot reserve slots for the self-test (is a consumer attached?)"),
+                Avail::Stopped => bail!("channel stopped during the self-test"),
+            };
+            {
+                let mut bufs = ring.payloads_mut(&slots[..n]);
+                for (i, b) in bufs.iter_mut().enumerate() {
+                    let len = gen.write_next(b)?;
+                    slots[i].len = len as u32;
+                    slots[i].arrival_ns = crate::net::monotonic_ns();
+                    sent.push(b[..len].to_vec());
+                }
+            }
+            match ring.push(&slots[..n])? {
+                Avail::Done(k) if k == n => {}
+                other => bail!("push of {n} slots gave {other:?}"),
+            }
+        }
+        pop_ours(ring, ssrc, &sent)
+    })?;
+    Ok(format!(
+        "{SELFTEST_PACKETS} RTP packets pushed and popped back unchanged in {:.1} ms{}",
+        t0.elapsed().as_secs_f64() * 1e3,
+        if stale > 0 { format!(" ({stale} stale READY slots consumed)") } else { String::new() }
+    ))
+}
+
+/// Check 7: RTP over UDP 127.0.0.1 received with recvmmsg into ring slots, pushed, popped and
+/// verified (content unchanged, so sequence numbers consecutive).
+pub fn udp_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
+    let ssrc = 0x0d1a_9000 ^ std::process::id();
+    let mut gen = RtpGenerator::new(selftest_stream(ssrc))?;
+    let mut rx = RxSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1 << 20)?;
+    let dst = rx.local_addr()?;
+    let mut tx = TxSocket::connect((Ipv4Addr::LOCALHOST, 0).into(), dst, 1 << 20)?;
+    let mut sent: Vec<Vec<u8>> = Vec::with_capacity(SELFTEST_PACKETS);
+    for _ in 0..SELFTEST_PACKETS {
+        let mut b = vec![0u8; gen.packet_len()];
+        gen.write_next(&mut b)?;
+        sent.push(b);
+    }
+    let t0 = Instant::now();
+    with_running(ring, |ring| {
+        let refs: Vec<&[u8]> = sent.iter().map(|v| v.as_slice()).collect();
+        let (mut off, mut received) = (0usize, 0usize);
+        // Reserved, not yet filled slots. Kept at most `SELFTEST_PACKETS - received` so that
+        // none is left reserved at the end (a reserved slot can only leave by a push).
+        let mut pool: Vec<RtpmSlotRef> = Vec::new();
+        let mut tmp = vec![RtpmSlotRef::default(); 16];
+        let mut meta = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while received < SELFTEST_PACKETS {
+            if Instant::now() > deadline {
+                bail!("only {received} of {SELFTEST_PACKETS} datagrams arrived on {dst} within 2 s");
+            }
+            // Send in small steps so the socket buffer never overflows.
+            if off < refs.len() && off < received + 16 {
+                let end = (off + 16).min(refs.len());
+                off += tx.send_batch(&refs[off..end]).context("sendmmsg to loopback failed")?;
+            }
+            let want = (SELFTEST_PACKETS - received).min(tmp.len()).saturating_sub(pool.len());
+            if want > 0 {
+                match ring.reserve(&mut tmp[..want])? {
+                    Avail::Done(n) => pool.extend_from_slice(&tmp[..n]),
+                    other => bail!("cannot reserve slots: {other:?}"),
+                }
+            }
+            poll_fd(rx.fd(), libc::POLLIN, Duration::from_millis(50))?;
+            let got = {
+                let mut bufs = ring.payloads_mut(&pool);
+                rx.recv_batch(&mut bufs, &mut meta)?
+            };
+            if got == 0 {
+                continue;
+            }
+            for (slot, m) in pool.iter_mut().zip(&meta) {
+                slot.len = m.len as u32;
+                slot.arrival_ns = m.arrival_ns;
+            }
+            match ring.push(&pool[..got])? {
+                Avail::Done(k) if k == got => {}
+                other => bail!("push of {got} slots gave {other:?}"),
+            }
+            pool.drain(..got);
+            received += got;
+        }
+        pop_ours(ring, ssrc, &sent)
+    })?;
+    Ok(format!(
+        "{SELFTEST_PACKETS} RTP packets sent to {dst}, received into ring slots, popped back unchanged in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    ))
+}
+
+/// How diag reaches channels.
+pub struct DiagTarget<'a> {
+    /// The channel named on the command line (or the shm ring).
+    pub backend: Arc<dyn Backend>,
+    /// Another channel of the same kind, for picking an idle one for the self-tests; None for
+    /// shm (diag uses a private ring there).
+    pub other_channel: Option<&'a dyn Fn(u32) -> Arc<dyn Backend>>,
+}
+
+/// An idle channel for the self-tests: the given one if nobody else has it open, otherwise the
+/// highest-numbered idle one (production pipelines use the low channels).
+fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<Arc<dyn Backend>> {
+    let openers = |b: &Arc<dyn Backend>| -> Option<u32> { b.open_control().ok()?.status().ok().map(|s| s.openers) };
+    if openers(&t.backend) == Some(1) || t.other_channel.is_none() {
+        return Ok(Arc::clone(&t.backend));
+    }
+    if let Some(other) = t.other_channel {
+        for n in (0..channels).rev() {
+            let b = other(n);
+            if openers(&b) == Some(1) {
+                return Ok(b);
+            }
+        }
+    }
+    bail!("every channel is in use by another process; stop one pipeline (or load the module with more channels) to run the self-tests")
+}
+
+/// Run every check.
+pub fn run(t: &DiagTarget<'_>, env: &DiagEnv) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let kernel = t.backend.is_kernel();
+    if kernel {
+        checks.push(check_module(env));
+    }
+    let ctl = match t.backend.open_control() {
+        Ok(c) => c,
+        Err(e) => {
+            let name = if kernel { "abi" } else { "shm" };
+            checks.push(Check::fail(name, format!("cannot open {}: {e:#}", t.backend.describe())));
+            if kernel {
+                // Still report the nodes: a wrong permission is the usual cause of EACCES.
+                let channels = std::fs::read_to_string(env.module_dir.join("parameters/channels"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(1);
+                checks.extend(check_device_nodes(env, channels));
+            }
+            for name in ["config", "stats", "ring-selftest", "udp-loopback"] {
+                checks.push(Check::fail(name, format!("not run: {} cannot be opened", t.backend.describe())));
+            }
+            return checks;
+        }
+    };
+    if !kernel {
+        checks.push(Check::pass("shm", format!("{} opened and mapped", t.backend.describe())));
+    }
+    let info = match ctl.info() {
+        Ok(i) => i,
+        Err(e) => {
+            checks.push(Check::fail("abi", format!("GET_INFO failed: {e:#}")));
+            return checks;
+        }
+    };
+    checks.push(check_abi(&info));
+    if kernel {
+        checks.extend(check_device_nodes(env, info.channels));
+    }
+    checks.push(check_config(&info));
+    checks.push(check_stats(ctl.as_ref()));
+    drop(ctl);
+
+    let ring = idle_channel(t, info.channels).and_then(|b| {
+        let r = b.open().with_context(|| format!("cannot open {}", b.describe()))?;
+        Ok((b.describe(), Checked::new(r)?))
+    });
+    match ring {
+        Ok((what, mut ring)) => {
+            let r = ring_selftest(&mut ring).map(|d| format!("{what}: {d}"));
+            checks.push(Check::from_result("ring-selftest", r));
+            let r = udp_selftest(&mut ring).map(|d| format!("{what}: {d}"));
+            checks.push(Check::from_result("udp-loopback", r));
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            checks.push(Check::fail("ring-selftest", msg.clone()));
+            checks.push(Check::fail("udp-loopback", msg));
+        }
+    }
+    checks
+}
+
+/// Print the checks and return whether all passed.
+pub fn report(checks: &[Check], json: bool) -> bool {
+    let failed = checks.iter().filter(|c| !c.pass).count();
+    for c in checks {
+        if json {
+            crate::control::emit(&serde_json::to_string(c).unwrap_or_default());
+        } else {
+            crate::control::emit(&c.line());
+        }
+    }
+    let passed = checks.len() - failed;
+    if json {
+        crate::control::emit(&serde_json::json!({"summary": {"passed": passed, "failed": failed}}).to_string());
+    } else {
+        crate::control::emit(&format!("diag: {passed} passed, {failed} failed"));
+    }
+    failed == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::fake::FakeBackend;
+
+    fn tmp_env(tag: &str) -> (DiagEnv, PathBuf) {
+        let root = std::env::temp_dir().join(format!("rtp_app-diag-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::fs::write(root.join("group"), "root:x:0:\nrtpmgr:x:4242:\n").unwrap();
+        let env = DiagEnv {
+            module_dir: root.join("sys/module/rtp_mgr"),
+            dev_dir: root.join("dev"),
+            group_file: root.join("group"),
+            group: "rtpmgr".into(),
+        };
+        (env, root)
+    }
+
+    #[test]
+    fn module_absent_fails_with_the_fix() {
+        let (env, root) = tmp_env("nomod");
+        let c = check_module(&env);
+        assert!(!c.pass);
+        assert!(c.line().starts_with("FAIL module: rtp_mgr is not loaded"), "{}", c.line());
+        assert!(c.detail.contains("modprobe rtp_mgr"));
+        std::fs::create_dir_all(&env.module_dir).unwrap();
+        assert!(check_module(&env).pass);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn device_node_permissions_are_checked() {
+        let (env, root) = tmp_env("nodes");
+        // A regular file with the wrong mode and group stands in for a badly created node.
+        let p = env.dev_dir.join("rtp_mgr0");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let c = &check_device_nodes(&env, 2);
+        assert_eq!(c.len(), 2);
+        assert!(!c[0].pass);
+        assert!(c[0].detail.contains("not a character device"), "{}", c[0].detail);
+        assert!(c[0].detail.contains("mode 0666, expected 0660"), "{}", c[0].detail);
+        assert!(c[0].detail.contains("expected rtpmgr (4242)"), "{}", c[0].detail);
+        assert!(!c[1].pass && c[1].detail.contains("rtp_mgr1"));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn abi_rule() {
+        let mut i = RtpmInfo { abi_major: RTPM_ABI_MAJOR, abi_minor: RTPM_ABI_MINOR, ..Default::default() };
+        assert!(check_abi(&i).pass);
+        i.abi_minor += 1;
+        assert!(check_abi(&i).pass, "a newer minor only adds");
+        i.abi_major += 1;
+        assert!(!check_abi(&i).pass);
+    }
+
+    #[test]
+    fn full_diag_on_a_fake_ring_passes_and_leaves_nothing_owned() {
+        let fb = Arc::new(FakeBackend::new(64, 256));
+        let state = fb.state();
+        let t = DiagTarget { backend: fb.clone(), other_channel: None };
+        let checks = run(&t, &DiagEnv::default());
+        for c in &checks {
+            assert!(c.pass, "{}", c.line());
+        }
+        let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["shm", "abi", "config", "stats", "ring-selftest", "udp-loopback"]);
+        let st = state.lock().unwrap();
+        assert!(st.producing.is_empty() && st.consuming.is_empty() && st.ready.is_empty());
+        assert_eq!(st.handles, 1, "every handle diag opened was closed");
+        assert!(!st.running, "a stopped channel is left stopped");
+    }
+
+    #[test]
+    fn unopenable_backend_fails_every_dependent_check() {
+        let mut fb = FakeBackend::new(64, 256);
+        fb.fail_open = true;
+        let t = DiagTarget { backend: Arc::new(fb), other_channel: None };
+        let checks = run(&t, &DiagEnv::default());
+        assert!(checks.iter().all(|c| !c.pass));
+        assert!(!report(&checks, false));
+    }
+}

@@ -1,0 +1,22 @@
+//! rtp_app as a library: the parts the binary and its integration tests share.
+//!
+//! - [`cli`]: the command line.
+//! - [`rtp`]: RTP v2 generation and validation.
+//! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
+//! - [`stats`]: counters and the seed's stats line / JSON records.
+//! - [`control`]: stop state (signals, limits), bounded retries, the stats thread.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod control;
+pub mod ctl;
+pub mod diag;
+pub mod net;
+pub mod ring;
+pub mod rtp;
+pub mod rx;
+pub mod stats;
+pub mod tx;

@@ -1,0 +1,149 @@
+//! rtp_app: receive, send and control RTP streams through the rtpmgr zero-copy ring.
+//! See `rtp_app --help` and docs/rtp_app.md.
+
+use anyhow::Result;
+use clap::Parser;
+use rtp_app::app::{self, RxRun, TxRun};
+use rtp_app::backend;
+use rtp_app::cli::{Cli, Command, Mode, TxSource};
+use rtp_app::control::{self, StopReason, StopState};
+use rtp_app::diag::{self, DiagEnv, DiagTarget};
+use rtp_app::rtp::StreamParams;
+use rtp_app::rx::RxConfig;
+use rtp_app::tx::TxConfig;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status of a usage error (clap uses the same).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // --help and --version print to stdout and exit 0; real errors exit 2.
+        Err(e) => e.exit(),
+    };
+    if let Err(msg) = cli.validate() {
+        eprintln!("[rtp_app error]: {msg}. See 'rtp_app --help'.");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("[rtp_app error]: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let json = cli.common.json;
+    if let Some(Command::Diag) = cli.command {
+        return run_diag(&cli);
+    }
+    match cli.mode {
+        Some(Mode::Ctl) => {
+            let b = backend::select(&cli.common)?;
+            control::emit(&rtp_app::ctl::run(&cli.ctl, b.as_ref(), json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Mode::Rx) | Some(Mode::Tx) => run_stream(&cli),
+        None => unreachable!("validate() requires --mode without a subcommand"),
+    }
+}
+
+fn run_stream(cli: &Cli) -> Result<ExitCode> {
+    let c = &cli.common;
+    // The stop state exists before the handlers that set it, and both exist before anything is
+    // acquired: a signal at any point from here on ends the run cleanly (seed 003 bug 6).
+    let stop = StopState::new();
+    let _signals = stop.install_signal_handlers()?;
+    let backend = backend::select(c)?;
+    let limits = app::limits(c.time, c.limit);
+    let interval = (c.interval > 0.0).then(|| Duration::from_secs_f64(c.interval));
+    let batch = c.batch as usize;
+    let port = cli.rx.port.unwrap_or(0);
+
+    let summary = if cli.mode == Some(Mode::Rx) {
+        let cfg = RxRun {
+            bind: cli.rx.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            port,
+            sockbuf: cli.rx.sockbuf,
+            drain: cli.rx.drain,
+            worker: RxConfig { batch, keep_malformed: cli.rx.keep_malformed, limits },
+            interval,
+            json: c.json,
+        };
+        app::run_rx(&cfg, backend, Arc::clone(&stop))
+    } else {
+        let Some(dst_ip) = cli.tx.dst else { unreachable!("validate() requires --dst") };
+        let any: IpAddr = if dst_ip.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+        let stream = (cli.tx.source == TxSource::Generate).then(|| StreamParams {
+            ssrc: cli.tx.ssrc.unwrap_or_else(random_u32),
+            payload_type: cli.tx.pt,
+            clock_rate: cli.tx.clock_rate,
+            rate: cli.tx.rate,
+            payload_len: cli.tx.payload,
+            first_seq: random_u32() as u16,
+            first_timestamp: random_u32(),
+        });
+        let cfg = TxRun {
+            bind: SocketAddr::new(cli.rx.bind.unwrap_or(any), 0),
+            dst: SocketAddr::new(dst_ip, port),
+            sockbuf: cli.rx.sockbuf,
+            stream,
+            worker: TxConfig { batch, rate: cli.tx.rate, limits },
+            interval,
+            json: c.json,
+        };
+        app::run_tx(&cfg, backend, Arc::clone(&stop))
+    }?;
+    control::emit(&app::final_record(&summary, c.json));
+    if summary.invalid_slots > 0 {
+        log::error!("{} invalid slot entries came back from the ring and were ignored", summary.invalid_slots);
+    }
+    Ok(match summary.reason {
+        StopReason::Error => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn run_diag(cli: &Cli) -> Result<ExitCode> {
+    let checks = match backend::select_for_diag(&cli.common) {
+        Ok((b, other)) => {
+            let other_ref = other.as_deref();
+            let t = DiagTarget { backend: b, other_channel: other_ref };
+            diag::run(&t, &DiagEnv::default())
+        }
+        Err(e) => {
+            // No device to open: report what can be checked without one.
+            let env = DiagEnv::default();
+            let mut v = vec![diag::check_module(&env)];
+            v.push(diag::Check { name: "abi".into(), pass: false, detail: format!("{e:#}") });
+            v
+        }
+    };
+    let ok = diag::report(&checks, cli.common.json);
+    if let Err(e) = backend::cleanup_diag(&cli.common) {
+        log::warn!("{e:#}");
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A random 32-bit value for SSRC and initial sequence/timestamp (RFC 3550 asks for random
+/// initial values). getrandom(2) never blocks after boot; the clock is a fallback.
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: b is a writable 4-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), libc::GRND_NONBLOCK) };
+    if n == 4 {
+        u32::from_ne_bytes(b)
+    } else {
+        (rtp_app::net::monotonic_ns() as u32) ^ std::process::id().rotate_left(16)
+    }
+}

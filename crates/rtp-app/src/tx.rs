@@ -1,0 +1,304 @@
+//! `--mode tx`: ring slots -> UDP socket, sent from slot memory with `sendmmsg`.
+//!
+//! `--source generate` (default): per batch the worker RESERVEs slots, writes the next RTP
+//! packets into them, PUSHes them READY (so the channel's RTP counters see the stream), POPs
+//! them back and sends them straight from slot memory, then RELEASEs them. The ring is the
+//! packet buffer pool; that is also why this runs on a host with `--backend shm`: nothing needs
+//! the module.
+//!
+//! `--source ring`: POP what another producer (rtp-feeder tx, or rtp_app rx on the same
+//! channel) pushed, send it, RELEASE it.
+//!
+//! Pacing (`--rate`, generate only) is by schedule, not by sleeping a fixed gap: packet n is
+//! due at `n / rate` seconds after the start, so sleep jitter never accumulates into a lower
+//! rate. After a stall the backlog is capped at one batch rather than sent as one big burst.
+
+use crate::control::{bounded_retry, Limits, RetryPolicy, StopState};
+use crate::net::TxSocket;
+use crate::ring::{Avail, Checked, Ring};
+use crate::rtp::RtpGenerator;
+use crate::stats::Counters;
+use anyhow::{Context, Result};
+use rtpmgr_abi::RtpmSlotRef;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Schedule of a constant packet rate.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: u64,
+    base: Instant,
+    /// Packets accounted since `base`.
+    sent: u64,
+    max_burst: u64,
+}
+
+impl Pacer {
+    /// Start a schedule of `rate` packets/s that never allows more than `max_burst` at once.
+    pub fn new(rate: u32, max_burst: usize, now: Instant) -> Self {
+        Self { rate: u64::from(rate.max(1)), base: now, sent: 0, max_burst: max_burst.max(1) as u64 }
+    }
+
+    /// Packets due at `now` (0..=max_burst).
+    pub fn due(&mut self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.base).as_nanos();
+        // +1: the first packet is due at t = 0.
+        let allowed = (elapsed * u128::from(self.rate) / 1_000_000_000) as u64 + 1;
+        let due = allowed.saturating_sub(self.sent);
+        // A short hiccup (scheduler, page fault) is caught up one batch per loop so the average
+        // rate stays exact; after a real stall (more than 100 ms behind: debugger, suspended
+        // process) the schedule restarts instead of sending a burst the receiver would drop.
+        if due > self.max_burst.max(self.rate / 10) {
+            self.base = now;
+            self.sent = 0;
+        }
+        due.min(self.max_burst)
+    }
+
+    /// Account `n` packets as handled (sent or dropped).
+    pub fn consume(&mut self, n: u64) {
+        self.sent += n;
+    }
+
+    /// Time from `now` until the next packet is due.
+    pub fn until_next(&self, now: Instant) -> Duration {
+        let next_ns = (u128::from(self.sent) * 1_000_000_000).div_ceil(u128::from(self.rate));
+        let next = self.base + Duration::from_nanos(next_ns.min(u64::MAX as u128) as u64);
+        next.saturating_duration_since(now)
+    }
+}
+
+/// Sleep for `d`, but the last ~100 µs by yielding: thread::sleep overshoots by tens of µs, which
+/// at 100k pps and more is a whole packet period.
+fn wait(d: Duration) {
+    let end = Instant::now() + d;
+    if d > Duration::from_micros(200) {
+        std::thread::sleep(d - Duration::from_micros(100));
+    }
+    while Instant::now() < end {
+        std::thread::yield_now();
+    }
+}
+
+/// Send `bufs` completely, retrying partial sends and ENOBUFS/EAGAIN within a bound. Errors a
+/// receiver can cause on a connected UDP socket (ECONNREFUSED after an ICMP port unreachable)
+/// are counted and the batch is dropped: a sender must not die because nobody listens yet.
+/// Returns the datagrams the kernel took.
+pub fn send_all(sock: &mut TxSocket, bufs: &[&[u8]], c: &Counters, stop: &StopState) -> Result<usize> {
+    let mut off = 0;
+    let r = bounded_retry(RetryPolicy::SEND, stop, || -> Result<Option<()>> {
+        match sock.send_batch(&bufs[off..]) {
+            Ok(k) => {
+                off += k;
+                Ok((off >= bufs.len()).then_some(()))
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+                Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => {
+                    Counters::add(&c.socket_errors, 1);
+                    log::debug!("send: {e}");
+                    // The error is consumed by reporting it; the next call may succeed.
+                    Ok(None)
+                }
+                _ => Err(e).context("sendmmsg failed"),
+            },
+        }
+    })?;
+    if r.is_err() && off < bufs.len() {
+        log::debug!("dropped {} datagrams after bounded send retries", bufs.len() - off);
+    }
+    Ok(off)
+}
+
+/// Settings of the TX worker.
+#[derive(Debug, Clone)]
+pub struct TxConfig {
+    /// Packets per batch.
+    pub batch: usize,
+    /// `--rate` (generate mode).
+    pub rate: u32,
+    /// `-t` / `-l`.
+    pub limits: Limits,
+}
+
+/// `--source generate`: generate, push, pop, send, release; paced to `cfg.rate`.
+pub fn tx_generate_loop<R: Ring>(
+    ring: &mut Checked<R>,
+    sock: &mut TxSocket,
+    gen: &mut RtpGenerator,
+    cfg: &TxConfig,
+    c: &Counters,
+    stop: &StopState,
+) -> Result<()> {
+    let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
+    anyhow::ensure!(
+        gen.packet_len() <= ring.slot_payload(),
+        "a {}-byte RTP packet (--payload {} + 12-byte header) does not fit the ring's {}-byte slots; \
+         lower --payload or configure a larger --slot-payload",
+        gen.packet_len(),
+        gen.packet_len() - crate::rtp::RTP_HEADER_LEN,
+        ring.slot_payload()
+    );
+    let started = Instant::now();
+    let mut pacer = Pacer::new(cfg.rate, batch, started);
+    let mut slots = vec![RtpmSlotRef::default(); batch];
+    let mut popped = vec![RtpmSlotRef::default(); batch];
+    // Packets handled (sent or dropped) for -l, so a full ring cannot make -l wait forever.
+    let mut handled = 0u64;
+
+    loop {
+        if stop.should_stop() || cfg.limits.check(stop, started, handled) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let due = pacer.due(now).min(cfg.limits.remaining(handled)) as usize;
+        if due == 0 {
+            wait(pacer.until_next(now).min(Duration::from_millis(50)));
+            continue;
+        }
+
+        // RESERVE (bounded), WRITE, PUSH.
+        let reserved = bounded_retry(RetryPolicy::RING_FULL, stop, || -> Result<Option<Avail>> {
+            match ring.reserve(&mut slots[..due])? {
+                Avail::Nothing => Ok(None),
+                other => Ok(Some(other)),
+            }
+        })?;
+        let n = match reserved {
+            Ok(Avail::Done(n)) => n,
+            Ok(Avail::Stopped) => {
+                log::warn!("channel was stopped; starting it again");
+                ring.inner().start().context("cannot start the channel")?;
+                continue;
+            }
+            _ => {
+                // Ring full after the bounded retries: count the packets as not sent and move
+                // on; the sequence numbers stay consecutive because nothing was generated.
+                Counters::add(&c.ring_full, due as u64);
+                pacer.consume(due as u64);
+                handled += due as u64;
+                continue;
+            }
+        };
+        {
+            let mut bufs = ring.payloads_mut(&slots[..n]);
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                let len = gen.write_next(buf)?;
+                slots[i].len = len as u32;
+                slots[i].arrival_ns = crate::net::monotonic_ns();
+            }
+        }
+        let pushed = match ring.push(&slots[..n]).context("push to the ring failed")? {
+            Avail::Done(k) => k,
+            _ => 0,
+        };
+        Counters::add(&c.pushed, pushed as u64);
+
+        // POP what is READY (ours, in FIFO order) and send it from slot memory.
+        let got = match ring.pop(&mut popped[..n.max(1)], Duration::ZERO).context("pop from the ring failed")? {
+            Avail::Done(k) => k,
+            _ => 0,
+        };
+        send_popped(ring, sock, &popped[..got], c, stop)?;
+        pacer.consume(n as u64);
+        handled += n as u64;
+    }
+}
+
+/// Send popped slots from slot memory, count them and release them.
+fn send_popped<R: Ring>(
+    ring: &mut Checked<R>,
+    sock: &mut TxSocket,
+    popped: &[RtpmSlotRef],
+    c: &Counters,
+    stop: &StopState,
+) -> Result<usize> {
+    if popped.is_empty() {
+        return Ok(0);
+    }
+    Counters::add(&c.consumed, popped.len() as u64);
+    // Collect the payload pointers first: `payload` borrows the ring mutably one at a time.
+    let views: Vec<(*const u8, usize)> = popped
+        .iter()
+        .map(|r| {
+            let p = ring.payload(r);
+            (p.as_ptr(), p.len())
+        })
+        .collect();
+    // SAFETY: each (ptr, len) came from `Checked::payload` for a slot this handle popped and
+    // has not released; slot memory stays mapped while `ring` lives and the slots stay
+    // CONSUMING (owned by us, written by nobody) until the release below.
+    let bufs: Vec<&[u8]> = views.iter().map(|&(p, l)| unsafe { std::slice::from_raw_parts(p, l) }).collect();
+    let sent = send_all(sock, &bufs, c, stop)?;
+    Counters::add(&c.packets, sent as u64);
+    Counters::add(&c.bytes, bufs[..sent].iter().map(|b| b.len() as u64).sum());
+    let released = ring.release(popped).context("release to the ring failed")?;
+    if released != popped.len() {
+        log::warn!("released {released} of {} popped slots", popped.len());
+    }
+    Ok(sent)
+}
+
+/// `--source ring`: pop, send, release until stopped or a limit is reached.
+pub fn tx_ring_loop<R: Ring>(
+    ring: &mut Checked<R>,
+    sock: &mut TxSocket,
+    cfg: &TxConfig,
+    c: &Counters,
+    stop: &StopState,
+) -> Result<()> {
+    let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
+    let started = Instant::now();
+    let mut popped = vec![RtpmSlotRef::default(); batch];
+    loop {
+        let sent = c.packets.load(Ordering::Relaxed);
+        if stop.should_stop() || cfg.limits.check(stop, started, sent) {
+            return Ok(());
+        }
+        let want = (cfg.limits.remaining(sent).min(batch as u64)) as usize;
+        let got = match ring.pop(&mut popped[..want], crate::rx::POLL_SLICE).context("pop from the ring failed")? {
+            Avail::Done(k) => k,
+            _ => 0,
+        };
+        send_popped(ring, sock, &popped[..got], c, stop)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_releases_rate_times_elapsed() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10_000, 64, t0);
+        assert_eq!(p.due(t0), 1);
+        p.consume(1);
+        // 1 ms at 10 kpps: packets 0..=10 are due.
+        assert_eq!(p.due(t0 + Duration::from_millis(1)), 10);
+        p.consume(10);
+        assert_eq!(p.due(t0 + Duration::from_millis(1)), 0);
+        assert_eq!(p.until_next(t0 + Duration::from_millis(1)), Duration::from_micros(100));
+    }
+
+    #[test]
+    fn pacer_caps_backlog_after_a_stall() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1000, 8, t0);
+        let d = p.due(t0);
+        p.consume(d);
+        // 5 ms behind: caught up in bursts of at most 8, schedule kept.
+        let soon = t0 + Duration::from_millis(20);
+        assert_eq!(p.due(soon), 8);
+        p.consume(8);
+        assert_eq!(p.due(soon), 8);
+        p.consume(8);
+        assert_eq!(p.due(soon), 4);
+        p.consume(4);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(p.due(later), 8);
+        p.consume(8);
+        // The schedule restarted at `later`: nothing more is due right then.
+        assert_eq!(p.due(later), 0);
+    }
+}
