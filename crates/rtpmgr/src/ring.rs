@@ -135,8 +135,10 @@ impl Ring {
             ring: self.clone(),
             queue: Arc::new(ReleaseQueue {
                 chan: self.inner.chan.clone(),
-                pending: Mutex::new(Pending { idx: Vec::new(), consumer_alive: true }),
-                threshold: AtomicUsize::new(32),
+                pending: Mutex::new(Pending { idx: Vec::new(), consumer_alive: true, consumer_waiting: false }),
+                // Never more pending than a quarter of the ring: held-back releases must not be
+                // what starves the producer.
+                threshold: AtomicUsize::new((self.inner.layout.slot_count as usize / 4).clamp(1, 32)),
             }),
         }
     }
@@ -454,6 +456,9 @@ impl Drop for WriteSlot {
 struct Pending {
     idx: Vec<u32>,
     consumer_alive: bool,
+    /// The consumer sleeps in a wait and will not flush: release at once (a producer waiting
+    /// for exactly these slots would otherwise deadlock with it).
+    consumer_waiting: bool,
 }
 
 /// Releases queued by dropped [`ReadSlot`]s, flushed in batches.
@@ -468,7 +473,7 @@ impl ReleaseQueue {
         let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         p.idx.push(index);
         // Without a consumer to flush later (or with a full batch), release now.
-        if !p.consumer_alive || p.idx.len() >= self.threshold.load(Ordering::Relaxed) {
+        if !p.consumer_alive || p.consumer_waiting || p.idx.len() >= self.threshold.load(Ordering::Relaxed) {
             if let Err(e) = self.flush_locked(&mut p) {
                 log::warn!("{e}");
             }
@@ -524,7 +529,9 @@ impl ReleaseQueue {
 ///
 /// Releases of dropped guards are queued and flushed with one RELEASE_BATCH when
 /// [`Consumer::set_release_batch`] of them are pending, before every pop or wait, on
-/// [`Consumer::flush`], and when the consumer is dropped (after that, guards release at once).
+/// [`Consumer::flush`], and when the consumer is dropped. While the consumer sleeps in a wait, and
+/// after it is dropped, guards release at once: a held-back release can never be what a
+/// waiting producer waits for.
 #[derive(Debug)]
 pub struct Consumer {
     ring: Ring,
@@ -579,10 +586,8 @@ impl Consumer {
                     Err(e) if e.errno() == Errno::EAGAIN => {}
                     r => return r,
                 }
-            } else {
-                self.flush()?;
             }
-            if !self.ring.inner.chan.wait(Dir::Readable, remaining(deadline)).context(|| self.ring.ctx("wait"))? {
+            if !self.wait_flushed(remaining(deadline))? {
                 if remaining(deadline).is_some_and(|d| d.is_zero()) {
                     return Ok(Vec::new());
                 }
@@ -603,15 +608,28 @@ impl Consumer {
         self.queue.flush()
     }
 
-    /// Number of dropped guards that triggers a flush (default 32, at least 1).
+    /// Number of dropped guards that triggers a flush (default: a quarter of the ring, at most
+    /// 32; at least 1). While the consumer waits, guards release immediately.
     pub fn set_release_batch(&self, n: usize) {
         self.queue.threshold.store(n.clamp(1, RTPM_BATCH_MAX as usize), Ordering::Relaxed);
     }
 
     /// Waits until a slot can be popped; false on timeout or signal. Flushes releases first.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.flush()?;
-        self.ring.inner.chan.wait(Dir::Readable, timeout).context(|| self.ring.ctx("wait readable"))
+        self.wait_flushed(timeout)
+    }
+
+    /// Flushes, then waits for a READY slot with guards releasing immediately meanwhile.
+    fn wait_flushed(&self, timeout: Option<Duration>) -> Result<bool> {
+        {
+            let mut p = self.queue.pending.lock().unwrap_or_else(|p| p.into_inner());
+            self.queue.flush_locked(&mut p)?;
+            p.consumer_waiting = true;
+        }
+        let r = self.ring.inner.chan.wait(Dir::Readable, timeout).context(|| self.ring.ctx("wait readable"));
+        let mut p = self.queue.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.consumer_waiting = false;
+        r
     }
 
     fn guard(&self, r: &RtpmSlotRef) -> ReadSlot {

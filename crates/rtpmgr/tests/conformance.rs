@@ -515,6 +515,7 @@ fn guards_return_and_release_their_slots() {
     let fx = Fx::small("guards");
     let mut tx = fx.ch.producer().unwrap();
     let mut rx = fx.ch.consumer().unwrap();
+    rx.set_release_batch(32); // the default on a ring of 8 is 2
     // An unpushed WriteSlot goes back to its producer and is handed out again first.
     let first = tx.reserve_batch(3).unwrap();
     let idx: Vec<u32> = first.iter().map(|s| s.index()).collect();
@@ -571,6 +572,35 @@ fn release_batch_threshold_flushes_without_a_call() {
     drop(got); // 20 drops: two automatic flushes of 8, 4 pending
     assert_eq!(fx.ch.stats().unwrap().released, 16);
     assert_eq!(rx.flush().unwrap(), 4);
+}
+
+#[test]
+fn guards_dropped_while_the_consumer_waits_release_at_once() {
+    // The feeder's shape: popped slots live on in another thread (GStreamer) while the consumer
+    // sleeps waiting for more, and the producer needs exactly those slots. Their releases must
+    // not wait for the consumer's next flush, or the three would deadlock.
+    let fx = Fx::small("waitrel");
+    let mut tx = fx.ch.producer().unwrap();
+    let mut rx = fx.ch.consumer().unwrap();
+    rx.set_release_batch(64); // never reached on a ring of 8
+    for i in 0..8u8 {
+        tx.write(&[i; 4]).unwrap();
+    }
+    let held = rx.pop_batch(8).unwrap();
+    let consumer = std::thread::spawn(move || {
+        let got = rx.pop_batch_wait(1, Some(Duration::from_secs(20))).unwrap();
+        got.iter().map(|s| s.data()[0]).collect::<Vec<u8>>()
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(held); // before or during the consumer's wait: either way released without it
+    let slots = tx.reserve_batch_wait(8, Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(slots.len(), 8, "the producer starved on releases held back by a sleeping consumer");
+    assert_eq!(fx.ch.stats().unwrap().released, 8);
+    let mut slots = slots;
+    slots.truncate(1);
+    slots[0].fill(&[42; 4]).unwrap();
+    tx.push_batch(slots).unwrap();
+    assert_eq!(consumer.join().unwrap(), vec![42]);
 }
 
 #[test]
