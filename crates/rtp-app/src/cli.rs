@@ -217,10 +217,13 @@ pub struct TxArgs {
     #[arg(long, value_name = "addr")]
     pub dst: Option<IpAddr>,
 
-    /// Packets per second (tx).
-    #[arg(long, value_name = "pps", default_value_t = 1000,
+    /// Packets per second (tx; default 1000 when generating, unpaced with --source ring).
+    ///
+    /// With --source ring the packets go out as soon as they are popped unless --rate is
+    /// given, which then caps the send rate (useful to drain a backlog gently).
+    #[arg(long, value_name = "pps",
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub rate: u32,
+    pub rate: Option<u32>,
 
     /// RTP payload bytes after the 12-byte header (tx, generated). The whole packet must fit a
     /// ring slot (slot_payload, 2048 by default).

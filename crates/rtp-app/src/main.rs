@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Exit status of a usage error (clap uses the same).
 const EXIT_USAGE: u8 = 2;
 
+/// Packets per second of a generated stream without --rate.
+const DEFAULT_RATE: u32 = 1000;
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
@@ -87,7 +90,7 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             ssrc: cli.tx.ssrc.unwrap_or_else(random_u32),
             payload_type: cli.tx.pt,
             clock_rate: cli.tx.clock_rate,
-            rate: cli.tx.rate,
+            rate: cli.tx.rate.unwrap_or(DEFAULT_RATE),
             payload_len: cli.tx.payload,
             first_seq: random_u32() as u16,
             first_timestamp: random_u32(),
@@ -97,7 +100,14 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             dst: SocketAddr::new(dst_ip, port),
             sockbuf: cli.rx.sockbuf,
             stream,
-            worker: TxConfig { batch, rate: cli.tx.rate, limits },
+            worker: TxConfig {
+                batch,
+                rate: match cli.tx.source {
+                    TxSource::Generate => Some(cli.tx.rate.unwrap_or(DEFAULT_RATE)),
+                    TxSource::Ring => cli.tx.rate,
+                },
+                limits,
+            },
             interval,
             json: c.json,
         };

@@ -115,8 +115,8 @@ pub fn send_all(sock: &mut TxSocket, bufs: &[&[u8]], c: &Counters, stop: &StopSt
 pub struct TxConfig {
     /// Packets per batch.
     pub batch: usize,
-    /// `--rate` (generate mode).
-    pub rate: u32,
+    /// `--rate`: always set when generating; optional cap with `--source ring`.
+    pub rate: Option<u32>,
     /// `-t` / `-l`.
     pub limits: Limits,
 }
@@ -140,7 +140,7 @@ pub fn tx_generate_loop<R: Ring>(
         ring.slot_payload()
     );
     let started = Instant::now();
-    let mut pacer = Pacer::new(cfg.rate, batch, started);
+    let mut pacer = Pacer::new(cfg.rate.unwrap_or(1000), batch, started);
     let mut slots = vec![RtpmSlotRef::default(); batch];
     let mut popped = vec![RtpmSlotRef::default(); batch];
     // Packets handled (sent or dropped) for -l, so a full ring cannot make -l wait forever.
@@ -250,17 +250,29 @@ pub fn tx_ring_loop<R: Ring>(
     let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
     let started = Instant::now();
     let mut popped = vec![RtpmSlotRef::default(); batch];
+    let mut pacer = cfg.rate.map(|r| Pacer::new(r, batch, started));
     loop {
         let sent = c.packets.load(Ordering::Relaxed);
         if stop.should_stop() || cfg.limits.check(stop, started, sent) {
             return Ok(());
         }
-        let want = (cfg.limits.remaining(sent).min(batch as u64)) as usize;
+        let mut want = (cfg.limits.remaining(sent).min(batch as u64)) as usize;
+        if let Some(p) = pacer.as_mut() {
+            let now = Instant::now();
+            want = want.min(p.due(now) as usize);
+            if want == 0 {
+                wait(p.until_next(now).min(Duration::from_millis(50)));
+                continue;
+            }
+        }
         let got = match ring.pop(&mut popped[..want], crate::rx::POLL_SLICE).context("pop from the ring failed")? {
             Avail::Done(k) => k,
             _ => 0,
         };
         send_popped(ring, sock, &popped[..got], c, stop)?;
+        if let Some(p) = pacer.as_mut() {
+            p.consume(got as u64);
+        }
     }
 }
 

@@ -97,7 +97,7 @@ fn test_bug_cleanup_after_failed_init() {
         dst: SocketAddr::from(([127, 0, 0, 1], free_port())),
         sockbuf: 1 << 20,
         stream: Some(StreamParams { payload_len: 4000, ..stream(1000) }),
-        worker: TxConfig { batch: 8, rate: 1000, limits },
+        worker: TxConfig { batch: 8, rate: Some(1000), limits },
         interval: Some(Duration::from_millis(50)),
         json: true,
     };
@@ -208,7 +208,7 @@ fn test_bug_bounded_retry() {
         dst: SocketAddr::from(([127, 0, 0, 1], free_port())),
         sockbuf: 1 << 20,
         stream: Some(stream(100_000)),
-        worker: TxConfig { batch: 16, rate: 100_000, limits: Limits { duration: Some(Duration::from_secs(10)), packets: Some(200) } },
+        worker: TxConfig { batch: 16, rate: Some(100_000), limits: Limits { duration: Some(Duration::from_secs(10)), packets: Some(200) } },
         interval: None,
         json: true,
     };
