@@ -37,6 +37,7 @@ run_step() { # NAME CMD...
 		printf '\n----- summary\n'
 		printf '  %s\n' "${summary[@]}"
 		printf '\nFAILED step: %s (exit %s, log: %s)\n' "$name" "$rc" "$log" >&2
+		echo "steps: $((${#summary[@]} - 1)) passed, 1 failed"
 		exit 1
 	fi
 	summary+=("ok    $name (${t}s)")
@@ -113,3 +114,4 @@ run_step ota ota_tests
 printf '\n----- summary\n'
 printf '  %s\n' "${summary[@]}"
 echo "all steps passed"
+echo "steps: ${#summary[@]} passed, 0 failed"
