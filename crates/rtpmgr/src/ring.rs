@@ -79,39 +79,40 @@ impl Ring {
                 (m, p, Some(t))
             }
         };
-        // From here the token (if any) must go back through RingInner::drop, also on error.
-        let mut inner = RingInner {
+        let layout = match Self::validate(&meta, &payload, &info, &ctx) {
+            Ok(l) => l,
+            Err(e) => {
+                // Unmap before un-counting, as RingInner::drop does.
+                drop((meta, payload));
+                if let (Some(t), Dev::Shm(s)) = (shm_token, &chan.dev) {
+                    s.unmap(t);
+                }
+                return Err(e);
+            }
+        };
+        let inner = RingInner {
             chan,
-            layout: RingLayout {
-                channel: 0,
-                abi_minor: 0,
-                slot_count: 0,
-                ring_order: 0,
-                slot_payload: 0,
-                slot_stride: 0,
-                desc_size: 0,
-                drop_policy: 0,
-                desc_offset: 0,
-                meta_size: 0,
-                payload_offset: 0,
-                payload_size: 0,
-                index_off: [0; 4],
-            },
+            layout,
             meta: ManuallyDrop::new(meta),
             payload: ManuallyDrop::new(payload),
             shm_token,
         };
-        let page_len = page_size().min(inner.meta.len());
+        Ok(Ring { inner: Arc::new(inner) })
+    }
+
+    /// Decodes the header page of a fresh mapping and checks it against GET_INFO and against
+    /// what was actually mapped.
+    fn validate(meta: &Mmap, payload: &Mmap, info: &RtpmInfo, ctx: &str) -> Result<RingLayout> {
+        let page_len = page_size().min(meta.len());
         // SAFETY: the meta mapping is at least page_len bytes long and readable; the slice is
         // only used for the one copy that decode() makes.
-        let page = unsafe { std::slice::from_raw_parts(inner.meta.ptr(), page_len) };
-        let layout = RingLayout::decode(page, page_size(), &ctx)?;
-        layout.check_info(&info, &ctx)?;
-        if layout.meta_size > inner.meta.len() || layout.payload_size > inner.payload.len() {
-            return Err(Error::BadHeader { context: ctx, reason: "regions larger than mapped".into() });
+        let page = unsafe { std::slice::from_raw_parts(meta.ptr(), page_len) };
+        let layout = RingLayout::decode(page, page_size(), ctx)?;
+        layout.check_info(info, ctx)?;
+        if layout.meta_size > meta.len() || layout.payload_size > payload.len() {
+            return Err(Error::BadHeader { context: ctx.to_string(), reason: "regions larger than mapped".into() });
         }
-        inner.layout = layout;
-        Ok(Ring { inner: Arc::new(inner) })
+        Ok(layout)
     }
 
     /// The validated layout from the header page.
