@@ -131,6 +131,7 @@ pub enum DropPolicy {
 
 /// Options of every mode.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Common options")]
 pub struct CommonArgs {
     /// Channel number N of /dev/rtp_mgrN (or of the shm ring "rtpmgr-N").
     #[arg(long, short = 'c', global = true, default_value_t = 0, value_name = "n",
@@ -138,7 +139,7 @@ pub struct CommonArgs {
     pub channel: u32,
 
     /// Device node to open instead of /dev/rtp_mgrN.
-    #[arg(long, global = true, value_name = "path", conflicts_with = "shm_name")]
+    #[arg(long, global = true, value_name = "path", conflicts_with = "shm_name", hide_short_help = true)]
     pub device: Option<PathBuf>,
 
     /// Ring backend: kernel or shm.
@@ -179,13 +180,14 @@ pub struct CommonArgs {
     pub json: bool,
 
     /// Datagrams per recvmmsg/sendmmsg and slots per ring batch (1..256).
-    #[arg(long, global = true, default_value_t = 32, value_name = "n",
+    #[arg(long, global = true, default_value_t = 32, value_name = "n", hide_short_help = true,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch: u32,
 }
 
 /// Options of --mode rx.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "RX options (--bind and --port also for tx)")]
 pub struct RxArgs {
     /// Local address to receive on (rx), or to send from (tx; default any).
     #[arg(long, value_name = "addr")]
@@ -212,6 +214,7 @@ pub struct RxArgs {
 
 /// Options of --mode tx.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TX options")]
 pub struct TxArgs {
     /// Destination address (tx).
     #[arg(long, value_name = "addr")]
@@ -235,22 +238,23 @@ pub struct TxArgs {
     pub source: TxSource,
 
     /// RTP media clock rate in Hz; the timestamp advances clock-rate / rate per packet.
-    #[arg(long, default_value_t = 90_000, value_name = "hz",
+    #[arg(long, default_value_t = 90_000, value_name = "hz", hide_short_help = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub clock_rate: u32,
 
     /// RTP SSRC (decimal or 0x hex; default random).
-    #[arg(long, value_name = "ssrc", value_parser = parse_u32)]
+    #[arg(long, value_name = "ssrc", value_parser = parse_u32, hide_short_help = true)]
     pub ssrc: Option<u32>,
 
     /// RTP payload type (0..127; 96 is the first dynamic type).
-    #[arg(long, default_value_t = 96, value_name = "pt",
+    #[arg(long, default_value_t = 96, value_name = "pt", hide_short_help = true,
           value_parser = clap::value_parser!(u8).range(0..=127))]
     pub pt: u8,
 }
 
 /// Options of --mode ctl.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "CTL actions (one per call)")]
 pub struct CtlArgs {
     /// Print the channel's counters.
     #[arg(long)]

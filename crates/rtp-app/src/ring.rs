@@ -185,6 +185,13 @@ impl<R: Ring> Checked<R> {
         keep
     }
 
+    /// The POP validation on `refs` as if a ring had returned them all (for property tests).
+    #[doc(hidden)]
+    pub fn validate_for_test(&mut self, refs: &mut [RtpmSlotRef]) -> usize {
+        let n = refs.len();
+        self.validate(refs, n, true)
+    }
+
     /// RESERVE, keeping only valid indices. `Done(0)` never comes back: an all-invalid batch
     /// reads as Nothing so callers cannot spin on it unbounded.
     pub fn reserve(&mut self, out: &mut [RtpmSlotRef]) -> Result<Avail> {
