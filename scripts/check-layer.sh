@@ -6,7 +6,8 @@
 #   2. every kas file (kas.yml, kas/*.yml) validated against the JSON schema kas itself ships.
 #   3. the files the layer and the QEMU harness share exist exactly once, in the layer.
 #   4. the generated crate list (classes-recipe/rtpmgr_crates.bbclass) matches crates/Cargo.lock.
-#   5. the sysvinit scripts are POSIX sh (dash -n, busybox sh -n when available).
+#   5. the sysvinit scripts are POSIX sh (dash -n, busybox sh -n and shellcheck when available).
+#   6. the systemd units pass systemd-analyze verify (when available).
 #
 # Needs python3 with venv; installs kas and oelint-adv (pinned) into build/venv on first use (~10 s,
 # network to PyPI once). Exit status 0 only if every check passes.
@@ -157,6 +158,26 @@ for f in "$LAYER"/recipes-apps/*/files/*.init; do
 		ok "$name"
 	fi
 done
+
+# --- 6. systemd units ----------------------------------------------------------------------------
+step "systemd units: systemd-analyze verify (when the host has systemd-analyze)"
+if command -v systemd-analyze >/dev/null; then
+	units=$tmp/units
+	mkdir -p "$units"
+	for f in "$LAYER"/recipes-apps/*/files/*.service; do
+		# The binaries are not installed on the build host: verify against /bin/true.
+		sed -E 's|^ExecStart=/usr/bin/[^ ]+|ExecStart=/bin/true|' "$f" >"$units/$(basename "$f")"
+	done
+	if systemd-analyze verify "$units"/*.service; then
+		for u in "$units"/*.service; do
+			ok "$(basename "$u"): $(systemd-analyze security --offline=true "$u" 2>/dev/null | tail -n 1 | sed 's/^→ //')"
+		done
+	else
+		bad "systemd-analyze verify (above)"
+	fi
+else
+	echo "    skipped: no systemd-analyze on this host"
+fi
 
 echo
 if [ "$failures" -gt 0 ]; then
