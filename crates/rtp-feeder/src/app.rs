@@ -26,8 +26,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use embedded_hal::digital::OutputPin;
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 
+use crate::appel::AppSink;
 use crate::config::{Config, Direction};
 use crate::pipeline::{self, Built};
 use crate::ring::{RingHandle, RxRing, TxOutcome, TxRing};
@@ -74,7 +74,14 @@ pub fn run(cfg: Config) -> Result<ExitCode> {
 pub fn run_with<P: OutputPin>(cfg: Config, stop: Arc<AtomicBool>, led: Option<StatusIndicator<P>>) -> Result<ExitCode> {
     pipeline::init()?;
     let ring = RingHandle::open(&cfg.ring)?;
-    let mut s = Session { cfg: &cfg, ring: &ring, counters: Arc::new(Counters::default()), led, started: Instant::now(), hwm: 0 };
+    let mut s = Session {
+        cfg: &cfg,
+        ring: &ring,
+        counters: Arc::new(Counters::default()),
+        led,
+        started: Instant::now(),
+        hwm: 0,
+    };
     match cfg.direction {
         Direction::Rx => s.run_rx(&stop),
         Direction::Tx => s.run_tx(&stop),
@@ -118,7 +125,8 @@ impl<P: OutputPin> Session<'_, P> {
             Err(e) => (End::Fatal(e), rx),
             Ok(()) => {
                 let base_time = built.pipeline.base_time().map_or(0, |t| t.nseconds());
-                let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, base_time);
+                let pusher =
+                    RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, base_time);
                 let stop_feed = Arc::new(AtomicBool::new(false));
                 let feeder = spawn_rx_feeder(rx, pusher, cfg.batch, Arc::clone(&stop_feed))?;
                 let end = self.control_loop(&built, stop, || feeder.is_finished());
@@ -216,9 +224,11 @@ impl<P: OutputPin> Session<'_, P> {
             }
             if next_stats.is_some_and(|t| now >= t) {
                 next_stats = cfg.stats_interval.map(|i| now + i);
-                let mut snap = Snapshot::take("stats", cfg.direction, &self.counters, self.started, u64::from(self.hwm));
+                let mut snap =
+                    Snapshot::take("stats", cfg.direction, &self.counters, self.started, u64::from(self.hwm));
                 snap.status = status;
-                snap.rate_pps = (snap.buffers_in - last_in.1) as f64 / now.duration_since(last_in.0).as_secs_f64().max(1e-9);
+                snap.rate_pps =
+                    (snap.buffers_in - last_in.1) as f64 / now.duration_since(last_in.0).as_secs_f64().max(1e-9);
                 last_in = (now, snap.buffers_in);
                 snap.jitterbuffer = pipeline::jitterbuffer_stats(&built.pipeline);
                 snap.ring = self.ring.view();
@@ -249,9 +259,14 @@ impl<P: OutputPin> Session<'_, P> {
                 gst::ClockTime::from_nseconds(self.cfg.drain_timeout.as_nanos() as u64),
                 &[gst::MessageType::Eos, gst::MessageType::Error],
             ) {
-                Some(msg) if msg.type_() == gst::MessageType::Error => end = End::Fatal(pipeline::error_from_message(&msg)),
+                Some(msg) if msg.type_() == gst::MessageType::Error => {
+                    end = End::Fatal(pipeline::error_from_message(&msg))
+                }
                 Some(_) => log::info!("drained in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3),
-                None => log::warn!("EOS did not come out of the pipeline within {:?}; stopping it anyway", self.cfg.drain_timeout),
+                None => log::warn!(
+                    "EOS did not come out of the pipeline within {:?}; stopping it anyway",
+                    self.cfg.drain_timeout
+                ),
             }
         }
         // Read the jitter buffer before NULL resets it.
@@ -343,11 +358,8 @@ fn spawn_rx_feeder(
 }
 
 /// TX: every RTP buffer appsink receives is copied into a FREE slot and pushed.
-fn install_tx_callbacks(appsink: &gst_app::AppSink, tx: Arc<Mutex<TxRing>>, c: Arc<Counters>) {
-    appsink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+fn install_tx_callbacks(appsink: &AppSink, tx: Arc<Mutex<TxRing>>, c: Arc<Counters>) {
+    appsink.on_sample(move |sink, sample| {
                 let buffer = sample.buffer().ok_or_else(|| {
                     gst::element_error!(sink, gst::ResourceError::Failed, ("sample without a buffer"));
                     gst::FlowError::Error
@@ -390,7 +402,5 @@ fn install_tx_callbacks(appsink: &gst_app::AppSink, tx: Arc<Mutex<TxRing>>, c: A
                     }
                 }
                 Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    });
 }

@@ -74,7 +74,14 @@ pub struct LedFile {
 
 impl Default for LedFile {
     fn default() -> Self {
-        Self { enabled: false, chip: "/dev/gpiochip0".into(), line: 0, active_low: false, idle_timeout: 1.0, error_hold: 2.0 }
+        Self {
+            enabled: false,
+            chip: "/dev/gpiochip0".into(),
+            line: 0,
+            active_low: false,
+            idle_timeout: 1.0,
+            error_hold: 2.0,
+        }
     }
 }
 
@@ -177,7 +184,9 @@ impl Config {
     pub fn from_cli(cli: &Cli) -> Result<Self> {
         let (file, source) = match &cli.config {
             Some(p) => (FileConfig::load(p)?, p.display().to_string()),
-            None if Path::new(DEFAULT_CONFIG).exists() => (FileConfig::load(Path::new(DEFAULT_CONFIG))?, DEFAULT_CONFIG.to_string()),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                (FileConfig::load(Path::new(DEFAULT_CONFIG))?, DEFAULT_CONFIG.to_string())
+            }
             None => (FileConfig::default(), "defaults".to_string()),
         };
         Self::merge(file, source, cli)
@@ -307,7 +316,20 @@ active_low = true
         let c = Config::merge(
             f,
             "test".into(),
-            &cli(&["--backend", "shm", "--channel", "3", "--direction", "rx", "--stats-interval", "0", "--led-chip", "off", "-t", "1.5"]),
+            &cli(&[
+                "--backend",
+                "shm",
+                "--channel",
+                "3",
+                "--direction",
+                "rx",
+                "--stats-interval",
+                "0",
+                "--led-chip",
+                "off",
+                "-t",
+                "1.5",
+            ]),
         )
         .unwrap();
         assert_eq!(c.ring, RingLocation::Shm { name: "rtpmgr-3".into(), channel: 3 });

@@ -33,20 +33,31 @@ impl ErrorType for LedPin {
 
 impl OutputPin for LedPin {
     fn set_high(&mut self) -> Result<(), Self::Error> {
-        if self.active_low { self.pin.set_low() } else { self.pin.set_high() }
+        if self.active_low {
+            self.pin.set_low()
+        } else {
+            self.pin.set_high()
+        }
     }
     fn set_low(&mut self) -> Result<(), Self::Error> {
-        if self.active_low { self.pin.set_high() } else { self.pin.set_low() }
+        if self.active_low {
+            self.pin.set_high()
+        } else {
+            self.pin.set_low()
+        }
     }
 }
 
 /// Requests the configured line as an output, initially off.
 pub fn open(cfg: &LedConfig) -> Result<LedPin> {
     let what = || format!("status LED line {} on {}", cfg.line, cfg.chip.display());
-    let mut chip = Chip::new(&cfg.chip).with_context(|| format!("failed to open {} (set [led] chip = \"off\" to run without it)", what()))?;
+    let mut chip = Chip::new(&cfg.chip)
+        .with_context(|| format!("failed to open {} (set [led] chip = \"off\" to run without it)", what()))?;
     let line = chip.get_line(cfg.line).with_context(|| format!("failed to get {}", what()))?;
     let off = u8::from(cfg.active_low);
-    let handle = line.request(LineRequestFlags::OUTPUT, off, CONSUMER).with_context(|| format!("failed to request {} (in use?)", what()))?;
+    let handle = line
+        .request(LineRequestFlags::OUTPUT, off, CONSUMER)
+        .with_context(|| format!("failed to request {} (in use?)", what()))?;
     let pin = CdevPin::new(handle).with_context(|| format!("failed to read the line info of {}", what()))?;
     Ok(LedPin { pin, active_low: cfg.active_low })
 }

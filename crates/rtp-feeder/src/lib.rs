@@ -10,6 +10,7 @@
 //!
 //! - [`rx`]: slots lent to GStreamer as buffer memory, released when GStreamer frees them;
 //!   bounded by a high watermark with a counted copy/drop fallback.
+//! - [`appel`]: appsrc/appsink through properties and action signals (no libgstapp link).
 //! - [`pipeline`]: parsing the user's gst-launch description and the bounded appsrc/appsink.
 //! - [`app`]: lifecycle (start, control loop, SIGTERM drain, exit status).
 //! - [`status`] / [`led`]: the stream status LED over an embedded-hal 1.0 `OutputPin`.
@@ -20,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod appel;
 pub mod cli;
 pub mod config;
 pub mod led;

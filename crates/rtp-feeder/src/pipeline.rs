@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 
+use crate::appel::{self, AppSink, AppSrc};
 use crate::config::{Config, Direction};
 use crate::stats::{Counters, JitterStats};
 
@@ -35,9 +35,9 @@ pub const APPSINK_NAME: &str = "rtpfeeder-sink";
 pub struct Built {
     pub pipeline: gst::Pipeline,
     /// RX only.
-    pub appsrc: Option<gst_app::AppSrc>,
+    pub appsrc: Option<AppSrc>,
     /// TX only.
-    pub appsink: Option<gst_app::AppSink>,
+    pub appsink: Option<AppSink>,
 }
 
 /// Initializes GStreamer once per process.
@@ -51,7 +51,9 @@ pub fn rx_caps(caps: &str) -> Result<gst::Caps> {
     let parsed = gst::Caps::from_str(caps).map_err(|_| anyhow!("caps '{caps}' do not parse as GStreamer caps"))?;
     let s = parsed.structure(0).ok_or_else(|| anyhow!("caps '{caps}' are empty"))?;
     if parsed.size() != 1 || !parsed.is_fixed() || s.name() != "application/x-rtp" {
-        bail!("caps '{caps}' must be one fixed application/x-rtp structure (media, clock-rate, encoding-name, payload)");
+        bail!(
+            "caps '{caps}' must be one fixed application/x-rtp structure (media, clock-rate, encoding-name, payload)"
+        );
     }
     for field in ["media", "clock-rate"] {
         if !s.has_field(field) {
@@ -90,42 +92,44 @@ pub fn user_bin(desc: &str) -> Result<gst::Bin> {
 /// - `leaky-type=upstream` (GStreamer 1.20): belt and braces; with `block=false` alone appsrc
 ///   queues past its limits (a reported pitfall), leaky makes it drop the new buffer instead,
 ///   which is the same choice the feeder's own check makes.
-pub fn rx_appsrc(caps: &gst::Caps, max_buffers: u32, slot_payload: u32) -> gst_app::AppSrc {
-    gst_app::AppSrc::builder()
-        .name(APPSRC_NAME)
-        .caps(caps)
-        .is_live(true)
-        .format(gst::Format::Time)
-        .do_timestamp(false)
-        .block(false)
-        .leaky_type(gst_app::AppLeakyType::Upstream)
-        .max_buffers(u64::from(max_buffers))
-        .max_bytes(u64::from(max_buffers) * u64::from(slot_payload))
-        .max_time(gst::ClockTime::ZERO)
-        // Arrival-time PTS is already "now" when pushed: no extra latency of our own.
-        .min_latency(0)
-        .stream_type(gst_app::AppStreamType::Stream)
-        .build()
+pub fn rx_appsrc(caps: &gst::Caps, max_buffers: u32, slot_payload: u32) -> Result<AppSrc> {
+    let src = AppSrc::new(APPSRC_NAME)?;
+    let e = src.element();
+    e.set_property("caps", caps);
+    e.set_property("is-live", true);
+    e.set_property("format", gst::Format::Time);
+    e.set_property("do-timestamp", false);
+    e.set_property("block", false);
+    appel::set_enum(e, "leaky-type", "upstream");
+    e.set_property("max-buffers", u64::from(max_buffers));
+    e.set_property("max-bytes", u64::from(max_buffers) * u64::from(slot_payload));
+    e.set_property("max-time", 0u64);
+    // Arrival-time PTS is already "now" when pushed: no extra latency of our own.
+    e.set_property("min-latency", 0i64);
+    appel::set_enum(e, "stream-type", "stream");
+    Ok(src)
 }
 
 /// Creates the TX appsink: `sync=false` because a live source already paces the stream and
 /// the ring consumer sends as soon as a slot is READY; `max-buffers` bounds the queue, and
-/// `drop=false` because the callback pulls every sample at once (nothing waits in it).
-pub fn tx_appsink(max_buffers: u32) -> gst_app::AppSink {
-    gst_app::AppSink::builder()
-        .name(APPSINK_NAME)
-        .sync(false)
-        .max_buffers(max_buffers)
-        .drop(false)
-        .caps(&gst::Caps::builder("application/x-rtp").build())
-        .build()
+/// `drop=false` because the new-sample handler pulls every sample at once (nothing waits).
+pub fn tx_appsink(max_buffers: u32) -> Result<AppSink> {
+    let sink = AppSink::new(APPSINK_NAME)?;
+    let e = sink.element();
+    e.set_property("sync", false);
+    e.set_property("max-buffers", max_buffers);
+    e.set_property("drop", false);
+    e.set_property("caps", gst::Caps::builder("application/x-rtp").build());
+    Ok(sink)
 }
 
 fn the_one_pad(bin: &gst::Bin, dir: gst::PadDirection, desc: &str) -> Result<gst::Pad> {
     let pads: Vec<_> = bin.pads().into_iter().filter(|p| p.direction() == dir).collect();
     match (pads.len(), dir) {
         (1, _) => Ok(pads[0].clone()),
-        (0, gst::PadDirection::Sink) => bail!("rx pipeline '{desc}' must start with an element that takes input (e.g. rtpjitterbuffer)"),
+        (0, gst::PadDirection::Sink) => {
+            bail!("rx pipeline '{desc}' must start with an element that takes input (e.g. rtpjitterbuffer)")
+        }
         (0, _) => bail!("tx pipeline '{desc}' must end with an element that produces RTP (e.g. rtpopuspay)"),
         (n, _) => bail!("pipeline '{desc}' has {n} unlinked {dir:?} pads; exactly one may connect to the ring"),
     }
@@ -148,13 +152,11 @@ pub fn build(cfg: &Config, slot_payload: u32, counters: &Arc<Counters>) -> Resul
             }
             let sinkpad = the_one_pad(&bin, gst::PadDirection::Sink, &cfg.pipeline)?;
             let caps = rx_caps(&cfg.caps)?;
-            let appsrc = rx_appsrc(&caps, cfg.queue_max_buffers, slot_payload);
-            pipeline.add(&appsrc).context("failed to add appsrc")?;
-            appsrc
-                .static_pad("src")
-                .expect("appsrc has a src pad")
-                .link(&sinkpad)
-                .map_err(|e| anyhow!("appsrc with caps '{}' cannot link to pipeline '{}': {e:?}", cfg.caps, cfg.pipeline))?;
+            let appsrc = rx_appsrc(&caps, cfg.queue_max_buffers, slot_payload)?;
+            pipeline.add(appsrc.element()).context("failed to add appsrc")?;
+            appsrc.element().static_pad("src").expect("appsrc has a src pad").link(&sinkpad).map_err(|e| {
+                anyhow!("appsrc with caps '{}' cannot link to pipeline '{}': {e:?}", cfg.caps, cfg.pipeline)
+            })?;
             count_appsrc_output(&appsrc, counters);
             drain_user_appsinks(&bin, cfg.queue_max_buffers);
             count_sink_buffers(&bin, counters);
@@ -162,14 +164,17 @@ pub fn build(cfg: &Config, slot_payload: u32, counters: &Arc<Counters>) -> Resul
         }
         Direction::Tx => {
             if bin.pads().iter().any(|p| p.direction() == gst::PadDirection::Sink) {
-                bail!("tx pipeline '{}' must start with a source (e.g. audiotestsrc is-live=true); its input is unlinked", cfg.pipeline);
+                bail!(
+                    "tx pipeline '{}' must start with a source (e.g. audiotestsrc is-live=true); its input is unlinked",
+                    cfg.pipeline
+                );
             }
             let srcpad = the_one_pad(&bin, gst::PadDirection::Src, &cfg.pipeline)?;
-            let appsink = tx_appsink(cfg.queue_max_buffers);
-            pipeline.add(&appsink).context("failed to add appsink")?;
-            srcpad
-                .link(&appsink.static_pad("sink").expect("appsink has a sink pad"))
-                .map_err(|e| anyhow!("pipeline '{}' cannot link to the ring's appsink (application/x-rtp): {e:?}", cfg.pipeline))?;
+            let appsink = tx_appsink(cfg.queue_max_buffers)?;
+            pipeline.add(appsink.element()).context("failed to add appsink")?;
+            srcpad.link(&appsink.element().static_pad("sink").expect("appsink has a sink pad")).map_err(|e| {
+                anyhow!("pipeline '{}' cannot link to the ring's appsink (application/x-rtp): {e:?}", cfg.pipeline)
+            })?;
             Built { pipeline, appsrc: None, appsink: Some(appsink) }
         }
     };
@@ -178,15 +183,18 @@ pub fn build(cfg: &Config, slot_payload: u32, counters: &Arc<Counters>) -> Resul
 
 /// Counts buffers leaving appsrc: `buffers_out` of RX. Together with `pushed` it shows what
 /// is still queued in appsrc.
-fn count_appsrc_output(appsrc: &gst_app::AppSrc, counters: &Arc<Counters>) {
+fn count_appsrc_output(appsrc: &AppSrc, counters: &Arc<Counters>) {
     let c = Arc::clone(counters);
-    appsrc.static_pad("src").expect("appsrc has a src pad").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(buf) = info.buffer() {
-            c.buffers_out.fetch_add(1, Relaxed);
-            c.bytes_out.fetch_add(buf.size() as u64, Relaxed);
-        }
-        gst::PadProbeReturn::Ok
-    });
+    appsrc.element().static_pad("src").expect("appsrc has a src pad").add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(buf) = info.buffer() {
+                c.buffers_out.fetch_add(1, Relaxed);
+                c.bytes_out.fetch_add(buf.size() as u64, Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Elements of the user bin that are sinks.
@@ -222,14 +230,11 @@ fn count_sink_buffers(bin: &gst::Bin, counters: &Arc<Counters>) {
 /// Bound it and pull (and free) every sample as it arrives.
 fn drain_user_appsinks(bin: &gst::Bin, max_buffers: u32) {
     for sink in sinks(bin) {
-        if let Ok(appsink) = sink.downcast::<gst_app::AppSink>() {
-            appsink.set_max_buffers(max_buffers);
-            appsink.set_drop(true);
-            appsink.set_callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(|s| s.pull_sample().map(drop).map(|_| gst::FlowSuccess::Ok).map_err(|_| gst::FlowError::Eos))
-                    .build(),
-            );
+        if let Some(appsink) = AppSink::from_element(sink) {
+            appsink.element().set_property("max-buffers", max_buffers);
+            appsink.element().set_property("drop", true);
+            // Pulled and dropped at once: the sample (and its slot) is freed right here.
+            appsink.on_sample(|_, _sample| Ok(gst::FlowSuccess::Ok));
         }
     }
 }
@@ -310,7 +315,9 @@ pub fn check(cfg: &Config) -> Result<String> {
         .filter_map(Result::ok)
         .filter(|e| !e.is::<gst::Bin>())
         // The feeder's appsrc/appsink come from builders, which leave no factory behind.
-        .map(|e| e.factory().map_or_else(|| e.type_().name().to_lowercase().replace("gst", ""), |f| f.name().to_string()))
+        .map(|e| {
+            e.factory().map_or_else(|| e.type_().name().to_lowercase().replace("gst", ""), |f| f.name().to_string())
+        })
         .collect();
     Ok(format!("{} elements: {}", elements.len(), elements.join(", ")))
 }

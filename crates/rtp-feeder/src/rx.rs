@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 
+use crate::appel::AppSrc;
 use crate::config::Fallback;
 use crate::stats::Counters;
 
@@ -69,7 +69,7 @@ pub fn pts_from_arrival(arrival_ns: u64, base_time_ns: u64) -> gst::ClockTime {
 /// Turns popped slots into appsrc pushes, applying the watermark and queue bounds.
 #[derive(Debug)]
 pub struct RxPusher {
-    pub appsrc: gst_app::AppSrc,
+    pub appsrc: AppSrc,
     pub counters: Arc<Counters>,
     pub high_watermark: u64,
     pub fallback: Fallback,
@@ -90,7 +90,7 @@ pub enum PushEnd {
 impl RxPusher {
     /// A pusher for a pipeline whose base time is `base_time_ns` (read once it is PLAYING).
     pub fn new(
-        appsrc: gst_app::AppSrc,
+        appsrc: AppSrc,
         counters: Arc<Counters>,
         high_watermark: u64,
         fallback: Fallback,
@@ -132,12 +132,19 @@ impl RxPusher {
         }
         let pts = pts_from_arrival(slot.arrival_ns(), self.base_time_ns);
         if c.buffers_in.load(Relaxed) == 1 {
-            log::debug!("first packet: arrival {} ns, base time {} ns, PTS {pts}", slot.arrival_ns(), self.base_time_ns);
+            log::debug!(
+                "first packet: arrival {} ns, base time {} ns, PTS {pts}",
+                slot.arrival_ns(),
+                self.base_time_ns
+            );
         }
         let mut buffer = if c.held.load(Relaxed) < self.high_watermark {
             if self.in_fallback {
                 self.in_fallback = false;
-                log::info!("slots held by GStreamer back under the high watermark ({}): zero-copy again", self.high_watermark);
+                log::info!(
+                    "slots held by GStreamer back under the high watermark ({}): zero-copy again",
+                    self.high_watermark
+                );
             }
             c.zero_copy.fetch_add(1, Relaxed);
             lend(slot, c)

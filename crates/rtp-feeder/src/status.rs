@@ -173,9 +173,9 @@ mod tests {
     fn new_drives_low_then_up_down_write_only_on_change() {
         let t0 = Instant::now();
         let pin = PinMock::new(&[
-            Transaction::set(State::Low), // new(): never show a stale "up"
+            Transaction::set(State::Low),  // new(): never show a stale "up"
             Transaction::set(State::High), // Down -> Up
-            Transaction::set(State::Low), // Up -> Down
+            Transaction::set(State::Low),  // Up -> Down
         ]);
         let mut ind = StatusIndicator::new(pin, t0);
         ind.set(StreamStatus::Down, t0); // no change, no write
@@ -211,7 +211,8 @@ mod tests {
     #[test]
     fn error_from_down_lights_first() {
         let t0 = Instant::now();
-        let pin = PinMock::new(&[Transaction::set(State::Low), Transaction::set(State::High), Transaction::set(State::Low)]);
+        let pin =
+            PinMock::new(&[Transaction::set(State::Low), Transaction::set(State::High), Transaction::set(State::Low)]);
         let mut ind = StatusIndicator::new(pin, t0);
         ind.set(StreamStatus::Error, t0);
         ind.set(StreamStatus::Down, t0 + Duration::from_millis(10));
@@ -250,7 +251,13 @@ mod tests {
         assert_eq!(w.update(t0 + Duration::from_millis(1300), b, false), StreamStatus::Error);
         let c = Activity { packets: 30, lost: 1 };
         assert_eq!(w.update(t0 + Duration::from_millis(3000), c, false), StreamStatus::Error);
-        assert_eq!(w.update(t0 + Duration::from_millis(3400), Activity { packets: 40, lost: 1 }, false), StreamStatus::Up);
-        assert_eq!(w.update(t0 + Duration::from_millis(3500), Activity { packets: 50, lost: 1 }, true), StreamStatus::Error);
+        assert_eq!(
+            w.update(t0 + Duration::from_millis(3400), Activity { packets: 40, lost: 1 }, false),
+            StreamStatus::Up
+        );
+        assert_eq!(
+            w.update(t0 + Duration::from_millis(3500), Activity { packets: 50, lost: 1 }, true),
+            StreamStatus::Error
+        );
     }
 }

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 use rtp_feeder::cli::Cli;
 use rtp_feeder::config::{Config, FileConfig};
 use rtp_feeder::stats::Counters;
@@ -110,7 +109,8 @@ impl Running {
         let out = child.stdout.take().unwrap();
         thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -131,7 +131,9 @@ impl Running {
     fn wait_line(&self, what: &str, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| panic!("timed out waiting for {what}"));
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("timed out waiting for {what}"));
             match self.lines.recv_timeout(left) {
                 Ok(v) if pred(&v) => return v,
                 Ok(_) => {}
@@ -185,7 +187,16 @@ fn zero_copy_buffer_memory_is_the_slot_payload() {
     assert_eq!(slots.len(), N as usize);
     let mut slot_addrs: Vec<usize> = slots.iter().map(|s| s.data().as_ptr() as usize).collect();
 
-    let cfg = cfg_from(&["--backend", "shm", "--shm-name", &ring.name, "--caps", CAPS, "--pipeline", "rtpjitterbuffer latency=20 ! fakesink name=out sync=false"]);
+    let cfg = cfg_from(&[
+        "--backend",
+        "shm",
+        "--shm-name",
+        &ring.name,
+        "--caps",
+        CAPS,
+        "--pipeline",
+        "rtpjitterbuffer latency=20 ! fakesink name=out sync=false",
+    ]);
     let counters = Arc::new(Counters::default());
     let built = rtp_feeder::pipeline::build(&cfg, 2048, &counters).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -200,13 +211,21 @@ fn zero_copy_buffer_memory_is_the_slot_payload() {
     rtp_feeder::pipeline::start(&built.pipeline).unwrap();
     let appsrc = built.appsrc.clone().unwrap();
     let base_time = built.pipeline.base_time().unwrap().nseconds();
-    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc.clone(), Arc::clone(&counters), 512, rtp_feeder::config::Fallback::Copy, base_time);
+    let mut pusher = rtp_feeder::rx::RxPusher::new(
+        appsrc.clone(),
+        Arc::clone(&counters),
+        512,
+        rtp_feeder::config::Fallback::Copy,
+        base_time,
+    );
     for slot in slots {
         pusher.push(slot).unwrap();
     }
     appsrc.end_of_stream().unwrap();
     let bus = built.pipeline.bus().unwrap();
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]).unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .unwrap();
     assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
     // While the pipeline exists the jitter buffer may still hold references; NULL frees them.
     built.pipeline.set_state(gst::State::Null).unwrap();
@@ -292,7 +311,8 @@ fn rx_high_watermark_falls_back_to_copies_without_loss() {
 fn rx_high_watermark_drop_mode_counts_drops() {
     let ring = TestRing::new("drop");
     const N: u16 = 300;
-    let fin = run_rx(&ring, N, "rtpjitterbuffer latency=300 ! fakesink", &["--high-watermark", "16", "--fallback", "drop"]);
+    let fin =
+        run_rx(&ring, N, "rtpjitterbuffer latency=300 ! fakesink", &["--high-watermark", "16", "--fallback", "drop"]);
     let drops = fin["fallback_drops"].as_u64().unwrap();
     assert!(drops > 0, "{fin}");
     assert_eq!(fin["sink_buffers"].as_u64().unwrap() + drops, u64::from(N));
@@ -300,7 +320,12 @@ fn rx_high_watermark_drop_mode_counts_drops() {
 }
 
 /// A ring consumer that sends every slot to `dst` over UDP until `stop`, then drains.
-fn ring_to_udp(ch: Channel, dst: std::net::SocketAddr, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> thread::JoinHandle<()> {
+fn ring_to_udp(
+    ch: Channel,
+    dst: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut rx = ch.consumer().unwrap();
@@ -327,18 +352,13 @@ fn opus_receiver() -> (gst::Pipeline, u16, Arc<AtomicU64>) {
     );
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let frames = Arc::new(AtomicU64::new(0));
-    let sink = pipeline.by_name("frames").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let sink = rtp_feeder::appel::AppSink::from_element(pipeline.by_name("frames").unwrap()).unwrap();
     let f = Arc::clone(&frames);
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                assert!(sample.buffer().unwrap().size() > 0);
-                f.fetch_add(1, Relaxed);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    sink.on_sample(move |_, sample| {
+        assert!(sample.buffer().unwrap().size() > 0);
+        f.fetch_add(1, Relaxed);
+        Ok(gst::FlowSuccess::Ok)
+    });
     pipeline.set_state(gst::State::Playing).unwrap();
     (pipeline, port, frames)
 }
@@ -406,7 +426,10 @@ fn pipeline_error_names_the_element_and_exits_nonzero() {
     assert_ne!(code, 0);
     assert_eq!(fin["status"], "error");
     let err = stderr.lock().unwrap().clone();
-    assert!(err.contains("pipeline error from element /GstPipeline:rtp-feeder/") && err.contains("GstFileSink:badsink"), "{err}");
+    assert!(
+        err.contains("pipeline error from element /GstPipeline:rtp-feeder/") && err.contains("GstFileSink:badsink"),
+        "{err}"
+    );
     assert_ring_idle(&ring);
 }
 
@@ -422,7 +445,8 @@ fn check_config_validates_without_running() {
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(out.contains("config OK") && out.contains("rtpjitterbuffer") && out.contains("appsrc"), "{out}");
 
-    let missing = feeder().args(["--check-config", "--pipeline", "rtpjitterbuffer ! nosuchdepay42 ! fakesink"]).output().unwrap();
+    let missing =
+        feeder().args(["--check-config", "--pipeline", "rtpjitterbuffer ! nosuchdepay42 ! fakesink"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("[rtp-feeder error]") && err.contains("nosuchdepay42"), "{err}");
@@ -431,11 +455,17 @@ fn check_config_validates_without_running() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "pipeline = \"fakesink\"\nstats_intervall = 3\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-feeder")).arg("--config").arg(&bad).arg("--check-config").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-feeder"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check-config")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stats_intervall"));
 
-    let tx_no_source = feeder().args(["--check-config", "--direction", "tx", "--pipeline", "rtpopuspay"]).output().unwrap();
+    let tx_no_source =
+        feeder().args(["--check-config", "--direction", "tx", "--pipeline", "rtpopuspay"]).output().unwrap();
     assert_eq!(tx_no_source.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&tx_no_source.stderr).contains("must start with a source"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -443,12 +473,18 @@ fn check_config_validates_without_running() {
 
 #[test]
 fn shipped_feeder_toml_checks() {
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../meta-rtpmgr/recipes-apps/rtp-feeder/files/feeder.toml");
+    let shipped =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../meta-rtpmgr/recipes-apps/rtp-feeder/files/feeder.toml");
     if !shipped.exists() {
         eprintln!("SKIP: {} not present", shipped.display());
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-feeder")).arg("--config").arg(&shipped).arg("--check-config").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-feeder"))
+        .arg("--config")
+        .arg(&shipped)
+        .arg("--check-config")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -474,7 +510,18 @@ fn status_led_goes_up_while_streaming_and_down_at_exit() {
     gst::init().unwrap();
     let ring = TestRing::new("led");
     let ch = ring.channel();
-    let cfg = cfg_from(&["--backend", "shm", "--shm-name", &ring.name, "--caps", CAPS, "--pipeline", "rtpjitterbuffer latency=20 ! fakesink", "--stats-interval", "0"]);
+    let cfg = cfg_from(&[
+        "--backend",
+        "shm",
+        "--shm-name",
+        &ring.name,
+        "--caps",
+        CAPS,
+        "--pipeline",
+        "rtpjitterbuffer latency=20 ! fakesink",
+        "--stats-interval",
+        "0",
+    ]);
     let pin = RecordingPin::default();
     let led = rtp_feeder::status::StatusIndicator::new(pin.clone(), Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
@@ -535,20 +582,49 @@ fn rx_end_to_end_rtp_app() {
     let port = free_udp_port().to_string();
     const N: u64 = 400;
     let mut cmd = feeder();
-    cmd.args(["--backend", "shm", "--shm-name", &ring.name, "--direction", "rx", "--caps", CAPS])
-        .args(["--pipeline", "rtpjitterbuffer latency=50 ! appsink name=out", "--json", "--stats-interval", "0.2"]);
+    cmd.args(["--backend", "shm", "--shm-name", &ring.name, "--direction", "rx", "--caps", CAPS]).args([
+        "--pipeline",
+        "rtpjitterbuffer latency=50 ! appsink name=out",
+        "--json",
+        "--stats-interval",
+        "0.2",
+    ]);
     let run = Running::spawn(cmd);
     run.wait_line("the first stats line", Duration::from_secs(10), |v| v["type"] == "stats");
     // rtp_app rx: UDP -> ring (it starts the channel); rtp_app tx: generated RTP -> UDP.
     let mut rx = Command::new(&app)
-        .args(["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.name, "--interval", "0"])
+        .args([
+            "--mode",
+            "rx",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--backend",
+            "shm",
+            "--shm-name",
+            &ring.name,
+            "--interval",
+            "0",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_millis(300)); // let rx bind before the first datagram
     let tx = Command::new(&app)
         .args(["--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "500", "--payload", "160"])
-        .args(["--pt", "96", "--clock-rate", "48000", "--backend", "shm", "--shm-name", &tx_ring.name, "--interval", "0"])
+        .args([
+            "--pt",
+            "96",
+            "--clock-rate",
+            "48000",
+            "--backend",
+            "shm",
+            "--shm-name",
+            &tx_ring.name,
+            "--interval",
+            "0",
+        ])
         .args(["-l", &N.to_string()])
         .output()
         .unwrap();
@@ -610,7 +686,18 @@ fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
     let mut rx = ch.consumer().unwrap();
     let slots = rx.pop_batch(N as usize).unwrap();
 
-    let cfg = cfg_from(&["--backend", "shm", "--shm-name", &ring.name, "--caps", CAPS, "--pipeline", "fakesink name=out", "--queue-max-buffers", "4"]);
+    let cfg = cfg_from(&[
+        "--backend",
+        "shm",
+        "--shm-name",
+        &ring.name,
+        "--caps",
+        CAPS,
+        "--pipeline",
+        "fakesink name=out",
+        "--queue-max-buffers",
+        "4",
+    ]);
     let counters = Arc::new(Counters::default());
     let built = rtp_feeder::pipeline::build(&cfg, 2048, &counters).unwrap();
     // A stuck sink: its pad blocks every buffer until the probe is removed.
@@ -619,7 +706,13 @@ fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
     rtp_feeder::pipeline::start(&built.pipeline).unwrap();
     let appsrc = built.appsrc.clone().unwrap();
     let base_time = built.pipeline.base_time().unwrap().nseconds();
-    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc.clone(), Arc::clone(&counters), 512, rtp_feeder::config::Fallback::Copy, base_time);
+    let mut pusher = rtp_feeder::rx::RxPusher::new(
+        appsrc.clone(),
+        Arc::clone(&counters),
+        512,
+        rtp_feeder::config::Fallback::Copy,
+        base_time,
+    );
     for slot in slots {
         pusher.push(slot).unwrap();
         thread::sleep(Duration::from_millis(1));
@@ -634,7 +727,9 @@ fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
     pad.remove_probe(block);
     appsrc.end_of_stream().unwrap();
     let bus = built.pipeline.bus().unwrap();
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]).unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .unwrap();
     assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
     assert_eq!(counters.sink_buffers.load(Relaxed), counters.pushed.load(Relaxed));
     built.pipeline.set_state(gst::State::Null).unwrap();
