@@ -29,6 +29,8 @@ host_pkgs=(
 	python3-venv python3-pip
 	# C ABI layout test of rtpmgr-abi, curl-free tooling
 	ca-certificates git
+	# rtpmgr-xdp: its build.rs compiles the XDP program with clang -target bpf (libbpf headers)
+	clang libbpf-dev
 )
 # Target packages (arm64) needed on the host to cross-link the GStreamer crates.
 arm64_pkgs=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64)

@@ -1,0 +1,255 @@
+//! The XDP steering program (bpf/rtp_steer.bpf.c): loading, port configuration, attachment and
+//! the XSKMAP entry, each an RAII guard.
+//!
+//! - [`SteerProgram`]: the loaded object (program + maps). Dropping it unloads them.
+//! - [`Attachment`]: the program attached to an interface. Dropping it detaches the program.
+//! - [`XskEntry`]: `xsks_map[queue] = socket`. Dropping it deletes the entry (seed bug 4's
+//!   "stale XSKMAP entry"), on its own duplicate of the map fd so it does not depend on the
+//!   object outliving it.
+
+use crate::{Error, Result};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
+use aya::programs::links::Link;
+use aya::programs::xdp::XdpLink;
+use aya::programs::{Xdp, XdpFlags};
+use aya::Ebpf;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// XSKMAP and counter entries: queues `0..MAX_QUEUES` (RTP_STEER_MAX_QUEUES in the C source).
+pub const MAX_QUEUES: usize = 64;
+/// Entries of the port map (RTP_STEER_MAX_PORTS in the C source).
+pub const MAX_PORTS: usize = 16;
+/// Name of the program in the object (and in `bpftool prog`).
+pub const PROGRAM_NAME: &str = "rtp_steer";
+
+/// The object built by build.rs, embedded 8-byte aligned (aya rejects a misaligned ELF image).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rtp_steer.bpf.o"));
+
+/// How the program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// In the driver (`xdp` in `ip link`); fails if the driver has no XDP support.
+    #[default]
+    Native,
+    /// Generic XDP on the skb (`xdpgeneric`): any interface, slower.
+    Skb,
+}
+
+impl XdpMode {
+    fn flags(self) -> XdpFlags {
+        match self {
+            XdpMode::Native => XdpFlags::DRV_MODE,
+            XdpMode::Skb => XdpFlags::SKB_MODE,
+        }
+    }
+}
+
+/// Per-queue counters of the program, summed over CPUs (`struct rtp_steer_stats`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SteerCounters {
+    /// Frames the program ran on.
+    pub seen: u64,
+    /// Frames redirected to the AF_XDP socket.
+    pub redirected: u64,
+    /// Frames passed to the kernel stack.
+    pub passed: u64,
+    /// Frames with impossible or cut headers (also in `passed`).
+    pub malformed: u64,
+}
+
+// SAFETY: repr(C), four u64, no padding, every bit pattern valid.
+unsafe impl aya::Pod for SteerCounters {}
+
+/// Reads the per-CPU counters of one queue (owned map handle: usable from the stats thread).
+pub struct CounterReader {
+    map: PerCpuArray<MapData, SteerCounters>,
+    queue: u32,
+}
+
+impl std::fmt::Debug for CounterReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CounterReader").field("queue", &self.queue).finish()
+    }
+}
+
+impl CounterReader {
+    /// The queue's counters, summed over CPUs.
+    pub fn read(&self) -> Result<SteerCounters> {
+        let per_cpu = self.map.get(&self.queue, 0).map_err(|e| Error::bpf("read xdp_stats", e))?;
+        Ok(per_cpu.iter().fold(SteerCounters::default(), |a, c| SteerCounters {
+            seen: a.seen + c.seen,
+            redirected: a.redirected + c.redirected,
+            passed: a.passed + c.passed,
+            malformed: a.malformed + c.malformed,
+        }))
+    }
+}
+
+/// The loaded steering object.
+pub struct SteerProgram {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for SteerProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SteerProgram")
+    }
+}
+
+impl SteerProgram {
+    /// Loads the object and the program into the kernel (verifier), attaching nothing.
+    ///
+    /// # Errors
+    /// [`Error::Bpf`]; `EPERM` means root or CAP_BPF + CAP_NET_ADMIN is needed.
+    pub fn load() -> Result<SteerProgram> {
+        let mut ebpf = Ebpf::load(OBJECT).map_err(|e| Error::bpf("load the BPF object rtp_steer.bpf.o", e))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| Error::bpf_msg("find program rtp_steer in the object"))?
+            .try_into()
+            .map_err(|e| Error::bpf("program rtp_steer is not XDP", e))?;
+        prog.load().map_err(|e| Error::bpf("load XDP program rtp_steer (verifier)", e))?;
+        Ok(SteerProgram { ebpf })
+    }
+
+    /// Sets the UDP destination ports to steer (replacing nothing: call once).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for no port, port 0 or more than [`MAX_PORTS`]; [`Error::Bpf`].
+    pub fn set_ports(&mut self, ports: &[u16]) -> Result<()> {
+        if ports.is_empty() || ports.len() > MAX_PORTS || ports.contains(&0) {
+            return Err(Error::Config(format!("give 1 to {MAX_PORTS} UDP ports (1..65535), not {ports:?}")));
+        }
+        let map = self.ebpf.map_mut("rtp_ports").ok_or_else(|| Error::bpf_msg("find map rtp_ports"))?;
+        let mut m: BpfHashMap<&mut MapData, u16, u8> =
+            BpfHashMap::try_from(map).map_err(|e| Error::bpf("open map rtp_ports", e))?;
+        for p in ports {
+            m.insert(p, 1, 0).map_err(|e| Error::bpf(&format!("add port {p} to rtp_ports"), e))?;
+        }
+        Ok(())
+    }
+
+    /// An owned reader of queue `queue`'s counters (the map stays alive while it lives).
+    pub fn counters(&mut self, queue: u32) -> Result<CounterReader> {
+        let map = self.ebpf.take_map("xdp_stats").ok_or_else(|| Error::bpf_msg("find map xdp_stats"))?;
+        let map = PerCpuArray::try_from(map).map_err(|e| Error::bpf("open map xdp_stats", e))?;
+        Ok(CounterReader { map, queue })
+    }
+
+    /// `xsks_map[queue] = socket_fd`, as a guard that deletes the entry when dropped.
+    pub fn insert_socket(&mut self, queue: u32, socket_fd: i32) -> Result<XskEntry> {
+        let map = self.ebpf.map_mut("xsks_map").ok_or_else(|| Error::bpf_msg("find map xsks_map"))?;
+        let fd = match &*map {
+            Map::XskMap(data) => data.fd().as_fd().try_clone_to_owned(),
+            _ => return Err(Error::bpf_msg("xsks_map is not an XSKMAP")),
+        }
+        .map_err(|e| Error::io("dup the xsks_map fd", e))?;
+        let mut xsk: XskMap<&mut MapData> = XskMap::try_from(map).map_err(|e| Error::bpf("open map xsks_map", e))?;
+        xsk.set(queue, socket_fd, 0).map_err(|e| Error::bpf(&format!("set xsks_map[{queue}]"), e))?;
+        Ok(XskEntry { map_fd: fd, queue })
+    }
+
+    /// Attaches the program to `ifindex` in `mode`.
+    ///
+    /// # Errors
+    /// [`Error::Attach`]: `EBUSY`/`EEXIST` when the interface already has an XDP program,
+    /// `EOPNOTSUPP` for native mode on a driver without XDP.
+    pub fn attach(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<Attachment> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| Error::bpf_msg("find program rtp_steer"))?
+            .try_into()
+            .map_err(|e| Error::bpf("program rtp_steer is not XDP", e))?;
+        let id = prog
+            .attach_to_if_index(ifindex, mode.flags())
+            .map_err(|e| Error::Attach { iface: iface.into(), mode, source: Box::new(e) })?;
+        let link = prog.take_link(id).map_err(|e| Error::bpf("take the XDP link", e))?;
+        Ok(Attachment { link: Some(link), iface: iface.into() })
+    }
+}
+
+/// The program attached to an interface; detached when dropped (or by [`Attachment::detach`]).
+pub struct Attachment {
+    link: Option<XdpLink>,
+    iface: String,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment").field("iface", &self.iface).finish()
+    }
+}
+
+impl Attachment {
+    /// Detaches now, reporting an error instead of logging it.
+    pub fn detach(mut self) -> Result<()> {
+        match self.link.take() {
+            Some(l) => l.detach().map_err(|e| Error::bpf(&format!("detach XDP from {}", self.iface), e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Some(l) = self.link.take() {
+            if let Err(e) = l.detach() {
+                log::error!("cannot detach the XDP program from {}: {e}", self.iface);
+            }
+        }
+    }
+}
+
+/// `xsks_map[queue]`, deleted when dropped.
+#[derive(Debug)]
+pub struct XskEntry {
+    map_fd: OwnedFd,
+    queue: u32,
+}
+
+/// `union bpf_attr` as BPF_MAP_DELETE_ELEM reads it.
+#[repr(C)]
+struct MapElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3; // Defined in linux/bpf.h (enum bpf_cmd)
+
+impl Drop for XskEntry {
+    fn drop(&mut self) {
+        // aya 0.13 has no XskMap::unset: the raw command, on our own dup of the map fd.
+        let key = self.queue;
+        let attr = MapElemAttr {
+            map_fd: self.map_fd.as_raw_fd() as u32,
+            pad: 0,
+            key: &key as *const u32 as u64,
+            value: 0,
+            flags: 0,
+        };
+        // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_DELETE_ELEM; key lives across the
+        // call; the size passed is the size of attr.
+        let r = unsafe {
+            libc::syscall(libc::SYS_bpf, BPF_MAP_DELETE_ELEM, &attr as *const MapElemAttr, std::mem::size_of::<MapElemAttr>())
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // ENOENT: the kernel already removed it (it does when the socket closes first).
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                log::error!("cannot delete xsks_map[{}]: {e}", self.queue);
+            }
+        }
+    }
+}
+
+/// Loaded BPF programs named [`PROGRAM_NAME`] (for tests: none may remain after a run).
+pub fn loaded_steer_programs() -> usize {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| p.name_as_str() == Some(PROGRAM_NAME))
+        .count()
+}

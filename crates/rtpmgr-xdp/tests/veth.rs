@@ -1,0 +1,292 @@
+//! The AF_XDP path end to end on a veth pair: one end in a network namespace sends, the other
+//! end runs `run_rx` into a shm ring. Needs root (BPF, netns); skips loudly otherwise.
+//!
+//! Also the seed-bug tests that need real kernel objects: bug 4 (cleanup after a failure at every
+//! setup step) and bug 6 (a signal while setup is under way).
+
+use rtpmgr_xdp::frame::build;
+use rtpmgr_xdp::session::Step;
+use rtpmgr_xdp::{run_rx, run_rx_with_hook, CopyMode, Error, Limits, StopReason, WaitMode, XdpConfig, XdpMode};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One veth test at a time: they share the BPF program name that the cleanup checks count.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const HOST_IP: &str = "10.203.77.1";
+const PEER_IP: &str = "10.203.77.2";
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// A veth pair, `host` here and `peer` in namespace `ns`; removed on drop.
+struct Veth {
+    host: String,
+    ns: String,
+}
+
+impl Veth {
+    fn new(tag: &str) -> Option<Veth> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: the AF_XDP veth tests need root (BPF, network namespaces)");
+            return None;
+        }
+        let id = std::process::id() % 10000;
+        let v = Veth { host: format!("xr{tag}{id}"), ns: format!("rtpmgr-xt-{tag}-{id}") };
+        let peer = format!("xp{tag}{id}");
+        let setup = || -> Result<(), String> {
+            ip(&["netns", "add", &v.ns])?;
+            ip(&["link", "add", &v.host, "type", "veth", "peer", "name", &peer])?;
+            ip(&["link", "set", &peer, "netns", &v.ns])?;
+            ip(&["addr", "add", &format!("{HOST_IP}/24"), "dev", &v.host])?;
+            ip(&["link", "set", &v.host, "up"])?;
+            ip(&["-n", &v.ns, "addr", "add", &format!("{PEER_IP}/24"), "dev", &peer])?;
+            ip(&["-n", &v.ns, "link", "set", &peer, "up"])?;
+            ip(&["-n", &v.ns, "link", "set", "lo", "up"])?;
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            eprintln!("SKIP: cannot set up a veth pair in a netns: {e}");
+            return None;
+        }
+        Some(v)
+    }
+
+    fn xdp_attached(&self) -> bool {
+        // `ip link` prints "xdp" (native) or "xdpgeneric" (skb) and "prog/xdp id N" when a
+        // program is attached; nothing else in its output contains "xdp" (the netns name avoids it).
+        let out = ip(&["-d", "link", "show", "dev", &self.host]).unwrap();
+        out.contains("xdp")
+    }
+
+    /// Runs `f` in a thread that entered the namespace (sockets it creates live there).
+    fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+        let path = format!("/var/run/netns/{}", self.ns);
+        std::thread::spawn(move || {
+            let f_ns = std::fs::File::open(&path).expect("open netns");
+            // SAFETY: setns on a namespace fd; affects only this thread.
+            assert_eq!(unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+            f()
+        })
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.host]);
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+fn shm_ring(tag: &str) -> (rtpmgr::Channel, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("rtpmgr-xdp-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let cfg = rtpmgr::Config { ring_order: 13, slot_payload: 2048, drop_policy: rtpmgr::DropPolicy::RejectNewest };
+    let ch = rtpmgr::Channel::open(&rtpmgr::Backend::shm_at(&path).with_create_config(cfg)).unwrap();
+    (ch, path)
+}
+
+fn cfg(v: &Veth, mode: XdpMode) -> XdpConfig {
+    XdpConfig {
+        iface: v.host.clone(),
+        ports: vec![5004, 5006],
+        xdp_mode: mode,
+        copy_mode: CopyMode::Copy,
+        frames: 4096,
+        ring_size: 1024,
+        interval: None,
+        ..XdpConfig::default()
+    }
+}
+
+/// Sends `n` RTP packets (sequence 0..n) to port 5004 from the namespace, paced in bursts.
+fn send_rtp(v: &Veth, n: u16) -> std::thread::JoinHandle<()> {
+    v.in_ns(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let dst: SocketAddr = format!("{HOST_IP}:5004").parse().unwrap();
+        for seq in 0..n {
+            let pkt = build::rtp(seq, &[seq as u8; 160]);
+            s.send_to(&pkt, dst).unwrap();
+            if seq % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })
+}
+
+#[test]
+fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("a") else { return };
+    for mode in [XdpMode::Native, XdpMode::Skb] {
+        let (ch, path) = shm_ring(&format!("a{mode:?}"));
+        let n: u16 = 3000;
+        // A kernel socket on another port must still get its datagram.
+        let other = UdpSocket::bind(format!("{HOST_IP}:6000")).unwrap();
+        other.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let c = cfg(&v, mode);
+        let ch2 = ch.clone();
+        let rx = std::thread::spawn(move || {
+            let stop = AtomicBool::new(false);
+            run_rx(&c, &ch2, Limits { packets: Some(u64::from(n)), duration: Some(Duration::from_secs(30)) }, &stop)
+        });
+        // Wait until the program is attached (it is the last setup step).
+        let t0 = Instant::now();
+        while !v.xdp_attached() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(v.xdp_attached(), "program not attached within 10 s");
+        let ping = Command::new("ip").args(["netns", "exec", &v.ns, "ping", "-c", "1", "-W", "3", HOST_IP]).output();
+        v.in_ns(|| {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(b"not for xdp", format!("{HOST_IP}:6000")).unwrap();
+        })
+        .join()
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let (len, _) = other.recv_from(&mut buf).expect("UDP to port 6000 reached the kernel stack");
+        assert_eq!(&buf[..len], b"not for xdp");
+        if let Ok(p) = ping {
+            if p.status.code() != Some(127) {
+                assert!(p.status.success(), "ping through the XDP interface: {}", String::from_utf8_lossy(&p.stdout));
+            }
+        }
+        send_rtp(&v, n).join().unwrap();
+        let summary = rx.join().unwrap().unwrap();
+        assert_eq!(summary.reason, StopReason::PacketLimit, "{}", summary.line());
+        assert_eq!(summary.counters.pushed, u64::from(n), "{}", summary.line());
+        assert_eq!(summary.counters.malformed, 0);
+        let x = summary.xdp.expect("xdp counters");
+        assert!(x.redirected >= u64::from(n) && x.passed >= 2, "{x:?}");
+        assert_eq!(x.seen, x.redirected + x.passed, "{x:?}");
+        assert!(!v.xdp_attached(), "program still attached after the run");
+        assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0);
+
+        // The ring holds exactly the packets, in order, with their payloads and arrival times.
+        let mut cons = ch.consumer().unwrap();
+        let mut seq = 0u16;
+        loop {
+            let slots = cons.pop_batch(256);
+            let Ok(slots) = slots else { break };
+            for s in slots {
+                assert_eq!(s.data(), &build::rtp(seq, &[seq as u8; 160])[..]);
+                assert_eq!(s.desc().rtp_seq, seq);
+                assert!(s.arrival_ns() > 0);
+                seq += 1;
+            }
+        }
+        assert_eq!(seq, n);
+        drop((cons, ch));
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("t") else { return };
+    for wait in [WaitMode::Poll, WaitMode::BusyPoll] {
+        let (ch, path) = shm_ring("t");
+        let c = XdpConfig { wait, ..cfg(&v, XdpMode::Skb) };
+        let t0 = Instant::now();
+        let stop = AtomicBool::new(false);
+        let s = run_rx(&c, &ch, Limits { packets: None, duration: Some(Duration::from_millis(400)) }, &stop).unwrap();
+        assert_eq!(s.reason, StopReason::TimeLimit);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(!v.xdp_attached());
+        drop(ch);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Seed bug 4: whichever setup step fails, nothing is left behind: no XDP program on the
+/// interface, no program or XSKMAP loaded, and a new run can attach again.
+#[test]
+fn seed_bug4_failed_init_at_every_step_cleans_up() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("c") else { return };
+    let (ch, path) = shm_ring("c");
+    let steps = [
+        Step::Validate,
+        Step::LoadProgram,
+        Step::Ports,
+        Step::Umem,
+        Step::Socket,
+        Step::Bind,
+        Step::FillRing,
+        Step::XskMapEntry,
+        Step::Attach,
+        Step::Ready,
+    ];
+    for fail_at in steps {
+        let stop = AtomicBool::new(false);
+        let mut hook = |s: Step| if s == fail_at { Err(Error::Injected(s)) } else { Ok(()) };
+        let r = run_rx_with_hook(&cfg(&v, XdpMode::Skb), &ch, Limits::default(), &stop, &mut hook);
+        assert!(matches!(r, Err(Error::Injected(s)) if s == fail_at), "{fail_at:?}: {r:?}");
+        assert!(!v.xdp_attached(), "XDP left attached after a failure at {fail_at:?}");
+        assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0, "program left loaded after {fail_at:?}");
+    }
+    // A queue the interface does not have fails in Validate, before anything exists.
+    let bad = XdpConfig { queue: 7, ..cfg(&v, XdpMode::Skb) };
+    let r = run_rx(&bad, &ch, Limits::default(), &AtomicBool::new(false));
+    assert!(matches!(r, Err(Error::QueueOutOfRange { queue: 7, count: 1, .. })), "{r:?}");
+    // Jumbo frames beyond a page are refused with the reason.
+    let jumbo = XdpConfig { frame_size: 8192, ..cfg(&v, XdpMode::Skb) };
+    let e = run_rx(&jumbo, &ch, Limits::default(), &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(e.contains("larger than a page"), "{e}");
+    // And afterwards a full run still attaches (nothing stale blocks it).
+    let s = run_rx(
+        &cfg(&v, XdpMode::Skb),
+        &ch,
+        Limits { packets: None, duration: Some(Duration::from_millis(200)) },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(s.reason, StopReason::TimeLimit);
+    assert!(!v.xdp_attached());
+    drop(ch);
+    let _ = std::fs::remove_file(path);
+}
+
+/// Seed bug 6: a signal that arrives while setup is under way (here: raised from inside the UMEM
+/// step) neither kills the process nor leaves anything behind; the run ends as "signal". The
+/// handler is registered before anything that can be interrupted, exactly as rtp_app does it
+/// with SIGINT/SIGTERM (SIGUSR1 here, so the test harness's own signals are untouched).
+#[test]
+fn seed_bug6_signal_before_init_complete() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("s") else { return };
+    let (ch, path) = shm_ring("s");
+    let stop = Arc::new(AtomicBool::new(false));
+    let id = signal_hook::flag::register(libc::SIGUSR1, Arc::clone(&stop)).unwrap();
+    let mut steps_seen = Vec::new();
+    let mut hook = |s: Step| {
+        steps_seen.push(s);
+        if s == Step::Umem {
+            // SAFETY: raise has no preconditions; the handler above is installed.
+            unsafe { libc::raise(libc::SIGUSR1) };
+        }
+        Ok(())
+    };
+    let s = run_rx_with_hook(&cfg(&v, XdpMode::Skb), &ch, Limits::default(), &*stop, &mut hook).unwrap();
+    assert_eq!(s.reason, StopReason::Signal);
+    assert_eq!(steps_seen.last(), Some(&Step::Umem), "setup went on after the signal: {steps_seen:?}");
+    assert!(!v.xdp_attached());
+    assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0);
+    // A signal before the call: nothing is even validated.
+    let s = run_rx(&cfg(&v, XdpMode::Skb), &ch, Limits::default(), &*stop).unwrap();
+    assert_eq!((s.reason, s.counters.packets), (StopReason::Signal, 0));
+    signal_hook::low_level::unregister(id);
+    drop(ch);
+    let _ = std::fs::remove_file(path);
+}
