@@ -756,3 +756,172 @@ fn hostile_mapping_requests_are_refused_by_the_ring() {
         assert_eq!(r.err(), Some(Errno::EPERM), "writable meta mapping must be refused");
     }
 }
+
+/// xorshift64*: a tiny deterministic generator, so a failing sequence can be replayed by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Runs `steps` random slot operations from two open files on the ring of `ch` (the second one
+/// opened from `backend`, and now and then closed and reopened, which reclaims its slots),
+/// checking the ring's invariants after each, and returns a trace of every answer (errnos,
+/// slots, status, stats).
+fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<String> {
+    let ring = ch.map().unwrap();
+    let n = ring.layout().slot_count;
+    let cap = ring.layout().slot_payload;
+    let mut other = Channel::open(backend).unwrap();
+    // What each file holds, as far as the generator knows: it only steers the choice of
+    // indices (mostly valid ones, sometimes foreign or random); the ring's answers are checked.
+    let mut reserved: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    let mut popped: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    let mut rng = Rng(seed | 1);
+    let mut trace = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let h = rng.below(2) as usize;
+        let handle = if h == 0 { ch } else { &other };
+        let raw = handle.raw();
+        let pick = rng.below(100);
+        let line = if pick < 25 {
+            let mut refs = vec![SlotRef::default(); 1 + rng.below(10) as usize];
+            let r = raw.batch(SlotOp::Reserve, &mut refs);
+            let done = *r.as_ref().unwrap_or(&0);
+            reserved[h].extend(refs[..done].iter().map(|r| r.index));
+            let got: Vec<(u32, u32)> = refs[..done].iter().map(|r| (r.index, r.len)).collect();
+            format!("h{h} reserve -> {:?} {got:?}", r.map_err(|e| e.errno()))
+        } else if pick < 50 {
+            let mut refs = Vec::new();
+            let mut own = Vec::new();
+            for _ in 0..1 + rng.below(4) {
+                let (index, mine) = match rng.below(10) {
+                    0..=6 if !reserved[h].is_empty() => (reserved[h].remove(0), true),
+                    7 if !reserved[1 - h].is_empty() => (reserved[1 - h][0], false),
+                    8 => (ring.indices()[0] & (n - 1), false),
+                    _ => (rng.below(n as u64 + 2) as u32, false),
+                };
+                let len = match rng.below(20) {
+                    0 => 0,
+                    1 => cap + 1,
+                    2 | 3 => 1,
+                    _ => 12 + rng.below((cap - 12) as u64) as u32 + 1,
+                };
+                if index < n && len >= 1 && len <= cap {
+                    // Deterministic content: RTP most of the time, with a sequence from the step.
+                    let mut pkt = rtp(step as u16 / 2, step % 7 == 0);
+                    if rng.below(8) == 0 {
+                        pkt[0] = 0x40;
+                    }
+                    pkt.resize(len as usize, 0x55);
+                    // SAFETY: the payload region is mapped read-write and index < slot_count;
+                    // the generator only writes slots it reserved, or ones the ring will refuse.
+                    unsafe { std::ptr::copy_nonoverlapping(pkt.as_ptr(), ring.payload_ptr(index), pkt.len()) };
+                }
+                refs.push(SlotRef { index, len, arrival_ns: 0 });
+                own.push(mine);
+            }
+            let r = raw.batch(SlotOp::Push, &mut refs);
+            let done = *r.as_ref().unwrap_or(&0);
+            // Our own slots that were not pushed are still ours.
+            for (e, mine) in refs.iter().zip(&own).skip(done) {
+                if *mine && !reserved[h].contains(&e.index) {
+                    reserved[h].push(e.index);
+                }
+            }
+            let offered: Vec<(u32, u32)> = refs.iter().map(|e| (e.index, e.len)).collect();
+            format!("h{h} push {offered:?} -> {:?}", r.map_err(|e| e.errno()))
+        } else if pick < 70 {
+            let mut refs = vec![SlotRef::default(); 1 + rng.below(5) as usize];
+            let r = raw.batch(SlotOp::Pop, &mut refs);
+            let done = *r.as_ref().unwrap_or(&0);
+            popped[h].extend(refs[..done].iter().map(|r| r.index));
+            let got: Vec<(u32, u32)> = refs[..done].iter().map(|r| (r.index, r.len)).collect();
+            format!("h{h} pop -> {:?} {got:?}", r.map_err(|e| e.errno()))
+        } else if pick < 90 {
+            let mut refs = Vec::new();
+            let mut own = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let (index, mine) = match rng.below(10) {
+                    0..=7 if !popped[h].is_empty() => (popped[h].remove(0), true),
+                    8 if !popped[1 - h].is_empty() => (popped[1 - h][0], false),
+                    _ => (rng.below(n as u64 + 2) as u32, false),
+                };
+                refs.push(SlotRef { index, len: 0, arrival_ns: 0 });
+                own.push(mine);
+            }
+            let r = raw.batch(SlotOp::Release, &mut refs);
+            let done = *r.as_ref().unwrap_or(&0);
+            for (e, mine) in refs.iter().zip(&own).skip(done) {
+                if *mine && !popped[h].contains(&e.index) {
+                    popped[h].push(e.index);
+                }
+            }
+            let offered: Vec<u32> = refs.iter().map(|e| e.index).collect();
+            format!("h{h} release {offered:?} -> {:?}", r.map_err(|e| e.errno()))
+        } else if pick < 92 {
+            format!("stop -> {:?}", handle.stop().map_err(|e| e.errno()))
+        } else if pick < 97 {
+            format!("start -> {:?}", handle.start().map_err(|e| e.errno()))
+        } else if pick < 98 {
+            format!("reset -> {:?}", handle.reset().map_err(|e| e.errno()))
+        } else {
+            // Close the second file: its slots are reclaimed; then open a fresh one.
+            drop(std::mem::replace(&mut other, Channel::open(backend).unwrap()));
+            reserved[1].clear();
+            popped[1].clear();
+            "reopen h1".to_string()
+        };
+        let st = ch.status().unwrap();
+        let stats = ch.stats().unwrap();
+        assert_eq!(st.free + st.producing + st.ready + st.consuming, n, "step {step}: {line}: {st:?}");
+        assert_eq!(stats.pushed_packets, stats.popped_packets + stats.drops + st.ready as u64, "step {step}: conservation: {line}");
+        let [res, prod, cons, rel] = [st.reserve, st.producer, st.consumer, st.release];
+        assert!(res.wrapping_sub(rel) <= n, "step {step}: reserve runs past release + n: {st:?}");
+        assert!(prod.wrapping_sub(rel) <= res.wrapping_sub(rel), "step {step}: producer past reserve: {st:?}");
+        assert!(cons.wrapping_sub(rel) <= prod.wrapping_sub(rel), "step {step}: consumer past producer: {st:?}");
+        assert_eq!(ring.indices(), [res, prod, cons, rel], "step {step}: header page != GET_STATUS");
+        trace.push(format!(
+            "{step}: {line} | state {} free {} prod {} ready {} cons {} idx {:?} | {:?}",
+            st.state, st.free, st.producing, st.ready, st.consuming, [res, prod, cons, rel],
+            rtpmgr::stats_fields(&stats)
+        ));
+    }
+    trace
+}
+
+#[test]
+fn random_operation_sequences_keep_the_invariants_and_match_the_shm_twin() {
+    // On the kernel backend the same sequences also run on a shm ring in the same process, and
+    // every answer must be identical: the shm backend is the kernel's twin, not an approximation.
+    for seed in 1..=12u64 {
+        let policy = if seed % 2 == 0 { DropPolicy::DropOldest } else { DropPolicy::RejectNewest };
+        let cfg = Config { ring_order: 3, slot_payload: 64, drop_policy: policy };
+        let fx = Fx::new(&format!("random{seed}"), cfg);
+        let trace = random_ops(&fx.ch, &fx.backend, seed, 400);
+        if std::env::var_os("RTPMGR_TEST_TRACE").is_some() {
+            eprintln!("{}", trace.join("\n"));
+        }
+        if kind() == BackendKind::Kernel {
+            let path = rtpmgr::shm_dir().join(format!("rtpmgr-twin-{}-{seed}", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let twin_backend = Backend::shm_at(&path).with_create_config(cfg);
+            let twin = Channel::open(&twin_backend).unwrap();
+            twin.start().unwrap();
+            let twin_trace = random_ops(&twin, &twin_backend, seed, 400);
+            drop(twin);
+            let _ = std::fs::remove_file(&path);
+            for (k, s) in trace.iter().zip(&twin_trace) {
+                assert_eq!(k, s, "seed {seed}: kernel (left) and shm (right) answered differently");
+            }
+        }
+    }
+}
