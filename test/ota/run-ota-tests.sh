@@ -94,8 +94,9 @@ boot() {
 	if [ -z "$kill_at" ]; then
 		"${cmd[@]}" < /dev/null > "$log" 2>&1 {lfd}>&-
 	else
-		# In a subshell: the SIGKILL then ends a grandchild, and bash prints no "Killed" job notice.
-		("${cmd[@]}" < /dev/null > "$log" 2>&1 {lfd}>&-) &
+		# In a subshell whose stderr is dropped: QEMU's SIGKILL makes timeout die by the same
+		# signal, and bash's "Killed" notice about it is expected here, not an error.
+		("${cmd[@]}" < /dev/null > "$log" 2>&1 {lfd}>&- || true) 2>/dev/null &
 		local bg=$! kib
 		while kill -0 $bg 2>/dev/null; do
 			kib=$(tr -d '\r' < "$log" | sed -n 's/^OTA-WRITTEN-KIB: //p' | tail -n1)
