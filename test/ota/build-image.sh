@@ -46,9 +46,9 @@ scratch_addr=0x4f000000
 
 # ---------------------------------------------------------------- kernel (Debian arm64)
 find_kernel_deb() {
-	# Reuse the lead's download (build/kdeb, build/kernel-sysroot*) or ours.
+	# Reuse the QEMU harness's download (build/debs, see test/qemu/build-image.sh) or ours.
 	local d
-	for d in "$repo"/build/kdeb "$repo"/build/kernel-sysroot* "$out"/debs; do
+	for d in "$repo"/build/debs "$out"/debs; do
 		[ -d "$d" ] || continue
 		find "$d" -maxdepth 2 -name 'linux-image-*-arm64-unsigned_*_arm64.deb' 2>/dev/null
 	done | sort -V | tail -n1
