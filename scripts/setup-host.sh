@@ -20,8 +20,10 @@ host_pkgs=(
 	linux-headers-amd64
 	# QEMU aarch64 harness: image assembly and boot
 	qemu-system-arm mmdebstrap cpio gzip file binutils-aarch64-linux-gnu
-	# Rust crates: GStreamer (feeder) for host tests, pkg-config
-	pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+	# Rust crates: GStreamer (feeder) for host tests, pkg-config. Only the core -dev package: the
+	# feeder drives appsrc/appsink through the app plugin at run time, because the amd64 and arm64
+	# libgstreamer-plugins-base1.0-dev of bookworm cannot be installed side by side.
+	pkg-config libgstreamer1.0-dev
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
 	# rtp_app's wire test decodes its stream with tshark
 	tshark
@@ -33,7 +35,7 @@ host_pkgs=(
 	clang libbpf-dev
 )
 # Target packages (arm64) needed on the host to cross-link the GStreamer crates.
-arm64_pkgs=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64)
+arm64_pkgs=(libgstreamer1.0-dev:arm64)
 
 missing() {
 	local p

@@ -32,10 +32,12 @@ fn kind() -> BackendKind {
 
 static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
-/// One test's channel: configured, reset and started; cleaned up on drop.
+/// One test's channel: configured, reset and started; on drop, a kernel channel gets its previous
+/// configuration and run state back (empty), so tools run after the suite find it as it was.
 struct Fx {
     backend: Backend,
     ch: Channel,
+    restore: Option<(Config, bool)>,
     _serial: Option<MutexGuard<'static, ()>>,
 }
 
@@ -53,11 +55,15 @@ impl Fx {
             }
         };
         let ch = Channel::open(&backend).unwrap_or_else(|e| panic!("open {backend:?}: {e}"));
+        let restore = match kind() {
+            BackendKind::Kernel => Some((ch.config().unwrap(), ch.is_running().unwrap())),
+            BackendKind::Shm => None,
+        };
         ch.stop().unwrap();
         ch.configure(&cfg).unwrap_or_else(|e| panic!("configure {cfg:?}: {e} (is the channel used by a service?)"));
         ch.reset().unwrap();
         ch.start().unwrap();
-        Fx { backend, ch, _serial: serial }
+        Fx { backend, ch, restore, _serial: serial }
     }
 
     fn small(name: &str) -> Fx {
@@ -72,6 +78,14 @@ impl Fx {
 impl Drop for Fx {
     fn drop(&mut self) {
         let _ = self.ch.stop();
+        if let Some((cfg, running)) = self.restore {
+            // Best effort: a test that failed may still hold slots or mappings (EBUSY).
+            let _ = self.ch.configure(&cfg);
+            let _ = self.ch.reset();
+            if running {
+                let _ = self.ch.start();
+            }
+        }
         if let Backend::Shm { path, .. } = &self.backend {
             let _ = std::fs::remove_file(path);
         }
