@@ -3,6 +3,8 @@
 #   make demo    build the module, the tools and the aarch64 appliance image, boot it in QEMU and run a
 #                live RTP stream through ring -> rtp-feeder -> GStreamer, with stats and a summary
 #   make test    every test: host (cargo), module W=1 builds, Yocto layer checks, on-device suite in QEMU
+#   make bench   rtpmgr-bench in the QEMU guest (kpti=0): ring vs per-slot ioctls, UDP, pipe, GStreamer;
+#                results in build/logs/console-bench.log, plots with docs/perf/plot.py (docs/performance.md)
 #   make clean   remove build outputs (keeps downloaded packages: make distclean removes those too)
 #
 # Variables: BUILD (output dir, default ./build), RTPMGR_QEMU_TIMEOUT (seconds per guest boot),
@@ -13,7 +15,7 @@ DEMO_SECONDS ?= 10
 DEMO_RATE ?= 200
 QEMU_APPEND ?=
 
-.PHONY: all demo test setup image clean distclean
+.PHONY: all demo test bench setup image clean distclean
 
 all: test
 
@@ -25,6 +27,9 @@ image: setup
 
 demo: image
 	test/qemu/boot.sh demo rtpmgr.seconds=$(DEMO_SECONDS) rtpmgr.rate=$(DEMO_RATE) $(QEMU_APPEND)
+
+bench: image
+	test/qemu/boot.sh bench $(QEMU_APPEND)
 
 test: setup
 	QEMU_APPEND="$(QEMU_APPEND)" test/run-tests.sh

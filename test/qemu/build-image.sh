@@ -72,7 +72,7 @@ elif [ -f "$REPO/crates/Cargo.toml" ]; then
 	with_lock cargo build --manifest-path "$REPO/crates/Cargo.toml" --release --locked \
 		--target "$RUST_TARGET" --workspace --bins >"$log" 2>&1 ||
 		{ tail -n 40 "$log"; fail "cargo build for $RUST_TARGET failed (full log: $log)"; }
-	for b in rtp_app rtp-feeder; do
+	for b in rtp_app rtp-feeder rtpmgr-bench; do
 		f=$CARGO_TARGET_DIR/$RUST_TARGET/release/$b
 		[ -x "$f" ] && RUST_BINS+=("$f")
 	done

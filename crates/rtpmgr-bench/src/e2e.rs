@@ -1,0 +1,387 @@
+//! End to end: UDP RTP in -> GStreamer `rtpjitterbuffer ! appsink`, through the ring or not.
+//!
+//! ```text
+//! ring: sender --UDP--> rtp_app --mode rx (own process) --ring--> rtp-feeder RX code
+//!       (pop batch, zero-copy lend to {appsrc}) ! rtpjitterbuffer ! {appsink}
+//! gst:  sender --UDP--> {udpsrc} ! rtpjitterbuffer ! {appsink}
+//! ```
+//!
+//! The ring path runs the feeder's own RX code (`rtp_feeder::rx::RxPusher`, `rx_appsrc`) in this
+//! process instead of the `rtp-feeder` binary, so that the appsink, where each packet's latency
+//! is taken, is within reach; the pipeline and the per-packet work are the feeder's.
+//!
+//! The sender is a child process (`rtpmgr-bench send`), so its CPU time is in neither path's
+//! account. Each packet carries its CLOCK_MONOTONIC send time in payload bytes 12..20; the appsink
+//! callback takes `now - send time`, which covers UDP, the receiver, the ring (or udpsrc) and the
+//! jitterbuffer. CPU time per packet is utime + stime of the receiving processes (this process's
+//! getrusage, plus /proc/PID/stat of rtp_app for the ring path) over a rate step, divided by the
+//! packets delivered in it.
+
+use anyhow::{anyhow, bail, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use rtp_feeder::appel::AppSink;
+use rtpmgr::{monotonic_ns, Backend, Channel};
+use serde::Serialize;
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// RTP caps of the benchmark stream (the feeder's default caps).
+const CAPS: &str = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
+/// The jitterbuffer latency of the shipped feeder.toml.
+const JB: &str = "rtpjitterbuffer latency=50";
+
+/// Which receive path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum E2ePath {
+    Ring,
+    Gst,
+}
+
+impl E2ePath {
+    pub fn name(self) -> &'static str {
+        match self {
+            E2ePath::Ring => "ring",
+            E2ePath::Gst => "gst",
+        }
+    }
+}
+
+/// One rate step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub path: E2ePath,
+    pub rate: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// CPU µs per delivered packet, receiving side only.
+    pub cpu_us_per_pkt: f64,
+    /// Share of one CPU the receiving side used.
+    pub cpu_load: f64,
+    pub lat_p50_us: f64,
+    pub lat_p99_us: f64,
+    /// Latency quantiles 0, 1, ..., 100 % (µs), for the CDF plot.
+    pub lat_cdf_us: Vec<f64>,
+    /// CPU µs per delivered packet by thread ("process/thread name"), largest first: where the
+    /// time goes (perf is not available in the guest).
+    pub threads: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct E2eParams {
+    pub rates: Vec<u64>,
+    pub secs: f64,
+    pub payload: usize,
+    pub port: u16,
+    /// Ring channel for the ring path (not one the services use).
+    pub channel: u32,
+    pub backend_shm: Option<String>,
+    /// Path of rtp_app.
+    pub rtp_app: String,
+}
+
+/// What the appsink callback collects.
+#[derive(Debug, Default)]
+struct Sink {
+    received: AtomicU64,
+    lat_ns: Mutex<Vec<u64>>,
+}
+
+fn build_appsink(sink: &Arc<Sink>) -> Result<gst::Element> {
+    let appsink = AppSink::new("bench-sink")?;
+    // sync=false: deliver as soon as the jitterbuffer pushes, as fakesink sync=false would.
+    appsink.element().set_property("sync", false);
+    let s = Arc::clone(sink);
+    appsink.on_sample(move |_, sample| {
+        let now = monotonic_ns();
+        if let Some(buf) = sample.buffer() {
+            if let Ok(map) = buf.map_readable() {
+                if map.len() >= 20 {
+                    let sent = u64::from_le_bytes(map[12..20].try_into().expect("8 bytes"));
+                    s.lat_ns.lock().expect("latency list").push(now.saturating_sub(sent));
+                }
+            }
+        }
+        s.received.fetch_add(1, Relaxed);
+        Ok(gst::FlowSuccess::Ok)
+    });
+    Ok(appsink.element().clone())
+}
+
+/// CPU time (user + system) of this process, in µs.
+pub fn self_cpu_us() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time (utime + stime) of another process from /proc/PID/stat, in µs.
+pub fn proc_cpu_us(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    // Fields after the ")" of comm: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').ok_or_else(|| anyhow!("odd /proc/{pid}/stat"))?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("no utime in /proc/{pid}/stat"))?;
+    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("no stime in /proc/{pid}/stat"))?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok((utime + stime) * 1_000_000 / hz)
+}
+
+/// The receiving side of one path, running until dropped.
+struct Receiver {
+    pipeline: gst::Pipeline,
+    sink: Arc<Sink>,
+    rx_proc: Option<Child>,
+    feeder: Option<(Arc<AtomicBool>, std::thread::JoinHandle<Result<()>>)>,
+}
+
+/// CPU µs (utime + stime) of every thread of `pid`, keyed "process/thread name".
+fn thread_cpu_us(pid: u32, label: &str, into: &mut std::collections::BTreeMap<String, u64>) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(')')) else { continue };
+        let comm = &stat[open + 1..stat.len() - rest.len() - 1];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        *into.entry(format!("{label}/{comm}")).or_default() += t * 1_000_000 / hz;
+    }
+}
+
+impl Receiver {
+    fn threads(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        thread_cpu_us(std::process::id(), "bench", &mut m);
+        if let Some(c) = &self.rx_proc {
+            thread_cpu_us(c.id(), "rtp_app", &mut m);
+        }
+        m
+    }
+
+    fn cpu_us(&self) -> Result<u64> {
+        let mut t = self_cpu_us();
+        if let Some(c) = &self.rx_proc {
+            t += proc_cpu_us(c.id())?;
+        }
+        Ok(t)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some((stop, h)) = self.feeder.take() {
+            stop.store(true, Relaxed);
+            let _ = h.join();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(mut c) = self.rx_proc.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_gst(p: &E2eParams) -> Result<Receiver> {
+    let sink = Arc::new(Sink::default());
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("udpsrc")
+        .property("address", "127.0.0.1")
+        .property("port", i32::from(p.port))
+        .property("caps", gst::Caps::from_str(CAPS)?)
+        // As much socket buffer as rtp_app rx asks for, so both paths queue bursts alike.
+        .property("buffer-size", 4i32 << 20)
+        .build()
+        .context("make udpsrc (gstreamer1.0-plugins-good?)")?;
+    let jb = gst::parse::bin_from_description(JB, true).context("make rtpjitterbuffer")?;
+    let appsink = build_appsink(&sink)?;
+    pipeline.add_many([&src, jb.upcast_ref(), &appsink])?;
+    gst::Element::link_many([&src, jb.upcast_ref(), &appsink])?;
+    // From here on the receiver owns the pipeline (Null on drop, also on the error path).
+    let rx = Receiver { pipeline, sink, rx_proc: None, feeder: None };
+    rtp_feeder::pipeline::start(&rx.pipeline).context("start the udpsrc pipeline")?;
+    Ok(rx)
+}
+
+use std::str::FromStr;
+
+fn start_ring(p: &E2eParams) -> Result<Receiver> {
+    let backend = match &p.backend_shm {
+        Some(name) => Backend::shm(name),
+        None => Backend::kernel(p.channel),
+    };
+    // A clean ring: rtp_app starts the channel when it finds it stopped.
+    {
+        let ch = Channel::open(&backend)?;
+        if ch.stop().is_ok() {
+            let _ = ch.reset();
+        }
+    }
+    let mut cmd = Command::new(&p.rtp_app);
+    cmd.args(["--mode", "rx", "--bind", "127.0.0.1", "--port", &p.port.to_string(), "--interval", "3600"]);
+    match &p.backend_shm {
+        Some(name) => cmd.args(["--backend", "shm", "--shm-name", name]),
+        None => cmd.args(["--channel", &p.channel.to_string()]),
+    };
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("start {}", p.rtp_app))?;
+    // From here on the receiver owns rtp_app and the pipeline: both go on every exit path, so a
+    // failed run cannot leave a process holding the device.
+    let mut rx = Receiver { pipeline: gst::Pipeline::new(), sink: Arc::new(Sink::default()), rx_proc: Some(child), feeder: None };
+    let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
+    let ch = Channel::open(&backend)?;
+    let mut consumer = ch.consumer()?;
+    let layout = *consumer.ring().layout();
+    let caps = rtp_feeder::pipeline::rx_caps(CAPS)?;
+    let appsrc = rtp_feeder::pipeline::rx_appsrc(&caps, 256, layout.slot_payload)?;
+    let jb = gst::parse::bin_from_description(JB, true).context("make rtpjitterbuffer")?;
+    let appsink = build_appsink(&sink)?;
+    pipeline.add_many([appsrc.element(), jb.upcast_ref(), &appsink])?;
+    gst::Element::link_many([appsrc.element(), jb.upcast_ref(), &appsink])?;
+    rtp_feeder::pipeline::start(&pipeline).context("start the appsrc pipeline")?;
+    let base = pipeline.base_time().map_or(0, |t| t.nseconds());
+    let counters = Arc::new(rtp_feeder::stats::Counters::default());
+    let hwm = u64::from(layout.slot_count / 2);
+    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc, counters, hwm, rtp_feeder::config::Fallback::Copy, base);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    // The feeder's RX loop: pop up to 32 READY slots (waiting 50 ms at most), lend each to appsrc.
+    let h = std::thread::Builder::new().name("feeder-rx".into()).spawn(move || -> Result<()> {
+        while !stop2.load(Relaxed) {
+            let slots = consumer.pop_batch_wait(32, Some(Duration::from_millis(50)))?;
+            for s in slots {
+                if pusher.push(s).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    // rtp_app must have bound its port before the sender starts.
+    rx.feeder = Some((stop, h));
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(rx)
+}
+
+/// Runs every rate step on one path; the receiver is started once per call.
+pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<Vec<Step>> {
+    let rx = match path {
+        E2ePath::Ring => start_ring(p)?,
+        E2ePath::Gst => start_gst(p)?,
+    };
+    // Warm-up: plugin caches, page faults, the jitterbuffer's first-packet handling.
+    let mut seq0 = 0u64;
+    send(exe, p, 200, 0.5, &mut seq0)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut steps = Vec::new();
+    for &rate in &p.rates {
+        rx.sink.lat_ns.lock().expect("latency list").clear();
+        let r0 = rx.sink.received.load(Relaxed);
+        let c0 = rx.cpu_us()?;
+        let th0 = rx.threads();
+        let t0 = Instant::now();
+        let sent = send(exe, p, rate, p.secs, &mut seq0)?;
+        // Drain: the jitterbuffer holds up to its latency, the ring a few batches.
+        let mut last = rx.sink.received.load(Relaxed);
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = rx.sink.received.load(Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = rx.cpu_us()? - c0;
+        let received = rx.sink.received.load(Relaxed) - r0;
+        let mut threads: Vec<(String, f64)> = rx
+            .threads()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let d = v.saturating_sub(th0.get(&k).copied().unwrap_or(v));
+                (d > 0).then(|| (k, d as f64 / received.max(1) as f64))
+            })
+            .collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut lat = std::mem::take(&mut *rx.sink.lat_ns.lock().expect("latency list"));
+        lat.sort_unstable();
+        let q = |f: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * f).round() as usize] as f64 / 1e3 };
+        steps.push(Step {
+            path,
+            rate,
+            sent,
+            received,
+            lost: sent.saturating_sub(received),
+            cpu_us_per_pkt: if received == 0 { f64::NAN } else { cpu as f64 / received as f64 },
+            cpu_load: cpu as f64 / 1e6 / wall,
+            lat_p50_us: q(0.5),
+            lat_p99_us: q(0.99),
+            lat_cdf_us: (0..=100).map(|i| q(i as f64 / 100.0)).collect(),
+            threads,
+        });
+    }
+    Ok(steps)
+}
+
+/// Runs the sender child for `secs` at `rate`; returns the packets it sent.
+fn send(exe: &std::path::Path, p: &E2eParams, rate: u64, secs: f64, seq0: &mut u64) -> Result<u64> {
+    let out = Command::new(exe)
+        .args(["send", "--port", &p.port.to_string(), "--rate", &rate.to_string(), "--secs", &secs.to_string()])
+        .args(["--seq0", &(*seq0 as u16).to_string()])
+        .args(["--payload", &p.payload.to_string()])
+        .output()
+        .context("run the sender")?;
+    if !out.status.success() {
+        bail!("sender failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n: u64 = text.trim().strip_prefix("sent ").and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("sender said '{text}'"))?;
+    *seq0 += n;
+    Ok(n)
+}
+
+/// The sender: RTP packets to 127.0.0.1:`port` at `rate`, each carrying its send time.
+pub fn sender(port: u16, rate: u64, secs: f64, payload: usize, seq0: u16) -> Result<u64> {
+    if payload < 20 {
+        bail!("payload {payload} B cannot carry the RTP header and the send time (20 B)");
+    }
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    sock.connect(("127.0.0.1", port))?;
+    let mut buf = vec![0u8; payload];
+    buf[0] = 0x80;
+    buf[1] = 96;
+    buf[8..12].copy_from_slice(&0x4245_4e43u32.to_be_bytes());
+    let total = (rate as f64 * secs) as u64;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            // Sequence numbers and RTP timestamps continue across the sender runs of one
+            // receiver (seq0 from the caller, timestamps from the shared monotonic clock), so
+            // the jitterbuffer sees one stream, not a restart at every rate step.
+            let now = monotonic_ns();
+            buf[2..4].copy_from_slice(&seq0.wrapping_add(sent as u16).to_be_bytes());
+            buf[4..8].copy_from_slice(&((u128::from(now) * 48_000 / 1_000_000_000) as u32).to_be_bytes());
+            buf[12..20].copy_from_slice(&now.to_le_bytes());
+            sock.send(&buf).context("send RTP")?;
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok(sent)
+}
+
+/// GStreamer init for the e2e runs (registry in a writable place, as the guest needs).
+pub fn init() -> Result<()> {
+    rtp_feeder::pipeline::init()
+}

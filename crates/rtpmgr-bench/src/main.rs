@@ -1,0 +1,494 @@
+//! rtpmgr-bench: the rtp_mgr ring measured against the alternatives, side by side in one run.
+//!
+//! Every comparison runs all of its paths in ONE process, interleaved round by round
+//! (round 1: A B C D, round 2: A B C D, ...), so that a noisy machine slows all paths alike and
+//! the ratios hold; results are medians with their spread (min/max, quartiles). Output: tables
+//! (markdown) on stdout, or JSON with `--json`; `--out FILE` writes the JSON as well.
+//! docs/performance.md explains the numbers; docs/perf/plot.py draws them.
+
+mod e2e;
+mod handoff;
+mod stats;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use handoff::{Idle, Outcome, Params, PathKind};
+use rtpmgr::Backend;
+use serde::Serialize;
+use stats::{fmt_rate, Summary};
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "Examples:
+  rtpmgr-bench all --out bench.json           every comparison (kernel ring if loaded, else shm)
+  rtpmgr-bench handoff --rounds 5 --secs 0.5  ring vs per-slot ioctls vs UDP vs pipe
+  rtpmgr-bench rtrb --backend shm             shm ring vs the rtrb crate (host)
+  rtpmgr-bench e2e --rates 250,500,1000       UDP -> rtp_app -> ring -> feeder vs udpsrc (GStreamer)";
+
+#[derive(Debug, Parser)]
+#[command(name = "rtpmgr-bench", version, about = "Benchmarks of the rtp_mgr ring against the alternatives",
+          after_help = AFTER_HELP, max_term_width = 98)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+
+    /// Ring backend of the ring paths [default: kernel if /dev/rtp_mgr<channel> exists, else shm].
+    #[arg(long, global = true, value_enum, value_name = "backend")]
+    backend: Option<BackendArg>,
+
+    /// Ring channel (kernel backend); not one the services use (0) or the test suites use (1, 3).
+    #[arg(long, global = true, default_value_t = 2, value_name = "n")]
+    channel: u32,
+
+    /// shm ring name (shm backend).
+    #[arg(long, global = true, default_value = "rtpmgr-bench", value_name = "name")]
+    shm_name: String,
+
+    /// Interleaved rounds per comparison.
+    #[arg(long, global = true, value_name = "n")]
+    rounds: Option<usize>,
+
+    /// Seconds per measured run.
+    #[arg(long, global = true, value_name = "seconds")]
+    secs: Option<f64>,
+
+    /// Print the results as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Also write the JSON results to this file.
+    #[arg(long, global = true, value_name = "file")]
+    out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Kernel,
+    Shm,
+}
+
+fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
+    s.split(',').map(|v| v.trim().parse::<T>().map_err(|_| format!("'{v}' is not a valid value"))).collect()
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Ring handoff packets/s: batched ring vs per-slot ioctls vs UDP loopback vs pipe.
+    Handoff {
+        #[arg(long, default_value = "64,1200", value_parser = list::<usize>, value_name = "bytes,..")]
+        payloads: std::vec::Vec<usize>,
+        #[arg(long, default_value_t = 32, value_name = "n")]
+        batch: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ring-batch,ring-slot,udp,pipe")]
+        paths: Vec<PathKind>,
+    },
+    /// Throughput vs batch size.
+    Sweep {
+        #[arg(long, default_value = "1,4,16,32,64,128,256", value_parser = list::<usize>, value_name = "n,..")]
+        batches: std::vec::Vec<usize>,
+        #[arg(long, default_value_t = 1200, value_name = "bytes")]
+        payload: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ring-batch,udp,pipe")]
+        paths: Vec<PathKind>,
+    },
+    /// Syscalls per packet at a fixed offered rate.
+    Syscalls {
+        #[arg(long, default_value = "2000,20000", value_parser = list::<u64>, value_name = "pps,..")]
+        rates: std::vec::Vec<u64>,
+        #[arg(long, default_value_t = 32, value_name = "n")]
+        batch: usize,
+        #[arg(long, default_value_t = 1200, value_name = "bytes")]
+        payload: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ring-batch,ring-slot,udp,pipe")]
+        paths: Vec<PathKind>,
+    },
+    /// The shm ring backend vs the rtrb crate passing the same 16-byte descriptors (spinning).
+    Rtrb {
+        #[arg(long, default_value = "1,32", value_parser = list::<usize>, value_name = "n,..")]
+        batches: std::vec::Vec<usize>,
+    },
+    /// End to end: UDP -> rtp_app rx -> ring -> feeder RX -> jitterbuffer -> appsink vs udpsrc.
+    E2e(E2eArgs),
+    /// Every comparison (e2e only with --e2e), as docs/performance.md reports them.
+    All {
+        /// Include the end-to-end comparison (needs rtp_app and GStreamer).
+        #[arg(long)]
+        e2e: bool,
+        #[command(flatten)]
+        e2e_args: E2eArgs,
+        /// A short run of everything (a second or two per comparison): for tests.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// (internal) The e2e sender: RTP to 127.0.0.1:PORT at RATE, prints "sent N".
+    #[command(hide = true)]
+    Send {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        rate: u64,
+        #[arg(long)]
+        secs: f64,
+        #[arg(long, default_value_t = 160)]
+        payload: usize,
+        #[arg(long, default_value_t = 0)]
+        seq0: u16,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct E2eArgs {
+    /// Offered packet rates, stepped upwards.
+    #[arg(long, default_value = "250,500,1000,2000,4000", value_parser = list::<u64>, value_name = "pps,..")]
+    rates: std::vec::Vec<u64>,
+    /// RTP payload bytes per packet (the sender's datagram size).
+    #[arg(long = "e2e-payload", default_value_t = 160, value_name = "bytes")]
+    payload: usize,
+    /// UDP port of the receivers (not the service's 5004).
+    #[arg(long, default_value_t = 5006, value_name = "port")]
+    port: u16,
+    /// The rtp_app binary.
+    #[arg(long, default_value = "rtp_app", value_name = "path")]
+    rtp_app: String,
+}
+
+/// A comparison row: one path at one setting, summarized over rounds.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    path: PathKind,
+    payload: usize,
+    batch: usize,
+    rate: Option<u64>,
+    pps: Summary,
+    prod_calls_per_pkt: Summary,
+    cons_calls_per_pkt: Summary,
+    calls_per_pkt: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct E2eRow {
+    path: e2e::E2ePath,
+    rate: u64,
+    rounds: usize,
+    sent: u64,
+    lost: u64,
+    cpu_us_per_pkt: Summary,
+    cpu_load: Summary,
+    lat_p50_us: Summary,
+    lat_p99_us: Summary,
+    /// Latency quantiles 0..=100 % of the round with the median p99.
+    lat_cdf_us: Vec<f64>,
+    /// CPU µs per packet by thread, of that round.
+    threads: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    meta: serde_json::Value,
+    handoff: Vec<Row>,
+    sweep: Vec<Row>,
+    syscalls: Vec<Row>,
+    rtrb: Vec<Row>,
+    e2e: Vec<E2eRow>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("[rtpmgr-bench error]: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backend_of(cli: &Cli) -> Backend {
+    let kernel = Backend::kernel(cli.channel);
+    match cli.backend {
+        Some(BackendArg::Kernel) => kernel,
+        Some(BackendArg::Shm) => Backend::shm(&cli.shm_name),
+        None if kernel.path().exists() => kernel,
+        None => Backend::shm(&cli.shm_name),
+    }
+}
+
+fn meta(backend: &Backend) -> serde_json::Value {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let cmdline = read("/proc/cmdline");
+    serde_json::json!({
+        "arch": std::env::consts::ARCH,
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "kpti": if cmdline.split_whitespace().any(|a| a == "kpti=0") { "off (kpti=0)" } else { "kernel default" },
+        "backend": format!("{:?}", backend.kind()).to_lowercase(),
+        "ring": backend.path().display().to_string(),
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Cmd::Send { port, rate, secs, payload, seq0 } = cli.cmd {
+        println!("sent {}", e2e::sender(port, rate, secs, payload, seq0)?);
+        return Ok(());
+    }
+    let backend = backend_of(&cli);
+    let mut rep = Report { meta: meta(&backend), ..Default::default() };
+    let secs = |d: f64| cli.secs.unwrap_or(d);
+    let rounds = |d: usize| cli.rounds.unwrap_or(d).max(1);
+    match &cli.cmd {
+        Cmd::Handoff { payloads, batch, paths } => {
+            rep.handoff = compare(&backend, paths, &grid(payloads, &[*batch], &[None]), rounds(5), secs(0.5), Idle::Block)?;
+        }
+        Cmd::Sweep { batches, payload, paths } => {
+            rep.sweep = compare(&backend, paths, &grid(&[*payload], batches, &[None]), rounds(3), secs(0.3), Idle::Block)?;
+        }
+        Cmd::Syscalls { rates, batch, payload, paths } => {
+            let rates: Vec<_> = rates.iter().map(|r| Some(*r)).collect();
+            rep.syscalls = compare(&backend, paths, &grid(&[*payload], &[*batch], &rates), rounds(3), secs(1.0), Idle::Block)?;
+        }
+        Cmd::Rtrb { batches } => {
+            rep.rtrb = rtrb_cmp(&cli, batches, rounds(5), secs(0.5))?;
+        }
+        Cmd::E2e(a) => rep.e2e = e2e_cmp(&cli, a, rounds(2), secs(3.0))?,
+        Cmd::All { e2e, e2e_args, quick } => {
+            let (r, s) = if *quick { (1, 0.1) } else { (0, 0.0) };
+            let rr = |d| if *quick { r } else { rounds(d) };
+            let ss = |d| if *quick { s } else { secs(d) };
+            let all4 = [PathKind::RingBatch, PathKind::RingSlot, PathKind::Udp, PathKind::Pipe];
+            rep.handoff = compare(&backend, &all4, &grid(&[64, 1200], &[32], &[None]), rr(5), ss(0.5), Idle::Block)?;
+            let batches: &[usize] = if *quick { &[1, 32] } else { &[1, 4, 16, 32, 64, 128, 256] };
+            rep.sweep = compare(
+                &backend,
+                &[PathKind::RingBatch, PathKind::Udp, PathKind::Pipe],
+                &grid(&[1200], batches, &[None]),
+                rr(3),
+                ss(0.3),
+                Idle::Block,
+            )?;
+            let rates = [Some(2000), Some(20_000)];
+            rep.syscalls = compare(&backend, &all4, &grid(&[1200], &[32], &rates), rr(3), ss(1.0), Idle::Block)?;
+            if backend.kind() == rtpmgr::BackendKind::Shm {
+                rep.rtrb = rtrb_cmp(&cli, &[1, 32], rr(5), ss(0.5))?;
+            }
+            if *e2e {
+                let mut a = e2e_args.clone();
+                if *quick {
+                    a.rates.truncate(1);
+                }
+                rep.e2e = e2e_cmp(&cli, &a, rr(2), ss(3.0))?;
+            }
+        }
+        Cmd::Send { .. } => unreachable!("handled above"),
+    }
+    let json = serde_json::to_string(&rep)?;
+    if let Some(out) = &cli.out {
+        std::fs::write(out, &json).with_context(|| format!("write {}", out.display()))?;
+    }
+    if cli.json {
+        println!("{json}");
+    } else {
+        print_report(&rep);
+    }
+    Ok(())
+}
+
+/// (payload, batch, rate) settings of a comparison.
+fn grid(payloads: &[usize], batches: &[usize], rates: &[Option<u64>]) -> Vec<(usize, usize, Option<u64>)> {
+    let mut g = Vec::new();
+    for &p in payloads {
+        for &b in batches {
+            for &r in rates {
+                g.push((p, b, r));
+            }
+        }
+    }
+    g
+}
+
+/// Runs every path at every setting, `rounds` times, interleaved: all paths of a setting run
+/// back to back inside each round.
+fn compare(
+    backend: &Backend,
+    paths: &[PathKind],
+    settings: &[(usize, usize, Option<u64>)],
+    rounds: usize,
+    secs: f64,
+    idle: Idle,
+) -> Result<Vec<Row>> {
+    let mut samples: Vec<Vec<Outcome>> = vec![Vec::new(); paths.len() * settings.len()];
+    for round in 0..rounds {
+        for (si, &(payload, batch, rate)) in settings.iter().enumerate() {
+            for (pi, &path) in paths.iter().enumerate() {
+                let p = Params { path, backend: backend.clone(), payload, batch, secs, rate, idle };
+                let o = handoff::run(&p)
+                    .with_context(|| format!("round {} of {} at {payload} B, batch {batch}", round + 1, path.name()))?;
+                samples[si * paths.len() + pi].push(o);
+            }
+        }
+        eprintln!("  round {}/{rounds} done", round + 1);
+    }
+    let mut rows = Vec::new();
+    for (si, &(payload, batch, rate)) in settings.iter().enumerate() {
+        for (pi, &path) in paths.iter().enumerate() {
+            let s = &samples[si * paths.len() + pi];
+            let f = |g: &dyn Fn(&Outcome) -> f64| Summary::of(&s.iter().map(g).filter(|v| v.is_finite()).collect::<Vec<_>>());
+            rows.push(Row {
+                path,
+                payload,
+                batch,
+                rate,
+                pps: f(&|o| o.pps),
+                prod_calls_per_pkt: f(&|o| o.prod_calls_per_pkt),
+                cons_calls_per_pkt: f(&|o| o.cons_calls_per_pkt),
+                calls_per_pkt: f(&|o| o.prod_calls_per_pkt + o.cons_calls_per_pkt),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn rtrb_cmp(cli: &Cli, batches: &[usize], rounds: usize, secs: f64) -> Result<Vec<Row>> {
+    // Always the shm backend: rtrb is an in-process reference; both sides spin (yield) when idle,
+    // as rtrb has no blocking wait.
+    let shm = Backend::shm(&cli.shm_name);
+    compare(&shm, &[PathKind::RingBatch, PathKind::Rtrb], &grid(&[16], batches, &[None]), rounds, secs, Idle::Spin)
+}
+
+fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64) -> Result<Vec<E2eRow>> {
+    e2e::init()?;
+    let exe = std::env::current_exe().context("find my own executable for the sender")?;
+    let p = e2e::E2eParams {
+        rates: a.rates.clone(),
+        secs,
+        payload: a.payload,
+        port: a.port,
+        channel: cli.channel,
+        backend_shm: (backend_of(cli).kind() == rtpmgr::BackendKind::Shm).then(|| cli.shm_name.clone()),
+        rtp_app: a.rtp_app.clone(),
+    };
+    let paths = [e2e::E2ePath::Ring, e2e::E2ePath::Gst];
+    let mut all: Vec<e2e::Step> = Vec::new();
+    for round in 0..rounds {
+        for path in paths {
+            all.extend(e2e::run_path(path, &p, &exe).with_context(|| format!("e2e {} round {}", path.name(), round + 1))?);
+        }
+        eprintln!("  e2e round {}/{rounds} done", round + 1);
+    }
+    let mut rows = Vec::new();
+    for path in paths {
+        for &rate in &a.rates {
+            let steps: Vec<&e2e::Step> = all.iter().filter(|s| s.path == path && s.rate == rate).collect();
+            if steps.is_empty() {
+                bail!("no e2e result for {} at {rate}", path.name());
+            }
+            let f = |g: &dyn Fn(&e2e::Step) -> f64| Summary::of(&steps.iter().map(|s| g(s)).filter(|v| v.is_finite()).collect::<Vec<_>>());
+            let p99 = f(&|s| s.lat_p99_us);
+            let median_round = steps
+                .iter()
+                .min_by(|x, y| (x.lat_p99_us - p99.median).abs().total_cmp(&(y.lat_p99_us - p99.median).abs()))
+                .expect("steps is not empty");
+            rows.push(E2eRow {
+                path,
+                rate,
+                rounds: steps.len(),
+                sent: steps.iter().map(|s| s.sent).sum(),
+                lost: steps.iter().map(|s| s.lost).sum(),
+                cpu_us_per_pkt: f(&|s| s.cpu_us_per_pkt),
+                cpu_load: f(&|s| s.cpu_load),
+                lat_p50_us: f(&|s| s.lat_p50_us),
+                lat_p99_us: p99,
+                lat_cdf_us: median_round.lat_cdf_us.clone(),
+                threads: median_round.threads.clone(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn spread(s: &Summary) -> String {
+    format!("{} [{}..{}]", fmt_rate(s.median), fmt_rate(s.min), fmt_rate(s.max))
+}
+
+fn calls(s: &Summary) -> String {
+    if s.n == 0 {
+        "-".into()
+    } else {
+        format!("{:.3}", s.median)
+    }
+}
+
+fn print_rows(title: &str, rows: &[Row]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!("\n### {title}\n");
+    println!("| path | payload B | batch | offered pps | delivered pkt/s median [min..max] | calls/pkt prod | calls/pkt cons | calls/pkt total |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.path.name(),
+            r.payload,
+            r.batch,
+            r.rate.map_or("max".into(), |v| fmt_rate(v as f64)),
+            spread(&r.pps),
+            calls(&r.prod_calls_per_pkt),
+            calls(&r.cons_calls_per_pkt),
+            calls(&r.calls_per_pkt)
+        );
+    }
+}
+
+fn ratio(rows: &[Row], a: PathKind, b: PathKind, payload: usize, batch: usize) -> Option<f64> {
+    let find = |p| rows.iter().find(|r| r.path == p && r.payload == payload && r.batch == batch && r.rate.is_none());
+    Some(find(a)?.pps.median / find(b)?.pps.median)
+}
+
+fn print_report(rep: &Report) {
+    println!("## rtpmgr-bench ({})", rep.meta);
+    print_rows("Ring handoff (two threads, as fast as possible)", &rep.handoff);
+    for payload in [64, 1200] {
+        for other in [PathKind::RingSlot, PathKind::Udp, PathKind::Pipe] {
+            if let Some(x) = ratio(&rep.handoff, PathKind::RingBatch, other, payload, 32) {
+                println!("ratio ring-batch / {} at {payload} B: {x:.1}x", other.name());
+            }
+        }
+    }
+    print_rows("Throughput vs batch size", &rep.sweep);
+    print_rows("Syscalls per packet at a fixed offered rate", &rep.syscalls);
+    print_rows("shm ring vs rtrb (16-byte descriptors, spinning)", &rep.rtrb);
+    for b in [1, 32] {
+        if let Some(x) = ratio(&rep.rtrb, PathKind::RingBatch, PathKind::Rtrb, 16, b) {
+            println!("ratio shm ring / rtrb at batch {b}: {x:.2}x");
+        }
+    }
+    if !rep.e2e.is_empty() {
+        println!("\n### End to end (UDP in -> rtpjitterbuffer -> appsink)\n");
+        println!("| path | offered pps | sent | lost | CPU µs/pkt median [min..max] | CPU load | latency p50 µs | latency p99 µs |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &rep.e2e {
+            println!(
+                "| {} | {} | {} | {} | {:.0} [{:.0}..{:.0}] | {:.0}% | {:.0} | {:.0} |",
+                r.path.name(),
+                r.rate,
+                r.sent,
+                r.lost,
+                r.cpu_us_per_pkt.median,
+                r.cpu_us_per_pkt.min,
+                r.cpu_us_per_pkt.max,
+                r.cpu_load.median * 100.0,
+                r.lat_p50_us.median,
+                r.lat_p99_us.median
+            );
+        }
+        println!("\nCPU µs per packet by thread (threads above 5 µs/pkt):");
+        for r in &rep.e2e {
+            let t: Vec<String> = r.threads.iter().filter(|t| t.1 >= 5.0).map(|(n, v)| format!("{n} {v:.0}")).collect();
+            println!("- {} {} pps: {}", r.path.name(), r.rate, t.join(", "));
+        }
+        for path in [e2e::E2ePath::Ring, e2e::E2ePath::Gst] {
+            let best = rep.e2e.iter().filter(|r| r.path == path && r.lost == 0).map(|r| r.rate).max();
+            println!("highest zero-loss rate, {}: {}", path.name(), best.map_or("none".into(), |r| format!("{r} pps")));
+        }
+    }
+}
