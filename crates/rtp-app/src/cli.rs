@@ -72,6 +72,9 @@ pub struct Cli {
     #[command(flatten)]
     pub ctl: CtlArgs,
 
+    #[command(flatten)]
+    pub xdp: crate::xdp::XdpArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -325,10 +328,14 @@ impl Cli {
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) => Ok(()),
             (Some(Mode::Rx), None) => {
-                if self.rx.port.is_none() {
+                // --xdp takes its ports from --xdp-ports (default --port, else 5004).
+                if self.rx.port.is_none() && self.xdp.xdp.is_none() {
                     return Err("--mode rx needs --port (and usually --bind)".into());
                 }
                 Ok(())
+            }
+            (Some(Mode::Tx), None) | (Some(Mode::Ctl), None) if self.xdp.xdp.is_some() => {
+                Err("--xdp only goes with --mode rx".into())
             }
             (Some(Mode::Tx), None) => {
                 if self.tx.dst.is_none() || self.rx.port.is_none() {

@@ -20,3 +20,4 @@ pub mod rtp;
 pub mod rx;
 pub mod stats;
 pub mod tx;
+pub mod xdp;

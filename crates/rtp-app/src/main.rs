@@ -72,6 +72,11 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
     let batch = c.batch as usize;
     let port = cli.rx.port.unwrap_or(0);
 
+    if cli.mode == Some(Mode::Rx) && cli.xdp.xdp.is_some() {
+        // AF_XDP instead of the UDP socket (rtpmgr-xdp); same stop state, same -t/-l.
+        println!("{}", rtp_app::xdp::run(cli, &stop)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = if cli.mode == Some(Mode::Rx) {
         let cfg = RxRun {
             bind: cli.rx.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
