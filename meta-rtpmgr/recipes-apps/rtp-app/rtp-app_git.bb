@@ -24,9 +24,11 @@ SRC_URI += "\
     file://rtp-rx.default \
 "
 
-# One workspace (crates/), one Cargo.lock; build only this package of it.
+# One workspace (crates/), one Cargo.lock; build only this package of it. Without its default
+# feature "xdp": the AF_XDP receive path compiles a BPF program with clang -target bpf, which needs
+# meta-clang in the build (add it, then drop --no-default-features to get `rtp_app --xdp`).
 CARGO_MANIFEST_PATH = "${S}/crates/Cargo.toml"
-EXTRA_CARGO_FLAGS = "--package rtp-app --bin rtp_app"
+EXTRA_CARGO_FLAGS = "--package rtp-app --bin rtp_app --no-default-features"
 
 do_install:append() {
     install -d ${D}${sysconfdir}/init.d ${D}${sysconfdir}/default ${D}${systemd_system_unitdir}
