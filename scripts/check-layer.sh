@@ -130,7 +130,7 @@ for f in "${shared[@]}"; do
 	fi
 done
 # The on-device suite is installed from test/device/ by rtpmgr-tests, not copied into the layer.
-if find "$LAYER" -name run-device-tests | grep -q .; then
+if [ -n "$(find "$LAYER" -name run-device-tests)" ]; then
 	bad "a copy of run-device-tests in the layer: install it from test/device/"
 fi
 

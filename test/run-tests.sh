@@ -86,7 +86,7 @@ module_amd64() {
 	local kdir
 	# The headers Debian's linux-headers-amd64 points at (installed by scripts/setup-host.sh), not
 	# whatever else happens to be in /usr/src: the same kernel on every machine.
-	kdir=/usr/src/$(apt-cache depends linux-headers-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-headers-.*-amd64\)$/\1/p' | head -n1)
+	kdir=/usr/src/$(apt-cache depends linux-headers-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-headers-.*-amd64\)$/\1/p' | awk 'NR == 1')
 	module_build x86_64 "$kdir" ""
 }
 

@@ -57,7 +57,7 @@ find_kernel_deb() {
 kdeb=$(find_kernel_deb)
 if [ -z "$kdeb" ]; then
 	# The ABI of the current kernel meta package (linux-headers-arm64 may lag behind).
-	abi=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/.*Depends: linux-image-\(.*-arm64\)$/\1/p' | head -n1)
+	abi=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/.*Depends: linux-image-\(.*-arm64\)$/\1/p' | awk 'NR == 1')
 	[ -n "$abi" ] || die "cannot find the arm64 kernel ABI (dpkg --add-architecture arm64 && apt-get update?)"
 	mkdir -p "$out/debs"
 	log "downloading linux-image-$abi-unsigned:arm64"

@@ -116,7 +116,9 @@ boot() {
 agent_line() { tr -d '\r' < "$logs/$1.log" | grep -a '^OTA-AGENT: slot=' | tail -n1; }
 slot_of() { agent_line "$1" | sed -n 's/^OTA-AGENT: slot=\([^ ]*\) version=.*/\1/p'; }
 version_of() { agent_line "$1" | sed -n 's/^OTA-AGENT: slot=[^ ]* version=\(.*\)$/\1/p'; }
-has() { tr -d '\r' < "$logs/$1.log" | grep -aq -- "$2"; }
+# No grep -q after a pipe: it exits at the first match, the writer then dies of SIGPIPE and
+# pipefail turns a found line into a failure (seen as a flaky scenario 2).
+has() { tr -d '\r' < "$logs/$1.log" | grep -a -- "$2" >/dev/null; }
 booted() { [ "$(slot_of "$1")" = "$2" ] && [ "$(version_of "$1")" = "$3" ]; }
 finished() { has "$1" '^OTA-AGENT-DONE'; }
 
@@ -137,7 +139,7 @@ data_has() { # disk path
 	local d=$run/data-check
 	mkdir -p "$d"
 	dd if="$1" of="$d/p4.img" bs=1M skip="$p4_mib" count="$data_mib" status=none
-	debugfs -R "stat $2" "$d/p4.img" 2>/dev/null | grep -q 'Type: regular'
+	debugfs -R "stat $2" "$d/p4.img" 2>/dev/null | grep 'Type: regular' >/dev/null
 	local rc=$?
 	rm -rf "$d"
 	return $rc

@@ -22,7 +22,7 @@ step "kernel: Debian arm64 $KVER image and headers"
 if stamp_ok kernel-sysroot "$ABI"; then
 	info "cached ($KSYSROOT)"
 else
-	ver=$(apt-cache show "linux-image-$ABI-arm64-unsigned:arm64" | sed -n 's/^Version: //p' | head -n1)
+	ver=$(apt-cache show "linux-image-$ABI-arm64-unsigned:arm64" | sed -n 's/^Version: //p' | awk 'NR == 1')
 	[ -n "$ver" ] || fail "no version for linux-image-$ABI-arm64-unsigned:arm64"
 	mkdir -p "$BUILD/debs"
 	(cd "$BUILD/debs" && apt-get download -q -o APT::Sandbox::User=root \

@@ -39,7 +39,7 @@ hash_of() {
 # Taken from linux-image-arm64, not linux-headers-arm64, which can lag (see shared notes).
 kernel_abi() {
 	apt-cache depends linux-image-arm64:arm64 2>/dev/null |
-		sed -n 's/.*Depends: linux-image-\(.*\)-arm64:arm64$/\1/p' | head -n1
+		sed -n 's/.*Depends: linux-image-\(.*\)-arm64:arm64$/\1/p' | awk 'NR == 1'
 }
 
 with_lock() { flock "$LOCK" "$@"; }
