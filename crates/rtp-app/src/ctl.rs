@@ -9,41 +9,15 @@ use anyhow::{bail, Context, Result};
 use rtpmgr_abi::{RtpmConfig, RtpmInfo, RtpmStats, RtpmStatus};
 use serde_json::{json, Map, Value};
 
-/// Counters of GET_STATS as (name, value), in header order.
+/// Counters of GET_STATS as (name, value), in header order (the ring library's list, so the names
+/// stay those of the UAPI and of sysfs).
 pub fn stats_fields(s: &RtpmStats) -> Vec<(&'static str, u64)> {
-    vec![
-        ("pushed_packets", s.pushed_packets),
-        ("pushed_bytes", s.pushed_bytes),
-        ("popped_packets", s.popped_packets),
-        ("popped_bytes", s.popped_bytes),
-        ("released", s.released),
-        ("drops", s.drops),
-        ("overruns", s.overruns),
-        ("underruns", s.underruns),
-        ("rtp_lost", s.rtp_lost),
-        ("rtp_reordered", s.rtp_reordered),
-        ("rtp_duplicates", s.rtp_duplicates),
-        ("malformed", s.malformed),
-        ("reclaimed", s.reclaimed),
-        ("illegal_ops", s.illegal_ops),
-    ]
+    rtpmgr::stats_fields(s).to_vec()
 }
 
-/// GET_STATUS as (name, value).
+/// GET_STATUS as (name, value), widened to u64 like the counters.
 pub fn status_fields(s: &RtpmStatus) -> Vec<(&'static str, u64)> {
-    vec![
-        ("state", u64::from(s.state)),
-        ("openers", u64::from(s.openers)),
-        ("mappings", u64::from(s.mappings)),
-        ("free", u64::from(s.free)),
-        ("producing", u64::from(s.producing)),
-        ("ready", u64::from(s.ready)),
-        ("consuming", u64::from(s.consuming)),
-        ("reserve", u64::from(s.reserve)),
-        ("producer", u64::from(s.producer)),
-        ("consumer", u64::from(s.consumer)),
-        ("release", u64::from(s.release)),
-    ]
+    rtpmgr::status_fields(s).iter().map(|&(k, v)| (k, u64::from(v))).collect()
 }
 
 /// GET_INFO as (name, value).
