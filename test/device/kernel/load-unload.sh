@@ -64,7 +64,7 @@ param() {
 }
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..9"
 
 if [ -n "$KO" ] && [ ! -f "$KO" ]; then
 	echo "Bail out! $KO not found"
@@ -230,6 +230,16 @@ check "rmmod_refused_while_open" [ "$bad" = 0 ]
 
 # 7. Nothing is left behind.
 check "unloaded_clean" sh -c '! grep -q "^rtp_mgr " /proc/modules && [ ! -e /dev/rtp_mgr0 ] && [ ! -d /sys/module/rtp_mgr ]'
+
+# 7b. The field diagnostics notice the missing module: a FAIL line naming it and a failing exit.
+if command -v rtp_app >/dev/null 2>&1; then
+	diag_out=$(rtp_app diag 2>&1)
+	diag_rc=$?
+	echo "$diag_out" | grep '^FAIL' | sed 's/^/# /'
+	check "diag_fails_without_module" sh -c "[ $diag_rc != 0 ] && echo \"\$1\" | grep -q '^FAIL module'" _ "$diag_out"
+else
+	ok "diag_fails_without_module # SKIP rtp_app not installed"
+fi
 
 # 8. No warning, bug or oops in the kernel log during the whole run.
 log_mark=$start_mark
