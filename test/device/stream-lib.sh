@@ -15,10 +15,11 @@ ring_stat() {
 	awk -v k="$1" '$1 == k { print $2 }' "/sys/class/misc/rtp_mgr${2:-$RX_CHANNEL}/stats" 2>/dev/null
 }
 
-# feeder_sink: buffers the feeder's pipeline sink has received (from its last stats line).
+# feeder_sink: buffers the running feeder's pipeline sink has received: its last stats line,
+# or 0 if it has printed none since it started (its start line is "rx: ... -> appsrc ...").
 feeder_sink() {
-	n=$(grep -o '| sink [0-9]*' "$FEEDER_LOG" 2>/dev/null | tail -n 1 | awk '{ print $3 }')
-	echo "${n:-0}"
+	awk '/ rx: .* -> appsrc / { n = 0 } match($0, /[|] sink [0-9]+/) { n = substr($0, RSTART + 7, RLENGTH - 7) }
+		END { print n + 0 }' "$FEEDER_LOG" 2>/dev/null || echo 0
 }
 
 # stream_run SECONDS RATE PAYLOAD SHOW: send for SECONDS, print a ring/feeder line every second if
@@ -29,6 +30,9 @@ stream_run() {
 	pop0=$(ring_stat popped_packets)
 	drop0=$(($(ring_stat drops) + $(ring_stat overruns)))
 	gst0=$(feeder_sink)
+	# The sink count is the feeder's own, from its log: a feeder that restarts mid-run starts
+	# again from 0, and the deltas would be meaningless.
+	feeder_pid0=$(pidof rtp-feeder)
 	out=/tmp/stream-tx.$$
 	rtp_app --mode tx --dst 127.0.0.1 --port 5004 --rate "$pps" --payload "$bytes" \
 		--channel "$TX_CHANNEL" -t "$secs" --interval 1 >"$out" 2>&1 &
@@ -61,6 +65,10 @@ stream_run() {
 	dropped=$(($(ring_stat drops) + $(ring_stat overruns) - drop0))
 	rm -f "$out"
 	[ "$txrc" = 0 ] || echo "stream: rtp_app --mode tx exited $txrc"
+	if [ "$(pidof rtp-feeder)" != "$feeder_pid0" ]; then
+		echo "stream: rtp-feeder restarted during the run (pid ${feeder_pid0:-none} -> $(pidof rtp-feeder)); see $FEEDER_LOG"
+		return 1
+	fi
 	return "$txrc"
 }
 

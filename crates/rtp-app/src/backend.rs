@@ -162,6 +162,12 @@ impl Backend for RtpmgrBackend {
         Ok(Box::new(MappedRing { ch, ring }))
     }
 
+    fn open_exclusive(&self) -> Result<Box<dyn Ring>> {
+        let ch = Channel::open_exclusive(&self.inner).map_err(|e| anyhow!("{e}"))?;
+        let ring = ch.map().with_context(|| format!("cannot map {}", ch.name()))?;
+        Ok(Box::new(MappedRing { ch, ring }))
+    }
+
     fn open_control(&self) -> Result<Box<dyn Control>> {
         Ok(Box::new(ChannelCtl(self.open_channel()?)))
     }

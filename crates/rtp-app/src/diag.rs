@@ -382,18 +382,39 @@ pub struct DiagTarget<'a> {
     pub other_channel: Option<&'a dyn Fn(u32) -> Arc<dyn Backend>>,
 }
 
-/// An idle channel for the self-tests: the given one if nobody else has it open, otherwise the
-/// highest-numbered idle one (production pipelines use the low channels).
-fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<Arc<dyn Backend>> {
-    let openers = |b: &Arc<dyn Backend>| -> Option<u32> { b.open_control().ok()?.status().ok().map(|s| s.openers) };
-    if openers(&t.backend) == Some(1) || t.other_channel.is_none() {
-        return Ok(Arc::clone(&t.backend));
+/// An idle channel for the self-tests, opened exclusively (see [`Backend::open_exclusive`]):
+/// the given one if nobody else has it open, otherwise the highest-numbered idle one
+/// (production pipelines use the low channels). Held exclusively, a channel cannot be opened by
+/// a pipeline starting meanwhile, so self-test packets never reach one; the opener count also
+/// rules out programs that open the device without the ring library.
+fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<(String, Box<dyn Ring>)> {
+    let try_claim = |b: &Arc<dyn Backend>| -> Option<(String, Box<dyn Ring>)> {
+        let ring = match b.open_exclusive() {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("{}: not idle: {e:#}", b.describe());
+                return None;
+            }
+        };
+        match ring.status() {
+            Ok(s) if s.openers == 1 => Some((b.describe(), ring)),
+            Ok(s) => {
+                log::debug!("{}: {} other opener(s) outside the ring library", b.describe(), s.openers - 1);
+                None
+            }
+            Err(e) => {
+                log::debug!("{}: GET_STATUS failed: {e:#}", b.describe());
+                None
+            }
+        }
+    };
+    if let Some(found) = try_claim(&t.backend) {
+        return Ok(found);
     }
     if let Some(other) = t.other_channel {
         for n in (0..channels).rev() {
-            let b = other(n);
-            if openers(&b) == Some(1) {
-                return Ok(b);
+            if let Some(found) = try_claim(&other(n)) {
+                return Ok(found);
             }
         }
     }
@@ -444,10 +465,7 @@ pub fn run(t: &DiagTarget<'_>, env: &DiagEnv) -> Vec<Check> {
     checks.push(check_stats(ctl.as_ref()));
     drop(ctl);
 
-    let ring = idle_channel(t, info.channels).and_then(|b| {
-        let r = b.open().with_context(|| format!("cannot open {}", b.describe()))?;
-        Ok((b.describe(), Checked::new(r)?))
-    });
+    let ring = idle_channel(t, info.channels).and_then(|(what, r)| Ok((what, Checked::new(r)?)));
     match ring {
         Ok((what, mut ring)) => {
             let r = ring_selftest(&mut ring).map(|d| format!("{what}: {d}"));
@@ -556,6 +574,22 @@ mod tests {
         assert!(st.producing.is_empty() && st.consuming.is_empty() && st.ready.is_empty());
         assert_eq!(st.handles, 1, "every handle diag opened was closed");
         assert!(!st.running, "a stopped channel is left stopped");
+    }
+
+    #[test]
+    fn a_channel_in_use_gets_no_self_test_packets() {
+        let fb = Arc::new(FakeBackend::new(64, 256));
+        let state = fb.state();
+        let pipeline = fb.open().unwrap();
+        let t = DiagTarget { backend: fb.clone(), other_channel: None };
+        let checks = run(&t, &DiagEnv::default());
+        let selftests: Vec<_> = checks.iter().filter(|c| c.name == "ring-selftest" || c.name == "udp-loopback").collect();
+        assert_eq!(selftests.len(), 2);
+        for c in selftests {
+            assert!(!c.pass && c.detail.contains("every channel is in use"), "{}", c.line());
+        }
+        assert_eq!(state.lock().unwrap().stats.pushed_packets, 0, "diag pushed into a pipeline's channel");
+        drop(pipeline);
     }
 
     #[test]

@@ -115,6 +115,10 @@ impl Ring for Box<dyn Ring> {
 pub trait Backend: Send + Sync {
     /// Open a new handle on the channel, ring mapped.
     fn open(&self) -> Result<Box<dyn Ring>>;
+    /// Open a handle, ring mapped, that no other user of the ring library has open and that
+    /// keeps them out until it is dropped (their opens wait): for self-tests whose packets must
+    /// not reach a pipeline. Fails if the channel is in use.
+    fn open_exclusive(&self) -> Result<Box<dyn Ring>>;
     /// Open a handle for control operations only (no mapping: CONFIGURE needs that).
     fn open_control(&self) -> Result<Box<dyn Control>>;
     /// What is opened, for messages: "/dev/rtp_mgr0", "shm ring rtpmgr-0".
@@ -309,6 +313,8 @@ pub mod fake {
         pub running: bool,
         pub reserve_calls: u64,
         pub handles: u32,
+        /// Handles that are bookkeeping, not openers (a [`FakeBackend`]'s root).
+        pub uncounted: u32,
         pub faults: Faults,
     }
 
@@ -371,7 +377,9 @@ pub mod fake {
     impl FakeBackend {
         /// A backend over a new stopped fake ring.
         pub fn new(slot_count: u32, slot_payload: usize) -> Self {
-            Self { root: Mutex::new(FakeRing::new(slot_count, slot_payload)), fail_open: false }
+            let root = FakeRing::new(slot_count, slot_payload);
+            root.st().uncounted = 1;
+            Self { root: Mutex::new(root), fail_open: false }
         }
 
         /// The shared state, for assertions.
@@ -386,6 +394,14 @@ pub mod fake {
                 bail!("fake ring: open refused");
             }
             Ok(Box::new(self.root.lock().unwrap_or_else(|p| p.into_inner()).reopen()))
+        }
+        fn open_exclusive(&self) -> Result<Box<dyn Ring>> {
+            // The root handle counts as one opener, like the kernel's own count.
+            let handles = self.state().lock().unwrap_or_else(|p| p.into_inner()).handles;
+            if handles > 1 {
+                bail!("fake ring: in use by {} other handle(s)", handles - 1);
+            }
+            self.open()
         }
         fn open_control(&self) -> Result<Box<dyn Control>> {
             Ok(Box::new(self.open()?))
@@ -435,7 +451,7 @@ pub mod fake {
             let st = self.st();
             Ok(RtpmStatus {
                 state: u32::from(st.running),
-                openers: st.handles,
+                openers: st.handles - st.uncounted,
                 free: st.free.len() as u32,
                 producing: st.producing.len() as u32,
                 ready: st.ready.len() as u32,

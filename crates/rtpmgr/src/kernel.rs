@@ -5,7 +5,7 @@
 //! nothing to reserve or pop) and blocking waits go through `poll(2)`, so a waiting thread can be
 //! given a timeout and a shutdown flag the same way on both backends.
 
-use crate::sys::Mmap;
+use crate::sys::{Claim, Mmap};
 use crate::Dir;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -31,6 +31,11 @@ impl KernelDev {
             .open(path)
             .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?;
         Ok(KernelDev { file })
+    }
+
+    /// Takes the handle's advisory claim on the device node (see [`Claim`]).
+    pub(crate) fn claim(&self, claim: Claim) -> Result<(), Errno> {
+        crate::sys::claim(&self.file, claim)
     }
 
     pub(crate) fn info(&self) -> Result<RtpmInfo, Errno> {

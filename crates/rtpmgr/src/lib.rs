@@ -67,7 +67,7 @@ pub use rtpmgr_abi as abi;
 pub use rtpmgr_abi::ioctl::BatchOp as SlotOp;
 pub use rtpmgr_abi::{RtpmInfo as Info, RtpmSlotDesc as SlotDesc, RtpmSlotRef as SlotRef};
 pub use rtpmgr_abi::{RtpmStats as Stats, RtpmStatus as Status};
-pub use sys::monotonic_ns;
+pub use sys::{monotonic_ns, Claim};
 
 use error::Context;
 use nix::errno::Errno;
@@ -303,20 +303,42 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Opens a channel (creating a shm ring file with the backend's config if absent).
+    /// Opens a channel (creating a shm ring file with the backend's config if absent), with a
+    /// shared [`Claim`]: while a self-test holds the channel exclusively, this waits for it (up
+    /// to 3 s).
     ///
     /// # Errors
     /// The open's errno (`ENOENT`: no such device — module not loaded?; `EACCES`: not in the
-    /// device's group), `EPROTO` for a ring of another ABI major version or a corrupt shm file.
+    /// device's group), `EBUSY` if a self-test still holds the channel after the wait, `EPROTO`
+    /// for a ring of another ABI major version or a corrupt shm file.
     pub fn open(backend: &Backend) -> Result<Channel> {
+        Self::open_claimed(backend, Claim::Shared)
+    }
+
+    /// Opens a channel that no other handle of this library has open, and keeps others out
+    /// until it is closed: for self-tests that must not mix their packets with a pipeline's.
+    ///
+    /// # Errors
+    /// `EBUSY` if any other handle has the channel open; otherwise as [`Channel::open`].
+    pub fn open_exclusive(backend: &Backend) -> Result<Channel> {
+        Self::open_claimed(backend, Claim::Exclusive)
+    }
+
+    fn open_claimed(backend: &Backend, claim: Claim) -> Result<Channel> {
+        let busy = match claim {
+            Claim::Shared => "held exclusively by a self-test (rtp_app diag?) for longer than expected",
+            Claim::Exclusive => "in use by another process",
+        };
         let (dev, name) = match backend {
             Backend::Kernel { path } => {
                 let d = kernel::KernelDev::open(path)
                     .context(|| format!("open {}", path.display()))?;
+                d.claim(claim).context(|| format!("claim {}: {busy}", path.display()))?;
                 (Dev::Kernel(d), path.display().to_string())
             }
             Backend::Shm { path, channel, create } => {
                 let d = shm::ShmDev::open(path, *channel, &create.to_raw())?;
+                d.claim(claim).context(|| format!("claim shm ring {}: {busy}", path.display()))?;
                 (Dev::Shm(Box::new(d)), format!("shm:{}", path.display()))
             }
         };

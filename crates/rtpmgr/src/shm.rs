@@ -224,6 +224,11 @@ impl ShmDev {
         Ok(dev)
     }
 
+    /// Takes the handle's advisory claim on the ring file (see [`crate::Claim`]).
+    pub(crate) fn claim(&self, claim: crate::Claim) -> Result<(), Errno> {
+        crate::sys::claim(&self.file, claim)
+    }
+
     fn shared(&self) -> &Shared {
         // SAFETY: `ctl` maps ctl_size() >= size_of::<Shared>() bytes, page aligned, initialised
         // by create(); Shared only has atomics and UnsafeCells that are accessed under the lock.

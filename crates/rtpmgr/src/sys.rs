@@ -96,3 +96,47 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
 pub(crate) fn remaining(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
+
+/// How an open handle claims its channel: an advisory `flock(2)` on the device node (kernel) or
+/// the ring file (shm).
+///
+/// Every handle the library opens holds a shared claim; a self-test that pushes its own packets
+/// (`rtp_app diag`) takes the exclusive one, so that no producer or consumer of a live pipeline
+/// can open the channel while test packets are in it, and the self-test never picks a channel a
+/// pipeline has open. Advisory: a program that opens the device without this library is not
+/// held off, which is why a self-test also checks the channel's opener count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Any number of users (producers, consumers, control tools).
+    Shared,
+    /// This handle alone.
+    Exclusive,
+}
+
+/// How long a shared claim waits for an exclusive holder (a self-test takes well under 1 s).
+pub(crate) const SHARED_CLAIM_WAIT: Duration = Duration::from_secs(3);
+
+/// Takes `claim` on `fd`. An exclusive claim does not wait; a shared one waits up to
+/// [`SHARED_CLAIM_WAIT`]. Either gives `EBUSY` when the other kind is held.
+pub(crate) fn claim(fd: impl AsFd, claim: Claim) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let fd = fd.as_fd();
+    let op = match claim {
+        Claim::Shared => libc::LOCK_SH,
+        Claim::Exclusive => libc::LOCK_EX,
+    } | libc::LOCK_NB;
+    let deadline = Instant::now() + SHARED_CLAIM_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        match Errno::result(r) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EWOULDBLOCK) if claim == Claim::Shared && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(Errno::EWOULDBLOCK) => return Err(Errno::EBUSY),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -635,6 +635,38 @@ fn closing_a_channel_reclaims_its_slots() {
     assert_eq!(fx.ch.raw().batch(SlotOp::Reserve, &mut refs).unwrap(), 8);
 }
 
+#[test]
+fn exclusive_claim_keeps_other_users_out() {
+    let mut fx = Fx::small("claim");
+    // A pipeline (any handle of this library) has the channel: no self-test may take it.
+    assert_eq!(errno(Channel::open_exclusive(&fx.backend)), Errno::EBUSY);
+    let backend = fx.backend.clone();
+    let _serial = fx._serial.take();
+    drop(fx);
+
+    let excl = Channel::open_exclusive(&backend).expect("nobody else has the channel open");
+    assert_eq!(errno(Channel::open_exclusive(&backend)), Errno::EBUSY, "a second exclusive claim");
+    // A pipeline that starts meanwhile waits for the self-test to close, then gets the channel.
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opener = {
+        let (backend, closed) = (backend.clone(), closed.clone());
+        std::thread::spawn(move || {
+            let ch = Channel::open(&backend).map_err(|e| e.to_string())?;
+            let after_close = closed.load(std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>((after_close, ch.status().map_err(|e| e.to_string())?.openers))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(excl);
+    let (after_close, openers) = opener.join().unwrap().expect("shared open after the exclusive one closed");
+    assert!(after_close, "the shared open returned while the exclusive claim was held");
+    assert!(openers >= 1);
+    if let Backend::Shm { path, .. } = &backend {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Child side of `killed_process_slots_are_reclaimed` (runs only when re-executed by it):
 /// reserves 3 slots, pops 2, reports, and waits to be killed.
 #[test]

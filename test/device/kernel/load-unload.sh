@@ -75,7 +75,13 @@ fi
 # The shipped services keep channels open. Stop the running ones for the
 # test and start them again at the end, after the module is back.
 stopped_services=""
+openers_before=0
+# openers N: how many open files channel N has now (0 without the module).
+openers() {
+	awk '$1 == "openers" { print $2 }' /sys/class/misc/rtp_mgr"$1"/status 2>/dev/null || echo 0
+}
 stop_services() {
+	openers_before=$(openers 0)
 	for svc in rtp-feeder rtp-rx; do
 		if command -v systemctl >/dev/null 2>&1 &&
 			systemctl is-active --quiet "$svc" 2>/dev/null; then
@@ -99,6 +105,17 @@ restart_services() {
 			"/etc/init.d/$svc" start >/dev/null 2>&1
 		fi || echo "# restarting $svc failed"
 	done
+	# The init scripts return once the daemons are started, not once they have opened their
+	# channel. Leave the appliance as it was found: wait (bounded) until channel 0 has its
+	# openers back, so that whatever runs next meets running pipelines.
+	[ -n "$stopped_services" ] || return 0
+	tries=0
+	while [ "$(openers 0)" -lt "${openers_before:-0}" ] && [ "$tries" -lt 100 ]; do
+		tries=$((tries + 1))
+		sleep 0.1
+	done
+	[ "$(openers 0)" -ge "${openers_before:-0}" ] ||
+		echo "# services restarted, but channel 0 has $(openers 0) openers, not $openers_before, after 10 s"
 }
 
 was_loaded=0
