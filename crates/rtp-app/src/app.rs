@@ -8,7 +8,7 @@
 //! FREE. No slot is reserved before all setup has succeeded.
 
 use crate::control::{Controller, Limits, ReportConfig, RingStatsFn, StopReason, StopState};
-use crate::net::{RxSocket, TxSocket};
+use crate::net::{DatagramSender, RxSocket, TxSocket};
 use crate::ring::{ring_counters, Backend, Checked, Control, Ring};
 use crate::rtp::{RtpGenerator, StreamParams};
 use crate::rx::{drain_loop, rx_loop, RxConfig};
@@ -35,6 +35,8 @@ pub struct Summary {
     pub reason: StopReason,
     /// Ring entries that failed index/length validation.
     pub invalid_slots: u64,
+    /// The transport's own final line (AF_XDP TX: frames submitted, completed, outstanding).
+    pub transport: Option<String>,
 }
 
 /// Settings of an rx run.
@@ -60,6 +62,8 @@ pub struct TxRun {
     pub worker: TxConfig,
     pub interval: Option<Duration>,
     pub json: bool,
+    /// Send with AF_XDP instead of the UDP socket (`--xdp`).
+    pub xdp: Option<crate::xdp::XdpTx>,
 }
 
 /// Open a handle and wrap it in the index/length checks.
@@ -123,7 +127,7 @@ fn finish(
     // back when joined.
     let mut source = ctl.finish().or(idle_stats);
     let ring = source.as_mut().and_then(|f| f());
-    Summary { label, counters: counters.snapshot(), ring, elapsed, reason: stop.reason(), invalid_slots }
+    Summary { label, counters: counters.snapshot(), ring, elapsed, reason: stop.reason(), invalid_slots, transport: None }
 }
 
 /// `--mode rx`.
@@ -201,17 +205,20 @@ pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
         ensure_started(&ring, &backend.describe())?;
     }
     let mut gen = cfg.stream.clone().map(RtpGenerator::new).transpose()?;
-    let mut sock = TxSocket::connect(cfg.bind, cfg.dst, cfg.sockbuf)?;
+    let mut sock: Box<dyn DatagramSender> = match &cfg.xdp {
+        Some(x) => crate::xdp::open_sender(x, cfg.dst)?,
+        None => Box::new(TxSocket::connect(cfg.bind, cfg.dst, cfg.sockbuf)?),
+    };
     let counters = Arc::new(Counters::default());
     let stats = stats_source(backend.as_ref())?;
     let report = ReportConfig { label: "TX", json: cfg.json };
     let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
     log::info!(
-        "tx: sending {} from {} to udp {} (local {})",
+        "tx: sending {} from {} to udp {} through {}",
         if gen.is_some() { "generated RTP" } else { "ring slots" },
         backend.describe(),
         cfg.dst,
-        sock.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        sock.describe()
     );
     let t0 = Instant::now();
     let worker = {
@@ -220,13 +227,13 @@ pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
             .name("rtp-tx".into())
             .spawn(move || {
                 let r = match gen.as_mut() {
-                    Some(g) => tx_generate_loop(&mut ring, &mut sock, g, &wcfg, &c, &s),
-                    None => tx_ring_loop(&mut ring, &mut sock, &wcfg, &c, &s),
+                    Some(g) => tx_generate_loop(&mut ring, sock.as_mut(), g, &wcfg, &c, &s),
+                    None => tx_ring_loop(&mut ring, sock.as_mut(), &wcfg, &c, &s),
                 };
                 if r.is_err() {
                     s.stop(StopReason::Error);
                 }
-                (r, ring.invalid)
+                (r, ring.invalid, sock.finish())
             })
             .context("cannot start the tx thread")
     };
@@ -238,8 +245,9 @@ pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
             return Err(e);
         }
     };
-    let (result, invalid) = worker.join().map_err(|_| anyhow!("the rtp-tx thread panicked"))?;
-    let summary = finish("TX", ctl, idle_stats, &counters, &stop, invalid);
+    let (result, invalid, transport) = worker.join().map_err(|_| anyhow!("the rtp-tx thread panicked"))?;
+    let mut summary = finish("TX", ctl, idle_stats, &counters, &stop, invalid);
+    summary.transport = transport;
     log::debug!("tx worker ran {:?}", t0.elapsed());
     result.context("tx worker failed")?;
     Ok(summary)

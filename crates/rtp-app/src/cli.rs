@@ -18,6 +18,10 @@ Examples:
   Send what rtp-feeder pushed into channel 1:
     rtp_app --mode tx --source ring --channel 1 --dst 192.0.2.10 --port 5004
 
+  AF_XDP instead of UDP sockets (root): receive RTP on eth0 queue 0, send it out of eth1:
+    rtp_app --mode rx --xdp eth0 --xdp-ports 5004 --channel 0
+    rtp_app --mode tx --xdp eth1 --source ring --channel 0 --dst 192.0.2.10 --port 5004
+
   Channel control:
     rtp_app --mode ctl --channel 0 --stats
     rtp_app --mode ctl --channel 0 --stop
@@ -328,16 +332,27 @@ impl Cli {
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) => Ok(()),
             (Some(Mode::Rx), None) => {
+                if self.xdp.dst_mac.is_some() {
+                    return Err("--dst-mac only goes with --mode tx --xdp".into());
+                }
                 // --xdp takes its ports from --xdp-ports (default --port, else 5004).
                 if self.rx.port.is_none() && self.xdp.xdp.is_none() {
                     return Err("--mode rx needs --port (and usually --bind)".into());
                 }
                 Ok(())
             }
-            (Some(Mode::Tx), None) | (Some(Mode::Ctl), None) if self.xdp.xdp.is_some() => {
-                Err("--xdp only goes with --mode rx".into())
-            }
+            (Some(Mode::Ctl), None) if self.xdp.xdp.is_some() => Err("--xdp only goes with --mode rx or --mode tx".into()),
             (Some(Mode::Tx), None) => {
+                let x = &self.xdp;
+                let rx_only = [
+                    (x.xdp_mode.is_some(), "--xdp-mode"),
+                    (!x.xdp_ports.is_empty(), "--xdp-ports"),
+                    (x.busy_poll, "--busy-poll"),
+                    (x.poll, "--poll"),
+                ];
+                if let Some((_, name)) = rx_only.iter().find(|(given, _)| *given) {
+                    return Err(format!("{name} only goes with --mode rx (sending attaches no XDP program)"));
+                }
                 if self.tx.dst.is_none() || self.rx.port.is_none() {
                     return Err("--mode tx needs --dst ADDR and --port P".into());
                 }

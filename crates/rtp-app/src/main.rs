@@ -115,10 +115,14 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             },
             interval,
             json: c.json,
+            xdp: rtp_app::xdp::tx_settings(cli),
         };
         app::run_tx(&cfg, backend, Arc::clone(&stop))
     }?;
     control::emit(&app::final_record(&summary, c.json));
+    if let Some(line) = &summary.transport {
+        control::emit(line);
+    }
     if summary.invalid_slots > 0 {
         log::error!("{} invalid slot entries came back from the ring and were ignored", summary.invalid_slots);
     }

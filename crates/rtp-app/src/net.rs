@@ -237,6 +237,29 @@ pub struct TxSocket {
     scratch: Scratch,
 }
 
+/// Where `--mode tx` sends its datagrams: a connected UDP socket, or an AF_XDP socket (`--xdp`).
+pub trait DatagramSender: Send {
+    /// Sends a leading part of `bufs` now; returns how many were taken (0: none could be sent
+    /// right now, offer them again). Errors are the socket's.
+    fn send_batch(&mut self, bufs: &[&[u8]]) -> io::Result<usize>;
+    /// "udp 10.0.0.2:40000", for the log.
+    fn describe(&self) -> String;
+    /// At the end of a run: waits (bounded) for what is still in flight and returns a report
+    /// line, if this transport has one.
+    fn finish(&mut self) -> Option<String> {
+        None
+    }
+}
+
+impl DatagramSender for TxSocket {
+    fn send_batch(&mut self, bufs: &[&[u8]]) -> io::Result<usize> {
+        TxSocket::send_batch(self, bufs)
+    }
+    fn describe(&self) -> String {
+        format!("udp socket (local {})", self.local_addr().map(|a| a.to_string()).unwrap_or_default())
+    }
+}
+
 impl TxSocket {
     /// Bind `bind` (port 0 = any) and connect to `dst`, so sendmmsg needs no per-message address.
     pub fn connect(bind: SocketAddr, dst: SocketAddr, sndbuf: usize) -> Result<Self> {

@@ -1,4 +1,5 @@
-//! `--mode tx`: ring slots -> UDP socket, sent from slot memory with `sendmmsg`.
+//! `--mode tx`: ring slots -> UDP socket, sent from slot memory with `sendmmsg` (or, with
+//! `--xdp`, copied into AF_XDP frames: see [`crate::xdp`]).
 //!
 //! `--source generate` (default): per batch the worker RESERVEs slots, writes the next RTP
 //! packets into them, PUSHes them READY (so the channel's RTP counters see the stream), POPs
@@ -14,7 +15,7 @@
 //! rate. After a stall the backlog is capped at one batch rather than sent as one big burst.
 
 use crate::control::{bounded_retry, Limits, RetryPolicy, StopState};
-use crate::net::TxSocket;
+use crate::net::DatagramSender;
 use crate::ring::{Avail, Checked, Ring};
 use crate::rtp::RtpGenerator;
 use crate::stats::Counters;
@@ -84,7 +85,7 @@ fn wait(d: Duration) {
 /// receiver can cause on a connected UDP socket (ECONNREFUSED after an ICMP port unreachable)
 /// are counted and the batch is dropped: a sender must not die because nobody listens yet.
 /// Returns the datagrams the kernel took.
-pub fn send_all(sock: &mut TxSocket, bufs: &[&[u8]], c: &Counters, stop: &StopState) -> Result<usize> {
+pub fn send_all<S: DatagramSender + ?Sized>(sock: &mut S, bufs: &[&[u8]], c: &Counters, stop: &StopState) -> Result<usize> {
     let mut off = 0;
     let r = bounded_retry(RetryPolicy::SEND, stop, || -> Result<Option<()>> {
         match sock.send_batch(&bufs[off..]) {
@@ -122,9 +123,9 @@ pub struct TxConfig {
 }
 
 /// `--source generate`: generate, push, pop, send, release; paced to `cfg.rate`.
-pub fn tx_generate_loop<R: Ring>(
+pub fn tx_generate_loop<R: Ring, S: DatagramSender + ?Sized>(
     ring: &mut Checked<R>,
-    sock: &mut TxSocket,
+    sock: &mut S,
     gen: &mut RtpGenerator,
     cfg: &TxConfig,
     c: &Counters,
@@ -206,9 +207,9 @@ pub fn tx_generate_loop<R: Ring>(
 }
 
 /// Send popped slots from slot memory, count them and release them.
-fn send_popped<R: Ring>(
+fn send_popped<R: Ring, S: DatagramSender + ?Sized>(
     ring: &mut Checked<R>,
-    sock: &mut TxSocket,
+    sock: &mut S,
     popped: &[RtpmSlotRef],
     c: &Counters,
     stop: &StopState,
@@ -240,9 +241,9 @@ fn send_popped<R: Ring>(
 }
 
 /// `--source ring`: pop, send, release until stopped or a limit is reached.
-pub fn tx_ring_loop<R: Ring>(
+pub fn tx_ring_loop<R: Ring, S: DatagramSender + ?Sized>(
     ring: &mut Checked<R>,
-    sock: &mut TxSocket,
+    sock: &mut S,
     cfg: &TxConfig,
     c: &Counters,
     stop: &StopState,

@@ -100,6 +100,7 @@ fn test_bug_cleanup_after_failed_init() {
         worker: TxConfig { batch: 8, rate: Some(1000), limits },
         interval: Some(Duration::from_millis(50)),
         json: true,
+        xdp: None,
     };
     let err = run_tx(&cfg, fb.clone(), StopState::new()).unwrap_err();
     assert!(format!("{err:#}").contains("does not fit the ring's 512-byte slots"), "{err:#}");
@@ -211,6 +212,7 @@ fn test_bug_bounded_retry() {
         worker: TxConfig { batch: 16, rate: Some(100_000), limits: Limits { duration: Some(Duration::from_secs(10)), packets: Some(200) } },
         interval: None,
         json: true,
+        xdp: None,
     };
     fb.state().lock().unwrap().reserve_calls = 0;
     let t0 = Instant::now();

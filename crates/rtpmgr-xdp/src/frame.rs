@@ -171,6 +171,145 @@ pub fn parse_rtp(frame: &[u8]) -> Result<Frame<'_>, Malformed> {
     Ok(f)
 }
 
+/// The Ethernet + IP + UDP headers of one outgoing flow, written in front of each RTP packet by
+/// the AF_XDP transmit path. Built once; per packet only the lengths, the IPv4 identification
+/// and the checksums change.
+///
+/// Checksums: the IPv4 header checksum, and the UDP checksum over the pseudo-header, header and
+/// payload for both IPv4 (where it is optional, but a receiver that checks it must not drop us)
+/// and IPv6 (where it is mandatory). No offload is assumed: AF_XDP frames bypass the stack's
+/// checksum help.
+#[derive(Debug, Clone)]
+pub struct UdpFrameTemplate {
+    header: Vec<u8>,
+    ip: IpVersion,
+    /// Ones'-complement sum of the pseudo-header's addresses and protocol.
+    pseudo_sum: u32,
+    ip_id: u16,
+}
+
+/// Offset of the IP header in the template (no VLAN tag on transmit).
+const TX_L3: usize = ETH_HLEN;
+
+impl UdpFrameTemplate {
+    /// Headers from `src` to `dst` (same address family) between the two MAC addresses.
+    ///
+    /// # Errors
+    /// A message when the address families differ.
+    pub fn new(src_mac: [u8; 6], dst_mac: [u8; 6], src: std::net::SocketAddr, dst: std::net::SocketAddr) -> Result<Self, String> {
+        use std::net::SocketAddr::{V4, V6};
+        let mut h = Vec::with_capacity(ETH_HLEN + IPV6_HLEN + UDP_HLEN);
+        h.extend_from_slice(&dst_mac);
+        h.extend_from_slice(&src_mac);
+        let (ip, pseudo_sum) = match (src, dst) {
+            (V4(s), V4(d)) => {
+                h.extend_from_slice(&ETH_P_IP.to_be_bytes());
+                // version/IHL, TOS, total length, id, flags (DF), TTL, protocol, checksum
+                h.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, IPPROTO_UDP, 0, 0]);
+                h.extend_from_slice(&s.ip().octets());
+                h.extend_from_slice(&d.ip().octets());
+                let sum = csum_add(csum_add(0, &s.ip().octets()), &d.ip().octets()) + u32::from(IPPROTO_UDP);
+                (IpVersion::V4, sum)
+            }
+            (V6(s), V6(d)) => {
+                h.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
+                // version/class/flow, payload length, next header, hop limit
+                h.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, IPPROTO_UDP, 64]);
+                h.extend_from_slice(&s.ip().octets());
+                h.extend_from_slice(&d.ip().octets());
+                let sum = csum_add(csum_add(0, &s.ip().octets()), &d.ip().octets()) + u32::from(IPPROTO_UDP);
+                (IpVersion::V6, sum)
+            }
+            _ => return Err(format!("source {src} and destination {dst} are of different address families")),
+        };
+        h.extend_from_slice(&src.port().to_be_bytes());
+        h.extend_from_slice(&dst.port().to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0, 0]); // length, checksum
+        Ok(UdpFrameTemplate { header: h, ip, pseudo_sum, ip_id: 0 })
+    }
+
+    /// Bytes of headers in front of the payload.
+    pub fn header_len(&self) -> usize {
+        self.header.len()
+    }
+
+    /// Writes the headers and `payload` into `frame`; returns the frame length, or None if it
+    /// does not fit `frame` or a UDP datagram.
+    pub fn write(&mut self, frame: &mut [u8], payload: &[u8]) -> Option<usize> {
+        let hl = self.header.len();
+        let total = hl.checked_add(payload.len())?;
+        let udp_len = u16::try_from(UDP_HLEN + payload.len()).ok()?;
+        if total > frame.len() {
+            return None;
+        }
+        let (head, body) = frame.split_at_mut(hl);
+        head.copy_from_slice(&self.header);
+        body[..payload.len()].copy_from_slice(payload);
+        let udp_at = hl - UDP_HLEN;
+        match self.ip {
+            IpVersion::V4 => {
+                let ip_total = u16::try_from(20 + UDP_HLEN + payload.len()).ok()?;
+                head[TX_L3 + 2..TX_L3 + 4].copy_from_slice(&ip_total.to_be_bytes());
+                head[TX_L3 + 4..TX_L3 + 6].copy_from_slice(&self.ip_id.to_be_bytes());
+                self.ip_id = self.ip_id.wrapping_add(1);
+                let c = csum_fold(csum_add(0, &head[TX_L3..TX_L3 + 20]));
+                head[TX_L3 + 10..TX_L3 + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            IpVersion::V6 => head[TX_L3 + 4..TX_L3 + 6].copy_from_slice(&udp_len.to_be_bytes()),
+        }
+        head[udp_at + 4..udp_at + 6].copy_from_slice(&udp_len.to_be_bytes());
+        let sum = self.pseudo_sum + u32::from(udp_len);
+        let sum = csum_add(csum_add(sum, &head[udp_at..udp_at + UDP_HLEN]), payload);
+        // A computed 0 is sent as 0xffff: 0 means "no checksum" (IPv4), forbidden (IPv6).
+        let c = match csum_fold(sum) {
+            0 => 0xffff,
+            c => c,
+        };
+        head[udp_at + 6..udp_at + 8].copy_from_slice(&c.to_be_bytes());
+        Some(total)
+    }
+}
+
+/// Adds `data` as big-endian 16-bit words to a ones'-complement sum (an odd last byte is padded
+/// with zero, so only the last chunk of a sum may be odd).
+fn csum_add(sum: u32, data: &[u8]) -> u32 {
+    let mut s = u64::from(sum);
+    let mut chunks = data.chunks_exact(2);
+    for w in &mut chunks {
+        s += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        s += u64::from(*last) << 8;
+    }
+    while s > 0xffff_ffff {
+        s = (s & 0xffff_ffff) + (s >> 32);
+    }
+    s as u32
+}
+
+/// Folds a sum to 16 bits and complements it: the checksum field's value.
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// True if `frame` (Ethernet, no tag) carries an IPv4 header checksum and a UDP checksum that
+/// verify, as a receiver computes them. For tests of [`UdpFrameTemplate`].
+#[doc(hidden)]
+pub fn checksums_verify(frame: &[u8]) -> bool {
+    let Ok(f) = parse_udp(frame) else { return false };
+    let ip = &frame[ETH_HLEN..];
+    let udp_len = f.payload.len() + UDP_HLEN;
+    let (addr_sum, udp_at, ip_ok) = match f.ip {
+        IpVersion::V4 => (csum_add(0, &ip[12..20]), 20, csum_fold(csum_add(0, &ip[..20])) == 0),
+        IpVersion::V6 => (csum_add(0, &ip[8..40]), IPV6_HLEN, true),
+    };
+    let sum = addr_sum + u32::from(IPPROTO_UDP) + udp_len as u32;
+    ip_ok && csum_fold(csum_add(sum, &ip[udp_at..udp_at + udp_len])) == 0
+}
+
 /// Builders of test frames, shared by the unit tests and the integration tests.
 #[doc(hidden)]
 pub mod build {
@@ -235,6 +374,43 @@ mod tests {
     use super::build::*;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn template_frames_parse_back_with_valid_checksums() {
+        let (a, b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        for (src, dst) in [
+            ("10.0.0.2:5004", "10.0.0.1:5004"),
+            ("[fd00::2]:40000", "[fd00::1]:5006"),
+        ] {
+            let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+            let mut t = UdpFrameTemplate::new(a, b, src, dst).unwrap();
+            for (i, len) in [0usize, 1, 159, 160, 1200].into_iter().enumerate() {
+                let pkt = rtp(i as u16, &vec![0xa5; len]);
+                let mut buf = vec![0u8; 2048];
+                let n = t.write(&mut buf, &pkt).unwrap();
+                assert_eq!(n, t.header_len() + pkt.len());
+                let f = parse_rtp(&buf[..n]).unwrap();
+                assert_eq!((f.payload, f.src_port, f.dst_port), (&pkt[..], src.port(), dst.port()));
+                assert_eq!(&buf[..6], &b, "destination MAC first");
+                assert!(checksums_verify(&buf[..n]), "{src} -> {dst}, {len} bytes");
+                // A flipped payload bit must break the UDP checksum (it covers the payload).
+                buf[n - 1] ^= 1;
+                assert!(!checksums_verify(&buf[..n]));
+            }
+        }
+        let v4: std::net::SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let v6: std::net::SocketAddr = "[::1]:1".parse().unwrap();
+        assert!(UdpFrameTemplate::new(a, b, v4, v6).is_err());
+        let mut t = UdpFrameTemplate::new(a, b, v4, v4).unwrap();
+        assert_eq!(t.write(&mut [0u8; 50], &[0u8; 20]), None, "does not fit the frame");
+    }
+
+    #[test]
+    fn checksum_of_known_ipv4_header() {
+        // RFC 1071 style example: the classic header from Wikipedia's IPv4 checksum article.
+        let h = [0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7];
+        assert_eq!(csum_fold(csum_add(0, &h)), 0xb861);
+    }
 
     #[test]
     fn ipv4_rtp_payload_is_the_udp_payload() {

@@ -140,6 +140,137 @@ pub fn mtu(name: &str) -> Result<u32> {
     s.trim().parse().map_err(|_| Error::io(format!("parse {}", p.display()), std::io::ErrorKind::InvalidData.into()))
 }
 
+/// Parses a MAC address written `aa:bb:cc:dd:ee:ff` (as `ip link` and sysfs show it).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The MAC address of `name` from sysfs.
+pub fn mac(name: &str) -> Result<[u8; 6]> {
+    let p = Path::new("/sys/class/net").join(name).join("address");
+    let s = std::fs::read_to_string(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+    parse_mac(&s).ok_or_else(|| Error::Config(format!("{name} has no Ethernet address ({}: {:?})", p.display(), s.trim())))
+}
+
+/// The first address of `name` in the family of `like` (IPv6: not link-local if another exists).
+pub fn ip_address(name: &str, like: std::net::IpAddr) -> Result<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list freed below by freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(Error::io("getifaddrs", std::io::Error::last_os_error()));
+    }
+    let mut found: Vec<IpAddr> = Vec::new();
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        if unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_bytes() != name.as_bytes() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr whose family says which struct it is.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        match (family, like) {
+            (libc::AF_INET, IpAddr::V4(_)) => {
+                // SAFETY: family AF_INET: the sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                found.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+            }
+            (libc::AF_INET6, IpAddr::V6(_)) => {
+                // SAFETY: family AF_INET6: the sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                found.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80);
+    found.sort_by_key(link_local);
+    found.into_iter().next().ok_or_else(|| {
+        Error::Config(format!(
+            "{name} has no {} address to send from: add one (ip addr add ... dev {name}) or give the source with --bind",
+            if like.is_ipv4() { "IPv4" } else { "IPv6" }
+        ))
+    })
+}
+
+/// The MAC address the kernel's ARP table has for `ip` on `name` (complete entries only), from
+/// `/proc/net/arp` in `arp_table`'s format.
+pub fn arp_lookup(arp_table: &str, name: &str, ip: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+    let want = ip.to_string();
+    arp_table.lines().skip(1).find_map(|l| {
+        // IP address, HW type, Flags, HW address, Mask, Device
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let complete = f.get(2).and_then(|x| u32::from_str_radix(x.trim_start_matches("0x"), 16).ok()).is_some_and(|x| x & 0x2 != 0);
+        (f.len() >= 6 && f[0] == want && f[5] == name && complete).then(|| parse_mac(f[3])).flatten()
+    })
+}
+
+/// The next hop's MAC address for `dst` on `name`: from the ARP table, after making the kernel
+/// resolve it if needed (one empty UDP datagram to the discard port 9 through `name`, then up to
+/// 1 s of waiting). IPv4 only: IPv6 neighbours need `--dst-mac`.
+pub fn resolve_neighbour(name: &str, dst: std::net::IpAddr) -> Result<[u8; 6]> {
+    let std::net::IpAddr::V4(v4) = dst else {
+        return Err(Error::Config(format!(
+            "cannot look up the Ethernet address of IPv6 {dst} (no IPv6 neighbour table in /proc): give it with --dst-mac"
+        )));
+    };
+    let read = || std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+    if let Some(m) = arp_lookup(&read(), name, v4) {
+        return Ok(m);
+    }
+    log::info!("{dst} is not in the ARP table of {name}: resolving it");
+    if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") {
+        let _ = bind_to_device(&sock, name);
+        let _ = sock.send_to(&[], (v4, 9));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if let Some(m) = arp_lookup(&read(), name, v4) {
+            return Ok(m);
+        }
+    }
+    Err(Error::Config(format!(
+        "no Ethernet address for {dst} on {name} (ARP did not answer within 1 s): is {dst} on the link of {name}? \
+         For a destination behind a router give the router's address with --dst-mac"
+    )))
+}
+
+fn bind_to_device(sock: &std::net::UdpSocket, name: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: name's bytes and length are passed as the option value; the fd is valid.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The system page size.
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -192,6 +323,31 @@ mod tests {
         }
         assert_eq!(sysfs_rx_queues(&d).unwrap(), 3);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn mac_parsing_and_arp_table_lookup() {
+        assert_eq!(parse_mac("02:00:0a:ff:00:01\n"), Some([2, 0, 0x0a, 0xff, 0, 1]));
+        for bad in ["", "02:00:0a:ff:00", "02:00:0a:ff:00:01:02", "02:00:0a:ff:00:zz", "020:00:0a:ff:00:01"] {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
+        let table = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                     10.0.0.1         0x1         0x2         02:00:00:00:00:01     *        veth0\n\
+                     10.0.0.3         0x1         0x0         00:00:00:00:00:00     *        veth0\n\
+                     10.0.0.1         0x1         0x2         02:00:00:00:00:09     *        eth1\n";
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(arp_lookup(table, "veth0", ip("10.0.0.1")), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(arp_lookup(table, "eth1", ip("10.0.0.1")), Some([2, 0, 0, 0, 0, 9]));
+        assert_eq!(arp_lookup(table, "veth0", ip("10.0.0.3")), None, "incomplete entry");
+        assert_eq!(arp_lookup(table, "veth0", ip("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn lo_addresses() {
+        let v4 = ip_address("lo", "0.0.0.0".parse().unwrap()).unwrap();
+        assert!(v4.is_loopback(), "{v4}");
+        assert!(mac("lo").is_ok());
+        assert!(ip_address("nonexistent0", v4).is_err());
     }
 
     #[test]

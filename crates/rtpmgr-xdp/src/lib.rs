@@ -1,4 +1,5 @@
-//! The AF_XDP receive path of rtpmgr: RTP goes NIC → UMEM → ring slot without the socket stack.
+//! The AF_XDP paths of rtpmgr: RTP goes NIC → UMEM → ring slot without the socket stack, and
+//! ring slot → UMEM → NIC with `tx`.
 //!
 //! ```text
 //! NIC queue Q --XDP rtp_steer--> xsks_map[Q] --AF_XDP RX ring--> parse Eth/VLAN/IP/UDP/RTP
@@ -25,10 +26,12 @@
 //! headers are ordinary packages.
 //!
 //! # TX
-//! Not implemented: rtpmgr's AF_XDP path is receive-only (the `rtp_app --mode tx` socket path
-//! sends). There is therefore no TX ring and no outstanding-TX counter, so seed 003's bug 1 (an
-//! `outstanding_tx` that could underflow) cannot occur; see docs/afxdp.md for what a TX path
-//! would have to do.
+//! [`tx::XdpSender`] sends UDP datagrams (RTP packets) to one destination: each is written behind
+//! Ethernet/IPv4-or-IPv6/UDP headers ([`frame::UdpFrameTemplate`], checksums computed) into a free
+//! UMEM frame and published on the TX ring; completed frames come back from the completion ring.
+//! No XDP program is involved. Seed 003's bug 1 (an `outstanding_tx` that could underflow, hidden
+//! by a clamp) is designed out by [`tx::TxAccounting`]: frames are tracked by index and marked in
+//! flight before they are published; see the [`tx`] module doc.
 //!
 //! # Example
 //! ```no_run
@@ -51,6 +54,7 @@ pub mod iface;
 pub mod session;
 pub mod stats;
 pub mod steer;
+pub mod tx;
 
 use fill::{refill, RefillPolicy};
 use nix_free::poll_in;
@@ -107,7 +111,7 @@ pub enum Error {
         errno: String,
     },
     /// Binding the socket to the queue failed.
-    #[error("cannot bind the AF_XDP socket to {iface} queue {queue} ({copy_mode:?}): {errno} (zero-copy needs driver support: try --copy)")]
+    #[error("cannot bind the AF_XDP socket to {iface} queue {queue} ({copy_mode:?}): {errno}")]
     Bind {
         /// Interface.
         iface: String,
@@ -115,7 +119,7 @@ pub enum Error {
         queue: u32,
         /// Copy mode asked for.
         copy_mode: CopyMode,
-        /// The errno.
+        /// The errno, with what it usually means here.
         errno: String,
     },
     /// A system call failed.
@@ -453,7 +457,7 @@ fn rx_loop<S: StopFlag + ?Sized>(
         // Parse every frame; keep (address, length) of the good UDP payloads.
         good.clear();
         for &(addr, len) in &descs {
-            let Some(bytes) = s.area.frame(addr, len) else {
+            let Some(bytes) = s.mem.area.frame(addr, len) else {
                 Counters::add(&c.malformed, 1);
                 continue;
             };
@@ -478,7 +482,7 @@ fn rx_loop<S: StopFlag + ?Sized>(
             match producer.reserve_batch(good.len()) {
                 Ok(mut slots) => {
                     for (slot, &(addr, len)) in slots.iter_mut().zip(&good) {
-                        let data = s.area.frame(addr, len).expect("checked when parsed");
+                        let data = s.mem.area.frame(addr, len).expect("checked when parsed");
                         slot.fill(data)?;
                         slot.set_arrival_ns(arrival);
                     }

@@ -58,7 +58,7 @@ impl std::fmt::Debug for UmemArea {
 }
 
 impl UmemArea {
-    fn new(len: usize) -> Result<UmemArea> {
+    pub(crate) fn new(len: usize) -> Result<UmemArea> {
         // SAFETY: an anonymous private mapping; no file, no address hint.
         let p = unsafe {
             libc::mmap(
@@ -86,7 +86,7 @@ impl UmemArea {
         self.len == 0
     }
 
-    fn as_slice_ptr(&self) -> NonNull<[u8]> {
+    pub(crate) fn as_slice_ptr(&self) -> NonNull<[u8]> {
         NonNull::slice_from_raw_parts(self.ptr, self.len)
     }
 
@@ -103,6 +103,24 @@ impl UmemArea {
         // SAFETY: start..end lies inside the live mapping (checked above); see the doc comment
         // for why nobody writes these bytes while the slice is used.
         Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len as usize) })
+    }
+}
+
+impl UmemArea {
+    /// The bytes `addr .. addr + len` of the area for writing a frame to transmit, if they lie
+    /// inside it.
+    ///
+    /// Only for frames this process owns (free, not on any ring): the kernel reads a TX frame
+    /// only after its descriptor is published and until it is completed.
+    pub fn frame_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len as usize)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: start..end lies inside the live mapping (checked above); `&mut self` keeps
+        // other slices of this process out, and see the doc comment for the kernel.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(start), len as usize) })
     }
 }
 
@@ -124,10 +142,9 @@ pub struct Session {
     pub(crate) user: User,
     pub(crate) fq: DeviceQueue,
     pub(crate) socket: Socket,
-    pub(crate) umem: Umem,
+    pub(crate) mem: UmemParts,
     pub(crate) counters: Option<CounterReader>,
     pub(crate) program: SteerProgram,
-    pub(crate) area: UmemArea,
     pub(crate) pool: FramePool,
     /// Frames owed to the fill ring (could not be put back yet).
     pub(crate) owed: u32,
@@ -135,11 +152,11 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("area", &self.area).field("free", &self.pool.len()).finish()
+        f.debug_struct("Session").field("area", &self.mem.area).field("free", &self.pool.len()).finish()
     }
 }
 
-fn xsk_err(what: &str) -> impl FnOnce(xdpilone::Errno) -> Error + '_ {
+pub(crate) fn xsk_err(what: &str) -> impl FnOnce(xdpilone::Errno) -> Error + '_ {
     move |e| Error::Xsk { what: what.to_string(), errno: e.to_string() }
 }
 
@@ -219,44 +236,17 @@ impl Session {
         program.set_ports(&cfg.ports)?;
 
         step(Step::Umem)?;
-        raise_memlock();
-        let area = UmemArea::new(cfg.frames as usize * cfg.frame_size as usize)?;
-        let ucfg = UmemConfig {
-            fill_size: cfg.ring_size,
-            complete_size: cfg.ring_size,
-            frame_size: cfg.frame_size,
-            headroom: 0,
-            flags: 0,
-        };
-        // SAFETY: the area is page-aligned (mmap), frames * frame_size long, and outlives the
-        // Umem: Session drops `umem` before `area` (field order), and on a setup error the local
-        // `area`, declared before `umem`, is dropped after it.
-        let umem = unsafe { Umem::new(ucfg, area.as_slice_ptr()) }.map_err(xsk_err("register the UMEM"))?;
+        let mem = UmemParts::new(cfg.frames, cfg.frame_size, cfg.ring_size)?;
 
         step(Step::Socket)?;
-        let mut info = IfInfo::invalid();
-        let name = CString::new(cfg.iface.as_str()).map_err(|_| Error::NoInterface(cfg.iface.clone()))?;
-        info.from_name(&name).map_err(xsk_err("look up the interface"))?;
-        info.set_queue(cfg.queue);
-        let socket = Socket::with_shared(&info, &umem).map_err(xsk_err("create the AF_XDP socket"))?;
-        let mut fq = umem.fq_cq(&socket).map_err(xsk_err("create the fill and completion rings"))?;
-        let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
-        match cfg.copy_mode {
-            CopyMode::Auto => {}
-            CopyMode::Copy => bind_flags |= SocketConfig::XDP_BIND_COPY,
-            CopyMode::ZeroCopy => bind_flags |= SocketConfig::XDP_BIND_ZEROCOPY,
-        }
+        let (socket, mut fq) = mem.socket(&cfg.iface, cfg.queue)?;
+        let bind_flags = bind_flags(cfg.copy_mode);
         let scfg = SocketConfig { rx_size: NonZeroU32::new(cfg.ring_size), tx_size: None, bind_flags };
-        let user = umem.rx_tx(&socket, &scfg).map_err(xsk_err("create the RX ring"))?;
+        let user = mem.umem.rx_tx(&socket, &scfg).map_err(xsk_err("create the RX ring"))?;
         let rx = user.map_rx().map_err(xsk_err("map the RX ring"))?;
 
         step(Step::Bind)?;
-        umem.bind(&user).map_err(|e| Error::Bind {
-            iface: cfg.iface.clone(),
-            queue: cfg.queue,
-            copy_mode: cfg.copy_mode,
-            errno: e.to_string(),
-        })?;
+        bind(&mem.umem, &user, &cfg.iface, cfg.queue, cfg.copy_mode)?;
 
         step(Step::FillRing)?;
         let mut pool = FramePool::new(cfg.frames, cfg.frame_size);
@@ -279,10 +269,9 @@ impl Session {
             user,
             fq,
             socket,
-            umem,
+            mem,
             counters,
             program,
-            area,
             pool,
             owed: r.short,
         })
@@ -303,7 +292,7 @@ impl Session {
 
     /// The frame memory.
     pub fn area(&self) -> &UmemArea {
-        &self.area
+        &self.mem.area
     }
 
     /// Keeps the object alive for as long as the session (the compiler cannot see that the
@@ -319,7 +308,85 @@ impl Session {
 
     /// The UMEM.
     pub fn umem(&self) -> &Umem {
-        &self.umem
+        &self.mem.umem
+    }
+}
+
+/// Frame memory and its UMEM registration, shared by the receive session and the sender. Field
+/// order is drop order: the registration goes before the memory it refers to.
+pub struct UmemParts {
+    pub(crate) umem: Umem,
+    pub(crate) area: UmemArea,
+}
+
+impl std::fmt::Debug for UmemParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UmemParts").field("area", &self.area).finish_non_exhaustive()
+    }
+}
+
+impl UmemParts {
+    /// `frames` frames of `frame_size` bytes, registered with fill and completion rings of
+    /// `ring_size` entries (no headroom beyond the kernel's own).
+    pub(crate) fn new(frames: u32, frame_size: u32, ring_size: u32) -> Result<UmemParts> {
+        raise_memlock();
+        let area = UmemArea::new(frames as usize * frame_size as usize)?;
+        let ucfg = UmemConfig { fill_size: ring_size, complete_size: ring_size, frame_size, headroom: 0, flags: 0 };
+        // SAFETY: the area is page-aligned (mmap), frames * frame_size long, and outlives the
+        // Umem: UmemParts drops `umem` before `area` (field order), and if the registration
+        // fails there is no Umem.
+        let umem = unsafe { Umem::new(ucfg, area.as_slice_ptr()) }.map_err(xsk_err("register the UMEM"))?;
+        Ok(UmemParts { umem, area })
+    }
+
+    /// An AF_XDP socket for (`iface`, `queue`) on this UMEM, with the UMEM's fill and completion
+    /// rings; not bound yet.
+    pub(crate) fn socket(&self, iface: &str, queue: u32) -> Result<(Socket, DeviceQueue)> {
+        let mut info = IfInfo::invalid();
+        let name = CString::new(iface).map_err(|_| Error::NoInterface(iface.into()))?;
+        info.from_name(&name).map_err(xsk_err("look up the interface"))?;
+        info.set_queue(queue);
+        let socket = Socket::with_shared(&info, &self.umem).map_err(xsk_err("create the AF_XDP socket"))?;
+        let fq = self.umem.fq_cq(&socket).map_err(xsk_err("create the fill and completion rings"))?;
+        Ok((socket, fq))
+    }
+}
+
+/// Bind flags for `copy_mode`, always with need-wakeup (the kernel says when to kick it).
+pub(crate) fn bind_flags(copy_mode: CopyMode) -> u16 {
+    SocketConfig::XDP_BIND_NEED_WAKEUP
+        | match copy_mode {
+            CopyMode::Auto => 0,
+            CopyMode::Copy => SocketConfig::XDP_BIND_COPY,
+            CopyMode::ZeroCopy => SocketConfig::XDP_BIND_ZEROCOPY,
+        }
+}
+
+/// How long a bind waits for the queue to be released by a socket that was just closed.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Binds the socket to its queue. The kernel releases a closed socket's queue asynchronously, so
+/// a run started right after another (a service restart) can meet `EBUSY` for a moment: retried
+/// for up to [`BIND_BUSY_WAIT`]. The error says what each errno usually means.
+pub(crate) fn bind(umem: &Umem, user: &User, iface: &str, queue: u32, copy_mode: CopyMode) -> Result<()> {
+    let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
+    loop {
+        let e = match umem.bind(user) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let hint = match e.get_raw() {
+            libc::EBUSY if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
+            libc::EBUSY => " (another AF_XDP socket is bound to this queue: another rtp_app --xdp?)",
+            libc::EOPNOTSUPP | libc::EINVAL if copy_mode == CopyMode::ZeroCopy => {
+                " (zero-copy needs driver support: try --copy)"
+            }
+            _ => "",
+        };
+        return Err(Error::Bind { iface: iface.into(), queue, copy_mode, errno: format!("{e}{hint}") });
     }
 }
 
