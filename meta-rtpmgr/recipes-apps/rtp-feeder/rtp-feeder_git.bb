@@ -8,11 +8,8 @@ SECTION = "multimedia"
 # Not in the NVD; without this, cve-check would match the recipe name against other products.
 CVE_PRODUCT = "rtpmgr"
 LICENSE = "GPL-2.0-only | MIT"
-# The repository carries no licence text yet, so the common licence texts are the reference (as
-# oe-core's images do); switch to the repository's LICENSES/ once it has them.
-# nooelint: oelint.var.licenseremotefile
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/GPL-2.0-only;md5=801f80980d171dd6425610833a22dbe6 \
-                    file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+LIC_FILES_CHKSUM = "file://LICENSES/GPL-2.0-only.txt;md5=b234ee4d69f5fce4486a80fdaf4a4263 \
+                    file://LICENSES/MIT.txt;md5=9b4e80bfa188bbdac8ec62395ec53231"
 
 # gstreamer-rs links libgstreamer-1.0 and GLib (found with pkg-config); appsrc and appsink are
 # created by name at run time, so gstreamer1.0-plugins-base is a runtime dependency only (below).

@@ -7,10 +7,10 @@ SECTION = "kernel/modules"
 # Not in the NVD; without this, cve-check would match the recipe name against other products.
 CVE_PRODUCT = "rtpmgr"
 LICENSE = "GPL-2.0-only"
-# The repository has no licence file of its own yet: the SPDX line of the UAPI header states the
-# terms, the common licence text is the full text.
+# The SPDX line of the UAPI header states the terms (with the Linux-syscall-note for programs
+# that include it); LICENSES/ holds the full text.
 LIC_FILES_CHKSUM = "file://include/rtp_mgr_ioctl.h;beginline=1;endline=1;md5=3984933679b5478fa7c1231c3b82e066 \
-                    file://${COMMON_LICENSE_DIR}/GPL-2.0-only;md5=801f80980d171dd6425610833a22dbe6"
+                    file://LICENSES/GPL-2.0-only.txt;md5=b234ee4d69f5fce4486a80fdaf4a4263"
 
 inherit module rtpmgr_src rtpmgr_user
 
