@@ -15,6 +15,14 @@ ring_stat() {
 	awk -v k="$1" '$1 == k { print $2 }' "/sys/class/misc/rtp_mgr${2:-$RX_CHANNEL}/stats" 2>/dev/null
 }
 
+# ring_line: the per-second RING line, from one read of the stats file (separate reads of pushed
+# and popped could show more popped than pushed).
+ring_line() {
+	awk -v p0="$ring0" -v q0="$pop0" -v ch="$RX_CHANNEL" '{ v[$1] = $2 }
+		END { printf "RING%s: pushed %d popped %d drops %d overruns %d lost %d", ch, v["pushed_packets"] - p0,
+			v["popped_packets"] - q0, v["drops"], v["overruns"], v["rtp_lost"] }' "/sys/class/misc/rtp_mgr$RX_CHANNEL/stats"
+}
+
 # feeder_sink: buffers the running feeder's pipeline sink has received: its last stats line,
 # or 0 if it has printed none since it started (its start line is "rx: ... -> appsrc ...").
 feeder_sink() {
@@ -43,7 +51,7 @@ stream_run() {
 		i=$((i + 1))
 		if [ "$show" = 1 ]; then
 			tail -n 1 "$out"
-			echo "RING$RX_CHANNEL: pushed $(($(ring_stat pushed_packets) - ring0)) popped $(($(ring_stat popped_packets) - pop0)) drops $(ring_stat drops) overruns $(ring_stat overruns) lost $(ring_stat rtp_lost) | FEEDER: sink $(($(feeder_sink) - gst0))"
+			echo "$(ring_line) | FEEDER: sink $(($(feeder_sink) - gst0))"
 		fi
 		[ "$i" -gt $((secs + 30)) ] && { echo "stream: sender still running after $i s, stopping it"; kill "$txpid"; }
 	done
