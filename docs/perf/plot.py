@@ -16,7 +16,7 @@ import os
 import sys
 
 COLORS = {"ring-batch": "#1f77b4", "ring-slot": "#ff7f0e", "udp": "#2ca02c", "pipe": "#d62728",
-          "rtrb": "#9467bd", "ring": "#1f77b4", "gst": "#2ca02c"}
+          "rtrb": "#9467bd", "ring": "#1f77b4", "ring-thread": "#ff7f0e", "gst": "#2ca02c"}
 W, H, L, R, T, B = 640, 400, 80, 150, 40, 50
 
 
@@ -108,11 +108,12 @@ def main():
         for r in e2e:
             if r["lost"] == 0:
                 ok.setdefault(r["path"], set()).add(r["rate"])
-        common = set.intersection(*ok.values()) if len(ok) == 2 else set()
+        paths = sorted({r["path"] for r in e2e})
+        common = set.intersection(*ok.values()) if ok and len(ok) == len(paths) else set()
         rate = max(common) if common else min(r["rate"] for r in e2e)
         series = []
         lat = []
-        for p in ("ring", "gst"):
+        for p in ("ring", "ring-thread", "gst"):
             row = next((r for r in e2e if r["path"] == p and r["rate"] == rate), None)
             if row:
                 cdf = row["lat_cdf_us"]

@@ -2,7 +2,7 @@
 //! and shut down cleanly.
 //!
 //! ```text
-//! rx:  ring --pop batch--> [feeder thread] --push--> appsrc ! user pipeline
+//! rx:  ring --pop batch (appsrc need-data, in appsrc's streaming thread)--> appsrc ! user pipeline
 //! tx:  user pipeline ! appsink --new-sample (streaming thread)--> reserve/copy/push --> ring
 //! ```
 //!
@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use embedded_hal::digital::OutputPin;
 use gst::prelude::*;
 use gstreamer as gst;
@@ -30,14 +30,15 @@ use gstreamer as gst;
 use crate::appel::AppSink;
 use crate::config::{Config, Direction};
 use crate::pipeline::{self, Built};
-use crate::ring::{RingHandle, RxRing, TxOutcome, TxRing};
-use crate::rx::RxPusher;
+use crate::ring::{RingHandle, TxOutcome, TxRing};
+use crate::rx::{RxFeed, RxPusher};
 use crate::stats::{Counters, JitterStats, RingView, Snapshot};
 use crate::status::{Activity, ActivityWatch, StatusIndicator, StreamStatus};
 
 /// Control-loop period: bounds the latency of SIGTERM handling, the LED blink and stats.
 pub const TICK: Duration = Duration::from_millis(50);
-/// How long one ring pop waits for a READY slot before the feeder thread re-checks its stop flag.
+/// How long one ring pop in appsrc's need-data waits for a READY slot before it re-checks the
+/// stop flag and appsrc's pad.
 const POP_WAIT: Duration = Duration::from_millis(50);
 
 /// How a run ended.
@@ -119,38 +120,35 @@ impl<P: OutputPin> Session<'_, P> {
             rx.slot_payload(),
             cfg.fallback
         );
-        // Pitfall: buffers pushed before the pipeline is PLAYING are refused (flushing) or carry
-        // a PTS against an unknown base time: start first, then read the base time, then pop.
-        let (end, rx) = match pipeline::start(&built.pipeline) {
-            Err(e) => (End::Fatal(e), rx),
-            Ok(()) => {
-                let base_time = built.pipeline.base_time().map_or(0, |t| t.nseconds());
-                let pusher =
-                    RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, base_time);
-                let stop_feed = Arc::new(AtomicBool::new(false));
-                let feeder = spawn_rx_feeder(rx, pusher, cfg.batch, Arc::clone(&stop_feed))?;
-                let end = self.control_loop(&built, stop, || feeder.is_finished());
-                stop_feed.store(true, Relaxed);
-                let (rx, feed_result) = feeder.join().map_err(|_| anyhow!("the rx feeder thread panicked"))?;
-                match (end, feed_result) {
-                    (End::Fatal(e), _) => (End::Fatal(e), rx),
-                    (_, Err(e)) => (End::Fatal(e), rx),
-                    (end, Ok(())) => (end, rx),
-                }
-            }
+        // appsrc asks for data (need-data) from its streaming thread as soon as the pipeline is
+        // PLAYING: the feed is attached first. PTS use the base time, read in the handler.
+        let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, 0);
+        let feed = RxFeed::attach(rx, pusher, cfg.batch, POP_WAIT);
+        let end = match pipeline::start(&built.pipeline) {
+            Err(e) => End::Fatal(e),
+            Ok(()) => self.control_loop(&built, stop, || feed.has_ended()),
         };
+        feed.stop();
         if matches!(end, End::Stop) {
             // EOS goes downstream after the buffers still queued in appsrc.
             let _ = appsrc.end_of_stream();
         }
         drop(appsrc);
         let (end, jitter) = self.shutdown(built, end);
+        // The pipeline is stopped: the handler has returned and will not run again.
+        let (rx, feed_result) = feed.finish();
+        let end = match (end, feed_result) {
+            (End::Fatal(e), _) => End::Fatal(e),
+            (_, Err(e)) => End::Fatal(e),
+            (end, Ok(())) => end,
+        };
         // Every GStreamer buffer is gone: give the batched releases back to the ring now, then
         // unmap, so the final status shows what the feeder leaves behind.
-        if let Err(e) = rx.flush() {
-            log::warn!("{e:#}");
+        if let Some(rx) = rx {
+            if let Err(e) = rx.flush() {
+                log::warn!("{e:#}");
+            }
         }
-        drop(rx);
         self.finish(end, jitter)
     }
 
@@ -179,7 +177,7 @@ impl<P: OutputPin> Session<'_, P> {
     }
 
     /// Polls the bus, the stop flag and the deadline; reports stats and drives the LED.
-    /// `feeder_gone` says whether the feeder thread ended by itself (a ring error).
+    /// `feeder_gone` says whether the RX feed ended by itself (a ring error).
     fn control_loop(&mut self, built: &Built, stop: &AtomicBool, feeder_gone: impl Fn() -> bool) -> End {
         let cfg = self.cfg;
         let bus = built.pipeline.bus().expect("a pipeline has a bus");
@@ -322,39 +320,6 @@ impl<P: OutputPin> Session<'_, P> {
             log::info!("{}", snap.to_line());
         }
     }
-}
-
-/// The RX feeder thread: pop READY slots in batches and push them into appsrc until told to
-/// stop or appsrc refuses (flushing/EOS). Returns the consumer, and the ring error if one
-/// ended it.
-fn spawn_rx_feeder(
-    mut rx: RxRing,
-    mut pusher: RxPusher,
-    batch: u32,
-    stop: Arc<AtomicBool>,
-) -> Result<thread::JoinHandle<(RxRing, Result<()>)>> {
-    thread::Builder::new()
-        .name("rtp-feeder-rx".into())
-        .spawn(move || {
-            let mut slots = Vec::with_capacity(batch as usize);
-            let mut result = Ok(());
-            'feed: while !stop.load(Relaxed) {
-                if let Err(e) = rx.pop_batch(batch, POP_WAIT, &mut slots) {
-                    result = Err(e);
-                    break;
-                }
-                for slot in slots.drain(..) {
-                    if pusher.push(slot).is_err() {
-                        // appsrc is flushing or at EOS: the pipeline is going down.
-                        break 'feed;
-                    }
-                }
-            }
-            // Slots popped but not pushed are released here, not leaked.
-            slots.clear();
-            (rx, result)
-        })
-        .context("failed to start the rx feeder thread")
 }
 
 /// TX: every RTP buffer appsink receives is copied into a FREE slot and pushed.

@@ -87,8 +87,8 @@ pub fn user_bin(desc: &str) -> Result<gst::Bin> {
 /// - `is-live`, `format=time`: a live RTP source; PTS is set from each slot's arrival time.
 /// - `max-buffers` (and `max-bytes` as its byte equivalent): bounded; the feeder checks the
 ///   level before each push and drops (counted as `queue_drops`) when it is reached.
-/// - `block=false`: blocking would stall the feeder thread, and with it the ring, on a stuck
-///   pipeline, and it cannot be interrupted by SIGTERM.
+/// - `block=false`: a blocking push would stall the thread that pops the ring, and with it the
+///   ring, on a stuck pipeline.
 /// - `leaky-type=upstream` (GStreamer 1.20): belt and braces; with `block=false` alone appsrc
 ///   queues past its limits (a reported pitfall), leaky makes it drop the new buffer instead,
 ///   which is the same choice the feeder's own check makes.

@@ -117,6 +117,22 @@ impl RxRing {
     }
 }
 
+impl crate::rx::RxSource for RxRing {
+    type Slot = ReadSlot;
+    fn pop_batch(&mut self, max: u32, timeout: Duration, out: &mut Vec<ReadSlot>) -> Result<()> {
+        RxRing::pop_batch(self, max, timeout, out)
+    }
+}
+
+/// A bare consumer of the ring library (the benchmarks drive one) feeds appsrc the same way.
+impl crate::rx::RxSource for Consumer {
+    type Slot = ReadSlot;
+    fn pop_batch(&mut self, max: u32, timeout: Duration, out: &mut Vec<ReadSlot>) -> Result<()> {
+        out.extend(self.pop_batch_wait(max as usize, Some(timeout)).context("failed to pop from the ring")?);
+        Ok(())
+    }
+}
+
 /// What happened to one RTP buffer offered to the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxOutcome {

@@ -1,6 +1,6 @@
 //! Counters of the feeder and their reports (a log line, or one JSON object per line).
 //!
-//! The counters are atomics shared by the feeder thread, GStreamer's streaming threads (pad
+//! The counters are atomics shared by the RX feed, GStreamer's streaming threads (pad
 //! probes, appsink callbacks, buffer frees) and the control loop, which snapshots them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

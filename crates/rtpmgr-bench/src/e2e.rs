@@ -6,7 +6,7 @@
 //! gst:  sender --UDP--> {udpsrc} ! rtpjitterbuffer ! {appsink}
 //! ```
 //!
-//! The ring path runs the feeder's own RX code (`rtp_feeder::rx::RxPusher`, `rx_appsrc`) in this
+//! The ring path runs the feeder's own RX code (`rtp_feeder::rx::RxFeed`, `rx_appsrc`) in this
 //! process instead of the `rtp-feeder` binary, so that the appsink, where each packet's latency
 //! is taken, is within reach; the pipeline and the per-packet work are the feeder's.
 //!
@@ -38,7 +38,11 @@ const JB: &str = "rtpjitterbuffer latency=50";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum E2ePath {
+    /// The product: rtp-feeder's `RxFeed`, popping in appsrc's `need-data` (one thread).
     Ring,
+    /// The feeder's earlier design, kept as a measured alternative: a thread of its own pops and
+    /// queues into appsrc, whose streaming thread pushes downstream (two threads).
+    RingThread,
     Gst,
 }
 
@@ -46,6 +50,7 @@ impl E2ePath {
     pub fn name(self) -> &'static str {
         match self {
             E2ePath::Ring => "ring",
+            E2ePath::RingThread => "ring-thread",
             E2ePath::Gst => "gst",
         }
     }
@@ -141,7 +146,13 @@ struct Receiver {
     pipeline: gst::Pipeline,
     sink: Arc<Sink>,
     rx_proc: Option<Child>,
-    feeder: Option<(Arc<AtomicBool>, std::thread::JoinHandle<Result<()>>)>,
+    feeder: Option<Feeder>,
+}
+
+/// How the ring path feeds appsrc.
+enum Feeder {
+    NeedData(rtp_feeder::rx::RxFeed<rtpmgr::Consumer>),
+    Thread(Arc<AtomicBool>, std::thread::JoinHandle<Result<()>>),
 }
 
 /// CPU µs (utime + stime) of every thread of `pid`, keyed "process/thread name".
@@ -180,9 +191,17 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        if let Some((stop, h)) = self.feeder.take() {
-            stop.store(true, Relaxed);
-            let _ = h.join();
+        match self.feeder.take() {
+            Some(Feeder::NeedData(feed)) => {
+                feed.stop();
+                let _ = self.pipeline.set_state(gst::State::Null);
+                let _ = feed.finish();
+            }
+            Some(Feeder::Thread(stop, h)) => {
+                stop.store(true, Relaxed);
+                let _ = h.join();
+            }
+            None => {}
         }
         let _ = self.pipeline.set_state(gst::State::Null);
         if let Some(mut c) = self.rx_proc.take() {
@@ -215,7 +234,7 @@ fn start_gst(p: &E2eParams) -> Result<Receiver> {
 
 use std::str::FromStr;
 
-fn start_ring(p: &E2eParams) -> Result<Receiver> {
+fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
     let backend = match &p.backend_shm {
         Some(name) => Backend::shm(name),
         None => Backend::kernel(p.channel),
@@ -239,7 +258,7 @@ fn start_ring(p: &E2eParams) -> Result<Receiver> {
     let mut rx = Receiver { pipeline: gst::Pipeline::new(), sink: Arc::new(Sink::default()), rx_proc: Some(child), feeder: None };
     let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
     let ch = Channel::open(&backend)?;
-    let mut consumer = ch.consumer()?;
+    let consumer = ch.consumer()?;
     let layout = *consumer.ring().layout();
     let caps = rtp_feeder::pipeline::rx_caps(CAPS)?;
     let appsrc = rtp_feeder::pipeline::rx_appsrc(&caps, 256, layout.slot_payload)?;
@@ -247,27 +266,37 @@ fn start_ring(p: &E2eParams) -> Result<Receiver> {
     let appsink = build_appsink(&sink)?;
     pipeline.add_many([appsrc.element(), jb.upcast_ref(), &appsink])?;
     gst::Element::link_many([appsrc.element(), jb.upcast_ref(), &appsink])?;
-    rtp_feeder::pipeline::start(&pipeline).context("start the appsrc pipeline")?;
-    let base = pipeline.base_time().map_or(0, |t| t.nseconds());
     let counters = Arc::new(rtp_feeder::stats::Counters::default());
     let hwm = u64::from(layout.slot_count / 2);
-    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc, counters, hwm, rtp_feeder::config::Fallback::Copy, base);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = Arc::clone(&stop);
-    // The feeder's RX loop: pop up to 32 READY slots (waiting 50 ms at most), lend each to appsrc.
-    let h = std::thread::Builder::new().name("feeder-rx".into()).spawn(move || -> Result<()> {
-        while !stop2.load(Relaxed) {
-            let slots = consumer.pop_batch_wait(32, Some(Duration::from_millis(50)))?;
-            for s in slots {
-                if pusher.push(s).is_err() {
-                    return Ok(());
+    let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc, counters, hwm, rtp_feeder::config::Fallback::Copy, 0);
+    if !own_thread {
+        // The feeder's RX path: appsrc's need-data pops up to 32 READY slots (waiting 50 ms at
+        // most) and lends each to appsrc, in appsrc's streaming thread.
+        let feed = rtp_feeder::rx::RxFeed::attach(consumer, pusher, 32, Duration::from_millis(50));
+        rtp_feeder::pipeline::start(&pipeline).context("start the appsrc pipeline")?;
+        rx.feeder = Some(Feeder::NeedData(feed));
+    } else {
+        // The earlier design: a thread pops up to 32 READY slots (waiting 50 ms at most) and
+        // queues each into appsrc; appsrc's streaming thread pushes them on.
+        rtp_feeder::pipeline::start(&pipeline).context("start the appsrc pipeline")?;
+        pusher.base_time_ns = pipeline.base_time().map_or(0, |t| t.nseconds());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let mut consumer = consumer;
+        let h = std::thread::Builder::new().name("feeder-rx".into()).spawn(move || -> Result<()> {
+            while !stop2.load(Relaxed) {
+                let slots = consumer.pop_batch_wait(32, Some(Duration::from_millis(50)))?;
+                for s in slots {
+                    if pusher.push(s).is_err() {
+                        return Ok(());
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+        rx.feeder = Some(Feeder::Thread(stop, h));
+    }
     // rtp_app must have bound its port before the sender starts.
-    rx.feeder = Some((stop, h));
     std::thread::sleep(Duration::from_millis(500));
     Ok(rx)
 }
@@ -275,7 +304,8 @@ fn start_ring(p: &E2eParams) -> Result<Receiver> {
 /// Runs every rate step on one path; the receiver is started once per call.
 pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<Vec<Step>> {
     let rx = match path {
-        E2ePath::Ring => start_ring(p)?,
+        E2ePath::Ring => start_ring(p, false)?,
+        E2ePath::RingThread => start_ring(p, true)?,
         E2ePath::Gst => start_gst(p)?,
     };
     // Warm-up: plugin caches, page faults, the jitterbuffer's first-packet handling.

@@ -366,7 +366,7 @@ fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64) -> Result<Vec<E2eRo
         backend_shm: (backend_of(cli).kind() == rtpmgr::BackendKind::Shm).then(|| cli.shm_name.clone()),
         rtp_app: a.rtp_app.clone(),
     };
-    let paths = [e2e::E2ePath::Ring, e2e::E2ePath::Gst];
+    let paths = [e2e::E2ePath::Ring, e2e::E2ePath::RingThread, e2e::E2ePath::Gst];
     let mut all: Vec<e2e::Step> = Vec::new();
     for round in 0..rounds {
         for path in paths {
@@ -486,7 +486,7 @@ fn print_report(rep: &Report) {
             let t: Vec<String> = r.threads.iter().filter(|t| t.1 >= 5.0).map(|(n, v)| format!("{n} {v:.0}")).collect();
             println!("- {} {} pps: {}", r.path.name(), r.rate, t.join(", "));
         }
-        for path in [e2e::E2ePath::Ring, e2e::E2ePath::Gst] {
+        for path in [e2e::E2ePath::Ring, e2e::E2ePath::RingThread, e2e::E2ePath::Gst] {
             let best = rep.e2e.iter().filter(|r| r.path == path && r.lost == 0).map(|r| r.rate).max();
             println!("highest zero-loss rate, {}: {}", path.name(), best.map_or("none".into(), |r| format!("{r} pps")));
         }
