@@ -70,9 +70,19 @@ fi
 
 # Rust: the toolchain comes from rustup; the guest needs the aarch64 target.
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
-if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+targets=$(rustup target list --installed 2>/dev/null || true)
+if ! grep -qx aarch64-unknown-linux-gnu <<<"$targets"; then
 	[ "$check_only" = 1 ] && { log "missing: rust target aarch64-unknown-linux-gnu"; exit 1; }
 	log "rustup target add aarch64-unknown-linux-gnu"
 	rustup target add aarch64-unknown-linux-gnu
 fi
+# clippy and rustfmt come with rustup's default profile; a minimal-profile toolchain lacks them.
+components=$(rustup component list --installed 2>/dev/null || true)
+for component in clippy rustfmt; do
+	if ! grep -q "^$component" <<<"$components"; then
+		[ "$check_only" = 1 ] && { log "missing: rust component $component"; exit 1; }
+		log "rustup component add $component"
+		rustup component add "$component"
+	fi
+done
 log "host ready"

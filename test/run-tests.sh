@@ -2,7 +2,7 @@
 # run-tests.sh - every test of rtpmgr, in order, each step named; `make test` runs it.
 #
 #   host-cargo        cargo test --workspace on the host (shm ring backend, real GStreamer, tshark)
-#   host-clippy       cargo clippy --workspace -D warnings
+#   host-clippy       cargo clippy --workspace -D warnings, and cargo fmt --check (crates/rustfmt.toml)
 #   module-arm64      rtp_mgr built for Debian's arm64 6.1 kernel with W=1, zero warnings
 #   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
 #   layer-checks      oelint-adv over the layer and kas files against kas's schema
@@ -54,7 +54,8 @@ host_cargo() {
 
 host_clippy() {
 	cargo_env
-	cargo clippy --manifest-path "$REPO/crates/Cargo.toml" --workspace --all-targets --locked -- -D warnings
+	cargo clippy --manifest-path "$REPO/crates/Cargo.toml" --workspace --all-targets --locked -- -D warnings &&
+		cargo fmt --manifest-path "$REPO/crates/Cargo.toml" --all -- --check
 }
 
 module_build() { # ARCH KDIR CROSS: W=1 and sparse (C=1) must be silent

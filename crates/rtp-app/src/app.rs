@@ -127,7 +127,15 @@ fn finish(
     // back when joined.
     let mut source = ctl.finish().or(idle_stats);
     let ring = source.as_mut().and_then(|f| f());
-    Summary { label, counters: counters.snapshot(), ring, elapsed, reason: stop.reason(), invalid_slots, transport: None }
+    Summary {
+        label,
+        counters: counters.snapshot(),
+        ring,
+        elapsed,
+        reason: stop.reason(),
+        invalid_slots,
+        transport: None,
+    }
 }
 
 /// `--mode rx`.

@@ -186,9 +186,7 @@ impl Backend for RtpmgrBackend {
 
 /// The device path `--device` or `--channel` names.
 pub fn device_path(c: &CommonArgs) -> PathBuf {
-    c.device
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/dev/{}{}", rtpmgr_abi::RTPM_DEVICE_PREFIX, c.channel)))
+    c.device.clone().unwrap_or_else(|| PathBuf::from(format!("/dev/{}{}", rtpmgr_abi::RTPM_DEVICE_PREFIX, c.channel)))
 }
 
 /// The shm backend `--shm-name` / `--channel` names.
@@ -236,7 +234,8 @@ pub fn select_for_diag(c: &CommonArgs) -> Result<(Arc<dyn Backend>, Option<Chann
     // diag always inspects the kernel unless told otherwise: a missing device is a FAIL line,
     // not a reason to silently test something else.
     let b: Arc<dyn Backend> = Arc::new(RtpmgrBackend::new(rtpmgr::Backend::kernel_path(device_path(c))));
-    let other: ChannelOpener = Box::new(|n| Arc::new(RtpmgrBackend::new(rtpmgr::Backend::kernel(n))) as Arc<dyn Backend>);
+    let other: ChannelOpener =
+        Box::new(|n| Arc::new(RtpmgrBackend::new(rtpmgr::Backend::kernel(n))) as Arc<dyn Backend>);
     Ok((b, Some(other)))
 }
 

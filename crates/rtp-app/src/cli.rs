@@ -296,9 +296,7 @@ pub struct CtlArgs {
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds, e.g. 5 or 0.5"))?;
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds, e.g. 5 or 0.5"))?;
     if !(v > 0.0 && v.is_finite() && v <= 31_536_000.0) {
         return Err(format!("'{s}' must be more than 0 and at most one year of seconds"));
     }
@@ -341,7 +339,9 @@ impl Cli {
                 }
                 Ok(())
             }
-            (Some(Mode::Ctl), None) if self.xdp.xdp.is_some() => Err("--xdp only goes with --mode rx or --mode tx".into()),
+            (Some(Mode::Ctl), None) if self.xdp.xdp.is_some() => {
+                Err("--xdp only goes with --mode rx or --mode tx".into())
+            }
             (Some(Mode::Tx), None) => {
                 let x = &self.xdp;
                 let rx_only = [
@@ -362,12 +362,16 @@ impl Cli {
                 Ok(())
             }
             (Some(Mode::Ctl), None) => {
-                let n = [self.ctl.stats, self.ctl.status, self.ctl.start, self.ctl.stop, self.ctl.reset, self.ctl.configure]
-                    .iter()
-                    .filter(|b| **b)
-                    .count();
+                let n = [
+                    self.ctl.stats, self.ctl.status, self.ctl.start, self.ctl.stop, self.ctl.reset, self.ctl.configure,
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
                 if n != 1 {
-                    return Err("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure".into());
+                    return Err(
+                        "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure".into()
+                    );
                 }
                 Ok(())
             }
@@ -382,8 +386,8 @@ mod tests {
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, String> {
-        let cli = Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let cli =
+            Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         cli.validate()?;
         Ok(cli)
     }
@@ -399,7 +403,11 @@ mod tests {
         assert_eq!(c.mode, Some(Mode::Rx));
         assert_eq!(c.common.time, Some(1.5));
         assert_eq!(c.common.limit, Some(10));
-        let c = parse(&["--mode", "tx", "--dst", "127.0.0.1", "--port", "5004", "--rate", "10000", "--payload", "100", "--backend", "shm", "--ssrc", "0xdeadbeef"]).unwrap();
+        let c = parse(&[
+            "--mode", "tx", "--dst", "127.0.0.1", "--port", "5004", "--rate", "10000", "--payload", "100", "--backend",
+            "shm", "--ssrc", "0xdeadbeef",
+        ])
+        .unwrap();
         assert_eq!(c.tx.ssrc, Some(0xdead_beef));
         assert_eq!(c.common.backend, Some(BackendKind::Shm));
         let c = parse(&["--mode", "ctl", "--configure", "--ring-order", "12", "--drop-policy", "drop-oldest"]).unwrap();

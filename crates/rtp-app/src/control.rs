@@ -117,12 +117,8 @@ impl StopState {
 
     /// Ask every thread to stop for `reason` (the first reason given is kept).
     pub fn stop(&self, reason: StopReason) {
-        let _ = self.reason.compare_exchange(
-            StopReason::Running as u8,
-            reason as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ =
+            self.reason.compare_exchange(StopReason::Running as u8, reason as u8, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// True once a signal arrived or `stop` was called.

@@ -99,9 +99,15 @@ pub fn check_module(env: &DiagEnv) -> Check {
     if env.module_dir.is_dir() {
         let version = std::fs::read_to_string(env.module_dir.join("version")).unwrap_or_default();
         let v = version.trim();
-        Check::pass("module", format!("rtp_mgr loaded{}", if v.is_empty() { String::new() } else { format!(" (version {v})") }))
+        Check::pass(
+            "module",
+            format!("rtp_mgr loaded{}", if v.is_empty() { String::new() } else { format!(" (version {v})") }),
+        )
     } else {
-        Check::fail("module", format!("rtp_mgr is not loaded ({} missing): run 'modprobe rtp_mgr'", env.module_dir.display()))
+        Check::fail(
+            "module",
+            format!("rtp_mgr is not loaded ({} missing): run 'modprobe rtp_mgr'", env.module_dir.display()),
+        )
     }
 }
 
@@ -165,7 +171,9 @@ pub fn check_config(info: &RtpmInfo) -> Check {
     if !(rtpmgr_abi::RTPM_SLOT_PAYLOAD_MIN..=rtpmgr_abi::RTPM_SLOT_PAYLOAD_MAX).contains(&c.slot_payload) {
         problems.push(format!("slot_payload {} out of range", c.slot_payload));
     }
-    if info.slot_stride != 0 && (info.slot_stride < c.slot_payload || !info.slot_stride.is_multiple_of(rtpmgr_abi::RTPM_SLOT_ALIGN)) {
+    if info.slot_stride != 0
+        && (info.slot_stride < c.slot_payload || !info.slot_stride.is_multiple_of(rtpmgr_abi::RTPM_SLOT_ALIGN))
+    {
         problems.push(format!("slot_stride {} does not hold {}-byte aligned slots", info.slot_stride, c.slot_payload));
     }
     if c.drop_policy > rtpmgr_abi::RTPM_DROP_OLDEST {
@@ -211,7 +219,15 @@ pub fn check_stats(ctl: &dyn Control) -> Check {
 }
 
 fn selftest_stream(ssrc: u32) -> StreamParams {
-    StreamParams { ssrc, payload_type: 96, clock_rate: 90_000, rate: 1000, payload_len: 100, first_seq: 0, first_timestamp: 0 }
+    StreamParams {
+        ssrc,
+        payload_type: 96,
+        clock_rate: 90_000,
+        rate: 1000,
+        payload_len: 100,
+        first_seq: 0,
+        first_timestamp: 0,
+    }
 }
 
 /// Runs `f` with the channel RUNNING, restoring STOPPED afterwards if that is how it was.
@@ -583,7 +599,8 @@ mod tests {
         let pipeline = fb.open().unwrap();
         let t = DiagTarget { backend: fb.clone(), other_channel: None };
         let checks = run(&t, &DiagEnv::default());
-        let selftests: Vec<_> = checks.iter().filter(|c| c.name == "ring-selftest" || c.name == "udp-loopback").collect();
+        let selftests: Vec<_> =
+            checks.iter().filter(|c| c.name == "ring-selftest" || c.name == "udp-loopback").collect();
         assert_eq!(selftests.len(), 2);
         for c in selftests {
             assert!(!c.pass && c.detail.contains("every channel is in use"), "{}", c.line());

@@ -208,27 +208,26 @@ impl RxSocket {
         }
         Ok(got)
     }
-
 }
 
 /// The SCM_TIMESTAMPNS of one received message, if the kernel attached one.
 fn timestamp_of(enabled: bool, hdr: &libc::msghdr) -> Option<u64> {
-        if !enabled || hdr.msg_controllen == 0 {
-            return None;
-        }
-        // SAFETY: hdr was filled by recvmmsg; msg_control points at our control buffer and
-        // msg_controllen is the length the kernel wrote, which the CMSG_* macros respect.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(hdr);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                    return Some((ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64);
-                }
-                c = libc::CMSG_NXTHDR(hdr, c);
+    if !enabled || hdr.msg_controllen == 0 {
+        return None;
+    }
+    // SAFETY: hdr was filled by recvmmsg; msg_control points at our control buffer and
+    // msg_controllen is the length the kernel wrote, which the CMSG_* macros respect.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return Some((ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64);
             }
+            c = libc::CMSG_NXTHDR(hdr, c);
         }
-        None
+    }
+    None
 }
 
 /// A connected UDP socket that sends batches.

@@ -179,7 +179,10 @@ impl<R: Ring> Checked<R> {
                 self.invalid += 1;
                 log::error!(
                     "ring returned an invalid slot (index {}, len {}; {} slots of {} bytes): ignored",
-                    r.index, r.len, self.slot_count, self.slot_payload
+                    r.index,
+                    r.len,
+                    self.slot_count,
+                    self.slot_payload
                 );
             }
         }

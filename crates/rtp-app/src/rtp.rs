@@ -63,9 +63,7 @@ pub fn parse(datagram: &[u8]) -> Result<RtpInfo, Malformed> {
             marker: p.marker_bit(),
             payload_len: p.payload_len(),
         }),
-        Err(RtpParseError::Truncated { expected, actual }) => {
-            Err(Malformed::Truncated { expected, actual })
-        }
+        Err(RtpParseError::Truncated { expected, actual }) => Err(Malformed::Truncated { expected, actual }),
         Err(RtpParseError::UnsupportedVersion(v)) => Err(Malformed::Version(v)),
         Err(RtpParseError::PaddingInvalid(p)) => Err(Malformed::Padding(p)),
     }

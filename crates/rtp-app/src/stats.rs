@@ -146,14 +146,7 @@ pub fn human_line(
     if let Some(rc) = ring {
         line.push_str(&format!(
             " | ring ready:{} free:{} drops:{} overruns:{} lost:{} reordered:{} dup:{} malformed:{}",
-            rc.ready,
-            rc.free,
-            rc.drops,
-            rc.overruns,
-            rc.rtp_lost,
-            rc.rtp_reordered,
-            rc.rtp_duplicates,
-            rc.malformed
+            rc.ready, rc.free, rc.drops, rc.overruns, rc.rtp_lost, rc.rtp_reordered, rc.rtp_duplicates, rc.malformed
         ));
     }
     line
@@ -186,8 +179,7 @@ impl JsonRecord<'_> {
     /// Serialise to one line. Serialising plain numbers and strings cannot fail; the fallback
     /// still produces a valid JSON object.
     pub fn to_line(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
     }
 }
 
@@ -207,11 +199,7 @@ mod tests {
     #[test]
     fn human_line_matches_seed_shape() {
         let prev = Snapshot { packets: 10_000_000, bytes: 9_000_000_000, ..Default::default() };
-        let now = Snapshot {
-            packets: 12_345_678,
-            bytes: 9_876_543_210,
-            ..Default::default()
-        };
+        let now = Snapshot { packets: 12_345_678, bytes: 9_876_543_210, ..Default::default() };
         let line = human_line("RX", &now, &prev, Duration::from_secs(2), None);
         assert!(line.starts_with("RX:"), "{line}");
         assert!(line.contains("12,345,678 pkts ("), "{line}");

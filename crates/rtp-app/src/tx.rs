@@ -85,7 +85,12 @@ fn wait(d: Duration) {
 /// receiver can cause on a connected UDP socket (ECONNREFUSED after an ICMP port unreachable)
 /// are counted and the batch is dropped: a sender must not die because nobody listens yet.
 /// Returns the datagrams the kernel took.
-pub fn send_all<S: DatagramSender + ?Sized>(sock: &mut S, bufs: &[&[u8]], c: &Counters, stop: &StopState) -> Result<usize> {
+pub fn send_all<S: DatagramSender + ?Sized>(
+    sock: &mut S,
+    bufs: &[&[u8]],
+    c: &Counters,
+    stop: &StopState,
+) -> Result<usize> {
     let mut off = 0;
     let r = bounded_retry(RetryPolicy::SEND, stop, || -> Result<Option<()>> {
         match sock.send_batch(&bufs[off..]) {

@@ -129,10 +129,8 @@ pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String
     };
     let backend = ring_backend(cli)?;
     let ch = rtpmgr::Channel::open(&backend).with_context(|| format!("cannot open {}", backend.path().display()))?;
-    let limits = rtpmgr_xdp::Limits {
-        duration: cli.common.time.map(Duration::from_secs_f64),
-        packets: cli.common.limit,
-    };
+    let limits =
+        rtpmgr_xdp::Limits { duration: cli.common.time.map(Duration::from_secs_f64), packets: cli.common.limit };
     let summary = rtpmgr_xdp::run_rx(&cfg, &ch, limits, &rtpmgr_xdp::StopFn(|| stop.should_stop()))?;
     Ok(summary.line())
 }
@@ -211,7 +209,8 @@ pub fn open_sender(x: &XdpTx, dst: std::net::SocketAddr) -> anyhow::Result<Box<d
         dst_mac,
         ..rtpmgr_xdp::tx::TxConfig::new(x.iface.clone(), dst)
     };
-    let sender = rtpmgr_xdp::tx::XdpSender::open(&cfg).with_context(|| format!("cannot send with AF_XDP on {}", x.iface))?;
+    let sender =
+        rtpmgr_xdp::tx::XdpSender::open(&cfg).with_context(|| format!("cannot send with AF_XDP on {}", x.iface))?;
     Ok(Box::new(XdpDatagrams(sender)))
 }
 
@@ -234,7 +233,8 @@ mod tests {
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Cli, String> {
-        let cli = Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let cli =
+            Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         cli.validate()?;
         Ok(cli)
     }
@@ -266,7 +266,10 @@ mod tests {
         ])
         .unwrap();
         let x = tx_settings(&c).unwrap();
-        assert_eq!((x.iface.as_str(), x.zero_copy, x.dst_mac.as_deref()), ("veth1", Some(false), Some("02:00:00:00:00:01")));
+        assert_eq!(
+            (x.iface.as_str(), x.zero_copy, x.dst_mac.as_deref()),
+            ("veth1", Some(false), Some("02:00:00:00:00:01"))
+        );
         assert_eq!(x.src_ip, Some("10.0.0.2".parse().unwrap()));
         assert!(tx_settings(&parse(&["--mode", "tx", "--dst", "10.0.0.1", "--port", "5004"]).unwrap()).is_none());
         // What only the receive side has is refused, naming the option.
@@ -276,6 +279,8 @@ mod tests {
             let e = parse(&a).unwrap_err();
             assert!(e.contains(rx_only[0]) && e.contains("--mode rx"), "{e}");
         }
-        assert!(parse(&["--mode", "rx", "--xdp", "veth0", "--dst-mac", "02:00:00:00:00:01"]).unwrap_err().contains("--dst-mac"));
+        assert!(parse(&["--mode", "rx", "--xdp", "veth0", "--dst-mac", "02:00:00:00:00:01"])
+            .unwrap_err()
+            .contains("--dst-mac"));
     }
 }

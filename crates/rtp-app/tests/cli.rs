@@ -18,7 +18,9 @@ fn help_is_a_manual_with_examples() {
     let o = run(&["--help"]);
     assert!(o.status.success());
     let h = stdout(&o);
-    for needle in ["Examples:", "--mode rx", "--backend shm", "rtp_app diag", "Exit status", "period:2.0", "--drop-policy"] {
+    for needle in
+        ["Examples:", "--mode rx", "--backend shm", "rtp_app diag", "Exit status", "period:2.0", "--drop-policy"]
+    {
         assert!(h.contains(needle), "--help lacks {needle}");
     }
     let short = stdout(&run(&["-h"]));
@@ -47,7 +49,10 @@ fn without_module_the_default_backend_says_what_to_do() {
     let o = run(&["--mode", "rx", "--port", &free_port().to_string(), "-t", "1"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("/dev/rtp_mgr0 does not exist") && e.contains("modprobe rtp_mgr") && e.contains("--backend shm"), "{e}");
+    assert!(
+        e.contains("/dev/rtp_mgr0 does not exist") && e.contains("modprobe rtp_mgr") && e.contains("--backend shm"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -114,7 +119,10 @@ fn diag_without_module_fails_with_the_failing_line() {
 fn signal_at_any_time_shuts_down_cleanly() {
     let r = ShmRing::new("sig");
     let port = free_port().to_string();
-    let args = ["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &r.0, "--json", "--interval", "0.05"];
+    let args = [
+        "--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &r.0, "--json",
+        "--interval", "0.05",
+    ];
     for delay_ms in [0u64, 1, 3, 10, 30] {
         let child = std::process::Command::new(bin())
             .args(args)
@@ -157,11 +165,16 @@ fn tx_source_ring_forwards_what_rx_pushed() {
     sink.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let out_port = sink.local_addr().unwrap().port().to_string();
     let (rx, _e) = spawn_ready(
-        &["--mode", "rx", "--bind", "127.0.0.1", "--port", &in_port, "--backend", "shm", "--shm-name", &r.0, "-l", "500", "--json", "--interval", "0"],
+        &[
+            "--mode", "rx", "--bind", "127.0.0.1", "--port", &in_port, "--backend", "shm", "--shm-name", &r.0, "-l",
+            "500", "--json", "--interval", "0",
+        ],
         "rx: receiving on",
     );
-    let o = run(&["--mode", "tx", "--dst", "127.0.0.1", "--port", &in_port, "--rate", "5000", "--payload", "200",
-                  "--backend", "shm", "--shm-name", &gen_ring.0, "-l", "500", "--json", "--interval", "0"]);
+    let o = run(&[
+        "--mode", "tx", "--dst", "127.0.0.1", "--port", &in_port, "--rate", "5000", "--payload", "200", "--backend",
+        "shm", "--shm-name", &gen_ring.0, "-l", "500", "--json", "--interval", "0",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rxo = wait_bounded(rx, Duration::from_secs(10));
     assert_eq!(final_record(&rxo.stdout)["pushed"], 500);
@@ -169,8 +182,12 @@ fn tx_source_ring_forwards_what_rx_pushed() {
     let fwd = std::thread::spawn({
         let name = r.0.clone();
         let port = out_port.clone();
-        move || run(&["--mode", "tx", "--source", "ring", "--dst", "127.0.0.1", "--port", &port, "--backend", "shm",
-                      "--shm-name", &name, "-l", "500", "-t", "20", "--rate", "5000", "--json", "--interval", "0"])
+        move || {
+            run(&[
+                "--mode", "tx", "--source", "ring", "--dst", "127.0.0.1", "--port", &port, "--backend", "shm",
+                "--shm-name", &name, "-l", "500", "-t", "20", "--rate", "5000", "--json", "--interval", "0",
+            ])
+        }
     });
     let mut got = 0;
     let mut buf = [0u8; 2048];

@@ -10,12 +10,16 @@ fn tx_10k_pps_for_5s_reaches_rx_completely() {
     let (rx_ring, tx_ring) = (ShmRing::new("lo-rx"), ShmRing::new("lo-tx"));
     let port = free_port().to_string();
     let (rx, _err) = spawn_ready(
-        &["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &rx_ring.0,
-          "--drain", "--json", "--interval", "1", "-t", "30"],
+        &[
+            "--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &rx_ring.0,
+            "--drain", "--json", "--interval", "1", "-t", "30",
+        ],
         "rx: receiving on",
     );
-    let tx = run(&["--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "10000", "--payload", "1200",
-                   "--backend", "shm", "--shm-name", &tx_ring.0, "--json", "--interval", "1", "-t", "5"]);
+    let tx = run(&[
+        "--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "10000", "--payload", "1200", "--backend",
+        "shm", "--shm-name", &tx_ring.0, "--json", "--interval", "1", "-t", "5",
+    ]);
     assert!(tx.status.success(), "tx failed: {}", String::from_utf8_lossy(&tx.stderr));
     let txf = final_record(&tx.stdout);
     let sent = txf["packets"].as_u64().unwrap();

@@ -16,7 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn stream(rate: u32) -> StreamParams {
-    StreamParams { ssrc: 7, payload_type: 96, clock_rate: 90_000, rate, payload_len: 100, first_seq: 0, first_timestamp: 0 }
+    StreamParams {
+        ssrc: 7,
+        payload_type: 96,
+        clock_rate: 90_000,
+        rate,
+        payload_len: 100,
+        first_seq: 0,
+        first_timestamp: 0,
+    }
 }
 
 /// A free UDP port on 127.0.0.1 (bound and released; good enough on a test host).
@@ -28,7 +36,9 @@ fn free_port() -> u16 {
 fn send_rtp(port: u16, n: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut g = RtpGenerator::new(stream(1000)).unwrap();
-        let mut tx = TxSocket::connect("127.0.0.1:0".parse().unwrap(), SocketAddr::from(([127, 0, 0, 1], port)), 1 << 20).unwrap();
+        let mut tx =
+            TxSocket::connect("127.0.0.1:0".parse().unwrap(), SocketAddr::from(([127, 0, 0, 1], port)), 1 << 20)
+                .unwrap();
         for _ in 0..n {
             let mut b = vec![0u8; g.packet_len()];
             g.write_next(&mut b).unwrap();
@@ -145,7 +155,8 @@ fn test_bug_stats_thread_join() {
 
     // No interval: no thread, nothing to join, the stats source is handed straight back.
     let stop = StopState::new();
-    let (ctl, idle) = Controller::start(None, cfg.clone(), Arc::clone(&counters), Arc::clone(&stop), Box::new(|| None)).unwrap();
+    let (ctl, idle) =
+        Controller::start(None, cfg.clone(), Arc::clone(&counters), Arc::clone(&stop), Box::new(|| None)).unwrap();
     assert!(!ctl.has_thread());
     assert!(idle.is_some());
     assert!(ctl.finish().is_none());
@@ -209,7 +220,11 @@ fn test_bug_bounded_retry() {
         dst: SocketAddr::from(([127, 0, 0, 1], free_port())),
         sockbuf: 1 << 20,
         stream: Some(stream(100_000)),
-        worker: TxConfig { batch: 16, rate: Some(100_000), limits: Limits { duration: Some(Duration::from_secs(10)), packets: Some(200) } },
+        worker: TxConfig {
+            batch: 16,
+            rate: Some(100_000),
+            limits: Limits { duration: Some(Duration::from_secs(10)), packets: Some(200) },
+        },
         interval: None,
         json: true,
         xdp: None,

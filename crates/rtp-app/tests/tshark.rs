@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 const PACKETS: u32 = 2000;
 
 fn tshark_available() -> bool {
-    Command::new("tshark").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("tshark")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 #[test]
@@ -68,9 +73,33 @@ fn tshark_decodes_tx_stream_as_clean_consecutive_rtp() {
     // Let the capture settle a moment; packets before the filter is live would be missed.
     std::thread::sleep(Duration::from_millis(300));
 
-    let tx = run(&["--mode", "tx", "--dst", "127.0.0.1", "--port", &port.to_string(), "--rate", "5000",
-                   "--payload", "160", "--pt", "0", "--clock-rate", "8000", "--ssrc", "0x1234abcd",
-                   "--backend", "shm", "--shm-name", &ring.0, "-l", &PACKETS.to_string(), "--json", "--interval", "0"]);
+    let tx = run(&[
+        "--mode",
+        "tx",
+        "--dst",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--rate",
+        "5000",
+        "--payload",
+        "160",
+        "--pt",
+        "0",
+        "--clock-rate",
+        "8000",
+        "--ssrc",
+        "0x1234abcd",
+        "--backend",
+        "shm",
+        "--shm-name",
+        &ring.0,
+        "-l",
+        &PACKETS.to_string(),
+        "--json",
+        "--interval",
+        "0",
+    ]);
     assert!(tx.status.success(), "tx: {}", String::from_utf8_lossy(&tx.stderr));
     assert_eq!(final_record(&tx.stdout)["packets"].as_u64(), Some(u64::from(PACKETS)));
 
@@ -79,10 +108,30 @@ fn tshark_decodes_tx_stream_as_clean_consecutive_rtp() {
 
     // Decode the capture as RTP on that port.
     let fields = Command::new("tshark")
-        .args(["-r"]).arg(&pcap)
-        .args(["-d", &format!("udp.port=={port},rtp"), "-T", "fields", "-E", "separator=,",
-               "-e", "rtp.version", "-e", "rtp.p_type", "-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "rtp.timestamp",
-               "-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        .args(["-r"])
+        .arg(&pcap)
+        .args([
+            "-d",
+            &format!("udp.port=={port},rtp"),
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "rtp.version",
+            "-e",
+            "rtp.p_type",
+            "-e",
+            "rtp.ssrc",
+            "-e",
+            "rtp.seq",
+            "-e",
+            "rtp.timestamp",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+        ])
         .output()
         .expect("tshark reads the capture");
     assert!(fields.status.success(), "tshark -r: {}", String::from_utf8_lossy(&fields.stderr));
@@ -108,10 +157,15 @@ fn tshark_decodes_tx_stream_as_clean_consecutive_rtp() {
     }
     // tshark's own malformed-packet filter agrees.
     let bad = Command::new("tshark")
-        .args(["-r"]).arg(&pcap)
+        .args(["-r"])
+        .arg(&pcap)
         .args(["-d", &format!("udp.port=={port},rtp"), "-Y", "_ws.malformed || _ws.expert.severity >= warning"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&bad.stdout).trim().is_empty(), "malformed: {}", String::from_utf8_lossy(&bad.stdout));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).trim().is_empty(),
+        "malformed: {}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
     let _ = std::fs::remove_file(&pcap);
 }

@@ -317,18 +317,8 @@ active_low = true
             f,
             "test".into(),
             &cli(&[
-                "--backend",
-                "shm",
-                "--channel",
-                "3",
-                "--direction",
-                "rx",
-                "--stats-interval",
-                "0",
-                "--led-chip",
-                "off",
-                "-t",
-                "1.5",
+                "--backend", "shm", "--channel", "3", "--direction", "rx", "--stats-interval", "0", "--led-chip",
+                "off", "-t", "1.5",
             ]),
         )
         .unwrap();

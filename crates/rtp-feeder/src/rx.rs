@@ -428,7 +428,9 @@ mod tests {
     /// appsrc ! fakesink, with a counter of what reached the sink.
     fn feed_pipeline() -> (gst::Pipeline, AppSrc, Arc<AtomicU64>) {
         gst::init().unwrap();
-        let caps = crate::pipeline::rx_caps("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96").unwrap();
+        let caps =
+            crate::pipeline::rx_caps("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96")
+                .unwrap();
         let appsrc = crate::pipeline::rx_appsrc(&caps, 64, 2048).unwrap();
         let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
         let got = Arc::new(AtomicU64::new(0));
@@ -459,7 +461,13 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let released = Arc::new(AtomicU64::new(0));
         let pops = Arc::new(AtomicU64::new(0));
-        let src = FakeSource { left: 100, per_pop: 7, fail_when_empty: false, released: Arc::clone(&released), pops: Arc::clone(&pops) };
+        let src = FakeSource {
+            left: 100,
+            per_pop: 7,
+            fail_when_empty: false,
+            released: Arc::clone(&released),
+            pops: Arc::clone(&pops),
+        };
         let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
         let feed = RxFeed::attach(src, pusher, 32, Duration::from_millis(20));
         crate::pipeline::start(&p).unwrap();
@@ -499,5 +507,4 @@ mod tests {
         drop((p, appsrc));
         assert_eq!(released.load(Relaxed), 20);
     }
-
 }

@@ -594,18 +594,8 @@ fn rx_end_to_end_rtp_app() {
     // rtp_app rx: UDP -> ring (it starts the channel); rtp_app tx: generated RTP -> UDP.
     let mut rx = Command::new(&app)
         .args([
-            "--mode",
-            "rx",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--backend",
-            "shm",
-            "--shm-name",
-            &ring.name,
-            "--interval",
-            "0",
+            "--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.name,
+            "--interval", "0",
         ])
         .stdout(Stdio::null())
         .spawn()
@@ -614,16 +604,7 @@ fn rx_end_to_end_rtp_app() {
     let tx = Command::new(&app)
         .args(["--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "500", "--payload", "160"])
         .args([
-            "--pt",
-            "96",
-            "--clock-rate",
-            "48000",
-            "--backend",
-            "shm",
-            "--shm-name",
-            &tx_ring.name,
-            "--interval",
-            "0",
+            "--pt", "96", "--clock-rate", "48000", "--backend", "shm", "--shm-name", &tx_ring.name, "--interval", "0",
         ])
         .args(["-l", &N.to_string()])
         .output()
@@ -687,16 +668,8 @@ fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
     let slots = rx.pop_batch(N as usize).unwrap();
 
     let cfg = cfg_from(&[
-        "--backend",
-        "shm",
-        "--shm-name",
-        &ring.name,
-        "--caps",
-        CAPS,
-        "--pipeline",
-        "fakesink name=out",
-        "--queue-max-buffers",
-        "4",
+        "--backend", "shm", "--shm-name", &ring.name, "--caps", CAPS, "--pipeline", "fakesink name=out",
+        "--queue-max-buffers", "4",
     ]);
     let counters = Arc::new(Counters::default());
     let built = rtp_feeder::pipeline::build(&cfg, 2048, &counters).unwrap();

@@ -357,8 +357,7 @@ pub mod request {
     /// `RTPM_IOC_GET_INFO`.
     pub const GET_INFO: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x00, size_of::<RtpmInfo>()) as u64;
     /// `RTPM_IOC_CONFIGURE`.
-    pub const CONFIGURE: u64 =
-        request_code_write!(RTPM_IOC_MAGIC, 0x01, size_of::<RtpmConfig>()) as u64;
+    pub const CONFIGURE: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x01, size_of::<RtpmConfig>()) as u64;
     /// `RTPM_IOC_START`.
     pub const START: u64 = request_code_none!(RTPM_IOC_MAGIC, 0x02) as u64;
     /// `RTPM_IOC_STOP`.
@@ -366,35 +365,25 @@ pub mod request {
     /// `RTPM_IOC_RESET`.
     pub const RESET: u64 = request_code_none!(RTPM_IOC_MAGIC, 0x04) as u64;
     /// `RTPM_IOC_GET_STATS`.
-    pub const GET_STATS: u64 =
-        request_code_read!(RTPM_IOC_MAGIC, 0x05, size_of::<RtpmStats>()) as u64;
+    pub const GET_STATS: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x05, size_of::<RtpmStats>()) as u64;
     /// `RTPM_IOC_GET_STATUS`.
-    pub const GET_STATUS: u64 =
-        request_code_read!(RTPM_IOC_MAGIC, 0x06, size_of::<RtpmStatus>()) as u64;
+    pub const GET_STATUS: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x06, size_of::<RtpmStatus>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
-    pub const PUSH_SLOT: u64 =
-        request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
+    pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
-    pub const POP_SLOT: u64 =
-        request_code_read!(RTPM_IOC_MAGIC, 0x11, size_of::<RtpmSlotRef>()) as u64;
+    pub const POP_SLOT: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x11, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_RELEASE_SLOT`.
-    pub const RELEASE_SLOT: u64 =
-        request_code_write!(RTPM_IOC_MAGIC, 0x12, size_of::<RtpmSlotRef>()) as u64;
+    pub const RELEASE_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x12, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_RESERVE_SLOT`.
-    pub const RESERVE_SLOT: u64 =
-        request_code_read!(RTPM_IOC_MAGIC, 0x13, size_of::<RtpmSlotRef>()) as u64;
+    pub const RESERVE_SLOT: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x13, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_RESERVE_BATCH`.
-    pub const RESERVE_BATCH: u64 =
-        request_code_readwrite!(RTPM_IOC_MAGIC, 0x20, size_of::<RtpmBatch>()) as u64;
+    pub const RESERVE_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x20, size_of::<RtpmBatch>()) as u64;
     /// `RTPM_IOC_PUSH_BATCH`.
-    pub const PUSH_BATCH: u64 =
-        request_code_readwrite!(RTPM_IOC_MAGIC, 0x21, size_of::<RtpmBatch>()) as u64;
+    pub const PUSH_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x21, size_of::<RtpmBatch>()) as u64;
     /// `RTPM_IOC_POP_BATCH`.
-    pub const POP_BATCH: u64 =
-        request_code_readwrite!(RTPM_IOC_MAGIC, 0x22, size_of::<RtpmBatch>()) as u64;
+    pub const POP_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x22, size_of::<RtpmBatch>()) as u64;
     /// `RTPM_IOC_RELEASE_BATCH`.
-    pub const RELEASE_BATCH: u64 =
-        request_code_readwrite!(RTPM_IOC_MAGIC, 0x23, size_of::<RtpmBatch>()) as u64;
+    pub const RELEASE_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x23, size_of::<RtpmBatch>()) as u64;
 
     /// Every request number with its C macro name, for the layout test and diagnostics.
     pub const ALL: [(&str, u64); 15] = [

@@ -37,33 +37,49 @@ macro_rules! layout {
 
 fn layouts() -> Vec<Layout> {
     vec![
-        layout!(RtpmRingHeader, "rtpm_ring_header", RtpmRingHeader::default(), [
-            magic, abi_major, abi_minor, header_size, channel, slot_count, ring_order,
-            slot_payload, slot_stride, desc_size, drop_policy, desc_offset, meta_size,
-            payload_offset, payload_size, prod_off, cons_off, reserve_off, release_off,
-            reserved0, reserve, producer, reserved1, consumer, release, reserved2,
-        ]),
-        layout!(RtpmSlotDesc, "rtpm_slot_desc", RtpmSlotDesc::default(), [
-            len, flags, arrival_ns, rtp_timestamp, ssrc, rtp_seq, payload_type, pad0, pad1,
-        ]),
+        layout!(
+            RtpmRingHeader,
+            "rtpm_ring_header",
+            RtpmRingHeader::default(),
+            [
+                magic, abi_major, abi_minor, header_size, channel, slot_count, ring_order, slot_payload, slot_stride,
+                desc_size, drop_policy, desc_offset, meta_size, payload_offset, payload_size, prod_off, cons_off,
+                reserve_off, release_off, reserved0, reserve, producer, reserved1, consumer, release, reserved2,
+            ]
+        ),
+        layout!(
+            RtpmSlotDesc,
+            "rtpm_slot_desc",
+            RtpmSlotDesc::default(),
+            [len, flags, arrival_ns, rtp_timestamp, ssrc, rtp_seq, payload_type, pad0, pad1,]
+        ),
         layout!(RtpmSlotRef, "rtpm_slot_ref", RtpmSlotRef::default(), [index, len, arrival_ns]),
         layout!(RtpmBatch, "rtpm_batch", RtpmBatch::default(), [slots, count, flags]),
-        layout!(RtpmConfig, "rtpm_config", RtpmConfig::default(), [
-            ring_order, slot_payload, drop_policy, flags,
-        ]),
-        layout!(RtpmInfo, "rtpm_info", RtpmInfo::default(), [
-            abi_major, abi_minor, channel, channels, state, config, slot_count, slot_stride,
-            desc_size, header_size, meta_size, payload_offset, payload_size,
-        ]),
-        layout!(RtpmStats, "rtpm_stats", RtpmStats::default(), [
-            pushed_packets, pushed_bytes, popped_packets, popped_bytes, released, drops,
-            overruns, underruns, rtp_lost, rtp_reordered, rtp_duplicates, malformed, reclaimed,
-            illegal_ops,
-        ]),
-        layout!(RtpmStatus, "rtpm_status", RtpmStatus::default(), [
-            state, openers, mappings, free, producing, ready, consuming, pad, reserve, producer,
-            consumer, release,
-        ]),
+        layout!(RtpmConfig, "rtpm_config", RtpmConfig::default(), [ring_order, slot_payload, drop_policy, flags,]),
+        layout!(
+            RtpmInfo,
+            "rtpm_info",
+            RtpmInfo::default(),
+            [
+                abi_major, abi_minor, channel, channels, state, config, slot_count, slot_stride, desc_size,
+                header_size, meta_size, payload_offset, payload_size,
+            ]
+        ),
+        layout!(
+            RtpmStats,
+            "rtpm_stats",
+            RtpmStats::default(),
+            [
+                pushed_packets, pushed_bytes, popped_packets, popped_bytes, released, drops, overruns, underruns,
+                rtp_lost, rtp_reordered, rtp_duplicates, malformed, reclaimed, illegal_ops,
+            ]
+        ),
+        layout!(
+            RtpmStatus,
+            "rtpm_status",
+            RtpmStatus::default(),
+            [state, openers, mappings, free, producing, ready, consuming, pad, reserve, producer, consumer, release,]
+        ),
     ]
 }
 
@@ -208,7 +224,8 @@ fn device_prefix_matches() {
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("prefix.c");
     std::fs::write(&src, "#include \"rtp_mgr_ioctl.h\"\nconst char *probe = RTPM_DEVICE_PREFIX;\n").unwrap();
-    let out = Command::new(&cc).args(["-E", "-P", "-I"]).arg(include_dir()).arg(&src).output().expect("host C compiler");
+    let out =
+        Command::new(&cc).args(["-E", "-P", "-I"]).arg(include_dir()).arg(&src).output().expect("host C compiler");
     let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout);
     let want = format!("const char *probe = \"{RTPM_DEVICE_PREFIX}\";");

@@ -130,7 +130,8 @@ pub fn self_cpu_us() -> u64 {
 
 /// CPU time (utime + stime) of another process from /proc/PID/stat, in µs.
 pub fn proc_cpu_us(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
     // Fields after the ")" of comm: state is field 3, utime 14, stime 15.
     let rest = stat.rsplit_once(')').ok_or_else(|| anyhow!("odd /proc/{pid}/stat"))?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -165,7 +166,8 @@ fn thread_cpu_us(pid: u32, label: &str, into: &mut std::collections::BTreeMap<St
         let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(')')) else { continue };
         let comm = &stat[open + 1..stat.len() - rest.len() - 1];
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let t: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let t: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         *into.entry(format!("{label}/{comm}")).or_default() += t * 1_000_000 / hz;
     }
 }
@@ -252,10 +254,16 @@ fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
         Some(name) => cmd.args(["--backend", "shm", "--shm-name", name]),
         None => cmd.args(["--channel", &p.channel.to_string()]),
     };
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("start {}", p.rtp_app))?;
+    let child =
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("start {}", p.rtp_app))?;
     // From here on the receiver owns rtp_app and the pipeline: both go on every exit path, so a
     // failed run cannot leave a process holding the device.
-    let mut rx = Receiver { pipeline: gst::Pipeline::new(), sink: Arc::new(Sink::default()), rx_proc: Some(child), feeder: None };
+    let mut rx = Receiver {
+        pipeline: gst::Pipeline::new(),
+        sink: Arc::new(Sink::default()),
+        rx_proc: Some(child),
+        feeder: None,
+    };
     let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
     let ch = Channel::open(&backend)?;
     let consumer = ch.consumer()?;
@@ -344,7 +352,13 @@ pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<V
         threads.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut lat = std::mem::take(&mut *rx.sink.lat_ns.lock().expect("latency list"));
         lat.sort_unstable();
-        let q = |f: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * f).round() as usize] as f64 / 1e3 };
+        let q = |f: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                lat[((lat.len() - 1) as f64 * f).round() as usize] as f64 / 1e3
+            }
+        };
         steps.push(Step {
             path,
             rate,
@@ -374,7 +388,11 @@ fn send(exe: &std::path::Path, p: &E2eParams, rate: u64, secs: f64, seq0: &mut u
         bail!("sender failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let n: u64 = text.trim().strip_prefix("sent ").and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("sender said '{text}'"))?;
+    let n: u64 = text
+        .trim()
+        .strip_prefix("sent ")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("sender said '{text}'"))?;
     *seq0 += n;
     Ok(n)
 }

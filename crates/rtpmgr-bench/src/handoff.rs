@@ -186,7 +186,9 @@ pub fn run(p: &Params) -> Result<Outcome> {
 
     let warm = (p.secs / 5.0).max(0.05);
     std::thread::sleep(Duration::from_secs_f64(warm));
-    let snap = |sh: &Shared| (Instant::now(), sh.consumed.load(Relaxed), sh.produced.load(Relaxed), sh.prod_calls.get(), sh.cons_calls.get());
+    let snap = |sh: &Shared| {
+        (Instant::now(), sh.consumed.load(Relaxed), sh.produced.load(Relaxed), sh.prod_calls.get(), sh.cons_calls.get())
+    };
     let a = snap(&sh);
     std::thread::sleep(Duration::from_secs_f64(p.secs));
     let b = snap(&sh);
@@ -438,7 +440,8 @@ fn udp(p: &Params) -> Result<(Side, Side)> {
                 m.msg_hdr.msg_iovlen = 1;
             }
             // SAFETY: msgs/iov/bufs outlive the call; the socket is connected.
-            let n = sh.prod_calls.count(|| unsafe { libc::sendmmsg(tx.as_raw_fd(), msgs.as_mut_ptr(), want as u32, 0) });
+            let n =
+                sh.prod_calls.count(|| unsafe { libc::sendmmsg(tx.as_raw_fd(), msgs.as_mut_ptr(), want as u32, 0) });
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 // ENOBUFS/EAGAIN: the loopback queue is full; try again.
@@ -468,7 +471,13 @@ fn udp(p: &Params) -> Result<(Side, Side)> {
             // MSG_WAITFORONE: block for the first datagram only, like rtp_app rx.
             // SAFETY: msgs/iov/bufs outlive the call.
             let n = sh.cons_calls.count(|| unsafe {
-                libc::recvmmsg(rx.as_raw_fd(), msgs.as_mut_ptr(), batch as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
+                libc::recvmmsg(
+                    rx.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    batch as u32,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
             });
             if n < 0 {
                 let e = std::io::Error::last_os_error();
@@ -520,9 +529,9 @@ fn pipe(p: &Params) -> Result<(Side, Side)> {
             let mut off = 0;
             while off < want * payload {
                 // SAFETY: writes from a live buffer range.
-                let n = sh.prod_calls.count(|| unsafe {
-                    libc::write(w.as_raw_fd(), buf[off..].as_ptr().cast(), want * payload - off)
-                });
+                let n = sh
+                    .prod_calls
+                    .count(|| unsafe { libc::write(w.as_raw_fd(), buf[off..].as_ptr().cast(), want * payload - off) });
                 if n < 0 {
                     return Err(os_err("write to the pipe"));
                 }
@@ -578,7 +587,11 @@ fn rtrb_path(p: &Params) -> (Side, Side) {
                 continue;
             }
             let chunk = sh.prod_calls.count(|| tx.write_chunk_uninit(n)).expect("slots() said n are free");
-            let done = chunk.fill_from_iter((0..n as u32).map(|i| SlotRef { index: (next + i) & 1023, len: payload, arrival_ns: 0 }));
+            let done = chunk.fill_from_iter((0..n as u32).map(|i| SlotRef {
+                index: (next + i) & 1023,
+                len: payload,
+                arrival_ns: 0,
+            }));
             next = next.wrapping_add(done as u32);
             pacer.sent(done);
             sh.produced.fetch_add(done as u64, Relaxed);

@@ -237,14 +237,17 @@ fn run(cli: Cli) -> Result<()> {
     let rounds = |d: usize| cli.rounds.unwrap_or(d).max(1);
     match &cli.cmd {
         Cmd::Handoff { payloads, batch, paths } => {
-            rep.handoff = compare(&backend, paths, &grid(payloads, &[*batch], &[None]), rounds(5), secs(0.5), Idle::Block)?;
+            rep.handoff =
+                compare(&backend, paths, &grid(payloads, &[*batch], &[None]), rounds(5), secs(0.5), Idle::Block)?;
         }
         Cmd::Sweep { batches, payload, paths } => {
-            rep.sweep = compare(&backend, paths, &grid(&[*payload], batches, &[None]), rounds(3), secs(0.3), Idle::Block)?;
+            rep.sweep =
+                compare(&backend, paths, &grid(&[*payload], batches, &[None]), rounds(3), secs(0.3), Idle::Block)?;
         }
         Cmd::Syscalls { rates, batch, payload, paths } => {
             let rates: Vec<_> = rates.iter().map(|r| Some(*r)).collect();
-            rep.syscalls = compare(&backend, paths, &grid(&[*payload], &[*batch], &rates), rounds(3), secs(1.0), Idle::Block)?;
+            rep.syscalls =
+                compare(&backend, paths, &grid(&[*payload], &[*batch], &rates), rounds(3), secs(1.0), Idle::Block)?;
         }
         Cmd::Rtrb { batches } => {
             rep.rtrb = rtrb_cmp(&cli, batches, rounds(5), secs(0.5))?;
@@ -331,7 +334,9 @@ fn compare(
     for (si, &(payload, batch, rate)) in settings.iter().enumerate() {
         for (pi, &path) in paths.iter().enumerate() {
             let s = &samples[si * paths.len() + pi];
-            let f = |g: &dyn Fn(&Outcome) -> f64| Summary::of(&s.iter().map(g).filter(|v| v.is_finite()).collect::<Vec<_>>());
+            let f = |g: &dyn Fn(&Outcome) -> f64| {
+                Summary::of(&s.iter().map(g).filter(|v| v.is_finite()).collect::<Vec<_>>())
+            };
             rows.push(Row {
                 path,
                 payload,
@@ -370,7 +375,9 @@ fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64) -> Result<Vec<E2eRo
     let mut all: Vec<e2e::Step> = Vec::new();
     for round in 0..rounds {
         for path in paths {
-            all.extend(e2e::run_path(path, &p, &exe).with_context(|| format!("e2e {} round {}", path.name(), round + 1))?);
+            all.extend(
+                e2e::run_path(path, &p, &exe).with_context(|| format!("e2e {} round {}", path.name(), round + 1))?,
+            );
         }
         eprintln!("  e2e round {}/{rounds} done", round + 1);
     }
@@ -381,7 +388,9 @@ fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64) -> Result<Vec<E2eRo
             if steps.is_empty() {
                 bail!("no e2e result for {} at {rate}", path.name());
             }
-            let f = |g: &dyn Fn(&e2e::Step) -> f64| Summary::of(&steps.iter().map(|s| g(s)).filter(|v| v.is_finite()).collect::<Vec<_>>());
+            let f = |g: &dyn Fn(&e2e::Step) -> f64| {
+                Summary::of(&steps.iter().map(|s| g(s)).filter(|v| v.is_finite()).collect::<Vec<_>>())
+            };
             let p99 = f(&|s| s.lat_p99_us);
             let median_round = steps
                 .iter()

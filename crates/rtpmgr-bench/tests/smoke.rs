@@ -34,5 +34,10 @@ fn quick_run_of_every_comparison_reports_every_path() {
             .as_f64()
             .unwrap()
     };
-    assert!(calls("ring-batch") < calls("ring-slot"), "batched {} vs per-slot {}", calls("ring-batch"), calls("ring-slot"));
+    assert!(
+        calls("ring-batch") < calls("ring-slot"),
+        "batched {} vs per-slot {}",
+        calls("ring-batch"),
+        calls("ring-slot")
+    );
 }

@@ -149,13 +149,7 @@ pub fn parse_udp(frame: &[u8]) -> Result<Frame<'_>, Malformed> {
     if udp_len < UDP_HLEN || udp_at + udp_len > ip_end || udp_len > udp.len() {
         return Err(Malformed::BadUdpLength);
     }
-    Ok(Frame {
-        vlan,
-        ip: version,
-        src_port: be16(udp, 0),
-        dst_port: be16(udp, 2),
-        payload: &udp[UDP_HLEN..udp_len],
-    })
+    Ok(Frame { vlan, ip: version, src_port: be16(udp, 0), dst_port: be16(udp, 2), payload: &udp[UDP_HLEN..udp_len] })
 }
 
 /// Parses `frame` down to its UDP payload and checks that the payload is RTP v2 (the ring's own
@@ -196,7 +190,12 @@ impl UdpFrameTemplate {
     ///
     /// # Errors
     /// A message when the address families differ.
-    pub fn new(src_mac: [u8; 6], dst_mac: [u8; 6], src: std::net::SocketAddr, dst: std::net::SocketAddr) -> Result<Self, String> {
+    pub fn new(
+        src_mac: [u8; 6],
+        dst_mac: [u8; 6],
+        src: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
+    ) -> Result<Self, String> {
         use std::net::SocketAddr::{V4, V6};
         let mut h = Vec::with_capacity(ETH_HLEN + IPV6_HLEN + UDP_HLEN);
         h.extend_from_slice(&dst_mac);
@@ -378,10 +377,7 @@ mod tests {
     #[test]
     fn template_frames_parse_back_with_valid_checksums() {
         let (a, b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        for (src, dst) in [
-            ("10.0.0.2:5004", "10.0.0.1:5004"),
-            ("[fd00::2]:40000", "[fd00::1]:5006"),
-        ] {
+        for (src, dst) in [("10.0.0.2:5004", "10.0.0.1:5004"), ("[fd00::2]:40000", "[fd00::1]:5006")] {
             let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
             let mut t = UdpFrameTemplate::new(a, b, src, dst).unwrap();
             for (i, len) in [0usize, 1, 159, 160, 1200].into_iter().enumerate() {

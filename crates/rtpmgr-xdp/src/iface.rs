@@ -158,7 +158,8 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 pub fn mac(name: &str) -> Result<[u8; 6]> {
     let p = Path::new("/sys/class/net").join(name).join("address");
     let s = std::fs::read_to_string(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
-    parse_mac(&s).ok_or_else(|| Error::Config(format!("{name} has no Ethernet address ({}: {:?})", p.display(), s.trim())))
+    parse_mac(&s)
+        .ok_or_else(|| Error::Config(format!("{name} has no Ethernet address ({}: {:?})", p.display(), s.trim())))
 }
 
 /// The first address of `name` in the family of `like` (IPv6: not link-local if another exists).
@@ -217,7 +218,10 @@ pub fn arp_lookup(arp_table: &str, name: &str, ip: std::net::Ipv4Addr) -> Option
     arp_table.lines().skip(1).find_map(|l| {
         // IP address, HW type, Flags, HW address, Mask, Device
         let f: Vec<&str> = l.split_whitespace().collect();
-        let complete = f.get(2).and_then(|x| u32::from_str_radix(x.trim_start_matches("0x"), 16).ok()).is_some_and(|x| x & 0x2 != 0);
+        let complete = f
+            .get(2)
+            .and_then(|x| u32::from_str_radix(x.trim_start_matches("0x"), 16).ok())
+            .is_some_and(|x| x & 0x2 != 0);
         (f.len() >= 6 && f[0] == want && f[5] == name && complete).then(|| parse_mac(f[3])).flatten()
     })
 }

@@ -316,7 +316,12 @@ impl Summary {
 /// # Errors
 /// Setup errors (interface, queue, frame size/MTU, BPF, AF_XDP, ring); ring errors while running.
 /// After an error nothing is left attached or allocated.
-pub fn run_rx<S: StopFlag + ?Sized>(config: &XdpConfig, ring: &rtpmgr::Channel, limits: Limits, stop: &S) -> Result<Summary> {
+pub fn run_rx<S: StopFlag + ?Sized>(
+    config: &XdpConfig,
+    ring: &rtpmgr::Channel,
+    limits: Limits,
+    stop: &S,
+) -> Result<Summary> {
     run_rx_with_hook(config, ring, limits, stop, &mut |_| Ok(()))
 }
 

@@ -236,7 +236,12 @@ mod tests {
     fn line_has_the_seed_shape() {
         let prev = Snapshot { packets: 10_000_000, bytes: 9_000_000_000, ..Default::default() };
         let now = Snapshot { packets: 12_345_678, bytes: 9_876_543_210, ..Default::default() };
-        let l = line(&now, &prev, Duration::from_secs(2), Some(&SteerCounters { seen: 5, redirected: 4, passed: 1, malformed: 0 }));
+        let l = line(
+            &now,
+            &prev,
+            Duration::from_secs(2),
+            Some(&SteerCounters { seen: 5, redirected: 4, passed: 1, malformed: 0 }),
+        );
         assert!(l.starts_with("AF_XDP RX:"), "{l}");
         assert!(l.contains("12,345,678 pkts ("), "{l}");
         assert!(l.contains("1,172,839 pps)"), "{l}");
@@ -272,8 +277,9 @@ mod tests {
 
         // Started: prints lines, finish stops and joins it, its references are gone.
         let sink = Sink::default();
-        let t = StatsThread::start(Some(Duration::from_millis(30)), Arc::clone(&counters), Box::new(|| None), sink.clone())
-            .unwrap();
+        let t =
+            StatsThread::start(Some(Duration::from_millis(30)), Arc::clone(&counters), Box::new(|| None), sink.clone())
+                .unwrap();
         assert!(t.is_running());
         Counters::add(&counters.packets, 7);
         std::thread::sleep(Duration::from_millis(120));
@@ -285,8 +291,13 @@ mod tests {
         assert!(text.lines().all(|l| l.starts_with("AF_XDP RX:")), "{text}");
 
         // Dropped without finish (an early return): still stopped and joined.
-        let t = StatsThread::start(Some(Duration::from_secs(3600)), Arc::clone(&counters), Box::new(|| None), Sink::default())
-            .unwrap();
+        let t = StatsThread::start(
+            Some(Duration::from_secs(3600)),
+            Arc::clone(&counters),
+            Box::new(|| None),
+            Sink::default(),
+        )
+        .unwrap();
         let t0 = Instant::now();
         drop(t);
         assert!(t0.elapsed() < Duration::from_secs(1));

@@ -162,9 +162,11 @@ impl SteerProgram {
             .ok_or_else(|| Error::bpf_msg("find program rtp_steer"))?
             .try_into()
             .map_err(|e| Error::bpf("program rtp_steer is not XDP", e))?;
-        let id = prog
-            .attach_to_if_index(ifindex, mode.flags())
-            .map_err(|e| Error::Attach { iface: iface.into(), mode, source: Box::new(e) })?;
+        let id = prog.attach_to_if_index(ifindex, mode.flags()).map_err(|e| Error::Attach {
+            iface: iface.into(),
+            mode,
+            source: Box::new(e),
+        })?;
         let link = prog.take_link(id).map_err(|e| Error::bpf("take the XDP link", e))?;
         Ok(Attachment { link: Some(link), iface: iface.into() })
     }
@@ -234,7 +236,12 @@ impl Drop for XskEntry {
         // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_DELETE_ELEM; key lives across the
         // call; the size passed is the size of attr.
         let r = unsafe {
-            libc::syscall(libc::SYS_bpf, BPF_MAP_DELETE_ELEM, &attr as *const MapElemAttr, std::mem::size_of::<MapElemAttr>())
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_DELETE_ELEM,
+                &attr as *const MapElemAttr,
+                std::mem::size_of::<MapElemAttr>(),
+            )
         };
         if r != 0 {
             let e = std::io::Error::last_os_error();
@@ -248,8 +255,5 @@ impl Drop for XskEntry {
 
 /// Loaded BPF programs named [`PROGRAM_NAME`] (for tests: none may remain after a run).
 pub fn loaded_steer_programs() -> usize {
-    aya::programs::loaded_programs()
-        .filter_map(|p| p.ok())
-        .filter(|p| p.name_as_str() == Some(PROGRAM_NAME))
-        .count()
+    aya::programs::loaded_programs().filter_map(|p| p.ok()).filter(|p| p.name_as_str() == Some(PROGRAM_NAME)).count()
 }

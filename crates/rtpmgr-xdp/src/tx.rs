@@ -372,7 +372,10 @@ impl XdpSender {
         iface::validate_queue(&cfg.iface, cfg.queue, queues)?;
         let page = iface::page_size() as u32;
         if cfg.frame_size < 2048 || cfg.frame_size > page || !cfg.frame_size.is_power_of_two() {
-            return Err(Error::Config(format!("frame size {} must be a power of two from 2048 to {page}", cfg.frame_size)));
+            return Err(Error::Config(format!(
+                "frame size {} must be a power of two from 2048 to {page}",
+                cfg.frame_size
+            )));
         }
         if !cfg.ring_size.is_power_of_two() || cfg.frames < cfg.ring_size {
             return Err(Error::Config(format!(

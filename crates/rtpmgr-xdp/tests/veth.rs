@@ -44,7 +44,8 @@ impl Veth {
             return None;
         }
         let id = std::process::id() % 10000;
-        let v = Veth { host: format!("xr{tag}{id}"), peer: format!("xp{tag}{id}"), ns: format!("rtpmgr-xt-{tag}-{id}") };
+        let v =
+            Veth { host: format!("xr{tag}{id}"), peer: format!("xp{tag}{id}"), ns: format!("rtpmgr-xt-{tag}-{id}") };
         let peer = v.peer.clone();
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", &v.ns])?;
@@ -328,7 +329,13 @@ fn xdp_tx_delivers_every_packet_and_completes_every_frame() {
             got
         });
         ready_rx.recv().unwrap();
-        let cfg = TxConfig { copy_mode: CopyMode::Copy, frames: 256, ring_size: 128, dst_mac, ..TxConfig::new(v.host.clone(), dst) };
+        let cfg = TxConfig {
+            copy_mode: CopyMode::Copy,
+            frames: 256,
+            ring_size: 128,
+            dst_mac,
+            ..TxConfig::new(v.host.clone(), dst)
+        };
         let mut tx = XdpSender::open(&cfg).unwrap_or_else(|e| panic!("{dst}: {e}"));
         let pkts: Vec<Vec<u8>> = (0..n).map(|seq| build::rtp(seq, &[seq as u8; 160])).collect();
         let refs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();

@@ -107,8 +107,12 @@ impl KernelDev {
     }
 
     /// Maps the meta region read-only and the payload region read-write, as the header allows.
-    pub(crate) fn map(&self, meta_size: usize, payload_offset: u64, payload_size: usize)
-        -> Result<(Mmap, Mmap), Errno> {
+    pub(crate) fn map(
+        &self,
+        meta_size: usize,
+        payload_offset: u64,
+        payload_size: usize,
+    ) -> Result<(Mmap, Mmap), Errno> {
         let meta = Mmap::map(self.file.as_fd(), meta_size, 0, false)?;
         let payload = Mmap::map(self.file.as_fd(), payload_size, payload_offset, true)?;
         Ok((meta, payload))

@@ -72,11 +72,7 @@ impl RingLayout {
             return Err(bad(format!("magic {:#010x}, expected {RTPM_MAGIC:#010x}", h.magic)));
         }
         if h.abi_major != RTPM_ABI_MAJOR {
-            return Err(Error::AbiMismatch {
-                context: context.to_string(),
-                major: h.abi_major,
-                minor: h.abi_minor,
-            });
+            return Err(Error::AbiMismatch { context: context.to_string(), major: h.abi_major, minor: h.abi_minor });
         }
         // A later minor version may grow the header and the descriptor; never shrink them.
         if (h.header_size as usize) < hsize || h.header_size as usize > page.len() {
@@ -113,18 +109,13 @@ impl RingLayout {
         if desc_offset < h.header_size as usize || !desc_offset.is_multiple_of(8) {
             return Err(bad(format!("desc_offset {desc_offset} overlaps the header or is unaligned")));
         }
-        let table = (h.slot_count as usize)
-            .checked_mul(h.desc_size as usize)
-            .and_then(|t| t.checked_add(desc_offset));
+        let table = (h.slot_count as usize).checked_mul(h.desc_size as usize).and_then(|t| t.checked_add(desc_offset));
         match table {
             Some(end) if end <= meta_size => {}
             _ => return Err(bad(format!("descriptor table runs past meta_size {meta_size}"))),
         }
         if !h.payload_offset.is_multiple_of(page_size as u64) || h.payload_offset < h.meta_size {
-            return Err(bad(format!(
-                "payload_offset {} not page aligned or inside the meta region",
-                h.payload_offset
-            )));
+            return Err(bad(format!("payload_offset {} not page aligned or inside the meta region", h.payload_offset)));
         }
         let payload_needed = (h.slot_count as usize).checked_mul(h.slot_stride as usize);
         match payload_needed {
@@ -229,9 +220,7 @@ pub fn header_bytes(h: &RtpmRingHeader) -> [u8; 256] {
     let mut out = [0u8; 256];
     // SAFETY: RtpmRingHeader is 256 bytes of plain data without implicit padding (asserted in
     // rtpmgr-abi), so every byte is initialised; the destination holds exactly 256 bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping((h as *const RtpmRingHeader).cast::<u8>(), out.as_mut_ptr(), 256)
-    };
+    unsafe { std::ptr::copy_nonoverlapping((h as *const RtpmRingHeader).cast::<u8>(), out.as_mut_ptr(), 256) };
     out
 }
 

@@ -205,11 +205,7 @@ impl Backend {
 
     /// The default shm ring of a channel number: `rtpmgr-<channel>` in [`shm_dir`].
     pub fn shm_channel(channel: u32) -> Backend {
-        Backend::Shm {
-            path: shm_dir().join(format!("rtpmgr-{channel}")),
-            channel,
-            create: Config::default(),
-        }
+        Backend::Shm { path: shm_dir().join(format!("rtpmgr-{channel}")), channel, create: Config::default() }
     }
 
     /// Sets the configuration a shm ring is created with (no effect on the kernel backend).
@@ -331,8 +327,7 @@ impl Channel {
         };
         let (dev, name) = match backend {
             Backend::Kernel { path } => {
-                let d = kernel::KernelDev::open(path)
-                    .context(|| format!("open {}", path.display()))?;
+                let d = kernel::KernelDev::open(path).context(|| format!("open {}", path.display()))?;
                 d.claim(claim).context(|| format!("claim {}: {busy}", path.display()))?;
                 (Dev::Kernel(d), path.display().to_string())
             }

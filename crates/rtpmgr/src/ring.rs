@@ -10,7 +10,7 @@
 use crate::error::{Context, Error, Result};
 use crate::layout::{page_size, RingLayout, IDX_CONSUMER, IDX_PRODUCER, IDX_RELEASE, IDX_RESERVE};
 use crate::sys::{remaining, Mmap};
-use crate::{ChannelInner, Channel, Dev, Dir, SlotOp};
+use crate::{Channel, ChannelInner, Dev, Dir, SlotOp};
 use nix::errno::Errno;
 use rtpmgr_abi::*;
 use std::mem::ManuallyDrop;
@@ -67,8 +67,7 @@ impl Ring {
         }
         .context(|| ctx.clone())?;
         let meta_size = usize::try_from(info.meta_size).map_err(|_| Error::sys(&ctx, Errno::EOVERFLOW))?;
-        let payload_size =
-            usize::try_from(info.payload_size).map_err(|_| Error::sys(&ctx, Errno::EOVERFLOW))?;
+        let payload_size = usize::try_from(info.payload_size).map_err(|_| Error::sys(&ctx, Errno::EOVERFLOW))?;
         let (meta, payload, shm_token) = match &chan.dev {
             Dev::Kernel(k) => {
                 let (m, p) = k.map(meta_size, info.payload_offset, payload_size).context(|| ctx.clone())?;
@@ -90,13 +89,8 @@ impl Ring {
                 return Err(e);
             }
         };
-        let inner = RingInner {
-            chan,
-            layout,
-            meta: ManuallyDrop::new(meta),
-            payload: ManuallyDrop::new(payload),
-            shm_token,
-        };
+        let inner =
+            RingInner { chan, layout, meta: ManuallyDrop::new(meta), payload: ManuallyDrop::new(payload), shm_token };
         Ok(Ring { inner: Arc::new(inner) })
     }
 
@@ -508,10 +502,8 @@ impl ReleaseQueue {
             // so); drop it from the queue rather than retry it forever.
             let drop_n = (done + 1).min(n);
             if done < n && first_err.is_none() {
-                first_err = Some(Error::sys(
-                    self.chan.ctx(&format!("release slot {}", refs[done].index)),
-                    Errno::EBADSLT,
-                ));
+                first_err =
+                    Some(Error::sys(self.chan.ctx(&format!("release slot {}", refs[done].index)), Errno::EBADSLT));
             }
             p.idx.drain(..drop_n);
         }
@@ -674,7 +666,11 @@ pub struct ReadSlot {
 
 impl std::fmt::Debug for ReadSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadSlot").field("index", &self.index).field("len", &self.len).field("desc", &self.desc).finish()
+        f.debug_struct("ReadSlot")
+            .field("index", &self.index)
+            .field("len", &self.len)
+            .field("desc", &self.desc)
+            .finish()
     }
 }
 

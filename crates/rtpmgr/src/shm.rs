@@ -210,14 +210,10 @@ impl ShmDev {
             local: Mutex::new(Local { ring: None }),
         };
         let h = &dev.shared().head;
-        if h.magic.load(Ordering::Acquire) != CTL_MAGIC
-            || h.version != CTL_VERSION
-            || h.ctl_size as usize != expect
-        {
+        if h.magic.load(Ordering::Acquire) != CTL_MAGIC || h.version != CTL_VERSION || h.ctl_size as usize != expect {
             return Err(Error::BadHeader {
                 context: ctx(),
-                reason: "not an rtpmgr shm ring of this version (remove the file to recreate it)"
-                    .into(),
+                reason: "not an rtpmgr shm ring of this version (remove the file to recreate it)".into(),
             });
         }
         dev.me = dev.register().context(ctx)?;
@@ -267,13 +263,8 @@ impl ShmDev {
             return Err(Errno::EMFILE);
         };
         l.next_gen = l.next_gen.wrapping_add(1);
-        l.handles[i] = HandleEnt {
-            in_use: 1,
-            pid: std::process::id() as i32,
-            start_time,
-            gen: l.next_gen,
-            mappings: 0,
-        };
+        l.handles[i] =
+            HandleEnt { in_use: 1, pid: std::process::id() as i32, start_time, gen: l.next_gen, mappings: 0 };
         l.last_dead_check_ns = now;
         drop(g);
         self.wake(wake);
@@ -341,8 +332,7 @@ impl ShmDev {
         Ok(())
     }
 
-    fn maybe_reclaim_dead(&self, g: &mut Guard<'_>, local: &mut Local, wake: &mut Wake)
-        -> Result<bool, Errno> {
+    fn maybe_reclaim_dead(&self, g: &mut Guard<'_>, local: &mut Local, wake: &mut Wake) -> Result<bool, Errno> {
         let now = monotonic_ns();
         if now.saturating_sub(g.locked().last_dead_check_ns) < DEAD_CHECK_NS {
             return Ok(false);
@@ -353,8 +343,7 @@ impl ShmDev {
     }
 
     /// Returns the slots owned by handle `owner` to FREE and closes the handle.
-    fn reclaim_handle(&self, g: &mut Guard<'_>, local: &mut Local, owner: u16, wake: &mut Wake)
-        -> Result<u64, Errno> {
+    fn reclaim_handle(&self, g: &mut Guard<'_>, local: &mut Local, owner: u16, wake: &mut Wake) -> Result<u64, Errno> {
         let v = self.view(g, local)?;
         let l = g.locked();
         let n = l.config_slots();
@@ -530,8 +519,14 @@ impl ShmDev {
     /// do: EPIPE before anything for RESERVE/PUSH on a stopped ring; entries in order up to the
     /// first failure; `overruns` once for a RESERVE that got nothing and for every PUSH that hit
     /// a full ring; `underruns` once for a POP that got nothing; other failures in `illegal_ops`.
-    fn batch_locked(&self, g: &mut Guard<'_>, local: &mut Local, op: BatchOp,
-                    slots: &mut [RtpmSlotRef], wake: &mut Wake) -> Result<usize, Errno> {
+    fn batch_locked(
+        &self,
+        g: &mut Guard<'_>,
+        local: &mut Local,
+        op: BatchOp,
+        slots: &mut [RtpmSlotRef],
+        wake: &mut Wake,
+    ) -> Result<usize, Errno> {
         let me = self.me;
         // One timestamp per call, as the module's rtpm_chan_push takes ktime_get_ns() once.
         let now = if op == BatchOp::Push { monotonic_ns() } else { 0 };
@@ -938,11 +933,7 @@ fn create(path: &Path, channel: u32, cfg: &RtpmConfig) -> Result<File, Errno> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or(Errno::EINVAL)?.to_string_lossy();
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -32,9 +32,7 @@ impl Mmap {
         };
         // SAFETY: a fresh shared mapping chosen by the kernel (no fixed address), so it cannot
         // alias any Rust object; it lives until this Mmap is dropped.
-        let p = unsafe {
-            nix::sys::mman::mmap(None, nz, prot, nix::sys::mman::MapFlags::MAP_SHARED, fd, offset)
-        }?;
+        let p = unsafe { nix::sys::mman::mmap(None, nz, prot, nix::sys::mman::MapFlags::MAP_SHARED, fd, offset) }?;
         Ok(Mmap { ptr: p.cast(), len })
     }
 
@@ -74,9 +72,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
     // it; `tsp` is null or points to a live timespec.
-    let r = unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, tsp, 0usize, 0u32)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, tsp, 0usize, 0u32) };
     if r == 0 {
         Ok(())
     } else {
@@ -87,9 +83,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 /// Wakes every waiter blocked on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access it.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32)
-    };
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
 }
 
 /// Time left until `deadline` (None: forever); `Some(ZERO)` once passed.

@@ -530,7 +530,7 @@ fn guards_return_and_release_their_slots() {
     let mut tx = fx.ch.producer().unwrap();
     let mut rx = fx.ch.consumer().unwrap();
     rx.set_release_batch(32); // the default on a ring of 8 is 2
-    // An unpushed WriteSlot goes back to its producer and is handed out again first.
+                              // An unpushed WriteSlot goes back to its producer and is handed out again first.
     let first = tx.reserve_batch(3).unwrap();
     let idx: Vec<u32> = first.iter().map(|s| s.index()).collect();
     drop(first);
@@ -788,8 +788,8 @@ fn hostile_mapping_requests_are_refused_by_the_ring() {
     let fx = Fx::small("mprotect");
     let ring = fx.ch.map().unwrap();
     let hdr = ring.payload_ptr(0); // payload is writable ...
-    // SAFETY: slot 0's payload is mapped read-write; writing one byte to it is harmless here
-    // (nobody owns slot 0 and the ring never reads an unpushed payload).
+                                   // SAFETY: slot 0's payload is mapped read-write; writing one byte to it is harmless here
+                                   // (nobody owns slot 0 and the ring never reads an unpushed payload).
     unsafe { hdr.write(1) };
     if kind() == BackendKind::Kernel {
         // ... the meta region is not, and mprotect cannot upgrade it (VM_MAYWRITE cleared).
@@ -798,7 +798,9 @@ fn hostile_mapping_requests_are_refused_by_the_ring() {
         let len = std::num::NonZeroUsize::new(4096).unwrap();
         use nix::sys::mman::{mmap, MapFlags, ProtFlags};
         // SAFETY: a new mapping at a kernel-chosen address; refused or unmapped right away.
-        let r = unsafe { mmap(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, f.as_fd(), 0) };
+        let r = unsafe {
+            mmap(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, f.as_fd(), 0)
+        };
         assert_eq!(r.err(), Some(Errno::EPERM), "writable meta mapping must be refused");
     }
 }
@@ -929,7 +931,11 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
         let st = ch.status().unwrap();
         let stats = ch.stats().unwrap();
         assert_eq!(st.free + st.producing + st.ready + st.consuming, n, "step {step}: {line}: {st:?}");
-        assert_eq!(stats.pushed_packets, stats.popped_packets + stats.drops + st.ready as u64, "step {step}: conservation: {line}");
+        assert_eq!(
+            stats.pushed_packets,
+            stats.popped_packets + stats.drops + st.ready as u64,
+            "step {step}: conservation: {line}"
+        );
         let [res, prod, cons, rel] = [st.reserve, st.producer, st.consumer, st.release];
         assert!(res.wrapping_sub(rel) <= n, "step {step}: reserve runs past release + n: {st:?}");
         assert!(prod.wrapping_sub(rel) <= res.wrapping_sub(rel), "step {step}: producer past reserve: {st:?}");
@@ -937,7 +943,12 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
         assert_eq!(ring.indices(), [res, prod, cons, rel], "step {step}: header page != GET_STATUS");
         trace.push(format!(
             "{step}: {line} | state {} free {} prod {} ready {} cons {} idx {:?} | {:?}",
-            st.state, st.free, st.producing, st.ready, st.consuming, [res, prod, cons, rel],
+            st.state,
+            st.free,
+            st.producing,
+            st.ready,
+            st.consuming,
+            [res, prod, cons, rel],
             rtpmgr::stats_fields(&stats)
         ));
     }
