@@ -98,29 +98,20 @@ pub struct Rates {
 /// Compute the period's rates: packets and bits per second over `period`; Kbytes is the total
 /// so far in units of 1000 bytes, as in the seed.
 pub fn rates(now: &Snapshot, prev: &Snapshot, period: Duration) -> Rates {
-    let secs = period.as_secs_f64();
-    let (pps, mbits_per_s) = if secs > 0.0 {
-        let dp = now.packets.saturating_sub(prev.packets) as f64;
-        let db = now.bytes.saturating_sub(prev.bytes) as f64;
-        (dp / secs, db * 8.0 / secs / 1e6)
-    } else {
-        (0.0, 0.0)
-    };
+    let (pps, mbits_per_s) = traffic(now, prev).rates(period);
     Rates { pps, kbytes: now.bytes / 1000, mbits_per_s }
 }
 
-/// 12345678 -> "12,345,678".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
+fn traffic(now: &Snapshot, prev: &Snapshot) -> rtpmgr::report::Traffic {
+    rtpmgr::report::Traffic {
+        packets: now.packets,
+        bytes: now.bytes,
+        period_packets: now.packets.saturating_sub(prev.packets),
+        period_bytes: now.bytes.saturating_sub(prev.bytes),
     }
-    out
 }
+
+pub use rtpmgr::report::thousands;
 
 /// The seed's stats line for `label` ("RX" or "TX"), then the extra counters.
 pub fn human_line(
@@ -130,15 +121,7 @@ pub fn human_line(
     period: Duration,
     ring: Option<&RingCounters>,
 ) -> String {
-    let r = rates(now, prev, period);
-    let mut line = format!(
-        "{label}: {:>14} pkts ({:>11} pps) {:>13} Kbytes ({:>6} Mbits/s) period:{:.1}",
-        thousands(now.packets),
-        thousands(r.pps.round() as u64),
-        thousands(r.kbytes),
-        r.mbits_per_s.round() as u64,
-        period.as_secs_f64(),
-    );
+    let mut line = rtpmgr::report::seed_line(label, &traffic(now, prev), period);
     line.push_str(&format!(
         " | pushed:{} malformed:{} ring_full:{} consumed:{} sock_err:{}",
         now.pushed, now.malformed, now.ring_full, now.consumed, now.socket_errors
@@ -186,15 +169,6 @@ impl JsonRecord<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(12_345_678), "12,345,678");
-        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
-    }
 
     #[test]
     fn human_line_matches_seed_shape() {

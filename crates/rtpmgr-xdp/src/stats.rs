@@ -76,42 +76,21 @@ impl Counters {
     }
 }
 
-/// 12345678 -> "12,345,678".
-pub fn thousands(n: u64) -> String {
-    let d = n.to_string();
-    let mut out = String::with_capacity(d.len() + d.len() / 3);
-    for (i, ch) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use rtpmgr::report::thousands;
 
 /// The seed's stats line over one period, then our counters and the XDP program's.
 pub fn line(now: &Snapshot, prev: &Snapshot, period: Duration, xdp: Option<&SteerCounters>) -> String {
-    let secs = period.as_secs_f64();
-    let (pps, mbits) = if secs > 0.0 {
-        let dp = now.packets.saturating_sub(prev.packets) as f64;
-        let db = now.bytes.saturating_sub(prev.bytes) as f64;
-        (dp / secs, db * 8.0 / secs / 1e6)
-    } else {
-        (0.0, 0.0)
+    let traffic = rtpmgr::report::Traffic {
+        packets: now.packets,
+        bytes: now.bytes,
+        period_packets: now.packets.saturating_sub(prev.packets),
+        period_bytes: now.bytes.saturating_sub(prev.bytes),
     };
-    let mut s = format!(
-        "AF_XDP RX: {:>14} pkts ({:>11} pps) {:>13} Kbytes ({:>6} Mbits/s) period:{:.1} | pushed:{} malformed:{} ring_full:{} too_big:{} fill_short:{}",
-        thousands(now.packets),
-        thousands(pps.round() as u64),
-        thousands(now.bytes / 1000),
-        mbits.round() as u64,
-        secs,
-        now.pushed,
-        now.malformed,
-        now.ring_full,
-        now.too_big,
-        now.fill_short,
-    );
+    let mut s = rtpmgr::report::seed_line("AF_XDP RX", &traffic, period);
+    s.push_str(&format!(
+        " | pushed:{} malformed:{} ring_full:{} too_big:{} fill_short:{}",
+        now.pushed, now.malformed, now.ring_full, now.too_big, now.fill_short,
+    ));
     if let Some(x) = xdp {
         s.push_str(&format!(
             " | xdp seen:{} redirected:{} passed:{} malformed:{}",

@@ -56,6 +56,7 @@
 mod error;
 mod kernel;
 pub mod layout;
+pub mod report;
 mod ring;
 pub mod rtp;
 mod shm;
