@@ -380,17 +380,20 @@ impl Cli {
     }
 }
 
+/// Parses and validates `rtp_app ARGS...` as main does, for the unit tests of every module.
+#[cfg(test)]
+pub(crate) fn parse_for_test(args: &[&str]) -> Result<Cli, String> {
+    let cli = Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+    cli.validate()?;
+    Ok(cli)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    fn parse(args: &[&str]) -> Result<Cli, String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        cli.validate()?;
-        Ok(cli)
-    }
+    use super::parse_for_test as parse;
 
     #[test]
     fn clap_definition_is_consistent() {

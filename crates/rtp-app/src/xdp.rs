@@ -230,14 +230,7 @@ pub fn run(_cli: &Cli, _stop: &crate::control::StopState) -> anyhow::Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> Result<Cli, String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("rtp_app").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        cli.validate()?;
-        Ok(cli)
-    }
+    use crate::cli::parse_for_test as parse;
 
     #[test]
     fn xdp_options_parse_and_need_rx() {

@@ -170,6 +170,25 @@ fn assert_ring_idle(ring: &TestRing) {
     assert_eq!((st.producing, st.consuming), (0, 0), "ring still holds slots: {st:?}");
 }
 
+/// Starts a built RX pipeline and returns its appsrc and a pusher on it (high watermark 512,
+/// copy fallback), as the feeder does once the pipeline is PLAYING.
+fn start_with_pusher(
+    built: &rtp_feeder::pipeline::Built,
+    counters: &Arc<Counters>,
+) -> (rtp_feeder::appel::AppSrc, rtp_feeder::rx::RxPusher) {
+    rtp_feeder::pipeline::start(&built.pipeline).unwrap();
+    let appsrc = built.appsrc.clone().unwrap();
+    let base_time = built.pipeline.base_time().unwrap().nseconds();
+    let pusher = rtp_feeder::rx::RxPusher::new(
+        appsrc.clone(),
+        Arc::clone(counters),
+        512,
+        rtp_feeder::config::Fallback::Copy,
+        base_time,
+    );
+    (appsrc, pusher)
+}
+
 fn cfg_from(args: &[&str]) -> Config {
     let cli = Cli::parse_from(std::iter::once("rtp-feeder").chain(args.iter().copied()));
     Config::merge(FileConfig::default(), "test".into(), &cli).unwrap()
@@ -208,16 +227,7 @@ fn zero_copy_buffer_memory_is_the_slot_payload() {
         s.lock().unwrap().push(buf.map_readable().unwrap().as_ptr() as usize);
         gst::PadProbeReturn::Ok
     });
-    rtp_feeder::pipeline::start(&built.pipeline).unwrap();
-    let appsrc = built.appsrc.clone().unwrap();
-    let base_time = built.pipeline.base_time().unwrap().nseconds();
-    let mut pusher = rtp_feeder::rx::RxPusher::new(
-        appsrc.clone(),
-        Arc::clone(&counters),
-        512,
-        rtp_feeder::config::Fallback::Copy,
-        base_time,
-    );
+    let (appsrc, mut pusher) = start_with_pusher(&built, &counters);
     for slot in slots {
         pusher.push(slot).unwrap();
     }
@@ -676,16 +686,7 @@ fn stalled_pipeline_bounds_appsrc_and_counts_queue_drops() {
     // A stuck sink: its pad blocks every buffer until the probe is removed.
     let pad = built.pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
     let block = pad.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok).unwrap();
-    rtp_feeder::pipeline::start(&built.pipeline).unwrap();
-    let appsrc = built.appsrc.clone().unwrap();
-    let base_time = built.pipeline.base_time().unwrap().nseconds();
-    let mut pusher = rtp_feeder::rx::RxPusher::new(
-        appsrc.clone(),
-        Arc::clone(&counters),
-        512,
-        rtp_feeder::config::Fallback::Copy,
-        base_time,
-    );
+    let (appsrc, mut pusher) = start_with_pusher(&built, &counters);
     for slot in slots {
         pusher.push(slot).unwrap();
         thread::sleep(Duration::from_millis(1));

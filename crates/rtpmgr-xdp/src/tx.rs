@@ -179,6 +179,8 @@ pub struct TxEngine<R: TxRings> {
     free: Vec<u64>,
     acct: TxAccounting,
     descs: Vec<(u64, u32)>,
+    /// For each entry of `descs`: packets taken up to and including it.
+    taken_at: Vec<usize>,
     done: Vec<u64>,
 }
 
@@ -190,6 +192,7 @@ impl<R: TxRings> TxEngine<R> {
             free: (0..u64::from(frames)).rev().map(|i| i * u64::from(frame_size)).collect(),
             acct: TxAccounting::new(frames, frame_size),
             descs: Vec::new(),
+            taken_at: Vec::new(),
             done: Vec::new(),
         }
     }
@@ -203,7 +206,7 @@ impl<R: TxRings> TxEngine<R> {
         let room = self.rings.room(want) as usize;
         let mut out = Sent::default();
         self.descs.clear();
-        let mut last_taken = Vec::with_capacity(room);
+        self.taken_at.clear();
         for pkt in packets {
             if self.descs.len() == room {
                 break;
@@ -217,7 +220,7 @@ impl<R: TxRings> TxEngine<R> {
                     let fresh = self.acct.submit(addr);
                     debug_assert!(fresh, "a free frame was in flight");
                     self.descs.push((addr, len));
-                    last_taken.push(out.taken);
+                    self.taken_at.push(out.taken);
                 }
                 None => out.too_big += 1,
             }
@@ -229,7 +232,7 @@ impl<R: TxRings> TxEngine<R> {
                 self.acct.withdraw(addr);
                 self.free.push(addr);
             }
-            out.taken = if published == 0 { 0 } else { last_taken[published - 1] };
+            out.taken = if published == 0 { 0 } else { self.taken_at[published - 1] };
             out.too_big = out.taken - published;
         }
         out.sent = published;
