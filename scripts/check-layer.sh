@@ -8,6 +8,8 @@
 #   4. the generated crate list (classes-recipe/rtpmgr_crates.bbclass) matches crates/Cargo.lock.
 #   5. the sysvinit scripts are POSIX sh (dash -n, busybox sh -n and shellcheck when available).
 #   6. the systemd units pass systemd-analyze verify (when available).
+#   7. the layer's own rules (scripts/check-layer-rules.py): reproducible sources, one install
+#      manifest, the RAUC and systemd integration; see `scripts/check-layer-rules.py --list`.
 #
 # Needs python3 with venv; installs kas and oelint-adv (pinned) into build/venv on first use (~10 s,
 # network to PyPI once). Exit status 0 only if every check passes.
@@ -53,7 +55,8 @@ cat >"$tmp/constants.json" <<'EOF'
 {"variables": {"known": [
   "CARGO_BINDIR", "CARGO_HOME", "CARGO_MANIFEST_PATH", "CARGO_VENDOR_DIR", "EXTRA_CARGO_FLAGS",
   "MAKE_TARGETS", "module_conf_rtp_mgr",
-  "RTPMGR_BRANCH", "RTPMGR_GIT_URI", "RTPMGR_GSTREAMER", "RTPMGR_SRCREV", "RTPMGR_TESTDIR", "RTPMGR_TOPDIR"
+  "RTPMGR_CARGO_LOCK_SHA256", "RTPMGR_GIT_URI", "RTPMGR_GSTREAMER", "RTPMGR_INSTALL_MANIFEST",
+  "RTPMGR_INSTALL_PACKAGE", "RTPMGR_LAYERDIR", "RTPMGR_SRCREV", "RTPMGR_TESTDIR", "RTPMGR_TOPDIR"
 ]}}
 EOF
 # Suppressions are inline (`# nooelint: <rule> - <reason>`), next to what they excuse. Findings of
@@ -177,6 +180,12 @@ if command -v systemd-analyze >/dev/null; then
 	fi
 else
 	echo "    skipped: no systemd-analyze on this host"
+fi
+
+# --- 7. layer rules ------------------------------------------------------------------------------
+step "layer rules: defects a full build would show (scripts/check-layer-rules.py)"
+if ! python3 "$TOP/scripts/check-layer-rules.py"; then
+	bad "layer rules (above)"
 fi
 
 echo

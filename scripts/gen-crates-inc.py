@@ -18,6 +18,7 @@ Only crates.io packages are supported: a git or other-registry dependency cannot
 a sha256 in Cargo.lock and is rejected with the package name, so it is never fetched silently.
 """
 import argparse
+import hashlib
 import pathlib
 import sys
 import tomllib
@@ -60,6 +61,12 @@ def render(lock_path: pathlib.Path) -> str:
     out += [f"    crate://crates.io/{n}/{v} \\" for n, v, _ in crates]
     out += ['"', ""]
     out += [f'SRC_URI[{n}-{v}.sha256sum] = "{c}"' for n, v, c in crates]
+    out += [
+        "",
+        "# The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when",
+        "# the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).",
+        f'RTPMGR_CARGO_LOCK_SHA256 = "{hashlib.sha256(lock_path.read_bytes()).hexdigest()}"',
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -21,6 +21,17 @@ CARGO_VENDOR_DIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}/cargo_home/
 # shows up as "no matching package" here, not as a silent download.
 EXTRA_CARGO_FLAGS:append = " --frozen"
 
+# The crate list (rtpmgr_crates.bbclass) is generated from one Cargo.lock; the sources come from
+# a commit that may carry another (the layer of one checkout, RTPMGR_SRCREV of another). Refuse
+# that pair with both names instead of failing later inside cargo with "no matching package".
+do_configure:prepend() {
+    lock=$(dirname "${CARGO_MANIFEST_PATH}")/Cargo.lock
+    if [ -n "${RTPMGR_CARGO_LOCK_SHA256}" ] &&
+        [ "$(sha256sum "$lock" | cut -d' ' -f1)" != "${RTPMGR_CARGO_LOCK_SHA256}" ]; then
+        bbfatal "$lock (commit ${SRCREV}) is not the Cargo.lock the layer's crate list was generated from (sha256 ${RTPMGR_CARGO_LOCK_SHA256}): build a layer and a source commit of the same checkout, or run scripts/gen-crates-inc.py"
+    fi
+}
+
 do_configure:append() {
     # cargo_bin points CARGO_HOME at ${WORKDIR}/cargo_home; its config.toml applies to this build only.
     mkdir -p "${CARGO_VENDOR_DIR}"

@@ -347,3 +347,7 @@ SRC_URI[xdpilone-1.3.0.sha256sum] = "c3fc16e2de9035359c13bd6a982c1a517ef3e33235d
 SRC_URI[zerocopy-0.8.63.sha256sum] = "e5fe1f8f1b06191a00962174c61aa5005e0bb391a6d80d07e24d115c01a92ed8"
 SRC_URI[zerocopy-derive-0.8.63.sha256sum] = "863ad3ac83293fb4d740aedbfdc9240dd8d1a50c1099acd76ce80ce7c7230c7f"
 SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac83319345b1b44ccfc1b"
+
+# The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
+# the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
+RTPMGR_CARGO_LOCK_SHA256 = "43a2685efdeaab13721296d9c9e820799853a547c9b11b4de5fca19dbd5f7e8a"

@@ -1,27 +1,48 @@
 # rtpmgr_src: where every rtpmgr recipe takes its sources from.
 #
 # Default: the git repository that contains this layer (RTPMGR_TOPDIR, set in layer.conf), fetched
-# with protocol=file at the newest commit of RTPMGR_BRANCH. Fetching a file:// git repository needs
-# no network, even with BB_NO_NETWORK = "1", and builds exactly what is committed, so two builds of
-# one commit are identical.
+# with protocol=file at the commit CHECKED OUT there (detached HEAD, tag, CI merge ref or branch
+# alike: nobranch=1). A product that pins rtpmgr by commit in its kas file builds exactly that
+# commit; two builds of one commit are identical. Fetching a file:// git repository needs no
+# network, even with BB_NO_NETWORK = "1". Uncommitted edits are not built (kas/local-src.yml is
+# for those). The commit must be on some branch or tag: BitBake fetches refs, not loose commits.
 #
-# Integrators who build a released rtpmgr set, in local.conf or their distro:
-#   RTPMGR_GIT_URI = "git://git.example.com/rtpmgr.git;protocol=https"
-#   RTPMGR_BRANCH = "main"
+# Releases built from a server set, in local.conf or their distro (nothing then depends on a
+# checkout on the build host, and no host path reaches SRC_URI or the SPDX documents):
+#   RTPMGR_GIT_URI = "git://git.example.com/rtpmgr.git;protocol=https;branch=main"
 #   RTPMGR_SRCREV = "<40-hex commit>"
 # Developers who want the working tree, uncommitted edits included, use kas/local-src.yml, which
 # switches the recipes to externalsrc on RTPMGR_TOPDIR.
 
-RTPMGR_GIT_URI ??= "git://${RTPMGR_TOPDIR};protocol=file"
-RTPMGR_BRANCH ??= "main"
-RTPMGR_SRCREV ??= "${AUTOREV}"
+RTPMGR_GIT_URI ??= "git://${RTPMGR_TOPDIR};protocol=file;nobranch=1"
+# Empty: the checked-out commit of RTPMGR_TOPDIR, found at parse time (anonymous python below).
+RTPMGR_SRCREV ??= ""
 
-# "+git" makes BitBake append the short commit to PV.
+# "+git" makes BitBake append the short commit to PKGV.
 PV = "0.1.0+git"
 
-SRC_URI:prepend = "${RTPMGR_GIT_URI};branch=${RTPMGR_BRANCH} "
+SRC_URI:prepend = "${RTPMGR_GIT_URI} "
 SRCREV = "${RTPMGR_SRCREV}"
 
 # The whole repository: recipes pick their subdirectory (kernel/, crates/, test/device/) so that
 # shared files such as include/rtp_mgr_ioctl.h stay where the sources expect them.
 S = "${WORKDIR}/git"
+
+# nooelint: oelint.task.noanonpython - the default commit is a property of the checkout, read at parse time
+python () {
+    if d.getVar('RTPMGR_SRCREV'):
+        return
+    import rtpmgr.source
+    topdir = d.getVar('RTPMGR_TOPDIR')
+    try:
+        commit = rtpmgr.source.checked_out_commit(topdir)
+        # Re-parse when HEAD moves (checkout, commit): the parse cache must not keep an old commit.
+        for path in rtpmgr.source.head_files(topdir):
+            bb.parse.mark_dependency(d, path)
+        if not rtpmgr.source.reachable_from_a_ref(topdir, commit):
+            bb.warn("%s: the checked-out commit %s of %s is on no branch or tag, so do_fetch cannot "
+                    "find it: commit to a branch or tag, or use kas/local-src.yml" % (d.getVar('PN'), commit, topdir))
+    except rtpmgr.source.SourceError as e:
+        raise bb.parse.SkipRecipe(str(e))
+    d.setVar('RTPMGR_SRCREV', commit)
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""check-layer-rules.py - rules of meta-rtpmgr that oelint-adv and the kas schema cannot see.
+
+Each rule is a defect that a real `kas build`, `rauc install` or testimage run would show, checked
+here without BitBake or any layer clone, in well under a second (scripts/check-layer.sh runs this
+in `make test`, step layer-checks). Every rule prints "ok: ..." or "FAIL: ..." with the file and
+the reason; the exit status is 1 if any rule fails.
+
+Usage: scripts/check-layer-rules.py [RULE...]     (default: every rule; --list names them)
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+TOP = pathlib.Path(__file__).resolve().parent.parent
+LAYER = TOP / "meta-rtpmgr"
+sys.path.insert(0, str(LAYER / "lib"))
+
+import rtpmgr.source  # noqa: E402  (the layer's own Python, as the recipes import it)
+
+RULES = []
+
+
+def rule(fn):
+    RULES.append(fn)
+    return fn
+
+
+class Failed(Exception):
+    pass
+
+
+def read(rel):
+    return (TOP / rel).read_text()
+
+
+def layer_files(*patterns):
+    out = []
+    for pat in patterns:
+        out += sorted(LAYER.rglob(pat))
+    return out
+
+
+def code_lines(path):
+    """(lineno, line) of a BitBake file without its comments."""
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.lstrip().startswith("#"):
+            yield n, line
+
+
+def var_value(text, name):
+    """The value of `NAME = "..."` / `NAME ??= "..."` (first assignment, continuation lines joined)."""
+    m = re.search(r'^%s\s*(\?\?=|\?=|=|:=)\s*"((?:[^"\\]|\\.|\\\n)*)"' % re.escape(name), text, re.M)
+    return m.group(2).replace("\\\n", " ") if m else None
+
+
+# ---------------------------------------------------------------- 1. reproducible sources
+@rule
+def sources_pinned():
+    """1: no recipe follows a branch head (AUTOREV); the default source is the checked-out commit (nobranch=1)."""
+    for f in layer_files("*.bb", "*.bbappend", "*.bbclass", "*.inc", "*.conf"):
+        for n, line in code_lines(f):
+            if "AUTOREV" in line:
+                raise Failed(f"{f.relative_to(TOP)}:{n}: AUTOREV: a build must not depend on what a branch points at")
+    cls = read("meta-rtpmgr/classes-recipe/rtpmgr_src.bbclass")
+    uri = var_value(cls, "RTPMGR_GIT_URI") or ""
+    if "nobranch=1" not in uri or "branch=${" in cls:
+        raise Failed(f"rtpmgr_src.bbclass: default RTPMGR_GIT_URI {uri!r} must carry nobranch=1 and no branch=")
+    return f"no AUTOREV; default source {uri}"
+
+
+@rule
+def sources_detached_checkout():
+    """1: a clone at a detached HEAD without a local main builds that commit; a copy outside git is a clear error."""
+    head = subprocess.run(["git", "-C", str(TOP), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "skipped: the repository is not a git checkout (%s)" % head.stderr.strip()
+    head = head.stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = os.path.join(tmp, "rtpmgr")
+        git = ["git", "-c", "safe.directory=*"]
+        subprocess.run(git + ["clone", "--quiet", "--shared", "--no-checkout", str(TOP), clone], check=True)
+        subprocess.run(git + ["-C", clone, "update-ref", "--no-deref", "HEAD", head], check=True)
+        branches = subprocess.run(git + ["-C", clone, "for-each-ref", "--format=%(refname:short)", "refs/heads"],
+                                  capture_output=True, text=True, check=True).stdout.split()
+        if branches:
+            subprocess.run(git + ["-C", clone, "branch", "--quiet", "-D"] + branches, check=True)
+        got = rtpmgr.source.checked_out_commit(clone)
+        if got != head:
+            raise Failed(f"detached clone: default SRCREV {got}, checked out {head}")
+        if not rtpmgr.source.reachable_from_a_ref(clone, head):
+            raise Failed(f"detached clone: {head} is not reachable from refs/remotes: do_fetch would miss it")
+        copy = os.path.join(tmp, "copy")
+        os.mkdir(copy)
+        try:
+            rtpmgr.source.checked_out_commit(copy)
+            raise Failed("a layer outside any git checkout got a commit instead of an error")
+        except rtpmgr.source.SourceError as e:
+            if "RTPMGR_GIT_URI" not in str(e):
+                raise Failed(f"the error outside a checkout does not say what to set: {e}")
+    return f"detached HEAD without local branches builds {head[:12]}; outside git: clear error"
+
+
+def main(argv):
+    if "--list" in argv:
+        for r in RULES:
+            print(f"{r.__name__}: {r.__doc__}")
+        return 0
+    chosen = [r for r in RULES if not argv[1:] or r.__name__ in argv[1:]]
+    failed = 0
+    for r in chosen:
+        try:
+            print(f"    ok: {r.__name__}: {r()}")
+        except (Failed, rtpmgr.source.SourceError, OSError,
+                subprocess.CalledProcessError) as e:
+            print(f"    FAIL: {r.__name__}: {e}\n          ({r.__doc__})", file=sys.stderr)
+            failed += 1
+    print(f"check-layer-rules: {len(chosen) - failed} of {len(chosen)} rules passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
