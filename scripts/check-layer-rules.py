@@ -20,7 +20,8 @@ TOP = pathlib.Path(__file__).resolve().parent.parent
 LAYER = TOP / "meta-rtpmgr"
 sys.path.insert(0, str(LAYER / "lib"))
 
-import rtpmgr.source  # noqa: E402  (the layer's own Python, as the recipes import it)
+import rtpmgr.manifest  # noqa: E402  (the layer's own Python, as the recipes import it)
+import rtpmgr.source  # noqa: E402
 
 RULES = []
 
@@ -105,6 +106,55 @@ def sources_detached_checkout():
     return f"detached HEAD without local branches builds {head[:12]}; outside git: clear error"
 
 
+# ---------------------------------------------------------------- 7. one install manifest
+MANIFEST = LAYER / "files" / "install.manifest"
+
+
+@rule
+def install_manifest():
+    """7: files/install.manifest is valid, lists every file of test/device, and its layer files exist."""
+    try:
+        entries = rtpmgr.manifest.read(MANIFEST)
+    except rtpmgr.manifest.ManifestError as e:
+        raise Failed(str(e))
+    listed = {(e.kind, e.path) for e in entries}
+    device = TOP / "test" / "device"
+    wanted = [p for p in device.iterdir() if p.is_file()] + sorted((device / "kernel").glob("*.sh"))
+    missing = [str(p.relative_to(TOP)) for p in wanted if ("repo", str(p.relative_to(TOP))) not in listed]
+    if missing:
+        raise Failed(f"not in {MANIFEST.relative_to(TOP)} (the image would lack them): {', '.join(missing)}")
+    for e in entries:
+        src = (LAYER if e.kind == "layer" else TOP) / e.path
+        if not src.is_file():
+            raise Failed(f"install.manifest:{e.lineno}: {e.kind}:{e.path} does not exist")
+        # A script another one sources (". $dir/x") must be installed even without the execute bit.
+        if e.kind == "repo" and e.mode[1] in "7531" and not os.access(src, os.X_OK):
+            raise Failed(f"install.manifest:{e.lineno}: {e.path} is {e.mode} in the image but not executable in git")
+    return f"{len(entries)} files; every file of test/device listed"
+
+
+@rule
+def install_manifest_drives_recipes():
+    """7: every package of the manifest is a recipe that inherits rtpmgr_install and installs none of those files itself."""
+    entries = rtpmgr.manifest.read(MANIFEST)
+    packages = sorted({e.package for e in entries})
+    for pkg in packages:
+        recipes = [p for p in layer_files(f"{pkg}_*.bb")]
+        if not recipes:
+            raise Failed(f"install.manifest names package {pkg}, but the layer has no recipe {pkg}_*.bb")
+        text = recipes[0].read_text()
+        if not re.search(r"^inherit .*\brtpmgr_install\b", text, re.M):
+            raise Failed(f"{recipes[0].relative_to(TOP)} does not inherit rtpmgr_install: its manifest lines are ignored")
+        for e in entries:
+            if e.package == pkg and re.search(r"install .*%s" % re.escape(os.path.basename(e.path)), text):
+                raise Failed(f"{recipes[0].relative_to(TOP)} installs {os.path.basename(e.path)} itself: "
+                             "the manifest is the one place")
+    harness = read("test/qemu/install-artifacts.sh")
+    if "install.manifest" not in harness:
+        raise Failed("test/qemu/install-artifacts.sh does not install from meta-rtpmgr/files/install.manifest")
+    return f"recipes {', '.join(packages)} and the QEMU harness install from it"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:
@@ -115,7 +165,7 @@ def main(argv):
     for r in chosen:
         try:
             print(f"    ok: {r.__name__}: {r()}")
-        except (Failed, rtpmgr.source.SourceError, OSError,
+        except (Failed, rtpmgr.source.SourceError, rtpmgr.manifest.ManifestError, OSError,
                 subprocess.CalledProcessError) as e:
             print(f"    FAIL: {r.__name__}: {e}\n          ({r.__doc__})", file=sys.stderr)
             failed += 1

@@ -31,7 +31,6 @@ if [ -n "$module" ]; then
 	depmod -b "$root" "$kver"
 fi
 install_if "$LAYER/recipes-kernel/rtp-mgr/files/rtp_mgr.conf" /etc/modprobe.d/rtp_mgr.conf 0644
-install_if "$LAYER/recipes-kernel/rtp-mgr/files/60-rtp-mgr.rules" /etc/udev/rules.d/60-rtp-mgr.rules 0644
 # KERNEL_MODULE_AUTOLOAD makes Yocto write this one-line file.
 mkdir -p "$root/etc/modules-load.d"
 echo rtp_mgr >"$root/etc/modules-load.d/rtp_mgr.conf"
@@ -39,11 +38,15 @@ echo rtp_mgr >"$root/etc/modules-load.d/rtp_mgr.conf"
 # Tools.
 for b in "$@"; do install -D -m 0755 "$b" "$root/usr/bin/$(basename "$b")"; done
 
-# Services and their configuration, exactly as the layer ships them.
-install_if "$LAYER/recipes-apps/rtp-app/files/rtp-rx.init" /etc/init.d/rtp-rx 0755
-install_if "$LAYER/recipes-apps/rtp-app/files/rtp-rx.default" /etc/default/rtp-rx 0644
-install_if "$LAYER/recipes-apps/rtp-feeder/files/rtp-feeder.init" /etc/init.d/rtp-feeder 0755
-install_if "$LAYER/recipes-apps/rtp-feeder/files/feeder.toml" /etc/rtpmgr/feeder.toml 0644
+# The udev rule, the services with their configuration and the on-device test scripts: the lines of
+# meta-rtpmgr/files/install.manifest, the list the recipes install from, with the same modes and
+# owners. The guest runs busybox init: systemd units are left out.
+"$LAYER/lib/rtpmgr/manifest.py" "$LAYER/files/install.manifest" "$REPO" rtp-mgr rtp-app rtp-feeder rtpmgr-tests >"$root/.manifest"
+while read -r mode owner src dest; do
+	case $dest in /lib/systemd/*) continue ;; esac
+	install -D -m "$mode" -o "${owner%:*}" -g "${owner#*:}" "$src" "$root$dest"
+done <"$root/.manifest"
+rm -f "$root/.manifest"
 
 # Users and groups: what the recipes' useradd class creates. The services run as rtpmgr, a member of
 # the rtpmgr group that owns the device nodes (udev rule).
@@ -59,13 +62,9 @@ nogroup:x:65534:
 EOF
 chown 990:990 "$root/var/lib/rtpmgr"
 
-# The on-device test suite: the same files the rtpmgr-tests recipe installs and oeqa runs.
+# The built parts of the on-device test suite (its scripts came from the manifest above).
 dest=$root/usr/lib/rtpmgr/tests
 mkdir -p "$dest"
-find "$REPO/test/device" -maxdepth 1 -type f -exec install -m 0755 {} "$dest/" \;
-if [ -d "$REPO/test/device/kernel" ]; then
-	find "$REPO/test/device/kernel" -maxdepth 1 -type f -name '*.sh' -exec install -m 0755 {} "$dest/" \;
-fi
 [ -n "$selftest" ] && install -m 0755 "$selftest" "$dest/rtp_mgr_selftest"
 [ -n "$conformance" ] && install -m 0755 "$conformance" "$dest/rtpmgr-conformance"
 true

@@ -12,14 +12,13 @@ LICENSE = "GPL-2.0-only"
 LIC_FILES_CHKSUM = "file://include/rtp_mgr_ioctl.h;beginline=1;endline=1;md5=3984933679b5478fa7c1231c3b82e066 \
                     file://LICENSES/GPL-2.0-only.txt;md5=b234ee4d69f5fce4486a80fdaf4a4263"
 
-inherit module rtpmgr_src rtpmgr_user
+# rtpmgr_install: the udev rule, from files/install.manifest (the QEMU harness installs the very
+# same file from the same list).
+inherit module rtpmgr_src rtpmgr_user rtpmgr_install
 
-# The udev rule and the module options exist once, here: the QEMU harness (test/qemu/) installs the
-# very same files.
-SRC_URI += "\
-    file://60-rtp-mgr.rules \
-    file://rtp_mgr.conf \
-"
+# The module options exist once, here (module_conf_rtp_mgr below reads them; the QEMU harness
+# installs the very same file).
+SRC_URI += "file://rtp_mgr.conf"
 
 # Build with Kbuild directly (kernel/Kbuild): -C <kernel> M=<dir> is the interface every
 # out-of-tree module shares, so this works whatever the convenience Makefile in kernel/ expects.
@@ -44,11 +43,6 @@ def rtpmgr_modprobe_conf(d):
     bb.parse.mark_dependency(d, path)
     with open(path) as f:
         return '\n'.join(l.strip() for l in f if l.strip() and not l.startswith('#'))
-
-do_install:append() {
-    install -d ${D}${nonarch_base_libdir}/udev/rules.d
-    install -m 0644 ${WORKDIR}/60-rtp-mgr.rules ${D}${nonarch_base_libdir}/udev/rules.d/
-}
 
 FILES:${PN} += "${nonarch_base_libdir}/udev/rules.d/60-rtp-mgr.rules"
 

@@ -1,0 +1,54 @@
+# rtpmgr_install: install a package's files as files/install.manifest lists them.
+#
+# The manifest is the one list of what goes where (files, modes, owners) for the recipes and the
+# QEMU harness (test/qemu/install-artifacts.sh). For every line of package ${PN} this class
+#   - adds the layer files (layer:PATH) to SRC_URI as file://, so they are fetched and checksummed
+#     like any other file of the recipe, and must be in the recipe's own files/ directory;
+#   - installs each file in do_install, repository files (repo:PATH) from ${S}.
+# Recipes inherit it and write no install lines of their own for these files.
+
+RTPMGR_INSTALL_MANIFEST ?= "${RTPMGR_LAYERDIR}/files/install.manifest"
+# The package whose lines apply (a recipe with another name may set it).
+RTPMGR_INSTALL_PACKAGE ?= "${PN}"
+
+def rtpmgr_install_entries(d):
+    import os
+    import rtpmgr.manifest
+    path = d.getVar('RTPMGR_INSTALL_MANIFEST')
+    # Re-parse the recipes when the manifest changes.
+    bb.parse.mark_dependency(d, path)
+    try:
+        entries = rtpmgr.manifest.read(path)
+    except (OSError, rtpmgr.manifest.ManifestError) as e:
+        bb.fatal('rtpmgr_install: %s' % e)
+    package = d.getVar('RTPMGR_INSTALL_PACKAGE')
+    mine = [e for e in entries if e.package == package]
+    files_dir = os.path.join(d.getVar('THISDIR'), 'files')
+    for e in mine:
+        if e.kind == 'layer':
+            src = os.path.join(d.getVar('RTPMGR_LAYERDIR'), e.path)
+            if os.path.dirname(os.path.realpath(src)) != os.path.realpath(files_dir):
+                bb.fatal('rtpmgr_install: %s line %d: %s is not in %s, the files/ of recipe %s'
+                         % (path, e.lineno, e.path, files_dir, d.getVar('PN')))
+    return mine
+
+def rtpmgr_install_src_uri(d):
+    import os
+    return ' '.join('file://' + os.path.basename(e.path) for e in rtpmgr_install_entries(d) if e.kind == 'layer')
+
+def rtpmgr_install_commands(d):
+    import os
+    lines = []
+    for e in rtpmgr_install_entries(d):
+        src = '${WORKDIR}/' + os.path.basename(e.path) if e.kind == 'layer' else '${S}/' + e.path
+        lines.append('install -D -m %s -o %s -g %s "%s" "${D}%s"' % (e.mode, e.owner, e.group, src, e.dest))
+    return '\n'.join(lines) or 'true'
+
+SRC_URI += "${@rtpmgr_install_src_uri(d)}"
+
+do_install:append() {
+    ${@rtpmgr_install_commands(d)}
+}
+
+# The manifest's location is a host path: its content is what matters, and that is in do_install.
+do_install[vardepsexclude] += "RTPMGR_INSTALL_MANIFEST RTPMGR_LAYERDIR"
