@@ -155,6 +155,59 @@ def install_manifest_drives_recipes():
     return f"recipes {', '.join(packages)} and the QEMU harness install from it"
 
 
+# ---------------------------------------------------------------- 2. RAUC keyring path
+class FakeData:
+    """Just enough of BitBake's datastore for ${@...} expressions of this layer's recipes."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def getVar(self, name, expand=True):  # noqa: N802 (BitBake's API)
+        value = self.values.get(name)
+        return expand_vars(value, self.values) if (value is not None and expand) else value
+
+
+def expand_vars(text, values, depth=0):
+    """Expand ${VAR} and ${@python} like BitBake does, from values (recipe text assignments)."""
+    if depth > 20:
+        raise Failed(f"recursive expansion of {text!r}")
+    out = re.sub(r"\$\{@(.+?)\}", lambda m: str(eval(m.group(1), {"d": FakeData(values), "bb": None})), text)
+    out = re.sub(r"\$\{([A-Za-z0-9_:+-]+)\}",
+                 lambda m: expand_vars(values[m.group(1)], values, depth + 1) if m.group(1) in values else m.group(0), out)
+    return out
+
+
+def bitbake_file_unpack_path(workdir, uri_path):
+    """Where scarthgap's do_unpack copies a file:// entry (bb.fetch2.FetchMethod.unpack): the URL's path
+    without the leading '/', below the unpack root; an absolute path keeps all its directories."""
+    return workdir + "/" + uri_path.rstrip("/").lstrip("/")
+
+
+@rule
+def rauc_keyring_path():
+    """2: rtpmgr-rauc-conf installs the keyring from where do_unpack puts RAUC_KEYRING_FILE (absolute or relative)."""
+    recipes = layer_files("rtpmgr-rauc-conf_*.bb")
+    if len(recipes) != 1:
+        raise Failed(f"expected one rtpmgr-rauc-conf recipe, found {[str(r) for r in recipes]}")
+    text = recipes[0].read_text()
+    m = re.search(r"^\s*install -m \d+ (.+?)\s+\$\{D\}\$\{sysconfdir\}/rauc/ca\.cert\.pem\s*$", text, re.M)
+    if not m:
+        raise Failed(f"{recipes[0].relative_to(TOP)}: no install line for /etc/rauc/ca.cert.pem")
+    names = set(re.findall(r"\$\{([A-Z0-9_]+)\}", m.group(1)))
+    for case in ["/home/builder/build/openssl-ca/dev/ca.cert.pem", "keys/ca.cert.pem", "ca.cert.pem"]:
+        values = {"WORKDIR": "/W", "RAUC_KEYRING_FILE": case}
+        for name in names - set(values):
+            v = var_value(text, name)
+            if v is not None:
+                values[name] = v
+        word = expand_vars(m.group(1), values)
+        got = subprocess.run(["sh", "-c", 'printf %s "' + word + '"'], capture_output=True, text=True).stdout
+        want = bitbake_file_unpack_path("/W", case)
+        if got != want:
+            raise Failed(f"RAUC_KEYRING_FILE={case}: do_install reads {got}, do_unpack wrote {want}")
+    return "absolute and relative RAUC_KEYRING_FILE: installed from where do_unpack put it"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:

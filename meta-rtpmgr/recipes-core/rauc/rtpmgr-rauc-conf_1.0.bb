@@ -28,6 +28,11 @@ SRC_URI = "\
 
 S = "${WORKDIR}"
 
+# Where do_unpack puts the keyring: BitBake copies a file:// entry to the same path below WORKDIR,
+# so an absolute RAUC_KEYRING_FILE (kas/rauc.yml's ${TOPDIR}/openssl-ca/dev/ca.cert.pem) lands at
+# ${WORKDIR}/<that path without its leading />, a relative one at ${WORKDIR}/<relative path>.
+RTPMGR_KEYRING_UNPACKED = "${WORKDIR}/${@(d.getVar('RAUC_KEYRING_FILE') or '').lstrip('/')}"
+
 # nooelint: oelint.task.noanonpython - skipping needs the parsed value; it runs once per parse
 python () {
     if not d.getVar('RAUC_KEYRING_FILE'):
@@ -45,7 +50,7 @@ do_install() {
         bbfatal "system.conf has a placeholder this recipe does not fill: $(grep -o '@[A-Z_]*@' ${D}${sysconfdir}/rauc/system.conf | sort -u)"
     fi
     # system.conf's [keyring] path=ca.cert.pem, whatever the file is called on the build host.
-    install -m 0644 ${WORKDIR}/$(basename ${RAUC_KEYRING_FILE}) ${D}${sysconfdir}/rauc/ca.cert.pem
+    install -m 0644 ${RTPMGR_KEYRING_UNPACKED} ${D}${sysconfdir}/rauc/ca.cert.pem
 }
 
 # Device names differ per board (rtpmgr-ab-layout.inc).
