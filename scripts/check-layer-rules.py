@@ -208,6 +208,24 @@ def rauc_keyring_path():
     return "absolute and relative RAUC_KEYRING_FILE: installed from where do_unpack put it"
 
 
+# ---------------------------------------------------------------- 3. RAUC data directory
+@rule
+def rauc_data_directory():
+    """3: RAUC keeps its status in a data-directory it creates, not a statusfile= in a directory nobody creates."""
+    conf = read("meta-rtpmgr/recipes-core/rauc/files/system.conf")
+    keys = dict(re.findall(r"^([a-z-]+)=(.*)$", conf.split("[keyring]")[0], re.M))
+    if "statusfile" in keys:
+        raise Failed(f"system.conf: statusfile={keys['statusfile']}: RAUC does not create its directory, "
+                     "the first install fails; use data-directory=")
+    if "data-directory" not in keys:
+        raise Failed("system.conf: no data-directory= (RAUC would keep the slot status per slot, lost with each update)")
+    # The OTA test must meet /data as a new box has it: without RAUC's directory.
+    ota = read("test/ota/build-image.sh")
+    if re.search(r'mkdir -p [^\n]*"\$dt/rauc"', ota):
+        raise Failed("test/ota/build-image.sh pre-creates /data/rauc, which hides a missing directory on the product")
+    return f"data-directory={keys['data-directory']}; the OTA test starts without it"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:

@@ -122,7 +122,7 @@ log "test PKI: $(openssl x509 -noout -subject -in "$pki/test-signer.cert.pem")"
 # ---------------------------------------------------------------- root filesystem tree
 subst() { # template -> stdout, with the QEMU values for the shared meta-rtpmgr templates
 	sed -e "s|@RAUC_COMPATIBLE@|$compatible|g" \
-	    -e "s|@RAUC_STATUSFILE@|/data/rauc/central.raucs|g" \
+	    -e "s|@RAUC_DATA_DIR@|/data/rauc|g" \
 	    -e "s|@ROOTFS_A_DEV@|/dev/vda2|g" -e "s|@ROOTFS_B_DEV@|/dev/vda3|g" \
 	    -e "s|@BOOT_PART@|1|g" -e "s|@ROOTFS_A_PART@|2|g" -e "s|@ROOTFS_B_PART@|3|g" \
 	    -e "s|@SCRATCH_ADDR@|$scratch_addr|g" -e "s|@KERNEL_IMAGE@|Image|g" \
@@ -242,7 +242,8 @@ mcopy -i "$bp/boot.vfat" "$bp/boot.scr" "$bp/uboot.env" "$bp/uboot-redund.env" :
 # The files are meta-rtpmgr's when they exist, so scenario 5 checks the product's own files.
 dt=$out/data-tree
 rm -rf "$dt"
-mkdir -p "$dt/rtpmgr/etc" "$dt/rtpmgr/log" "$dt/rauc"
+# No /data/rauc: the product creates none either, RAUC makes its data-directory at the first install.
+mkdir -p "$dt/rtpmgr/etc" "$dt/rtpmgr/log"
 # A box that has run for a while: the operator changed the ring and feeder configuration (so the
 # data partition's copies differ from the slot's defaults), and the services wrote logs.
 cp "$(layer_file recipes-kernel/rtp-mgr/files/rtp_mgr.conf)" "$dt/rtpmgr/etc/rtp_mgr.conf"

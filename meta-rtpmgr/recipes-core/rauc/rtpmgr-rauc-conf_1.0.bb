@@ -1,7 +1,7 @@
 # nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "RAUC system configuration and keyring of rtpmgr set-top boxes"
 DESCRIPTION = "/etc/rauc/system.conf with the A/B root filesystem slots of wic/rtpmgr-ab.wks \
-               (bootloader=uboot, status file on /data, verity bundles only) and the keyring that \
+               (bootloader=uboot, RAUC's data directory on /data, verity bundles only) and the keyring that \
                bundles must be signed against. Replaces meta-rauc's example rauc-conf."
 LICENSE = "MIT"
 # The recipe's own files are MIT: the common licence text is the reference, as for images.
@@ -42,7 +42,7 @@ python () {
 do_install() {
     install -d ${D}${sysconfdir}/rauc
     sed -e 's|@RAUC_COMPATIBLE@|${RTPMGR_RAUC_COMPATIBLE}|g' \
-        -e 's|@RAUC_STATUSFILE@|${RTPMGR_RAUC_STATUSFILE}|g' \
+        -e 's|@RAUC_DATA_DIR@|${RTPMGR_RAUC_DATA_DIR}|g' \
         -e 's|@ROOTFS_A_DEV@|${RTPMGR_ROOTFS_A_DEV}|g' \
         -e 's|@ROOTFS_B_DEV@|${RTPMGR_ROOTFS_B_DEV}|g' \
         ${WORKDIR}/system.conf > ${D}${sysconfdir}/rauc/system.conf
