@@ -226,6 +226,45 @@ def rauc_data_directory():
     return f"data-directory={keys['data-directory']}; the OTA test starts without it"
 
 
+# ---------------------------------------------------------------- 6. systemd without sysvinit
+@rule
+def systemd_units_exec_paths():
+    """6: no unit runs anything from /etc (systemd.bbclass deletes /etc/init.d without sysvinit); helpers come from the manifest."""
+    installed = {rtpmgr.manifest.expand_default(e.dest): e for e in rtpmgr.manifest.read(MANIFEST)}
+    units = layer_files("*.service")
+    checked = 0
+    for unit in units:
+        for n, line in enumerate(unit.read_text().splitlines(), 1):
+            m = re.match(r"^Exec[A-Za-z]*=[-@:+!]*(\S+)", line)
+            if not m:
+                continue
+            path = m.group(1)
+            where = f"{unit.relative_to(TOP)}:{n}"
+            if path.startswith("/etc/"):
+                raise Failed(f"{where}: {path}: /etc/init.d is removed when the distro has no sysvinit; "
+                             "install the helper to ${libexecdir} (files/install.manifest)")
+            if path.startswith(("/usr/libexec/", "/usr/lib/", "/lib/")) and path not in installed:
+                raise Failed(f"{where}: {path} is installed by no line of files/install.manifest")
+            checked += 1
+    # rtpmgr-data.service and any other unit outside recipes-apps (scripts/check-layer.sh verifies those).
+    others = [u for u in units if "recipes-apps" not in u.parts]
+    if others and shutil.which("systemd-analyze"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for u in others:
+                text = re.sub(r"^(Exec[A-Za-z]*=)\S+", r"\1/bin/true", u.read_text(), flags=re.M)
+                pathlib.Path(tmp, u.name).write_text(text)
+            r = subprocess.run(["systemd-analyze", "verify"] + [str(pathlib.Path(tmp, u.name)) for u in others],
+                               capture_output=True, text=True)
+            # A unit that other units name in Before=/After= but the host lacks is not an error here.
+            problems = [l for l in (r.stdout + r.stderr).splitlines() if l.strip() and "not found" not in l]
+            if r.returncode != 0 or problems:
+                raise Failed("systemd-analyze verify: " + "; ".join(problems or [r.stderr.strip()]))
+    kas = read("kas/systemd.yml")
+    if not re.search(r'^\s*INIT_MANAGER = "systemd"', kas, re.M):
+        raise Failed('kas/systemd.yml does not set INIT_MANAGER = "systemd"')
+    return f"{checked} Exec lines in {len(units)} units; kas/systemd.yml switches to systemd"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:

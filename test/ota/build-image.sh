@@ -186,7 +186,8 @@ install -m 0644 "$layer/recipes-bsp/u-boot/files/fw_env.config" "$tree/etc/fw_en
 mkdir -p "$tree/etc/rtpmgr" "$tree/etc/modprobe.d" "$tree/etc/init.d" "$tree/var/log/rtpmgr"
 cp "$(layer_file recipes-apps/rtp-feeder/files/feeder.toml)" "$tree/etc/rtpmgr/feeder.toml"
 cp "$(layer_file recipes-kernel/rtp-mgr/files/rtp_mgr.conf)" "$tree/etc/modprobe.d/rtp_mgr.conf"
-install -m 0755 "$layer/recipes-bsp/rtpmgr-data/files/rtpmgr-data.init" "$tree/etc/init.d/rtpmgr-data"
+# Where the rtpmgr-data recipe installs it (meta-rtpmgr/files/install.manifest).
+install -D -m 0755 "$layer/recipes-bsp/rtpmgr-data/files/rtpmgr-data.init" "$tree/usr/libexec/rtpmgr/rtpmgr-data"
 
 # Kernel, modules for RAUC (vfat for /boot, loop + squashfs + dm-verity for verity bundles) and the
 # fw_cfg driver the agent reads its action from.

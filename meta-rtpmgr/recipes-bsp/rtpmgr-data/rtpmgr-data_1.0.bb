@@ -8,19 +8,17 @@ LICENSE = "MIT"
 # nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
-SRC_URI = "\
-    file://rtpmgr-data.init \
-    file://rtpmgr-data.service \
-"
-
 S = "${WORKDIR}"
 
-inherit update-rc.d systemd allarch
+# rtpmgr_install: the script (in ${libexecdir}/rtpmgr) and the unit, from files/install.manifest.
+inherit rtpmgr_install update-rc.d systemd allarch
 
+# The script lives in ${libexecdir}: systemd.bbclass deletes ${sysconfdir}/init.d when the distro
+# has no sysvinit, and rtpmgr-data.service runs the script from there. Under sysvinit, rcS runs it
+# through this link.
 do_install() {
-    install -d ${D}${sysconfdir}/init.d ${D}${systemd_system_unitdir}
-    install -m 0755 ${WORKDIR}/rtpmgr-data.init ${D}${sysconfdir}/init.d/rtpmgr-data
-    install -m 0644 ${WORKDIR}/rtpmgr-data.service ${D}${systemd_system_unitdir}/rtpmgr-data.service
+    install -d ${D}${sysconfdir}/init.d
+    ln -s ${libexecdir}/rtpmgr/rtpmgr-data ${D}${sysconfdir}/init.d/rtpmgr-data
 }
 
 # rcS: after mountall.sh (S03, mounts /data from fstab), before modutils.sh (S06) loads rtp_mgr.
@@ -28,5 +26,4 @@ INITSCRIPT_NAME = "rtpmgr-data"
 INITSCRIPT_PARAMS = "start 04 S ."
 SYSTEMD_SERVICE:${PN} = "rtpmgr-data.service"
 
-# The systemd unit runs the same script.
-FILES:${PN} += "${sysconfdir}/init.d/rtpmgr-data"
+FILES:${PN} += "${libexecdir}/rtpmgr"
