@@ -212,7 +212,7 @@ def rauc_keyring_path():
 @rule
 def rauc_data_directory():
     """3: RAUC keeps its status in a data-directory it creates, not a statusfile= in a directory nobody creates."""
-    conf = read("meta-rtpmgr/recipes-core/rauc/files/system.conf")
+    conf = read("meta-rtpmgr/dynamic-layers/rauc/recipes-core/rauc/files/system.conf")
     keys = dict(re.findall(r"^([a-z-]+)=(.*)$", conf.split("[keyring]")[0], re.M))
     if "statusfile" in keys:
         raise Failed(f"system.conf: statusfile={keys['statusfile']}: RAUC does not create its directory, "
@@ -263,6 +263,59 @@ def systemd_units_exec_paths():
     if not re.search(r'^\s*INIT_MANAGER = "systemd"', kas, re.M):
         raise Failed('kas/systemd.yml does not set INIT_MANAGER = "systemd"')
     return f"{checked} Exec lines in {len(units)} units; kas/systemd.yml switches to systemd"
+
+
+# ---------------------------------------------------------------- 8. wic after the boot files
+@rule
+def wic_waits_for_boot_files():
+    """8: do_image_wic depends on the do_deploy of every layer recipe that deploys one of the A/B image's boot files."""
+    inc = read("meta-rtpmgr/recipes-core/images/rtpmgr-image-ab.inc")
+    boot_files = set((var_value(inc, "RTPMGR_AB_BOOT_FILES") or "").split())
+    if not boot_files:
+        raise Failed("rtpmgr-image-ab.inc: no RTPMGR_AB_BOOT_FILES")
+    depends = " ".join(re.findall(r'^do_image_wic\[depends\]\s*\+?=\s*"([^"]*)"', inc, re.M)).split()
+    found = 0
+    for recipe in layer_files("*.bb"):
+        text = recipe.read_text()
+        deploy = re.search(r"^do_deploy\(\)\s*\{(.*?)^\}", text, re.M | re.S)
+        if not deploy:
+            continue
+        names = set(re.findall(r"/([A-Za-z0-9_.-]+)(?=\s|$)", deploy.group(1))) & boot_files
+        if not names:
+            continue
+        found += 1
+        pn = recipe.name.split("_")[0].removesuffix(".bb")
+        if f"{pn}:do_deploy" not in depends:
+            raise Failed(f"{recipe.relative_to(TOP)} deploys {', '.join(sorted(names))} (IMAGE_BOOT_FILES), but "
+                         f"rtpmgr-image-ab.inc has no do_image_wic[depends] on {pn}:do_deploy: racy builds, "
+                         "`bitbake -c image_wic` fails")
+    if not found:
+        raise Failed(f"no layer recipe deploys any of {sorted(boot_files)}")
+    return f"do_image_wic[depends] = {' '.join(depends)}"
+
+
+# ---------------------------------------------------------------- 9. layer-owned A/B feature
+@rule
+def rauc_parts_gated():
+    """9: nothing outside dynamic-layers/rauc switches on the generic "rauc" feature; RAUC recipes live in dynamic-layers/rauc."""
+    conf = read("meta-rtpmgr/conf/layer.conf")
+    if not re.search(r"rauc:\$\{LAYERDIR\}/dynamic-layers/rauc/", conf):
+        raise Failed("layer.conf: no BBFILES_DYNAMIC entry for dynamic-layers/rauc")
+    for f in layer_files("*.bb", "*.bbappend", "*.bbclass", "*.inc"):
+        rel = f.relative_to(LAYER)
+        in_rauc = rel.parts[:2] == ("dynamic-layers", "rauc")
+        for n, line in code_lines(f):
+            if re.search(r"""contains\(\s*['"]DISTRO_FEATURES['"]\s*,\s*['"]rauc['"]""", line) or \
+                    re.match(r'\s*REQUIRED_DISTRO_FEATURES\s*\+?=\s*"[^"]*\brauc\b(?!-)', line) and not in_rauc:
+                raise Failed(f"meta-rtpmgr/{rel}:{n}: switched on by the generic 'rauc' feature: any RAUC product "
+                             "adding this layer would get it; use the layer's own 'rtpmgr-ab'")
+            if not in_rauc and re.match(r"\s*inherit\b.*\bbundle\b", line):
+                raise Failed(f"meta-rtpmgr/{rel}:{n}: inherits meta-rauc's bundle class outside dynamic-layers/rauc")
+    rauc_dir = LAYER / "dynamic-layers" / "rauc"
+    recipes = sorted(p.name for p in rauc_dir.rglob("*.bb")) if rauc_dir.is_dir() else []
+    if not recipes:
+        raise Failed("dynamic-layers/rauc/ holds no recipe: layer.conf points at an empty folder")
+    return f"dynamic-layers/rauc: {', '.join(recipes)}; A/B parts gated on rtpmgr-ab"
 
 
 def main(argv):

@@ -178,7 +178,7 @@ EOF
 echo 0123456789abcdef0123456789abcdef > "$tree/etc/machine-id"
 install -m 0644 "$here/guest/de.pengutronix.rauc.conf" "$tree/etc/dbus-1/system.d/"
 install -m 0755 "$here/guest/ota-agent" "$tree/sbin/init"
-subst "$layer/recipes-core/rauc/files/system.conf" > "$tree/etc/rauc/system.conf"
+subst "$layer/dynamic-layers/rauc/recipes-core/rauc/files/system.conf" > "$tree/etc/rauc/system.conf"
 install -m 0644 "$pki/test-ca.cert.pem" "$tree/etc/rauc/ca.cert.pem"
 install -m 0644 "$layer/recipes-bsp/u-boot/files/fw_env.config" "$tree/etc/fw_env.config"
 # The product's configuration defaults in the slot, and the script that replaces them with the data
@@ -301,7 +301,7 @@ bundle() { # version signer out
 	rm -rf "$d"
 	mkdir -p "$d"
 	cp "$out/rootfs-v$1.ext4" "$d/rootfs.ext4"
-	install -m 0755 "$layer/recipes-core/bundles/files/rtpmgr-bundle-hook.sh" "$d/hook.sh"
+	install -m 0755 "$layer/dynamic-layers/rauc/recipes-core/bundles/files/rtpmgr-bundle-hook.sh" "$d/hook.sh"
 	cat > "$d/manifest.raucm" <<-EOF
 		[update]
 		compatible=$compatible

@@ -12,12 +12,16 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 
 require rtpmgr-ab-layout.inc
 
-# Only for A/B images (kas/rauc.yml); gated like the rest of the layer's RAUC parts.
+# Only for A/B images (DISTRO_FEATURES "rtpmgr-ab", conf/include/rtpmgr-ab.inc).
 inherit features_check
-REQUIRED_DISTRO_FEATURES = "rauc"
+REQUIRED_DISTRO_FEATURES = "rtpmgr-ab"
 
 # mkimage compiles the script, mkenvimage writes the two copies in the redundant format.
 DEPENDS += "u-boot-tools-native"
+
+# On a Raspberry Pi, meta-raspberrypi's U-Boot depends on u-boot-default-script and its image
+# lists boot.scr: rtpmgr-ab.inc makes this recipe that provider, so only one boot.scr exists.
+PROVIDES += "u-boot-default-script"
 
 inherit deploy
 

@@ -42,3 +42,6 @@ IMAGE_INSTALL = "\
 
 # Room for logs and captures on the device.
 IMAGE_ROOTFS_EXTRA_SPACE = "65536"
+
+# The A/B image for RAUC updates (conf/include/rtpmgr-ab.inc, kas/rauc.yml).
+require ${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', 'rtpmgr-image-ab.inc', '', d)}

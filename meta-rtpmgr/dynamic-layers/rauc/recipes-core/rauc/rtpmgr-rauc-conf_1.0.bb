@@ -10,11 +10,11 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 
 require recipes-bsp/u-boot/rtpmgr-ab-layout.inc
 
-# A recipe of its own rather than a rauc-conf.bbappend: a bbappend without meta-rauc in the build
-# is an error, and this layer must parse without meta-rauc (kas.yml alone). Gated like
-# meta-rauc-community's bbappends: nothing happens without DISTRO_FEATURES "rauc".
+# A recipe of its own rather than a rauc-conf.bbappend: it replaces meta-rauc's example only
+# where rtpmgr-ab.inc asks for it (PREFERRED_RPROVIDER_virtual-rauc-conf). Parsed only with
+# meta-rauc in BBLAYERS (dynamic-layers/rauc); built only with this layer's A/B feature.
 inherit features_check
-REQUIRED_DISTRO_FEATURES = "rauc"
+REQUIRED_DISTRO_FEATURES = "rauc rtpmgr-ab"
 
 # The CA certificate(s) bundles are checked against (meta-rauc's variable). No default: an image
 # must not trust a key by accident. kas/rauc.yml sets the development CA, see docs/ota.md.

@@ -9,18 +9,9 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 
 require recipes-bsp/u-boot/rtpmgr-ab-layout.inc
 
-# bundle.bbclass is meta-rauc's: this layer must also parse without meta-rauc (kas.yml alone), so
-# the class is inherited only when the layer is there, and the recipe is skipped otherwise.
-# nooelint: oelint.var.inherit.inherit_defer - BBFILE_COLLECTIONS is final before any recipe is parsed
-inherit ${@'bundle' if 'rauc' in (d.getVar('BBFILE_COLLECTIONS') or '').split() else ''}
-inherit features_check
-REQUIRED_DISTRO_FEATURES = "rauc"
-
-# nooelint: oelint.task.noanonpython - skipping needs the parsed value; it runs once per parse
-python () {
-    if 'rauc' not in (d.getVar('BBFILE_COLLECTIONS') or '').split():
-        raise bb.parse.SkipRecipe("needs the meta-rauc layer: build with kas.yml:kas/rauc.yml")
-}
+# bundle.bbclass is meta-rauc's: this recipe is in dynamic-layers/rauc, parsed only with meta-rauc.
+inherit bundle features_check
+REQUIRED_DISTRO_FEATURES = "rauc rtpmgr-ab"
 
 SRC_URI = "file://rtpmgr-bundle-hook.sh"
 
