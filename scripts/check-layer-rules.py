@@ -318,6 +318,65 @@ def rauc_parts_gated():
     return f"dynamic-layers/rauc: {', '.join(recipes)}; A/B parts gated on rtpmgr-ab"
 
 
+# ---------------------------------------------------------------- 10. data, logs, versions, read-only
+@rule
+def fstab_data_nofail():
+    """10: the A/B fstab lines carry nofail: a missing or broken partition must not stop the boot."""
+    inc = read("meta-rtpmgr/recipes-bsp/base-files/base-files_rtpmgr-ab.inc")
+    lines = re.findall(r"printf '(LABEL=[^']*)'", inc)
+    if not lines:
+        raise Failed("base-files_rtpmgr-ab.inc writes no fstab line")
+    for line in lines:
+        fields = line.replace("\\t", "\t").split("\t")
+        if len(fields) < 4 or "nofail" not in fields[3].split(","):
+            raise Failed(f"fstab line {line!r}: options without nofail")
+    return f"{len(lines)} fstab lines with nofail"
+
+
+@rule
+def service_logs_persist():
+    """10: the services log below /var/log/rtpmgr (on /data through rtpmgr-data), not into the tmpfs /var/log."""
+    data = read("meta-rtpmgr/recipes-bsp/rtpmgr-data/files/rtpmgr-data.init")
+    if "/rtpmgr" not in data or 'bind "$DATA/log" "$logdir"' not in data:
+        raise Failed("rtpmgr-data no longer binds /data/rtpmgr/log over /var/log/rtpmgr")
+    for init in layer_files("*.init"):
+        if "recipes-apps" not in init.parts:
+            continue
+        m = re.search(r"^RTP_LOG=(\S+)", init.read_text(), re.M)
+        if not m or not m.group(1).startswith("/var/log/rtpmgr/"):
+            raise Failed(f"{init.relative_to(TOP)}: RTP_LOG={m.group(1) if m else '?'} is in the tmpfs /var/log, "
+                         "lost at every reboot; use /var/log/rtpmgr/")
+        unit = init.with_suffix(".service")
+        out = re.search(r"^StandardOutput=append:(\S+)", unit.read_text(), re.M)
+        if not out or out.group(1) != m.group(1).replace("$NAME", unit.stem):
+            raise Failed(f"{unit.relative_to(TOP)}: StandardOutput is not append:{m.group(1)} (the journal is volatile)")
+    for test in ["test/device/stream-check", "test/device/stream-lib.sh"]:
+        if re.search(r"/var/log/(\$svc|rtp-)", read(test)):
+            raise Failed(f"{test} reads the services' logs from /var/log instead of /var/log/rtpmgr")
+    return "rtp-rx and rtp-feeder log to /var/log/rtpmgr under both init systems"
+
+
+@rule
+def bundle_version():
+    """10: the RAUC bundle is versioned by rtpmgr (version + commit), not DISTRO_VERSION."""
+    text = layer_files("rtpmgr-bundle.bb")[0].read_text()
+    v = var_value(text, "RAUC_BUNDLE_VERSION") or ""
+    if "DISTRO_VERSION" in v or "RTPMGR_SRCREV" not in v:
+        raise Failed(f"RAUC_BUNDLE_VERSION = {v!r}: every bundle of one distro release would carry the same version")
+    return f"RAUC_BUNDLE_VERSION = {v}"
+
+
+@rule
+def read_only_rootfs_option():
+    """10: read-only-rootfs is an image option, and the OTA scenarios install and boot with / read-only."""
+    image = read("meta-rtpmgr/recipes-core/images/rtpmgr-image.bb")
+    if not re.search(r"^IMAGE_FEATURES \+= .*read-only-rootfs.*RTPMGR_READ_ONLY_ROOTFS", image, re.M):
+        raise Failed("rtpmgr-image.bb: no read-only-rootfs IMAGE_FEATURE switched by RTPMGR_READ_ONLY_ROOTFS")
+    if "OTA-ROOTFS: ro" not in read("test/ota/run-ota-tests.sh") or "ROOTFS:" not in read("test/ota/guest/ota-agent"):
+        raise Failed("the OTA scenarios do not check that the root filesystem is read-only during updates")
+    return "RTPMGR_READ_ONLY_ROOTFS switches read-only-rootfs; OTA scenario 1 checks / is read-only"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:

@@ -14,12 +14,14 @@
 # Developers who want the working tree, uncommitted edits included, use kas/local-src.yml, which
 # switches the recipes to externalsrc on RTPMGR_TOPDIR.
 
+# RTPMGR_VERSION and RTPMGR_SRCREV (empty: the checked-out commit of RTPMGR_TOPDIR, found at
+# parse time; a copy of the layer outside a checkout skips the recipes with the reason).
+inherit rtpmgr_version
+
 RTPMGR_GIT_URI ??= "git://${RTPMGR_TOPDIR};protocol=file;nobranch=1"
-# Empty: the checked-out commit of RTPMGR_TOPDIR, found at parse time (anonymous python below).
-RTPMGR_SRCREV ??= ""
 
 # "+git" makes BitBake append the short commit to PKGV.
-PV = "0.1.0+git"
+PV = "${RTPMGR_VERSION}+git"
 
 SRC_URI:prepend = "${RTPMGR_GIT_URI} "
 SRCREV = "${RTPMGR_SRCREV}"
@@ -27,22 +29,3 @@ SRCREV = "${RTPMGR_SRCREV}"
 # The whole repository: recipes pick their subdirectory (kernel/, crates/, test/device/) so that
 # shared files such as include/rtp_mgr_ioctl.h stay where the sources expect them.
 S = "${WORKDIR}/git"
-
-# nooelint: oelint.task.noanonpython - the default commit is a property of the checkout, read at parse time
-python () {
-    if d.getVar('RTPMGR_SRCREV'):
-        return
-    import rtpmgr.source
-    topdir = d.getVar('RTPMGR_TOPDIR')
-    try:
-        commit = rtpmgr.source.checked_out_commit(topdir)
-        # Re-parse when HEAD moves (checkout, commit): the parse cache must not keep an old commit.
-        for path in rtpmgr.source.head_files(topdir):
-            bb.parse.mark_dependency(d, path)
-        if not rtpmgr.source.reachable_from_a_ref(topdir, commit):
-            bb.warn("%s: the checked-out commit %s of %s is on no branch or tag, so do_fetch cannot "
-                    "find it: commit to a branch or tag, or use kas/local-src.yml" % (d.getVar('PN'), commit, topdir))
-    except rtpmgr.source.SourceError as e:
-        raise bb.parse.SkipRecipe(str(e))
-    d.setVar('RTPMGR_SRCREV', commit)
-}

@@ -8,7 +8,7 @@
 
 RX_CHANNEL=${RTPMGR_RX_CHANNEL:-0}
 TX_CHANNEL=${RTPMGR_TX_CHANNEL:-1}
-FEEDER_LOG=${RTPMGR_FEEDER_LOG:-/var/log/rtp-feeder.log}
+FEEDER_LOG=${RTPMGR_FEEDER_LOG:-/var/log/rtpmgr/rtp-feeder.log}
 
 # ring_stat NAME [CHANNEL]: one counter of /sys/class/misc/rtp_mgrN/stats.
 ring_stat() {

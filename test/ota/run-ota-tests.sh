@@ -180,6 +180,7 @@ s1() {
 	check "install of good.raucb succeeded" has s1-1-install '^OTA-INSTALL: file=good.raucb rc=0 '
 	check "RAUC activated slot B (BOOT_ORDER=B A)" has s1-1-install '^OTA-ENV-AFTER-INSTALL: BOOT_ORDER=B A '
 	check "the install boot ran on slot A, version 1" booted s1-1-install A 1
+	check "the update was installed with a read-only root filesystem" has s1-1-install '^OTA-ROOTFS: ro$'
 	# Scenario 4 starts from here: installed, never marked good.
 	cp --sparse=always "$disk" "$run/s4.img"
 	boot s1-2-markgood "$disk" mark-good
@@ -188,6 +189,7 @@ s1() {
 	check "slot B has its 3 attempts again" has s1-2-markgood '^OTA-ENV-AFTER-MARK: BOOT_ORDER=B A BOOT_A_LEFT=[0-9] BOOT_B_LEFT=3'
 	boot s1-3-again "$disk" status
 	check "next boot is slot B again, version 2" booted s1-3-again B 2
+	check "slot B runs with a read-only root filesystem" has s1-3-again '^OTA-ROOTFS: ro$'
 	check "RAUC records bundle version 2 for slot B" has s1-3-again "^OTA-RAUC: RAUC_SLOT_STATUS_BUNDLE_VERSION_.*='2'"
 	check "slot A (the fallback) is unchanged" [ "$(part_sha "$disk" "$p2_mib" "$slot_mib")" = "$sha_a_golden" ]
 	local img_sha img_size

@@ -43,5 +43,12 @@ IMAGE_INSTALL = "\
 # Room for logs and captures on the device.
 IMAGE_ROOTFS_EXTRA_SPACE = "65536"
 
+# Read-only root filesystem (IMAGE_FEATURES read-only-rootfs), off by default: set
+# RTPMGR_READ_ONLY_ROOTFS = "1" in local.conf. What changes at run time is on /data (rtpmgr-data:
+# configuration, logs; RAUC's data directory) or in tmpfs (/run, /var/volatile); RAUC mounts
+# bundles below /run (system.conf). The OTA scenarios (test/ota) run every update with / read-only.
+RTPMGR_READ_ONLY_ROOTFS ??= "0"
+IMAGE_FEATURES += "${@'read-only-rootfs' if bb.utils.to_boolean(d.getVar('RTPMGR_READ_ONLY_ROOTFS')) else ''}"
+
 # The A/B image for RAUC updates (conf/include/rtpmgr-ab.inc, kas/rauc.yml).
 require ${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', 'rtpmgr-image-ab.inc', '', d)}

@@ -10,7 +10,8 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 require recipes-bsp/u-boot/rtpmgr-ab-layout.inc
 
 # bundle.bbclass is meta-rauc's: this recipe is in dynamic-layers/rauc, parsed only with meta-rauc.
-inherit bundle features_check
+# rtpmgr_version: RTPMGR_VERSION and RTPMGR_SRCREV, the commit the image's rtpmgr recipes build.
+inherit bundle features_check rtpmgr_version
 REQUIRED_DISTRO_FEATURES = "rauc rtpmgr-ab"
 
 SRC_URI = "file://rtpmgr-bundle-hook.sh"
@@ -23,9 +24,10 @@ RAUC_BUNDLE_FORMAT = "verity"
 RAUC_BUNDLE_COMPATIBLE = "${RTPMGR_RAUC_COMPATIBLE}"
 # nooelint: oelint.vars.mispell.unknown
 RAUC_BUNDLE_DESCRIPTION = "rtpmgr appliance root filesystem"
-# The version RAUC records per slot (rauc status): the distro version, e.g. poky's 5.0.x.
+# The version RAUC records per slot (rauc status) and shows before an install: rtpmgr's version and
+# commit (e.g. 0.1.0+git1a2b3c4d5e6f), not the distro's (every poky bundle would be "5.0.x").
 # nooelint: oelint.vars.mispell.unknown
-RAUC_BUNDLE_VERSION = "${DISTRO_VERSION}"
+RAUC_BUNDLE_VERSION = "${RTPMGR_VERSION}+git${@d.getVar('RTPMGR_SRCREV')[:12]}"
 
 # nooelint: oelint.vars.mispell.unknown
 RAUC_BUNDLE_SLOTS = "rootfs"

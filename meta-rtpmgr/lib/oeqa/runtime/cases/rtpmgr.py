@@ -122,7 +122,7 @@ class RtpmgrServiceTest(RtpmgrTestCase):
 
     def check_service(self, service, process):
         if not self.service_active(service):
-            _, log = self.target.run('tail -n 30 /var/log/%s.log 2>/dev/null; journalctl -u %s -n 30 2>/dev/null'
+            _, log = self.target.run('tail -n 30 /var/log/rtpmgr/%s.log 2>/dev/null; journalctl -u %s -n 30 2>/dev/null'
                                      % (service, service))
             self.fail('service %s is not active; its log:\n%s' % (service, log))
         # It runs unprivileged: the uid of the process is that of user rtpmgr.
