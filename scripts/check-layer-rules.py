@@ -377,6 +377,44 @@ def read_only_rootfs_option():
     return "RTPMGR_READ_ONLY_ROOTFS switches read-only-rootfs; OTA scenario 1 checks / is read-only"
 
 
+# ---------------------------------------------------------------- 5. qemuarm64 A/B boots
+AB_INC = "meta-rtpmgr/recipes-core/images/rtpmgr-image-ab.inc"
+
+
+def kernel_cfg_has(options):
+    cfg = read("meta-rtpmgr/recipes-kernel/linux/files/rtpmgr-rauc.cfg")
+    return [o for o in options if f"{o}=y" not in cfg]
+
+
+@rule
+def qemu_ab_bootable():
+    """5: the qemuarm64 A/B image has no empty kernel-devicetree, builds U-Boot and boots it under runqemu."""
+    inc = read(AB_INC)
+    for n, line in enumerate(inc.splitlines(), 1):
+        if "kernel-devicetree" in line and not line.lstrip().startswith("#") and "KERNEL_DEVICETREE" not in line:
+            raise Failed(f"{AB_INC}:{n}: kernel-devicetree unconditionally: empty (no KERNEL_DEVICETREE) on "
+                         "qemuarm64 and not ALLOW_EMPTY, so do_rootfs fails")
+    wanted = {r"EXTRA_IMAGEDEPENDS:append:qemuall = \" u-boot\"": "U-Boot is not built for qemuarm64",
+              r'QB_DEFAULT_BIOS:qemuall = "u-boot.bin"': "runqemu does not start U-Boot",
+              r'QB_DEFAULT_KERNEL:qemuall = "none"': "runqemu passes -kernel and bypasses boot.scr",
+              r'QB_DEFAULT_FSTYPE:qemuall = "wic"': "runqemu boots the ext4 slot image, not the A/B disk"}
+    for pattern, why in wanted.items():
+        if not re.search("^" + pattern, inc, re.M):
+            raise Failed(f"{AB_INC}: missing {pattern.replace(chr(92), '')}: {why}")
+    if "linux-rtpmgr-ab.inc" not in read("meta-rtpmgr/recipes-kernel/linux/linux-yocto_%.bbappend"):
+        raise Failed("linux-yocto gets no RAUC kernel options")
+    missing = kernel_cfg_has(["CONFIG_DM_VERITY", "CONFIG_SQUASHFS", "CONFIG_BLK_DEV_LOOP"])
+    if missing:
+        raise Failed(f"rtpmgr-rauc.cfg lacks {missing}: verity bundles cannot be mounted")
+    script = read("meta-rtpmgr/recipes-bsp/u-boot/files/boot.cmd.in")
+    ucfg = read("meta-rtpmgr/recipes-bsp/u-boot/files/rtpmgr-ab-uboot.cfg")
+    if "fatwrite" in script and "CONFIG_FAT_WRITE=y" not in ucfg:
+        raise Failed("boot.cmd.in uses fatwrite, rtpmgr-ab-uboot.cfg does not enable CONFIG_FAT_WRITE")
+    if "u-boot-rtpmgr-ab.inc" not in read("meta-rtpmgr/recipes-bsp/u-boot/u-boot_%.bbappend"):
+        raise Failed("u-boot gets no rtpmgr-ab-uboot.cfg")
+    return "no empty kernel-devicetree; U-Boot built and run by runqemu; kernel and U-Boot options set"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:
