@@ -415,6 +415,62 @@ def qemu_ab_bootable():
     return "no empty kernel-devicetree; U-Boot built and run by runqemu; kernel and U-Boot options set"
 
 
+# ---------------------------------------------------------------- 4. Raspberry Pi A/B boots
+# RAM and U-Boot's fixed load addresses of the machines the layer supports (U-Boot's
+# include/configs/qemu-arm.h and rpi.h defaults): boot.scr's scratch must be in RAM and clear of them.
+MACHINES = {
+    # name: (override, RAM start, RAM end, busy ranges [start, end))
+    "qemuarm64": ("qemuall", 0x40000000, 0x40000000 + (1 << 30),
+                  [(0x40000000, 0x40100000), (0x40200000, 0x40210000), (0x40400000, 0x44000000),
+                   (0x44000000, 0x48000000)]),
+    # 1 GiB Pi 4 with the GPU's 76 MiB at the top.
+    "raspberrypi4-64": ("rpi", 0x0, 0x3B400000,
+                        [(0x00000000, 0x00080000), (0x00080000, 0x02400000), (0x02400000, 0x02410000),
+                         (0x02500000, 0x02510000), (0x02600000, 0x02700000), (0x02700000, 0x06700000)]),
+}
+
+
+@rule
+def raspberrypi_ab_boots():
+    """4: Pi + RAUC keeps the firmware's boot files, boots U-Boot with one boot.scr, has RAUC's kernel options, and a scratch address in RAM."""
+    for f in [TOP / "kas.yml"] + sorted((TOP / "kas").glob("*.yml")) + layer_files("*.inc", "*.bb", "*.bbappend", "*.conf"):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if re.match(r'\s*IMAGE_BOOT_FILES(:pn-[\w-]+)?\s*\??=', line):
+                raise Failed(f"{f.relative_to(TOP)}:{n}: IMAGE_BOOT_FILES replaced: the board's firmware, device "
+                             "trees and overlays would be dropped; append instead")
+    ab = read("meta-rtpmgr/conf/include/rtpmgr-ab.inc")
+    for pattern, why in {r'RPI_USE_U_BOOT = "1"': "the Pi firmware would start the kernel, not U-Boot and boot.scr",
+                         r'PREFERRED_PROVIDER_u-boot-default-script = "rtpmgr-boot-script"':
+                             "rpi-u-boot-scr's boot.scr would collide with rtpmgr's"}.items():
+        if not re.search("^" + pattern, ab, re.M):
+            raise Failed(f"conf/include/rtpmgr-ab.inc: missing {pattern}: {why}")
+    if not re.search(r'^PROVIDES \+= "u-boot-default-script"', read("meta-rtpmgr/recipes-bsp/u-boot/rtpmgr-boot-script_1.0.bb"), re.M):
+        raise Failed("rtpmgr-boot-script does not provide u-boot-default-script")
+    rpi_files = re.search(r'^RTPMGR_AB_BOOT_FILES:rpi \?= "([^"]*)"', read(AB_INC), re.M)
+    if not rpi_files or "boot.scr" in rpi_files.group(1).split():
+        raise Failed("the Pi's boot partition would get boot.scr twice (meta-raspberrypi lists it already)")
+    if not re.search(r"raspberrypi:\$\{LAYERDIR\}/dynamic-layers/raspberrypi/", read("meta-rtpmgr/conf/layer.conf")):
+        raise Failed("layer.conf: no BBFILES_DYNAMIC entry for dynamic-layers/raspberrypi")
+    bbappend = LAYER / "dynamic-layers/raspberrypi/recipes-kernel/linux/linux-raspberrypi_%.bbappend"
+    if not bbappend.is_file() or "linux-rtpmgr-ab.inc" not in bbappend.read_text():
+        raise Failed("linux-raspberrypi gets no RAUC kernel options (dm-verity, squashfs, loop)")
+    layout = read("meta-rtpmgr/recipes-bsp/u-boot/rtpmgr-ab-layout.inc")
+    default = re.search(r'^RTPMGR_BOOT_SCRATCH_ADDR \?\?= "(0x[0-9a-fA-F]+)"', layout, re.M)
+    for machine, (override, start, end, busy) in MACHINES.items():
+        m = re.search(r'^RTPMGR_BOOT_SCRATCH_ADDR:%s \?\?= "(0x[0-9a-fA-F]+)"' % override, layout, re.M) or default
+        if not m:
+            raise Failed("rtpmgr-ab-layout.inc: no RTPMGR_BOOT_SCRATCH_ADDR")
+        addr = int(m.group(1), 16)
+        if not (start <= addr and addr + 0x10000 <= end):
+            raise Failed(f"{machine}: RTPMGR_BOOT_SCRATCH_ADDR {m.group(1)} is outside its RAM "
+                         f"[{start:#x}, {end:#x}): boot.scr would write the boot state into nothing")
+        for b0, b1 in busy:
+            if addr < b1 and b0 < addr + 0x10000:
+                raise Failed(f"{machine}: RTPMGR_BOOT_SCRATCH_ADDR {m.group(1)} overlaps U-Boot's [{b0:#x}, {b1:#x})")
+    return "boot files appended, RPI_USE_U_BOOT, one boot.scr, RAUC kernel options, scratch in RAM on " + \
+        ", ".join(MACHINES)
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:
