@@ -139,14 +139,17 @@ def install_manifest_drives_recipes():
     entries = rtpmgr.manifest.read(MANIFEST)
     packages = sorted({e.package for e in entries})
     for pkg in packages:
-        recipes = [p for p in layer_files(f"{pkg}_*.bb")]
+        # rtp-mgr-dev is a package of recipe rtp-mgr: the longest recipe name the package starts with.
+        names = [r.name.split("_")[0] for r in layer_files("*.bb")]
+        owner = max((n for n in names if pkg == n or pkg.startswith(n + "-")), key=len, default=None)
+        recipes = layer_files(f"{owner}_*.bb") if owner else []
         if not recipes:
-            raise Failed(f"install.manifest names package {pkg}, but the layer has no recipe {pkg}_*.bb")
+            raise Failed(f"install.manifest names package {pkg}, but the layer has no recipe it belongs to")
         text = recipes[0].read_text()
         if not re.search(r"^inherit .*\brtpmgr_install\b", text, re.M):
             raise Failed(f"{recipes[0].relative_to(TOP)} does not inherit rtpmgr_install: its manifest lines are ignored")
         for e in entries:
-            if e.package == pkg and re.search(r"install .*%s" % re.escape(os.path.basename(e.path)), text):
+            if e.package == pkg and e.kind == "layer" and re.search(r"install .*%s" % re.escape(os.path.basename(e.path)), text):
                 raise Failed(f"{recipes[0].relative_to(TOP)} installs {os.path.basename(e.path)} itself: "
                              "the manifest is the one place")
     harness = read("test/qemu/install-artifacts.sh")
@@ -469,6 +472,46 @@ def raspberrypi_ab_boots():
                 raise Failed(f"{machine}: RTPMGR_BOOT_SCRATCH_ADDR {m.group(1)} overlaps U-Boot's [{b0:#x}, {b1:#x})")
     return "boot files appended, RPI_USE_U_BOOT, one boot.scr, RAUC kernel options, scratch in RAM on " + \
         ", ".join(MACHINES)
+
+
+# ---------------------------------------------------------------- product expectations
+@rule
+def product_image_lean():
+    """product: rtpmgr-image carries no test suite, SSH server or login shortcuts; rtpmgr-image-dev adds them."""
+    product = read("meta-rtpmgr/recipes-core/images/rtpmgr-image.bb")
+    body = "\n".join(l for _, l in code_lines(LAYER / "recipes-core/images/rtpmgr-image.bb"))
+    for word in ["rtpmgr-tests", "ssh-server", "dropbear", "debug-tweaks", "allow-empty-password", "empty-root-password"]:
+        if word in body:
+            raise Failed(f"rtpmgr-image.bb (the product) has {word}: test-only, it belongs in rtpmgr-image-dev")
+    dev = read("meta-rtpmgr/recipes-core/images/rtpmgr-image-dev.bb")
+    if "require rtpmgr-image.bb" not in dev or "rtpmgr-tests" not in dev or "ssh-server-dropbear" not in dev:
+        raise Failed("rtpmgr-image-dev.bb must require rtpmgr-image.bb and add rtpmgr-tests and ssh-server-dropbear")
+    if not re.search(r"^target: rtpmgr-image-dev", read("kas/testimage.yml"), re.M):
+        raise Failed("kas/testimage.yml does not test rtpmgr-image-dev")
+    return f"product {len(product.splitlines())} lines without test packages; rtpmgr-image-dev adds them"
+
+
+@rule
+def rust_licences_and_paths():
+    """product: Rust recipes list their crates' licences (from Cargo.lock), remap build paths, and the UAPI header ships in rtp-mgr-dev."""
+    crates = read("meta-rtpmgr/classes-recipe/rtpmgr_crates.bbclass")
+    flags = dict(re.findall(r'^RTPMGR_CRATES_LICENSE\[([\w-]+)\] = "([^"]*)"', crates, re.M))
+    for recipe in layer_files("*.bb"):
+        text = recipe.read_text()
+        if not re.search(r"^inherit .*\brtpmgr_crates\b", text, re.M):
+            continue
+        pn = recipe.name.split("_")[0]
+        lic = var_value(text, "LICENSE") or ""
+        if "RTPMGR_CRATES_LICENSE" not in lic or not flags.get(pn):
+            raise Failed(f"{recipe.relative_to(TOP)}: LICENSE {lic!r} does not name the licences of the crates it "
+                         f"links (RTPMGR_CRATES_LICENSE[{pn}] from scripts/gen-crates-inc.py)")
+    offline = read("meta-rtpmgr/classes-recipe/cargo_bin_offline.bbclass")
+    if "--remap-path-prefix=${WORKDIR}=" not in offline:
+        raise Failed("cargo_bin_offline.bbclass: no --remap-path-prefix for WORKDIR: build paths in binaries (QA buildpaths)")
+    dev = [e for e in rtpmgr.manifest.read(MANIFEST) if e.path == "include/rtp_mgr_ioctl.h"]
+    if not dev or not dev[0].package.endswith("-dev") or not dev[0].dest.startswith("${includedir}/"):
+        raise Failed("include/rtp_mgr_ioctl.h is not installed to ${includedir} by a -dev package (SDK)")
+    return f"crate licences for {', '.join(sorted(flags))}; --remap-path-prefix; {dev[0].package} has the UAPI header"
 
 
 def main(argv):

@@ -19,7 +19,10 @@ a sha256 in Cargo.lock and is rejected with the package name, so it is never fet
 """
 import argparse
 import hashlib
+import json
 import pathlib
+import re
+import subprocess
 import sys
 import tomllib
 
@@ -27,9 +30,84 @@ TOP = pathlib.Path(__file__).resolve().parent.parent
 LOCK = TOP / "crates" / "Cargo.lock"
 INC = TOP / "meta-rtpmgr" / "classes-recipe" / "rtpmgr_crates.bbclass"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
+TARGET = "aarch64-unknown-linux-gnu"
+
+# The Rust recipes: the workspace package each one builds, whether its binary is a test (which
+# also links the package's dev-dependencies), and the feature flags of its EXTRA_CARGO_FLAGS.
+RECIPES = {
+    "rtp-app": ("rtp-app", False, ["--no-default-features"]),
+    "rtp-feeder": ("rtp-feeder", False, []),
+    "rtpmgr-tests": ("rtpmgr", True, []),
+}
+# Licences the crates use that openembedded-core (scarthgap) ships a text of (meta/files/common-licenses).
+# A crate under any other licence stops the generator: add a NO_GENERIC_LICENSE for it first.
+COMMON_LICENSES = {"Apache-2.0", "Apache-2.0-with-LLVM-exception", "BSD-2-Clause", "BSD-3-Clause", "BSL-1.0",
+                   "CC0-1.0", "EUPL-1.2", "ISC", "MIT", "MIT-0", "Unicode-DFS-2016", "Unlicense", "Zlib"}
 
 
-def render(lock_path: pathlib.Path) -> str:
+def spdx_to_bitbake(expr: str, crate: str) -> str:
+    """A crate's SPDX licence expression in BitBake's LICENSE syntax (| for OR, & for AND)."""
+    expr = expr.replace("Apache-2.0 WITH LLVM-exception", "Apache-2.0-with-LLVM-exception")
+    expr = re.sub(r"\s*/\s*", " OR ", expr)  # the old Cargo "MIT/Apache-2.0" form
+    out = re.sub(r"\bOR\b", "|", re.sub(r"\bAND\b", "&", expr))
+    for name in re.findall(r"[A-Za-z0-9.+-]+", out):
+        if name not in COMMON_LICENSES:
+            sys.exit(f"gen-crates-inc: {crate} is under {name}, which openembedded-core has no text of: "
+                     "add the crate's licence file as NO_GENERIC_LICENSE, then to COMMON_LICENSES here")
+    if "&" not in out and "(" not in out:
+        out = " | ".join(sorted(part.strip() for part in out.split("|")))  # MIT | Apache-2.0 == Apache-2.0 | MIT
+    return f"({out})" if ("|" in out or "&" in out) else out
+
+
+def crate_licenses(manifest: pathlib.Path) -> dict:
+    """recipe -> BitBake licence expression of every crates.io crate its binary links: the normal
+    dependencies on the target (plus the package's dev-dependencies for a test), without
+    proc-macros and build scripts, which run on the build host and are not linked."""
+    def metadata(flags):
+        try:
+            out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform", TARGET,
+                                  "--manifest-path", str(manifest)] + flags,
+                                 capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"gen-crates-inc: cargo metadata for {manifest} failed: {getattr(e, 'stderr', e)}")
+        return json.loads(out)
+
+    result = {}
+    for recipe, (package, with_dev, flags) in RECIPES.items():
+        meta = metadata(flags)
+        pkgs = {p["id"]: p for p in meta["packages"]}
+        nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
+        by_name = {p["name"]: p["id"] for p in meta["packages"] if p["source"] is None}
+
+        def proc_macro(pid):
+            libs = [t for t in pkgs[pid]["targets"] if "lib" in t["kind"] or "proc-macro" in t["kind"]]
+            return bool(libs) and all("proc-macro" in t["kind"] for t in libs)
+
+        root = by_name[package]
+        seen, todo = set(), [root]
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            for dep in nodes[pid]["deps"]:
+                kinds = {k["kind"] for k in dep["dep_kinds"]}
+                if None in kinds or (with_dev and pid == root and "dev" in kinds):
+                    if not proc_macro(dep["pkg"]):
+                        todo.append(dep["pkg"])
+        exprs = set()
+        for pid in seen:
+            p = pkgs[pid]
+            if p["source"] is None:
+                continue  # a workspace member: rtpmgr's own licence, in the recipe
+            if not p.get("license"):
+                sys.exit(f"gen-crates-inc: {p['name']} {p['version']} declares no licence expression")
+            exprs.add(spdx_to_bitbake(p["license"], p["name"]))
+        result[recipe] = (" & ".join(sorted(exprs)), len([p for p in seen if pkgs[p]["source"]]))
+    return result
+
+
+def render(lock_path: pathlib.Path, manifest: pathlib.Path) -> str:
     try:
         lock = tomllib.loads(lock_path.read_text())
     except FileNotFoundError:
@@ -66,7 +144,14 @@ def render(lock_path: pathlib.Path) -> str:
         "# The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when",
         "# the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).",
         f'RTPMGR_CARGO_LOCK_SHA256 = "{hashlib.sha256(lock_path.read_bytes()).hexdigest()}"',
+        "",
+        "# The licences of the crates each Rust recipe links statically (normal dependencies on",
+        f"# {TARGET}, proc-macros and build scripts left out): the recipes add them to their LICENSE, so",
+        "# that the packages and the SPDX documents name every licence in the binaries.",
     ]
+    for recipe, (expr, count) in crate_licenses(manifest).items():
+        out.append(f"# {recipe}: {count} crates")
+        out.append(f'RTPMGR_CRATES_LICENSE[{recipe}] = "{expr}"')
     return "\n".join(out) + "\n"
 
 
@@ -75,9 +160,11 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="compare instead of writing")
     ap.add_argument("--lock", type=pathlib.Path, default=LOCK, help=f"default: {LOCK}")
     ap.add_argument("--output", type=pathlib.Path, default=INC, help=f"default: {INC}")
+    ap.add_argument("--manifest-path", type=pathlib.Path, default=None,
+                    help="the workspace's Cargo.toml for the licences (default: next to --lock)")
     args = ap.parse_args()
 
-    text = render(args.lock)
+    text = render(args.lock, args.manifest_path or args.lock.parent / "Cargo.toml")
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:

@@ -49,6 +49,12 @@ do_configure:append() {
 # Spelled out although it is BitBake's default: cargo_bin's README tells recipes to set it to "1".
 do_compile[network] = "0"
 
+# No build paths in the binaries and the -dbg packages (QA check buildpaths, and reproducible
+# builds): everything rustc compiles here is below WORKDIR (the checkout, the crates unpacked by
+# the crate fetcher, the toolchain's sysroot), mapped to the -src package's path as oe-core's
+# own flags map C sources (DEBUG_PREFIX_MAP).
+EXTRA_RUSTFLAGS:append = " --remap-path-prefix=${WORKDIR}=${TARGET_DBGSRC_DIR}"
+
 # Leave stripping to BitBake, which splits the debug information into -dbg packages: a binary that
 # cargo already stripped (a workspace profile with strip = "symbols") fails the already-stripped
 # package QA check. Cargo reads profile settings from CARGO_PROFILE_<PROFILE>_<KEY>, which override

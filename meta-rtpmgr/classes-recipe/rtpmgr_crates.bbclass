@@ -351,3 +351,13 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
 RTPMGR_CARGO_LOCK_SHA256 = "43a2685efdeaab13721296d9c9e820799853a547c9b11b4de5fca19dbd5f7e8a"
+
+# The licences of the crates each Rust recipe links statically (normal dependencies on
+# aarch64-unknown-linux-gnu, proc-macros and build scripts left out): the recipes add them to their LICENSE, so
+# that the packages and the SPDX documents name every licence in the binaries.
+# rtp-app: 41 crates
+RTPMGR_CRATES_LICENSE[rtp-app] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
+# rtp-feeder: 79 crates
+RTPMGR_CRATES_LICENSE[rtp-feeder] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
+# rtpmgr-tests: 35 crates
+RTPMGR_CRATES_LICENSE[rtpmgr-tests] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & MIT"

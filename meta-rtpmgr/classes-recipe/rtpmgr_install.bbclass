@@ -8,7 +8,8 @@
 # Recipes inherit it and write no install lines of their own for these files.
 
 RTPMGR_INSTALL_MANIFEST ?= "${RTPMGR_LAYERDIR}/files/install.manifest"
-# The package whose lines apply (a recipe with another name may set it).
+# The recipe whose lines apply: lines of package ${PN} and ${PN}-<suffix> (a recipe with another name
+# may set it).
 RTPMGR_INSTALL_PACKAGE ?= "${PN}"
 
 def rtpmgr_install_entries(d):
@@ -22,7 +23,8 @@ def rtpmgr_install_entries(d):
     except (OSError, rtpmgr.manifest.ManifestError) as e:
         bb.fatal('rtpmgr_install: %s' % e)
     package = d.getVar('RTPMGR_INSTALL_PACKAGE')
-    mine = [e for e in entries if e.package == package]
+    # The recipe's main package and its others (rtp-mgr-dev): FILES puts each file in its package.
+    mine = [e for e in entries if e.package == package or e.package.startswith(package + '-')]
     files_dir = os.path.join(d.getVar('THISDIR'), 'files')
     for e in mine:
         if e.kind == 'layer':

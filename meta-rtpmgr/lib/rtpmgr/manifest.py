@@ -20,6 +20,7 @@ DEFAULT_PATHS = {
     'bindir': '/usr/bin',
     'libdir': '/usr/lib',
     'libexecdir': '/usr/libexec',
+    'includedir': '/usr/include',
     'nonarch_base_libdir': '/lib',
     'systemd_system_unitdir': '/lib/systemd/system',
     'RTPMGR_TESTDIR': '/usr/lib/rtpmgr/tests',

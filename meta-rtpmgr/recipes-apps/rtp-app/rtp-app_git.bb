@@ -6,7 +6,9 @@ DESCRIPTION = "rtp_app receives RTP into an rtp_mgr ring channel, sends RTP from
 SECTION = "net"
 # Not in the NVD; without this, cve-check would match the recipe name against other products.
 CVE_PRODUCT = "rtpmgr"
-LICENSE = "GPL-2.0-only | MIT"
+# rtpmgr's own code, and every crate the binary links statically (generated from Cargo.lock's
+# crate list into rtpmgr_crates.bbclass), so the package's licence and the SPDX output are complete.
+LICENSE = "(GPL-2.0-only | MIT) & ${@d.getVarFlag('RTPMGR_CRATES_LICENSE', d.getVar('PN'))}"
 LIC_FILES_CHKSUM = "file://LICENSES/GPL-2.0-only.txt;md5=b234ee4d69f5fce4486a80fdaf4a4263 \
                     file://LICENSES/MIT.txt;md5=9b4e80bfa188bbdac8ec62395ec53231"
 

@@ -1,8 +1,10 @@
+# nooelint: oelint.var.override - rtpmgr-image-dev.bb requires this recipe and names itself
 SUMMARY = "rtpmgr appliance image"
-DESCRIPTION = "A small image that receives RTP into the rtp_mgr zero-copy ring and feeds it to \
+# nooelint: oelint.var.override - as SUMMARY
+DESCRIPTION = "The product image: it receives RTP into the rtp_mgr zero-copy ring and feeds it to \
                GStreamer: the rtp_mgr module (loaded at boot), rtp_app with the rtp-rx service, rtp-feeder with \
-               its service, the GStreamer plugins of the default pipelines, the on-device test suite and an SSH \
-               server for testimage and field diagnostics."
+               its service and the GStreamer plugins of the default pipelines. No test suite, no SSH server: \
+               those are in rtpmgr-image-dev."
 SECTION = "image"
 LICENSE = "MIT"
 # An image has no sources of its own: the common MIT text, as oe-core's images do.
@@ -10,10 +12,6 @@ LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 inherit core-image
-
-# dropbear: small, and what testimage's ssh tests log in with (root, empty password only with
-# debug-tweaks/allow-empty-password, which kas/testimage.yml adds for test builds).
-IMAGE_FEATURES += "ssh-server-dropbear"
 
 # GStreamer for the default pipelines (feeder.toml and docs/yocto.md):
 #   gstreamer1.0: coreelements (fakesink, queue, capsfilter) and gst-launch-1.0/gst-inspect-1.0
@@ -36,7 +34,6 @@ IMAGE_INSTALL = "\
     rtp-mgr \
     rtp-app \
     rtp-feeder \
-    rtpmgr-tests \
     ${RTPMGR_GSTREAMER} \
 "
 
