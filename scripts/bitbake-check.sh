@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# bitbake-check.sh - parse the layer and compute the image's task graph with BitBake, through kas,
-# for qemuarm64 (kas.yml) and the board (kas.yml:kas/raspberrypi4-64.yml), without network.
+# bitbake-check.sh - parse the layer and compute the images' task graphs with BitBake, through kas,
+# without network, for every supported combination, then run yocto-check-layer on the layer.
+#
+# Combinations (name: kas files, each + kas/offline.yml):
+#   qemuarm64                      kas.yml
+#   qemuarm64-systemd              kas.yml:kas/systemd.yml
+#   qemuarm64-rauc                 kas.yml:kas/rauc.yml
+#   qemuarm64-rauc-systemd         kas.yml:kas/rauc.yml:kas/systemd.yml
+#   raspberrypi4-64[-systemd|-rauc|-rauc-systemd]   the same with kas/raspberrypi4-64.yml
+# Each runs `bitbake -p` and `bitbake -g` for rtpmgr-image and rtpmgr-image-dev (and rtpmgr-bundle
+# with RAUC) and counts ERROR and WARNING lines. RAUC combinations first check that a missing signing
+# CA stops the parse with the command to make one (meta-rtpmgr's rtpmgr_signing class), then make
+# meta-rauc's development CA in their build directory and check the task graph: U-Boot built on
+# qemuarm64, do_image_wic after rtpmgr-boot-script:do_deploy, the development-CA warning.
 #
 # What it proves: every recipe, class and bbappend parses (`bitbake -p`: syntax, inherits, file://
-# files) and every DEPENDS, RDEPENDS and IMAGE_INSTALL entry of rtpmgr-image resolves (`bitbake -g`).
-# It builds nothing. Dynamically split package names (GStreamer plugins) are checked against the
-# recipes' PACKAGES_DYNAMIC split rule separately: see docs/yocto.md.
+# files) and every DEPENDS, RDEPENDS and IMAGE_INSTALL entry resolves (`bitbake -g`). It builds
+# nothing. Dynamically split package names (GStreamer plugins) are checked against the recipes'
+# PACKAGES_DYNAMIC split rule separately (plain combinations), see docs/yocto.md.
+#
+# yocto-check-layer (poky's scripts/yocto-check-layer, about 15 minutes) runs last, on meta-rtpmgr
+# with meta-rust-bin, meta-rauc and meta-raspberrypi as dependencies, in a build directory that does
+# not have the layer in BBLAYERS. Skip it with --no-yocto-check-layer.
 #
 # Needs (CI has none of these, so there it skips with a message and exit status 0):
-#   - clones of the pinned layers in KAS_WORK_DIR (default build/kas-work), at the commits of
-#     kas.yml and kas/raspberrypi4-64.yml: poky/, meta-rust-bin/, meta-raspberrypi/ (e.g.
-#     `git clone https://git.yoctoproject.org/poky build/kas-work/poky`, then check out the commit)
+#   - clones of the pinned layers in KAS_WORK_DIR (default build/kas-work), at the commits of kas.yml,
+#     kas/raspberrypi4-64.yml and kas/rauc.yml: poky/, meta-rust-bin/, meta-raspberrypi/, meta-rauc/
+#     (e.g. `git clone https://git.yoctoproject.org/poky build/kas-work/poky`, then check out the commit)
 #   - kas (build/venv from scripts/check-layer.sh, or on PATH)
 #   - the host tools of oe-core's sanity check (Debian 12): gawk diffstat texinfo chrpath socat
 #     python3-pexpect iputils-ping python3-git python3-jinja2 python3-subunit zstd lz4 file locales
@@ -18,7 +34,7 @@
 #   - an unprivileged user: BitBake refuses to run as root. Run as root, the script runs BitBake as
 #     BITBAKE_USER (default: yocto, created if missing) and gives it build/kas-work and the build dirs.
 #
-# Usage: scripts/bitbake-check.sh [qemuarm64|raspberrypi4-64]...   (default: both)
+# Usage: scripts/bitbake-check.sh [--no-yocto-check-layer] [COMBINATION...]   (default: all eight)
 # Env:   KAS_WORK_DIR, BITBAKE_USER, RTPMGR_HEAVY_LOCK (default /tmp/rtpmgr/heavy.lock),
 #        KAS_EXTRA (more kas files appended to each list, e.g. ":build/mirror.yml" for a local mirror)
 set -euo pipefail
@@ -27,24 +43,37 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 KAS_WORK_DIR=$(realpath -m "${KAS_WORK_DIR:-$TOP/build/kas-work}")
 BITBAKE_USER=${BITBAKE_USER:-yocto}
 LOCK=${RTPMGR_HEAVY_LOCK:-/tmp/rtpmgr/heavy.lock}
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(qemuarm64 raspberrypi4-64)
+ycl=1
+targets=()
+for arg in "$@"; do
+	case $arg in
+	--no-yocto-check-layer) ycl=0 ;;
+	*) targets+=("$arg") ;;
+	esac
+done
+all=(qemuarm64 qemuarm64-systemd qemuarm64-rauc qemuarm64-rauc-systemd
+	raspberrypi4-64 raspberrypi4-64-systemd raspberrypi4-64-rauc raspberrypi4-64-rauc-systemd)
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 skip() { printf 'bitbake-check: SKIPPED: %s\n' "$*"; exit 0; }
 die() { printf 'bitbake-check: error: %s\n' "$*" >&2; exit 1; }
 
 kas_files_of() {
+	local files=kas.yml
 	case $1 in
-	qemuarm64) echo "kas.yml:kas/offline.yml" ;;
-	raspberrypi4-64) echo "kas.yml:kas/raspberrypi4-64.yml:kas/offline.yml" ;;
-	*) die "unknown target '$1' (qemuarm64 or raspberrypi4-64)" ;;
+	qemuarm64*) ;;
+	raspberrypi4-64*) files=$files:kas/raspberrypi4-64.yml ;;
+	*) die "unknown combination '$1' (one of: ${all[*]})" ;;
 	esac
+	case $1 in *-rauc*) files=$files:kas/rauc.yml ;; esac
+	case $1 in *-systemd) files=$files:kas/systemd.yml ;; esac
+	echo "$files:kas/offline.yml"
 }
 layers_of() {
-	case $1 in
-	qemuarm64) echo "poky meta-rust-bin" ;;
-	raspberrypi4-64) echo "poky meta-rust-bin meta-raspberrypi" ;;
-	esac
+	local layers="poky meta-rust-bin"
+	case $1 in raspberrypi4-64*) layers="$layers meta-raspberrypi" ;; esac
+	case $1 in *-rauc*) layers="$layers meta-rauc" ;; esac
+	echo "$layers"
 }
 
 # --- prerequisites --------------------------------------------------------------------------------
@@ -86,11 +115,25 @@ printf '[safe]\n\tdirectory = *\n' >"$gitconfig"
 chmod a+r "$gitconfig"
 
 # --- the checks -----------------------------------------------------------------------------------
-# Parse, task graph, then the variables the split-name check needs (bitbake -e: a few seconds each).
+# Parse, both images' task graphs (and the bundle's with RAUC), then the variables the split-name
+# check needs (bitbake -e: a few seconds each).
+graph_cmds='bitbake -p && bitbake -g rtpmgr-image-dev && mv task-depends.dot task-depends-dev.dot &&
+	mv pn-buildlist pn-buildlist-dev && bitbake -g rtpmgr-image'
 # shellcheck disable=SC2016  # $r is expanded by the shell kas starts, not here
-bitbake_cmds='bitbake -p && bitbake -g rtpmgr-image &&
-	bitbake -e rtpmgr-image >env-image && bitbake -e rtp-feeder >env-rtp-feeder &&
+env_cmds='bitbake -e rtpmgr-image >env-image && bitbake -e rtp-feeder >env-rtp-feeder &&
 	for r in gstreamer1.0-plugins-base gstreamer1.0-plugins-good; do bitbake -e $r >env-$r || exit 1; done'
+
+# kas_shell BUILD_DIR KAS_FILES CMDS: one kas shell as the BitBake user, under the heavy-work lock.
+kas_shell() {
+	mkdir -p "$(dirname "$LOCK")"
+	# A parse keeps both cores busy for minutes: take the shared heavy-work lock (scripts/heavy-lock
+	# when the checkout has it: re-entrant), be nice.
+	local locker=(flock "$LOCK")
+	[ -x "$TOP/scripts/heavy-lock" ] && locker=("$TOP/scripts/heavy-lock")
+	(cd "$TOP" && "${locker[@]}" nice -n 10 "${as_user[@]}" env \
+		KAS_WORK_DIR="$KAS_WORK_DIR" KAS_BUILD_DIR="$1" GITCONFIG_FILE="$gitconfig" \
+		"$KAS" shell "$2" -c "$3")
+}
 
 # A misspelt dynamically split package name passes `bitbake -g` and fails only at rootfs time.
 # Check every gstreamer1.0-plugins-<set>-<plugin> the image and rtp-feeder use: the recipe declares
@@ -132,31 +175,98 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
+# expect WHAT CMD...: one named assertion about a combination's results.
+expect() {
+	if "${@:2}"; then echo "    ok: $1"; else echo "    NOT OK: $1"; rc=1; fi
+}
+
 rc=0
+summary=()
 for t in "${targets[@]}"; do
 	files=$(kas_files_of "$t")${KAS_EXTRA:-}
 	build=$TOP/build/kas-build/$t
 	mkdir -p "$build"
 	[ ${#as_user[@]} -eq 0 ] || chown "$BITBAKE_USER:" "$build"
-	printf '\n==> %s: kas shell %s -c "bitbake -p && bitbake -g rtpmgr-image"\n' "$t" "$files"
+	printf '\n==> %s: kas shell %s\n' "$t" "$files"
 	for l in $(layers_of "$t"); do
 		printf '    %-17s %s\n' "$l" "$(git -c safe.directory='*' -C "$KAS_WORK_DIR/$l" log -1 --format='%H %s')"
 	done
+	cmds=$graph_cmds
+	case $t in
+	*-rauc*)
+		cmds="$cmds && bitbake -g rtpmgr-bundle && mv task-depends.dot task-depends-bundle.dot && bitbake -g rtpmgr-image"
+		# Without the signing CA the parse must stop at once, saying what to run.
+		rm -rf "$build/openssl-ca"
+		kas_shell "$build" "$files" 'bitbake -p' >"$build/no-ca.log" 2>&1 && nocarc=0 || nocarc=$?
+		expect "without a signing CA the parse stops with the command to make one (exit $nocarc)" \
+			grep -q "RAUC signing files do not exist.*openssl-ca.sh" "$build/no-ca.log"
+		# The development CA, as docs/ota.md tells users to make it.
+		(cd "$build" && "${as_user[@]}" bash "$KAS_WORK_DIR/meta-rauc/scripts/openssl-ca.sh" >openssl-ca.log 2>&1) ||
+			die "meta-rauc's openssl-ca.sh failed, see $build/openssl-ca.log"
+		;;
+	*) cmds="$cmds && $env_cmds" ;;
+	esac
 	start=$(date +%s)
-	mkdir -p "$(dirname "$LOCK")"
-	# A parse keeps both cores busy for minutes: take the shared heavy-work lock, be nice.
-	if (cd "$TOP" && flock "$LOCK" nice -n 10 "${as_user[@]}" env \
-		KAS_WORK_DIR="$KAS_WORK_DIR" KAS_BUILD_DIR="$build" GITCONFIG_FILE="$gitconfig" \
-		"$KAS" shell "$files" -c "$bitbake_cmds") >"$build/check.log" 2>&1; then
-		printf '    ok in %ss (lock wait included): %s recipes in the image graph; %s errors, %s warnings\n' \
-			"$(($(date +%s) - start))" "$(wc -l <"$build/pn-buildlist")" \
-			"$(grep -c '^ERROR:' "$build/check.log" || true)" "$(grep -c '^WARNING:' "$build/check.log" || true)"
-		grep -E '^(WARNING|ERROR):' "$build/check.log" | sed 's/^/    /' || true
-		check_split_names "$build" || rc=1
+	if kas_shell "$build" "$files" "$cmds" >"$build/check.log" 2>&1; then
+		errors=$(grep -c '^ERROR:' "$build/check.log" || true)
+		warnings=$(grep -c '^WARNING:' "$build/check.log" || true)
+		printf '    ok in %ss (lock wait included): rtpmgr-image %s recipes, rtpmgr-image-dev %s; %s errors, %s warnings\n' \
+			"$(($(date +%s) - start))" "$(wc -l <"$build/pn-buildlist")" "$(wc -l <"$build/pn-buildlist-dev")" \
+			"$errors" "$warnings"
+		grep -E '^(WARNING|ERROR):' "$build/check.log" | sort | uniq -c | sed 's/^/    /' || true
+		[ "$errors" = 0 ] || rc=1
+		summary+=("$t: ok, $errors errors, $warnings warnings")
+		case $t in
+		*-rauc*)
+			expect "do_image_wic runs after rtpmgr-boot-script:do_deploy" \
+				grep -q '"rtpmgr-image.do_image_wic" -> "rtpmgr-boot-script.do_deploy"' "$build/task-depends.dot"
+			expect "the development-CA warning is shown" grep -q 'signed with the DEVELOPMENT CA' "$build/check.log"
+			expect "rtpmgr-bundle's graph has rtpmgr-image and rtpmgr-rauc-conf" \
+				bash -c "grep -q '\"rtpmgr-rauc-conf.do_' '$build/task-depends-bundle.dot' && grep -q '\"rtpmgr-image.do_image_complete' '$build/task-depends-bundle.dot'"
+			case $t in
+			qemuarm64*) expect "U-Boot is built for the qemuarm64 A/B image" grep -qx u-boot "$build/pn-buildlist" ;;
+			raspberrypi4-64*) expect "rtpmgr-boot-script is the Pi's U-Boot script, rpi-u-boot-scr is not built" \
+				bash -c "grep -qx rtpmgr-boot-script '$build/pn-buildlist' && ! grep -qx rpi-u-boot-scr '$build/pn-buildlist'" ;;
+			esac
+			;;
+		*)
+			expect "rtpmgr-tests only in rtpmgr-image-dev" \
+				bash -c "grep -qx rtpmgr-tests '$build/pn-buildlist-dev' && ! grep -qx rtpmgr-tests '$build/pn-buildlist'"
+			check_split_names "$build" || rc=1
+			;;
+		esac
 	else
 		tail -n 40 "$build/check.log" | sed 's/^/    /'
 		printf '    FAILED (full log: %s)\n' "$build/check.log"
+		summary+=("$t: FAILED ($(grep -c '^ERROR:' "$build/check.log" || true) errors)")
 		rc=1
 	fi
 done
+
+# --- yocto-check-layer ----------------------------------------------------------------------------
+# In a build directory without meta-rtpmgr in BBLAYERS (kas puts it there: remove it first), with
+# every layer the layer depends on or recommends given as a dependency.
+if [ "$ycl" = 1 ]; then
+	for l in meta-rauc meta-raspberrypi; do
+		[ -d "$KAS_WORK_DIR/$l/.git" ] || skip "yocto-check-layer: no clone of $l in $KAS_WORK_DIR"
+	done
+	build=$TOP/build/kas-build/yocto-check-layer
+	mkdir -p "$build"
+	[ ${#as_user[@]} -eq 0 ] || chown "$BITBAKE_USER:" "$build"
+	printf '\n==> yocto-check-layer meta-rtpmgr (dependencies: meta-rust-bin meta-rauc meta-raspberrypi)\n'
+	start=$(date +%s)
+	ycl_cmds="bitbake-layers remove-layer meta-rtpmgr && yocto-check-layer --no-auto-dependency \
+		--dependency $KAS_WORK_DIR/meta-rust-bin $KAS_WORK_DIR/meta-rauc $KAS_WORK_DIR/meta-raspberrypi \
+		-o $build/yocto-check-layer.log $TOP/meta-rtpmgr"
+	if kas_shell "$build" "kas.yml:kas/offline.yml${KAS_EXTRA:-}" "$ycl_cmds" >"$build/check.log" 2>&1; then
+		summary+=("yocto-check-layer: PASS in $(($(date +%s) - start)) s")
+	else
+		summary+=("yocto-check-layer: FAIL (log: $build/yocto-check-layer.log)")
+		rc=1
+	fi
+	grep -E 'INFO: (SUMMARY|meta-rtpmgr|Ran [0-9]+ tests|OK|FAILED)|^(ERROR|FAIL):' "$build/check.log" | sed 's/^/    /' | tail -n 30
+fi
+
+printf '\n==> summary\n'
+printf '    %s\n' "${summary[@]}"
 exit $rc

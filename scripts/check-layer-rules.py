@@ -514,6 +514,21 @@ def rust_licences_and_paths():
     return f"crate licences for {', '.join(sorted(flags))}; --remap-path-prefix; {dev[0].package} has the UAPI header"
 
 
+@rule
+def offline_and_layer_metadata():
+    """product: kas/offline.yml keeps uninative; layer.conf recommends rauc and raspberrypi; the README says how to set the maintainer address."""
+    offline = "\n".join(l for l in read("kas/offline.yml").splitlines() if not l.lstrip().startswith("#"))
+    if "uninative" in offline:
+        raise Failed("kas/offline.yml changes uninative: every native signature would differ from the online build's")
+    conf = read("meta-rtpmgr/conf/layer.conf")
+    if not re.search(r'^LAYERRECOMMENDS_rtpmgr = "[^"]*\brauc\b[^"]*\braspberrypi\b', conf, re.M):
+        raise Failed("layer.conf: LAYERRECOMMENDS_rtpmgr does not name rauc and raspberrypi")
+    readme = read("meta-rtpmgr/README.md")
+    if not re.search(r"^Maintainer: .+<[^@>]+@[^>]+>", readme, re.M) or ".example" in readme and "placeholder" not in readme:
+        raise Failed("README.md: no maintainer address, or a placeholder without saying how to set it")
+    return "uninative kept offline; LAYERRECOMMENDS rauc raspberrypi; maintainer line explained"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:
