@@ -15,10 +15,11 @@ inherit rtpmgr_install update-rc.d systemd allarch
 
 # The script lives in ${libexecdir}: systemd.bbclass deletes ${sysconfdir}/init.d when the distro
 # has no sysvinit, and rtpmgr-data.service runs the script from there. Under sysvinit, rcS runs it
-# through this link.
+# through this link. Relative: update-rc.d checks the script inside the image root at rootfs time,
+# where an absolute link would point into the build host.
 do_install() {
     install -d ${D}${sysconfdir}/init.d
-    ln -s ${libexecdir}/rtpmgr/rtpmgr-data ${D}${sysconfdir}/init.d/rtpmgr-data
+    ln -sr ${D}${libexecdir}/rtpmgr/rtpmgr-data ${D}${sysconfdir}/init.d/rtpmgr-data
 }
 
 # rcS: after mountall.sh (S03, mounts /data from fstab), before modutils.sh (S06) loads rtp_mgr.

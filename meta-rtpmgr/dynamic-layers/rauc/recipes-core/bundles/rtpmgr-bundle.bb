@@ -27,7 +27,7 @@ RAUC_BUNDLE_DESCRIPTION = "rtpmgr appliance root filesystem"
 # The version RAUC records per slot (rauc status) and shows before an install: rtpmgr's version and
 # commit (e.g. 0.1.0+git1a2b3c4d5e6f), not the distro's (every poky bundle would be "5.0.x").
 # nooelint: oelint.vars.mispell.unknown
-RAUC_BUNDLE_VERSION = "${RTPMGR_VERSION}+git${@d.getVar('RTPMGR_SRCREV')[:12]}"
+RAUC_BUNDLE_VERSION = "${RTPMGR_VERSION}+git${@(d.getVar('RTPMGR_SRCREV') or '')[:12]}"
 
 # nooelint: oelint.vars.mispell.unknown
 RAUC_BUNDLE_SLOTS = "rootfs"
