@@ -7,14 +7,15 @@
 //! exactly what exists: the socket closes, the ring handle unmaps and its owned slots go back to
 //! FREE. No slot is reserved before all setup has succeeded.
 
+use crate::backend::{describe, open, open_mapped, ring_counters};
 use crate::control::{Controller, Limits, ReportConfig, RingStatsFn, StopReason, StopState};
 use crate::net::{DatagramSender, RxSocket, TxSocket};
-use crate::ring::{ring_counters, Backend, Checked, Control, Ring};
 use crate::rtp::{RtpGenerator, StreamParams};
 use crate::rx::{drain_loop, rx_loop, RxConfig};
 use crate::stats::{Counters, RingCounters, Snapshot};
 use crate::tx::{tx_generate_loop, tx_ring_loop, TxConfig};
 use anyhow::{anyhow, Context, Result};
+use rtpmgr::{Backend, Channel, Ring};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,28 +67,28 @@ pub struct TxRun {
     pub xdp: Option<crate::xdp::XdpTx>,
 }
 
-/// Open a handle and wrap it in the index/length checks.
-fn open_checked(backend: &dyn Backend) -> Result<Checked<Box<dyn Ring>>> {
-    let ring = backend.open().with_context(|| format!("cannot open {}", backend.describe()))?;
-    Checked::new(ring).with_context(|| format!("{} is unusable", backend.describe()))
+/// Open a handle with its ring mapped (every worker opens its own, as separate processes
+/// would).
+fn open_ring(backend: &Backend) -> Result<Ring> {
+    open_mapped(backend).with_context(|| format!("cannot open {}", describe(backend)))
 }
 
 /// A source of ring counters for the stats thread, on its own handle.
-fn stats_source(backend: &dyn Backend) -> Result<RingStatsFn> {
-    let ring = backend.open_control().with_context(|| format!("cannot open {} for stats", backend.describe()))?;
+fn stats_source(backend: &Backend) -> Result<RingStatsFn> {
+    let ch = open(backend).with_context(|| format!("cannot open {} for stats", describe(backend)))?;
     Ok(Box::new(move || {
-        let stats = ring.stats().ok()?;
-        let status = ring.status().ok();
+        let stats = ch.stats().ok()?;
+        let status = ch.status().ok();
         Some(ring_counters(&stats, status.as_ref()))
     }))
 }
 
 /// Producers start a stopped channel (PLAN: "Producers START the channel if it is stopped").
-fn ensure_started(ring: &Checked<Box<dyn Ring>>, what: &str) -> Result<()> {
-    let info = ring.inner().info().with_context(|| format!("cannot read the configuration of {what}"))?;
-    if info.state != rtpmgr_abi::RTPM_STATE_RUNNING {
+fn ensure_started(ch: &Channel, what: &str) -> Result<()> {
+    let running = ch.is_running().with_context(|| format!("cannot read the configuration of {what}"))?;
+    if !running {
         log::info!("{what} is stopped; starting it");
-        ring.inner().start().with_context(|| format!("cannot start {what}"))?;
+        ch.start().with_context(|| format!("cannot start {what}"))?;
     }
     Ok(())
 }
@@ -139,25 +140,26 @@ fn finish(
 }
 
 /// `--mode rx`.
-pub fn run_rx(cfg: &RxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> Result<Summary> {
-    let mut ring = open_checked(backend.as_ref())?;
-    ensure_started(&ring, &backend.describe())?;
+pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
+    let ring = open_ring(backend)?;
+    ensure_started(&ring.channel(), &describe(backend))?;
     let mut sock = RxSocket::bind(cfg.bind, cfg.port, cfg.sockbuf)?;
     let local = sock.local_addr()?;
     let counters = Arc::new(Counters::default());
-    let stats = stats_source(backend.as_ref())?;
+    let stats = stats_source(backend)?;
     let mut drain = match cfg.drain {
-        true => Some(open_checked(backend.as_ref())?),
+        true => Some(open_ring(backend)?.consumer()),
         false => None,
     };
+    let drain_ring = drain.as_ref().map(|d| d.ring().clone());
 
     let report = ReportConfig { label: "RX", json: cfg.json };
     let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
     log::info!(
         "rx: receiving on udp {local} into {} (batch {}, slot {} bytes)",
-        backend.describe(),
+        describe(backend),
         cfg.worker.batch,
-        ring.slot_payload()
+        ring.layout().slot_payload
     );
 
     // The drain consumer has its own stop flag: it must outlive the RX worker to empty the
@@ -175,11 +177,12 @@ pub fn run_rx(cfg: &RxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
         std::thread::Builder::new()
             .name("rtp-rx".into())
             .spawn(move || {
-                let r = rx_loop(&mut ring, &mut sock, &wcfg, &c, &s);
+                let mut tx = ring.producer();
+                let r = rx_loop(&mut tx, &mut sock, &wcfg, &c, &s);
                 if r.is_err() {
                     s.stop(StopReason::Error);
                 }
-                (r, ring.invalid)
+                (r, ring.invalid_entries())
             })
             .context("cannot start the rx thread")
     };
@@ -198,6 +201,7 @@ pub fn run_rx(cfg: &RxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
     let (rx_result, invalid) = worker.join().map_err(|_| anyhow!("the rtp-rx thread panicked"))?;
     drain_stop.stop(StopReason::Signal);
     let drain_result = drain_handle.map(|h| join_worker(h, "rtp-drain")).unwrap_or(Ok(()));
+    let invalid = invalid + drain_ring.map_or(0, |r| r.invalid_entries());
     let summary = finish("RX", ctl, idle_stats, &counters, &stop, invalid);
     rx_result.context("rx worker failed")?;
     drain_result.context("drain consumer failed")?;
@@ -205,12 +209,12 @@ pub fn run_rx(cfg: &RxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
 }
 
 /// `--mode tx`.
-pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> Result<Summary> {
-    let mut ring = open_checked(backend.as_ref())?;
+pub fn run_tx(cfg: &TxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
+    let ring = open_ring(backend)?;
     if cfg.stream.is_some() {
         // Generate mode produces into the channel, so it starts it like any producer; ring mode
         // only consumes, and POP works on a stopped channel.
-        ensure_started(&ring, &backend.describe())?;
+        ensure_started(&ring.channel(), &describe(backend))?;
     }
     let mut gen = cfg.stream.clone().map(RtpGenerator::new).transpose()?;
     let mut sock: Box<dyn DatagramSender> = match &cfg.xdp {
@@ -218,13 +222,13 @@ pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
         None => Box::new(TxSocket::connect(cfg.bind, cfg.dst, cfg.sockbuf)?),
     };
     let counters = Arc::new(Counters::default());
-    let stats = stats_source(backend.as_ref())?;
+    let stats = stats_source(backend)?;
     let report = ReportConfig { label: "TX", json: cfg.json };
     let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
     log::info!(
         "tx: sending {} from {} to udp {} through {}",
         if gen.is_some() { "generated RTP" } else { "ring slots" },
-        backend.describe(),
+        describe(backend),
         cfg.dst,
         sock.describe()
     );
@@ -234,14 +238,15 @@ pub fn run_tx(cfg: &TxRun, backend: Arc<dyn Backend>, stop: Arc<StopState>) -> R
         std::thread::Builder::new()
             .name("rtp-tx".into())
             .spawn(move || {
+                let mut rx = ring.consumer();
                 let r = match gen.as_mut() {
-                    Some(g) => tx_generate_loop(&mut ring, sock.as_mut(), g, &wcfg, &c, &s),
-                    None => tx_ring_loop(&mut ring, sock.as_mut(), &wcfg, &c, &s),
+                    Some(g) => tx_generate_loop(&mut ring.producer(), &mut rx, sock.as_mut(), g, &wcfg, &c, &s),
+                    None => tx_ring_loop(&mut rx, sock.as_mut(), &wcfg, &c, &s),
                 };
                 if r.is_err() {
                     s.stop(StopReason::Error);
                 }
-                (r, ring.invalid, sock.finish())
+                (r, ring.invalid_entries(), sock.finish())
             })
             .context("cannot start the tx thread")
     };

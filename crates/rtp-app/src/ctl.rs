@@ -3,9 +3,10 @@
 //! Human output uses the sysfs format ("name value" per line, the struct field names), so the
 //! same scripts read `/sys/class/misc/rtp_mgrN/stats` and `rtp_app --mode ctl --stats`.
 
+use crate::backend::{describe, open};
 use crate::cli::{CtlArgs, DropPolicy};
-use crate::ring::Backend;
 use anyhow::{bail, Context, Result};
+use rtpmgr::Backend;
 use rtpmgr_abi::{RtpmConfig, RtpmInfo, RtpmStats, RtpmStatus};
 use serde_json::{json, Map, Value};
 
@@ -68,10 +69,10 @@ pub fn merged_config(current: &RtpmConfig, args: &CtlArgs) -> RtpmConfig {
 }
 
 /// Run the one action `args` names and return what to print.
-pub fn run(args: &CtlArgs, backend: &dyn Backend, json: bool) -> Result<String> {
-    let what = backend.describe();
+pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
+    let what = describe(backend);
     // Control actions need no mapping; CONFIGURE even requires that nobody maps the ring.
-    let ring = backend.open_control().with_context(|| format!("cannot open {what}"))?;
+    let ring = open(backend).with_context(|| format!("cannot open {what}"))?;
     let (action, body): (&str, Vec<(&str, u64)>) = if args.stats {
         ("stats", stats_fields(&ring.stats().with_context(|| format!("cannot read the stats of {what}"))?))
     } else if args.status {
@@ -94,7 +95,7 @@ pub fn run(args: &CtlArgs, backend: &dyn Backend, json: bool) -> Result<String> 
     } else if args.configure {
         let current = ring.info().with_context(|| format!("cannot read the configuration of {what}"))?;
         let cfg = merged_config(&current.config, args);
-        ring.configure(&cfg).with_context(|| {
+        ring.configure(&rtpmgr::Config::from_raw(&cfg)).with_context(|| {
             format!(
                 "cannot configure {what} to ring_order {} slot_payload {} drop_policy {} \
                  (the channel must be stopped and nobody may have it mapped: stop rx/tx/feeder first)",

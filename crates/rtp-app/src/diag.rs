@@ -16,16 +16,16 @@
 //! With `--backend shm` checks 1 and 3 are replaced by `shm` (the ring file can be created and
 //! mapped), so the same command runs on a host.
 
+use crate::backend::{describe, open, open_exclusive};
 use crate::net::{poll_fd, RxSocket, TxSocket};
-use crate::ring::{Avail, Backend, Checked, Control, Ring};
 use crate::rtp::{self, RtpGenerator, StreamParams};
 use anyhow::{bail, Context, Result};
-use rtpmgr_abi::{RtpmInfo, RtpmSlotRef, RTPM_ABI_MAJOR, RTPM_ABI_MINOR};
+use rtpmgr::{Backend, Channel, Consumer, Ring, WriteSlot};
+use rtpmgr_abi::{RtpmInfo, RTPM_ABI_MAJOR, RTPM_ABI_MINOR};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Packets of the ring and UDP self-tests.
@@ -196,7 +196,7 @@ pub fn check_config(info: &RtpmInfo) -> Check {
 
 /// Check 5: counters readable and conserved. Retried a few times because a live producer can
 /// push between the two reads.
-pub fn check_stats(ctl: &dyn Control) -> Check {
+pub fn check_stats(ctl: &Channel) -> Check {
     let mut last = String::new();
     for _ in 0..5 {
         let r = (|| -> Result<bool> {
@@ -231,17 +231,15 @@ fn selftest_stream(ssrc: u32) -> StreamParams {
 }
 
 /// Runs `f` with the channel RUNNING, restoring STOPPED afterwards if that is how it was.
-fn with_running<T>(
-    ring: &mut Checked<Box<dyn Ring>>,
-    f: impl FnOnce(&mut Checked<Box<dyn Ring>>) -> Result<T>,
-) -> Result<T> {
-    let was_stopped = ring.inner().info()?.state != rtpmgr_abi::RTPM_STATE_RUNNING;
+fn with_running<T>(ring: &Ring, f: impl FnOnce(&Ring) -> Result<T>) -> Result<T> {
+    let ch = ring.channel();
+    let was_stopped = !ch.is_running()?;
     if was_stopped {
-        ring.inner().start().context("cannot start the channel for the self-test")?;
+        ch.start().context("cannot start the channel for the self-test")?;
     }
     let r = f(ring);
     if was_stopped {
-        if let Err(e) = ring.inner().stop() {
+        if let Err(e) = ch.stop() {
             log::warn!("cannot stop the channel again after the self-test: {e:#}");
         }
     }
@@ -250,8 +248,7 @@ fn with_running<T>(
 
 /// Pop until the `expect` packets of `ssrc` came back (bounded), checking content, releasing
 /// everything popped. Stale READY slots from before are consumed and reported.
-fn pop_ours(ring: &mut Checked<Box<dyn Ring>>, ssrc: u32, expect: &[Vec<u8>]) -> Result<usize> {
-    let mut refs = vec![RtpmSlotRef::default(); 32];
+fn pop_ours(rx: &mut Consumer, ssrc: u32, expect: &[Vec<u8>]) -> Result<usize> {
     let mut got = 0usize;
     let mut stale = 0usize;
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -259,13 +256,9 @@ fn pop_ours(ring: &mut Checked<Box<dyn Ring>>, ssrc: u32, expect: &[Vec<u8>]) ->
         if Instant::now() > deadline {
             bail!("only {got} of {} packets came back out of the ring within 2 s", expect.len());
         }
-        let n = match ring.pop(&mut refs, Duration::from_millis(50))? {
-            Avail::Done(n) => n,
-            _ => continue,
-        };
         let mut mismatch = None;
-        for r in &refs[..n] {
-            let data = ring.payload(r);
+        for slot in rx.pop_batch_wait(32, Some(Duration::from_millis(50)))? {
+            let data = slot.data();
             match rtp::parse(data) {
                 Ok(info) if info.ssrc == ssrc => {
                     if got < expect.len() && data != expect[got].as_slice() {
@@ -276,7 +269,7 @@ fn pop_ours(ring: &mut Checked<Box<dyn Ring>>, ssrc: u32, expect: &[Vec<u8>]) ->
                 _ => stale += 1,
             }
         }
-        ring.release(&refs[..n]).context("release failed")?;
+        rx.flush().context("release failed")?;
         if let Some(m) = mismatch {
             bail!(m);
         }
@@ -284,36 +277,43 @@ fn pop_ours(ring: &mut Checked<Box<dyn Ring>>, ssrc: u32, expect: &[Vec<u8>]) ->
     Ok(stale)
 }
 
+/// Pushes `slots` and fails unless the ring took them all.
+fn push_all(tx: &mut rtpmgr::Producer, slots: Vec<WriteSlot>) -> Result<()> {
+    let n = slots.len();
+    let k = tx.push_batch(slots).context("push failed")?;
+    if k != n {
+        bail!("push of {n} slots pushed {k}");
+    }
+    Ok(())
+}
+
 /// Check 6: RESERVE/PUSH/POP/RELEASE of SELFTEST_PACKETS RTP packets, content compared.
-pub fn ring_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
+pub fn ring_selftest(ring: &Ring) -> Result<String> {
     let ssrc = 0x5e1f_7e57 ^ std::process::id();
     let mut gen = RtpGenerator::new(selftest_stream(ssrc))?;
     let t0 = Instant::now();
     let stale = with_running(ring, |ring| {
+        let (mut tx, mut rx) = (ring.producer(), ring.consumer());
         let mut sent: Vec<Vec<u8>> = Vec::new();
-        let mut slots = vec![RtpmSlotRef::default(); 16];
         while sent.len() < SELFTEST_PACKETS {
-            let want = (SELFTEST_PACKETS - sent.len()).min(slots.len());
-            let n = match ring.reserve(&mut slots[..want])? {
-                Avail::Done(n) => n,
-                Avail::Nothing => bail!("ring full: cannot reserve slots for the self-test (is a consumer attached?)"),
-                Avail::Stopped => bail!("channel stopped during the self-test"),
-            };
-            {
-                let mut bufs = ring.payloads_mut(&slots[..n]);
-                for (i, b) in bufs.iter_mut().enumerate() {
-                    let len = gen.write_next(b)?;
-                    slots[i].len = len as u32;
-                    slots[i].arrival_ns = crate::net::monotonic_ns();
-                    sent.push(b[..len].to_vec());
+            let want = (SELFTEST_PACKETS - sent.len()).min(16);
+            let mut slots = match tx.reserve_batch(want) {
+                Ok(v) => v,
+                Err(e) if e.is_would_block() => {
+                    bail!("ring full: cannot reserve slots for the self-test (is a consumer attached?)")
                 }
+                Err(e) if e.errno() == nix::errno::Errno::EPIPE => bail!("channel stopped during the self-test"),
+                Err(e) => return Err(e.into()),
+            };
+            for s in &mut slots {
+                let len = gen.write_next(s.buf_mut())?;
+                s.set_len(len)?;
+                s.set_arrival_ns(rtpmgr::monotonic_ns());
+                sent.push(s.buf_mut()[..len].to_vec());
             }
-            match ring.push(&slots[..n])? {
-                Avail::Done(k) if k == n => {}
-                other => bail!("push of {n} slots gave {other:?}"),
-            }
+            push_all(&mut tx, slots)?;
         }
-        pop_ours(ring, ssrc, &sent)
+        pop_ours(&mut rx, ssrc, &sent)
     })?;
     Ok(format!(
         "{SELFTEST_PACKETS} RTP packets pushed and popped back unchanged in {:.1} ms{}",
@@ -324,12 +324,12 @@ pub fn ring_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
 
 /// Check 7: RTP over UDP 127.0.0.1 received with recvmmsg into ring slots, pushed, popped and
 /// verified (content unchanged, so sequence numbers consecutive).
-pub fn udp_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
+pub fn udp_selftest(ring: &Ring) -> Result<String> {
     let ssrc = 0x0d1a_9000 ^ std::process::id();
     let mut gen = RtpGenerator::new(selftest_stream(ssrc))?;
-    let mut rx = RxSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1 << 20)?;
-    let dst = rx.local_addr()?;
-    let mut tx = TxSocket::connect((Ipv4Addr::LOCALHOST, 0).into(), dst, 1 << 20)?;
+    let mut sock = RxSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1 << 20)?;
+    let dst = sock.local_addr()?;
+    let mut out = TxSocket::connect((Ipv4Addr::LOCALHOST, 0).into(), dst, 1 << 20)?;
     let mut sent: Vec<Vec<u8>> = Vec::with_capacity(SELFTEST_PACKETS);
     for _ in 0..SELFTEST_PACKETS {
         let mut b = vec![0u8; gen.packet_len()];
@@ -338,12 +338,12 @@ pub fn udp_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
     }
     let t0 = Instant::now();
     with_running(ring, |ring| {
+        let (mut tx, mut rx) = (ring.producer(), ring.consumer());
         let refs: Vec<&[u8]> = sent.iter().map(|v| v.as_slice()).collect();
         let (mut off, mut received) = (0usize, 0usize);
-        // Reserved, not yet filled slots. Kept at most `SELFTEST_PACKETS - received` so that
-        // none is left reserved at the end (a reserved slot can only leave by a push).
-        let mut pool: Vec<RtpmSlotRef> = Vec::new();
-        let mut tmp = vec![RtpmSlotRef::default(); 16];
+        // Reserved, not yet filled slots. Kept at most `SELFTEST_PACKETS - received`, so that
+        // none is left over at the end.
+        let mut pool: Vec<WriteSlot> = Vec::new();
         let mut meta = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(2);
         while received < SELFTEST_PACKETS {
@@ -353,35 +353,28 @@ pub fn udp_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
             // Send in small steps so the socket buffer never overflows.
             if off < refs.len() && off < received + 16 {
                 let end = (off + 16).min(refs.len());
-                off += tx.send_batch(&refs[off..end]).context("sendmmsg to loopback failed")?;
+                off += out.send_batch(&refs[off..end]).context("sendmmsg to loopback failed")?;
             }
-            let want = (SELFTEST_PACKETS - received).min(tmp.len()).saturating_sub(pool.len());
+            let want = (SELFTEST_PACKETS - received).min(16).saturating_sub(pool.len());
             if want > 0 {
-                match ring.reserve(&mut tmp[..want])? {
-                    Avail::Done(n) => pool.extend_from_slice(&tmp[..n]),
-                    other => bail!("cannot reserve slots: {other:?}"),
-                }
+                pool.extend(tx.reserve_batch(want).context("cannot reserve slots")?);
             }
-            poll_fd(rx.fd(), libc::POLLIN, Duration::from_millis(50))?;
+            poll_fd(sock.fd(), libc::POLLIN, Duration::from_millis(50))?;
             let got = {
-                let mut bufs = ring.payloads_mut(&pool);
-                rx.recv_batch(&mut bufs, &mut meta)?
+                let mut bufs: Vec<&mut [u8]> = pool.iter_mut().map(|s| s.buf_mut()).collect();
+                sock.recv_batch(&mut bufs, &mut meta)?
             };
             if got == 0 {
                 continue;
             }
             for (slot, m) in pool.iter_mut().zip(&meta) {
-                slot.len = m.len as u32;
-                slot.arrival_ns = m.arrival_ns;
+                slot.set_len(m.len)?;
+                slot.set_arrival_ns(m.arrival_ns);
             }
-            match ring.push(&pool[..got])? {
-                Avail::Done(k) if k == got => {}
-                other => bail!("push of {got} slots gave {other:?}"),
-            }
-            pool.drain(..got);
+            push_all(&mut tx, pool.drain(..got).collect())?;
             received += got;
         }
-        pop_ours(ring, ssrc, &sent)
+        pop_ours(&mut rx, ssrc, &sent)
     })?;
     Ok(format!(
         "{SELFTEST_PACKETS} RTP packets sent to {dst}, received into ring slots, popped back unchanged in {:.1} ms",
@@ -390,36 +383,37 @@ pub fn udp_selftest(ring: &mut Checked<Box<dyn Ring>>) -> Result<String> {
 }
 
 /// How diag reaches channels.
-pub struct DiagTarget<'a> {
+#[derive(Debug, Clone)]
+pub struct DiagTarget {
     /// The channel named on the command line (or the shm ring).
-    pub backend: Arc<dyn Backend>,
-    /// Another channel of the same kind, for picking an idle one for the self-tests; None for
-    /// shm (diag uses a private ring there).
-    pub other_channel: Option<&'a dyn Fn(u32) -> Arc<dyn Backend>>,
+    pub backend: Backend,
+    /// Whether another kernel channel (`Backend::kernel(n)`) may be picked for the self-tests
+    /// when this one is busy; false for shm (diag uses a private ring there).
+    pub other_channels: bool,
 }
 
-/// An idle channel for the self-tests, opened exclusively (see [`Backend::open_exclusive`]):
-/// the given one if nobody else has it open, otherwise the highest-numbered idle one
-/// (production pipelines use the low channels). Held exclusively, a channel cannot be opened by
-/// a pipeline starting meanwhile, so self-test packets never reach one; the opener count also
-/// rules out programs that open the device without the ring library.
-fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<(String, Box<dyn Ring>)> {
-    let try_claim = |b: &Arc<dyn Backend>| -> Option<(String, Box<dyn Ring>)> {
-        let ring = match b.open_exclusive() {
+/// An idle channel for the self-tests, opened exclusively (see [`open_exclusive`]): the given
+/// one if nobody else has it open, otherwise the highest-numbered idle one (production
+/// pipelines use the low channels). Held exclusively, a channel cannot be opened by a pipeline
+/// starting meanwhile, so self-test packets never reach one; the opener count also rules out
+/// programs that open the device without the ring library.
+fn idle_channel(t: &DiagTarget, channels: u32) -> Result<(String, Ring)> {
+    let try_claim = |b: &Backend| -> Option<(String, Ring)> {
+        let ring = match open_exclusive(b) {
             Ok(r) => r,
             Err(e) => {
-                log::debug!("{}: not idle: {e:#}", b.describe());
+                log::debug!("{}: not idle: {e:#}", describe(b));
                 return None;
             }
         };
-        match ring.status() {
-            Ok(s) if s.openers == 1 => Some((b.describe(), ring)),
+        match ring.channel().status() {
+            Ok(s) if s.openers == 1 => Some((describe(b), ring)),
             Ok(s) => {
-                log::debug!("{}: {} other opener(s) outside the ring library", b.describe(), s.openers - 1);
+                log::debug!("{}: {} other opener(s) outside the ring library", describe(b), s.openers - 1);
                 None
             }
             Err(e) => {
-                log::debug!("{}: GET_STATUS failed: {e:#}", b.describe());
+                log::debug!("{}: GET_STATUS failed: {e:#}", describe(b));
                 None
             }
         }
@@ -427,9 +421,9 @@ fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<(String, Box<dyn Ri
     if let Some(found) = try_claim(&t.backend) {
         return Ok(found);
     }
-    if let Some(other) = t.other_channel {
+    if t.other_channels {
         for n in (0..channels).rev() {
-            if let Some(found) = try_claim(&other(n)) {
+            if let Some(found) = try_claim(&Backend::kernel(n)) {
                 return Ok(found);
             }
         }
@@ -438,17 +432,17 @@ fn idle_channel(t: &DiagTarget<'_>, channels: u32) -> Result<(String, Box<dyn Ri
 }
 
 /// Run every check.
-pub fn run(t: &DiagTarget<'_>, env: &DiagEnv) -> Vec<Check> {
+pub fn run(t: &DiagTarget, env: &DiagEnv) -> Vec<Check> {
     let mut checks = Vec::new();
-    let kernel = t.backend.is_kernel();
+    let kernel = t.backend.kind() == rtpmgr::BackendKind::Kernel;
     if kernel {
         checks.push(check_module(env));
     }
-    let ctl = match t.backend.open_control() {
+    let ctl = match open(&t.backend) {
         Ok(c) => c,
         Err(e) => {
             let name = if kernel { "abi" } else { "shm" };
-            checks.push(Check::fail(name, format!("cannot open {}: {e:#}", t.backend.describe())));
+            checks.push(Check::fail(name, format!("cannot open {}: {e:#}", describe(&t.backend))));
             if kernel {
                 // Still report the nodes: a wrong permission is the usual cause of EACCES.
                 let channels = std::fs::read_to_string(env.module_dir.join("parameters/channels"))
@@ -458,13 +452,13 @@ pub fn run(t: &DiagTarget<'_>, env: &DiagEnv) -> Vec<Check> {
                 checks.extend(check_device_nodes(env, channels));
             }
             for name in ["config", "stats", "ring-selftest", "udp-loopback"] {
-                checks.push(Check::fail(name, format!("not run: {} cannot be opened", t.backend.describe())));
+                checks.push(Check::fail(name, format!("not run: {} cannot be opened", describe(&t.backend))));
             }
             return checks;
         }
     };
     if !kernel {
-        checks.push(Check::pass("shm", format!("{} opened and mapped", t.backend.describe())));
+        checks.push(Check::pass("shm", format!("{} opened and mapped", describe(&t.backend))));
     }
     let info = match ctl.info() {
         Ok(i) => i,
@@ -478,15 +472,14 @@ pub fn run(t: &DiagTarget<'_>, env: &DiagEnv) -> Vec<Check> {
         checks.extend(check_device_nodes(env, info.channels));
     }
     checks.push(check_config(&info));
-    checks.push(check_stats(ctl.as_ref()));
+    checks.push(check_stats(&ctl));
     drop(ctl);
 
-    let ring = idle_channel(t, info.channels).and_then(|(what, r)| Ok((what, Checked::new(r)?)));
-    match ring {
-        Ok((what, mut ring)) => {
-            let r = ring_selftest(&mut ring).map(|d| format!("{what}: {d}"));
+    match idle_channel(t, info.channels) {
+        Ok((what, ring)) => {
+            let r = ring_selftest(&ring).map(|d| format!("{what}: {d}"));
             checks.push(Check::from_result("ring-selftest", r));
-            let r = udp_selftest(&mut ring).map(|d| format!("{what}: {d}"));
+            let r = udp_selftest(&ring).map(|d| format!("{what}: {d}"));
             checks.push(Check::from_result("udp-loopback", r));
         }
         Err(e) => {
@@ -520,7 +513,6 @@ pub fn report(checks: &[Check], json: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::fake::FakeBackend;
 
     fn tmp_env(tag: &str) -> (DiagEnv, PathBuf) {
         let root = std::env::temp_dir().join(format!("rtp_app-diag-{tag}-{}", std::process::id()));
@@ -575,29 +567,48 @@ mod tests {
         assert!(!check_abi(&i).pass);
     }
 
+    /// A private shm ring of 64 slots of 256 bytes, removed on drop.
+    struct TmpRing(PathBuf);
+
+    impl TmpRing {
+        fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("rtp_app-diag-ring-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_file(&p);
+            TmpRing(p)
+        }
+        fn backend(&self) -> Backend {
+            let cfg = rtpmgr::Config { ring_order: 6, slot_payload: 256, ..Default::default() };
+            Backend::shm_at(&self.0).with_create_config(cfg)
+        }
+    }
+
+    impl Drop for TmpRing {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
     #[test]
-    fn full_diag_on_a_fake_ring_passes_and_leaves_nothing_owned() {
-        let fb = Arc::new(FakeBackend::new(64, 256));
-        let state = fb.state();
-        let t = DiagTarget { backend: fb.clone(), other_channel: None };
+    fn full_diag_on_a_shm_ring_passes_and_leaves_nothing_owned() {
+        let ring = TmpRing::new("full");
+        let t = DiagTarget { backend: ring.backend(), other_channels: false };
         let checks = run(&t, &DiagEnv::default());
         for c in &checks {
             assert!(c.pass, "{}", c.line());
         }
         let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["shm", "abi", "config", "stats", "ring-selftest", "udp-loopback"]);
-        let st = state.lock().unwrap();
-        assert!(st.producing.is_empty() && st.consuming.is_empty() && st.ready.is_empty());
-        assert_eq!(st.handles, 1, "every handle diag opened was closed");
-        assert!(!st.running, "a stopped channel is left stopped");
+        let st = Channel::open(&ring.backend()).unwrap().status().unwrap();
+        assert_eq!((st.producing, st.consuming, st.ready), (0, 0, 0), "{st:?}");
+        assert_eq!(st.openers, 1, "every handle diag opened was closed");
+        assert_ne!(st.state, rtpmgr_abi::RTPM_STATE_RUNNING, "a stopped channel is left stopped");
     }
 
     #[test]
     fn a_channel_in_use_gets_no_self_test_packets() {
-        let fb = Arc::new(FakeBackend::new(64, 256));
-        let state = fb.state();
-        let pipeline = fb.open().unwrap();
-        let t = DiagTarget { backend: fb.clone(), other_channel: None };
+        let ring = TmpRing::new("busy");
+        let pipeline = Channel::open(&ring.backend()).unwrap();
+        let t = DiagTarget { backend: ring.backend(), other_channels: false };
         let checks = run(&t, &DiagEnv::default());
         let selftests: Vec<_> =
             checks.iter().filter(|c| c.name == "ring-selftest" || c.name == "udp-loopback").collect();
@@ -605,15 +616,12 @@ mod tests {
         for c in selftests {
             assert!(!c.pass && c.detail.contains("every channel is in use"), "{}", c.line());
         }
-        assert_eq!(state.lock().unwrap().stats.pushed_packets, 0, "diag pushed into a pipeline's channel");
-        drop(pipeline);
+        assert_eq!(pipeline.stats().unwrap().pushed_packets, 0, "diag pushed into a pipeline's channel");
     }
 
     #[test]
     fn unopenable_backend_fails_every_dependent_check() {
-        let mut fb = FakeBackend::new(64, 256);
-        fb.fail_open = true;
-        let t = DiagTarget { backend: Arc::new(fb), other_channel: None };
+        let t = DiagTarget { backend: Backend::shm_at("/nonexistent-rtp_app-dir/ring"), other_channels: false };
         let checks = run(&t, &DiagEnv::default());
         assert!(checks.iter().all(|c| !c.pass));
         assert!(!report(&checks, false));

@@ -1,6 +1,8 @@
 //! rtp_app as a library: the parts the binary and its integration tests share.
 //!
 //! - [`cli`]: the command line.
+//! - [`backend`]: which ring (kernel device or shm), opened with messages that name the fix;
+//!   rings are used only through the ring library's guards (`rtpmgr::Producer`/`Consumer`).
 //! - [`rtp`]: RTP v2 generation and validation.
 //! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
 //! - [`stats`]: counters and the seed's stats line / JSON records.
@@ -15,7 +17,6 @@ pub mod control;
 pub mod ctl;
 pub mod diag;
 pub mod net;
-pub mod ring;
 pub mod rtp;
 pub mod rx;
 pub mod stats;

@@ -52,7 +52,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.mode {
         Some(Mode::Ctl) => {
             let b = backend::select(&cli.common)?;
-            control::emit(&rtp_app::ctl::run(&cli.ctl, b.as_ref(), json)?);
+            control::emit(&rtp_app::ctl::run(&cli.ctl, &b, json)?);
             Ok(ExitCode::SUCCESS)
         }
         Some(Mode::Rx) | Some(Mode::Tx) => run_stream(&cli),
@@ -87,7 +87,7 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             interval,
             json: c.json,
         };
-        app::run_rx(&cfg, backend, Arc::clone(&stop))
+        app::run_rx(&cfg, &backend, Arc::clone(&stop))
     } else {
         let Some(dst_ip) = cli.tx.dst else { unreachable!("validate() requires --dst") };
         let any: IpAddr = if dst_ip.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
@@ -117,7 +117,7 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             json: c.json,
             xdp: rtp_app::xdp::tx_settings(cli),
         };
-        app::run_tx(&cfg, backend, Arc::clone(&stop))
+        app::run_tx(&cfg, &backend, Arc::clone(&stop))
     }?;
     control::emit(&app::final_record(&summary, c.json));
     if let Some(line) = &summary.transport {
@@ -133,20 +133,8 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
 }
 
 fn run_diag(cli: &Cli) -> Result<ExitCode> {
-    let checks = match backend::select_for_diag(&cli.common) {
-        Ok((b, other)) => {
-            let other_ref = other.as_deref();
-            let t = DiagTarget { backend: b, other_channel: other_ref };
-            diag::run(&t, &DiagEnv::default())
-        }
-        Err(e) => {
-            // No device to open: report what can be checked without one.
-            let env = DiagEnv::default();
-            let mut v = vec![diag::check_module(&env)];
-            v.push(diag::Check { name: "abi".into(), pass: false, detail: format!("{e:#}") });
-            v
-        }
-    };
+    let (backend, other_channels) = backend::select_for_diag(&cli.common);
+    let checks = diag::run(&DiagTarget { backend, other_channels }, &DiagEnv::default());
     let ok = diag::report(&checks, cli.common.json);
     if let Err(e) = backend::cleanup_diag(&cli.common) {
         log::warn!("{e:#}");
@@ -163,6 +151,6 @@ fn random_u32() -> u32 {
     if n == 4 {
         u32::from_ne_bytes(b)
     } else {
-        (rtp_app::net::monotonic_ns() as u32) ^ std::process::id().rotate_left(16)
+        (rtpmgr::monotonic_ns() as u32) ^ std::process::id().rotate_left(16)
     }
 }

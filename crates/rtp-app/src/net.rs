@@ -5,6 +5,7 @@
 //! socket object and only re-pointed at the caller's buffers on each call.
 
 use anyhow::{Context, Result};
+use rtpmgr::monotonic_ns;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -28,17 +29,13 @@ pub struct RecvMeta {
     pub arrival_ns: u64,
 }
 
-/// CLOCK_MONOTONIC and CLOCK_REALTIME now, in ns.
+/// A clock now, in ns (CLOCK_REALTIME here; CLOCK_MONOTONIC is the ring library's
+/// [`rtpmgr::monotonic_ns`], the clock of `arrival_ns`).
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid, writable timespec; both clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
-
-/// CLOCK_MONOTONIC in ns.
-pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, val: libc::c_int) -> io::Result<()> {

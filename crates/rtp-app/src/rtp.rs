@@ -3,71 +3,16 @@
 //! `rtp-types` fits: its parser borrows the datagram in place (no copy, no allocation), fails
 //! fast with a typed error on every length inconsistency (CSRC list, extension, padding), and its
 //! builder writes into a caller-provided `&mut [u8]`, which is exactly a ring slot's payload.
-//! What it does not do is decide what rtp_app calls "malformed" and keep a stream's sequence and
-//! timestamp state; that is this module.
+//! Parsing is `rtpmgr::rtp::parse` (re-exported here), the same decision the ring makes; this
+//! module keeps a generated stream's sequence and timestamp state.
 
-use rtp_types::{RtpPacket, RtpPacketBuilder, RtpParseError};
-use std::fmt;
+use rtp_types::{RtpPacket, RtpPacketBuilder};
 
 /// Size of the fixed RTP header (no CSRC, no extension).
 pub const RTP_HEADER_LEN: usize = RtpPacket::MIN_RTP_PACKET_LEN;
 
-/// The fields of a valid RTP v2 packet that rtp_app looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtpInfo {
-    /// Sequence number.
-    pub seq: u16,
-    /// Media timestamp.
-    pub timestamp: u32,
-    /// Synchronisation source.
-    pub ssrc: u32,
-    /// Payload type (0..=127).
-    pub payload_type: u8,
-    /// Marker bit.
-    pub marker: bool,
-    /// Payload bytes after header, CSRCs, extension, before padding.
-    pub payload_len: usize,
-}
-
-/// Why a datagram is not a valid RTP v2 packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Malformed {
-    /// Shorter than the fixed header or than its CSRC list, extension or padding claims.
-    Truncated { expected: usize, actual: usize },
-    /// Version field is not 2.
-    Version(u8),
-    /// Padding bit set but the padding count is 0.
-    Padding(u8),
-}
-
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Malformed::Truncated { expected, actual } => {
-                write!(f, "truncated: {actual} bytes, header needs {expected}")
-            }
-            Malformed::Version(v) => write!(f, "RTP version {v}, expected 2"),
-            Malformed::Padding(p) => write!(f, "invalid padding count {p}"),
-        }
-    }
-}
-
-/// Validate one datagram as RTP v2. Never panics, whatever the bytes.
-pub fn parse(datagram: &[u8]) -> Result<RtpInfo, Malformed> {
-    match RtpPacket::parse(datagram) {
-        Ok(p) => Ok(RtpInfo {
-            seq: p.sequence_number(),
-            timestamp: p.timestamp(),
-            ssrc: p.ssrc(),
-            payload_type: p.payload_type(),
-            marker: p.marker_bit(),
-            payload_len: p.payload_len(),
-        }),
-        Err(RtpParseError::Truncated { expected, actual }) => Err(Malformed::Truncated { expected, actual }),
-        Err(RtpParseError::UnsupportedVersion(v)) => Err(Malformed::Version(v)),
-        Err(RtpParseError::PaddingInvalid(p)) => Err(Malformed::Padding(p)),
-    }
-}
+/// Validation is the ring library's (one definition of "valid RTP" in every tool).
+pub use rtpmgr::rtp::{parse, Malformed, RtpInfo};
 
 /// Parameters of a generated stream.
 #[derive(Debug, Clone)]
@@ -159,40 +104,6 @@ impl RtpGenerator {
     }
 }
 
-/// Sequence-number bookkeeping of one received stream, the same rule the kernel uses for
-/// `rtp_lost`/`rtp_reordered`/`rtp_duplicates`: a forward jump counts the skipped numbers as
-/// lost, a step back within half the sequence space counts as reordered (or duplicate when it
-/// is exactly the last number).
-#[derive(Debug, Default, Clone)]
-pub struct SeqTracker {
-    last: Option<u16>,
-    /// Sequence numbers never seen (forward gaps).
-    pub lost: u64,
-    /// Packets that arrived after a later one.
-    pub reordered: u64,
-    /// Packets with the same sequence number as the previous one.
-    pub duplicates: u64,
-}
-
-impl SeqTracker {
-    /// Account one packet.
-    pub fn observe(&mut self, seq: u16) {
-        if let Some(last) = self.last {
-            let delta = seq.wrapping_sub(last);
-            if delta == 0 {
-                self.duplicates += 1;
-                return;
-            } else if delta < 0x8000 {
-                self.lost += u64::from(delta - 1);
-            } else {
-                self.reordered += 1;
-                return;
-            }
-        }
-        self.last = Some(seq);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,16 +175,5 @@ mod tests {
         let mut b = [0u8; 12];
         b[0] = 0x82;
         assert!(matches!(parse(&b), Err(Malformed::Truncated { expected: 20, .. })));
-    }
-
-    #[test]
-    fn seq_tracker_counts_gaps_reorder_duplicates_across_wrap() {
-        let mut t = SeqTracker::default();
-        for s in [65_534u16, 65_535, 1, 0, 1, 2] {
-            t.observe(s);
-        }
-        // 65535 -> 1 skips 0 (lost 1), 0 arrives late (reordered), 1 -> 1? no: last stays 1,
-        // so the second 1 is a duplicate.
-        assert_eq!((t.lost, t.reordered, t.duplicates), (1, 1, 1));
     }
 }

@@ -12,11 +12,10 @@
 
 use crate::control::{bounded_retry, Limits, RetryPolicy, StopState};
 use crate::net::{poll_fd, RecvMeta, RxSocket};
-use crate::ring::{Avail, Checked, Ring};
-use crate::rtp;
 use crate::stats::Counters;
 use anyhow::{Context, Result};
-use rtpmgr_abi::RtpmSlotRef;
+use nix::errno::Errno;
+use rtpmgr::{Consumer, Producer, WriteSlot};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -41,31 +40,37 @@ enum Reserved {
     Stopped,
 }
 
+/// What one non-blocking reserve found.
+pub(crate) enum Reserve {
+    Slots(Vec<WriteSlot>),
+    Stopped,
+}
+
+/// One non-blocking RESERVE of up to `n` slots: None when the ring is full (`EAGAIN`), the
+/// channel state when it is stopped (`EPIPE`), any other error as it is.
+pub(crate) fn reserve_now(tx: &mut Producer, n: usize) -> Result<Option<Reserve>> {
+    match tx.reserve_batch(n) {
+        Ok(v) => Ok(Some(Reserve::Slots(v))),
+        Err(e) if e.errno() == Errno::EAGAIN => Ok(None),
+        Err(e) if e.errno() == Errno::EPIPE => Ok(Some(Reserve::Stopped)),
+        Err(e) => Err(e).context("reserve in the ring failed"),
+    }
+}
+
 /// Top the pool up to `want` slots with bounded retries.
-fn try_reserve<R: Ring>(
-    ring: &mut Checked<R>,
-    pool: &mut Vec<RtpmSlotRef>,
-    tmp: &mut [RtpmSlotRef],
-    want: usize,
-    stop: &StopState,
-) -> Result<Reserved> {
-    let need = want.saturating_sub(pool.len()).min(tmp.len());
+fn try_reserve(tx: &mut Producer, pool: &mut Vec<WriteSlot>, want: usize, stop: &StopState) -> Result<Reserved> {
+    let need = want.saturating_sub(pool.len());
     if need == 0 {
         return Ok(Reserved::Got);
     }
-    let r = bounded_retry(RetryPolicy::RING_FULL, stop, || -> Result<Option<Avail>> {
-        match ring.reserve(&mut tmp[..need])? {
-            Avail::Nothing => Ok(None),
-            other => Ok(Some(other)),
-        }
-    })?;
+    let r = bounded_retry(RetryPolicy::RING_FULL, stop, || reserve_now(tx, need))?;
     Ok(match r {
-        Ok(Avail::Done(n)) => {
-            pool.extend_from_slice(&tmp[..n]);
+        Ok(Reserve::Slots(v)) => {
+            pool.extend(v);
             Reserved::Got
         }
-        Ok(Avail::Stopped) => Reserved::Stopped,
-        Ok(Avail::Nothing) | Err(_) => Reserved::Full,
+        Ok(Reserve::Stopped) => Reserved::Stopped,
+        Err(_) => Reserved::Full,
     })
 }
 
@@ -83,23 +88,25 @@ fn drain_socket(sock: &mut RxSocket, scratch: &mut [Vec<u8>], meta: &mut Vec<Rec
     Ok(())
 }
 
-/// The RX worker loop; returns when `stop` is set or a limit is reached. On return every slot
-/// it reserved and did not push is still owned by `ring`'s handle, which gives them back when
-/// it is dropped (the kernel reclaims them on close; the shm backend likewise).
-pub fn rx_loop<R: Ring>(
-    ring: &mut Checked<R>,
-    sock: &mut RxSocket,
-    cfg: &RxConfig,
-    c: &Counters,
-    stop: &StopState,
-) -> Result<()> {
+/// Copies the first `len` bytes of `pool[from]` into `pool[to]` (`to < from`): RX compacts a
+/// batch around a malformed datagram so the slots are pushed in reservation order.
+fn move_down(pool: &mut [WriteSlot], from: usize, to: usize, len: usize) {
+    if from != to {
+        let (low, high) = pool.split_at_mut(from);
+        low[to].buf_mut()[..len].copy_from_slice(&high[0].buf_mut()[..len]);
+    }
+}
+
+/// The RX worker loop; returns when `stop` is set or a limit is reached. On return the slots it
+/// reserved and did not push are dropped back to `tx`, which holds them until the channel closes
+/// (the kernel reclaims them on close; the shm backend likewise).
+pub fn rx_loop(tx: &mut Producer, sock: &mut RxSocket, cfg: &RxConfig, c: &Counters, stop: &StopState) -> Result<()> {
     let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
+    let slot_payload = tx.ring().layout().slot_payload as usize;
     let started = Instant::now();
-    let mut pool: Vec<RtpmSlotRef> = Vec::with_capacity(batch);
-    let mut tmp = vec![RtpmSlotRef::default(); batch];
+    let mut pool: Vec<WriteSlot> = Vec::with_capacity(batch);
     let mut meta = Vec::with_capacity(batch);
-    let mut push_refs: Vec<RtpmSlotRef> = Vec::with_capacity(batch);
-    let mut scratch: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; ring.slot_payload()]).collect();
+    let mut scratch: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; slot_payload]).collect();
     let mut stopped_warned = false;
 
     loop {
@@ -109,7 +116,7 @@ pub fn rx_loop<R: Ring>(
         }
         let want = (cfg.limits.remaining(received).min(batch as u64)) as usize;
 
-        match try_reserve(ring, &mut pool, &mut tmp, want, stop)? {
+        match try_reserve(tx, &mut pool, want, stop)? {
             Reserved::Stopped if pool.is_empty() && !stopped_warned => {
                 log::warn!("channel is stopped: datagrams are counted as ring_full until it is started");
                 stopped_warned = true;
@@ -124,7 +131,7 @@ pub fn rx_loop<R: Ring>(
 
         let take = pool.len().min(want);
         let n = {
-            let mut bufs = ring.payloads_mut(&pool[..take]);
+            let mut bufs: Vec<&mut [u8]> = pool[..take].iter_mut().map(|s| s.buf_mut()).collect();
             sock.recv_batch(&mut bufs, &mut meta).context("recvmmsg failed")?
         };
         if n == 0 {
@@ -133,12 +140,11 @@ pub fn rx_loop<R: Ring>(
         }
 
         // Validate in place and compact: the w-th datagram worth pushing ends up in pool[w].
-        push_refs.clear();
+        let mut keep = 0;
         let mut bytes = 0u64;
         for (i, m) in meta.iter().enumerate().take(n) {
             bytes += m.len as u64;
-            let slot = RtpmSlotRef { index: pool[i].index, len: m.len as u32, arrival_ns: m.arrival_ns };
-            let valid = !m.truncated && m.len > 0 && rtp::parse(ring.payload(&slot)).is_ok();
+            let valid = !m.truncated && m.len > 0 && rtpmgr::rtp::parse(&pool[i].buf_mut()[..m.len]).is_ok();
             if !valid {
                 Counters::add(&c.malformed, 1);
                 log::debug!("malformed datagram of {} bytes{}", m.len, if m.truncated { " (truncated)" } else { "" });
@@ -147,53 +153,47 @@ pub fn rx_loop<R: Ring>(
                     continue;
                 }
             }
-            let w = push_refs.len();
-            ring.copy_slot(pool[i].index, pool[w].index, m.len);
-            push_refs.push(RtpmSlotRef { index: pool[w].index, ..slot });
+            move_down(&mut pool, i, keep, m.len);
+            pool[keep].set_len(m.len).context("received datagram longer than a slot")?;
+            pool[keep].set_arrival_ns(m.arrival_ns);
+            keep += 1;
         }
         Counters::add(&c.packets, n as u64);
         Counters::add(&c.bytes, bytes);
-        if push_refs.is_empty() {
+        if keep == 0 {
             continue;
         }
-        let pushed = match ring.push(&push_refs).context("push to the ring failed")? {
-            Avail::Done(k) => k,
-            Avail::Nothing | Avail::Stopped => 0,
+        let pushed = match tx.push_batch(pool.drain(..keep).collect()) {
+            Ok(k) => k,
+            Err(e) if e.errno() == Errno::EPIPE => 0,
+            Err(e) => return Err(e).context("push to the ring failed"),
         };
         Counters::add(&c.pushed, pushed as u64);
         // What could not be pushed (channel stopped meanwhile) is lost; its slots stay reserved
-        // in the pool for the next datagrams.
-        Counters::add(&c.ring_full, (push_refs.len() - pushed) as u64);
-        pool.drain(..pushed);
+        // by the producer, which hands them out first for the next datagrams.
+        Counters::add(&c.ring_full, (keep - pushed) as u64);
     }
 }
 
 /// `--drain`: pop and release everything pushed, counting it, until stopped; then empty the
 /// ring once more (bounded by its size) so the final counts include the tail.
-pub fn drain_loop<R: Ring>(ring: &mut Checked<R>, batch: usize, c: &Counters, stop: &StopState) -> Result<()> {
-    let mut refs = vec![RtpmSlotRef::default(); batch.clamp(1, crate::net::BATCH_MAX)];
+pub fn drain_loop(rx: &mut Consumer, batch: usize, c: &Counters, stop: &StopState) -> Result<()> {
+    let batch = batch.clamp(1, crate::net::BATCH_MAX);
     let mut tail_budget: Option<u64> = None;
     loop {
         let timeout = if tail_budget.is_some() { Duration::ZERO } else { POLL_SLICE };
-        let got = match ring.pop(&mut refs, timeout).context("pop from the ring failed")? {
-            Avail::Done(n) => n,
-            _ => 0,
-        };
+        let slots = rx.pop_batch_wait(batch, Some(timeout)).context("pop from the ring failed")?;
+        let got = slots.len();
         if got > 0 {
-            for r in &refs[..got] {
-                // Reading the payload proves the slot is mapped and the length sane; a consumer
-                // that forwards the data would do its work here.
-                let _ = ring.payload(r);
-            }
-            let released = ring.release(&refs[..got]).context("release to the ring failed")?;
+            // A consumer that forwards the data would read `s.data()` here; dropping the guards
+            // releases the slots (batched by the consumer).
+            drop(slots);
+            rx.flush().context("release to the ring failed")?;
             Counters::add(&c.consumed, got as u64);
-            if released != got {
-                log::warn!("released {released} of {got} popped slots");
-            }
         }
         match tail_budget.as_mut() {
             None if stop.should_stop() => {
-                tail_budget = Some(u64::from(ring.inner().slot_count()));
+                tail_budget = Some(u64::from(rx.ring().layout().slot_count));
             }
             Some(b) => {
                 *b = b.saturating_sub(got as u64);

@@ -102,8 +102,8 @@ pub fn rates(now: &Snapshot, prev: &Snapshot, period: Duration) -> Rates {
     Rates { pps, kbytes: now.bytes / 1000, mbits_per_s }
 }
 
-fn traffic(now: &Snapshot, prev: &Snapshot) -> rtpmgr::report::Traffic {
-    rtpmgr::report::Traffic {
+fn traffic(now: &Snapshot, prev: &Snapshot) -> rtpmgr_report::Traffic {
+    rtpmgr_report::Traffic {
         packets: now.packets,
         bytes: now.bytes,
         period_packets: now.packets.saturating_sub(prev.packets),
@@ -111,7 +111,7 @@ fn traffic(now: &Snapshot, prev: &Snapshot) -> rtpmgr::report::Traffic {
     }
 }
 
-pub use rtpmgr::report::thousands;
+pub use rtpmgr_report::thousands;
 
 /// The seed's stats line for `label` ("RX" or "TX"), then the extra counters.
 pub fn human_line(
@@ -121,7 +121,7 @@ pub fn human_line(
     period: Duration,
     ring: Option<&RingCounters>,
 ) -> String {
-    let mut line = rtpmgr::report::seed_line(label, &traffic(now, prev), period);
+    let mut line = rtpmgr_report::seed_line(label, &traffic(now, prev), period);
     line.push_str(&format!(
         " | pushed:{} malformed:{} ring_full:{} consumed:{} sock_err:{}",
         now.pushed, now.malformed, now.ring_full, now.consumed, now.socket_errors

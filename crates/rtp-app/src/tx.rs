@@ -16,11 +16,12 @@
 
 use crate::control::{bounded_retry, Limits, RetryPolicy, StopState};
 use crate::net::DatagramSender;
-use crate::ring::{Avail, Checked, Ring};
 use crate::rtp::RtpGenerator;
+use crate::rx::{reserve_now, Reserve};
 use crate::stats::Counters;
 use anyhow::{Context, Result};
-use rtpmgr_abi::RtpmSlotRef;
+use nix::errno::Errno;
+use rtpmgr::{Consumer, Producer, ReadSlot};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -127,9 +128,11 @@ pub struct TxConfig {
     pub limits: Limits,
 }
 
-/// `--source generate`: generate, push, pop, send, release; paced to `cfg.rate`.
-pub fn tx_generate_loop<R: Ring, S: DatagramSender + ?Sized>(
-    ring: &mut Checked<R>,
+/// `--source generate`: generate, push, pop, send, release; paced to `cfg.rate`. `tx` and `rx`
+/// are the producer and consumer of one mapping of the channel.
+pub fn tx_generate_loop<S: DatagramSender + ?Sized>(
+    tx: &mut Producer,
+    rx: &mut Consumer,
     sock: &mut S,
     gen: &mut RtpGenerator,
     cfg: &TxConfig,
@@ -137,18 +140,17 @@ pub fn tx_generate_loop<R: Ring, S: DatagramSender + ?Sized>(
     stop: &StopState,
 ) -> Result<()> {
     let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
+    let slot_payload = tx.ring().layout().slot_payload as usize;
     anyhow::ensure!(
-        gen.packet_len() <= ring.slot_payload(),
+        gen.packet_len() <= slot_payload,
         "a {}-byte RTP packet (--payload {} + 12-byte header) does not fit the ring's {}-byte slots; \
          lower --payload or configure a larger --slot-payload",
         gen.packet_len(),
         gen.packet_len() - crate::rtp::RTP_HEADER_LEN,
-        ring.slot_payload()
+        slot_payload
     );
     let started = Instant::now();
     let mut pacer = Pacer::new(cfg.rate.unwrap_or(1000), batch, started);
-    let mut slots = vec![RtpmSlotRef::default(); batch];
-    let mut popped = vec![RtpmSlotRef::default(); batch];
     // Packets handled (sent or dropped) for -l, so a full ring cannot make -l wait forever.
     let mut handled = 0u64;
 
@@ -164,20 +166,14 @@ pub fn tx_generate_loop<R: Ring, S: DatagramSender + ?Sized>(
         }
 
         // RESERVE (bounded), WRITE, PUSH.
-        let reserved = bounded_retry(RetryPolicy::RING_FULL, stop, || -> Result<Option<Avail>> {
-            match ring.reserve(&mut slots[..due])? {
-                Avail::Nothing => Ok(None),
-                other => Ok(Some(other)),
-            }
-        })?;
-        let n = match reserved {
-            Ok(Avail::Done(n)) => n,
-            Ok(Avail::Stopped) => {
+        let mut slots = match bounded_retry(RetryPolicy::RING_FULL, stop, || reserve_now(tx, due))? {
+            Ok(Reserve::Slots(v)) => v,
+            Ok(Reserve::Stopped) => {
                 log::warn!("channel was stopped; starting it again");
-                ring.inner().start().context("cannot start the channel")?;
+                tx.ring().channel().start().context("cannot start the channel")?;
                 continue;
             }
-            _ => {
+            Err(_) => {
                 // Ring full after the bounded retries: count the packets as not sent and move
                 // on; the sequence numbers stay consecutive because nothing was generated.
                 Counters::add(&c.ring_full, due as u64);
@@ -186,36 +182,41 @@ pub fn tx_generate_loop<R: Ring, S: DatagramSender + ?Sized>(
                 continue;
             }
         };
-        {
-            let mut bufs = ring.payloads_mut(&slots[..n]);
-            for (i, buf) in bufs.iter_mut().enumerate() {
-                let len = gen.write_next(buf)?;
-                slots[i].len = len as u32;
-                slots[i].arrival_ns = crate::net::monotonic_ns();
-            }
+        let n = slots.len();
+        for s in &mut slots {
+            let len = gen.write_next(s.buf_mut())?;
+            s.set_len(len)?;
+            s.set_arrival_ns(rtpmgr::monotonic_ns());
         }
-        let pushed = match ring.push(&slots[..n]).context("push to the ring failed")? {
-            Avail::Done(k) => k,
-            _ => 0,
+        let pushed = match tx.push_batch(slots) {
+            Ok(k) => k,
+            Err(e) if e.errno() == Errno::EPIPE => 0,
+            Err(e) => return Err(e).context("push to the ring failed"),
         };
         Counters::add(&c.pushed, pushed as u64);
 
         // POP what is READY (ours, in FIFO order) and send it from slot memory.
-        let got = match ring.pop(&mut popped[..n.max(1)], Duration::ZERO).context("pop from the ring failed")? {
-            Avail::Done(k) => k,
-            _ => 0,
-        };
-        send_popped(ring, sock, &popped[..got], c, stop)?;
+        let popped = pop_now(rx, n.max(1))?;
+        send_popped(rx, sock, popped, c, stop)?;
         pacer.consume(n as u64);
         handled += n as u64;
     }
 }
 
+/// One non-blocking POP of up to `n` slots; none when the ring is empty.
+fn pop_now(rx: &mut Consumer, n: usize) -> Result<Vec<ReadSlot>> {
+    match rx.pop_batch(n) {
+        Ok(v) => Ok(v),
+        Err(e) if e.errno() == Errno::EAGAIN => Ok(Vec::new()),
+        Err(e) => Err(e).context("pop from the ring failed"),
+    }
+}
+
 /// Send popped slots from slot memory, count them and release them.
-fn send_popped<R: Ring, S: DatagramSender + ?Sized>(
-    ring: &mut Checked<R>,
+fn send_popped<S: DatagramSender + ?Sized>(
+    rx: &Consumer,
     sock: &mut S,
-    popped: &[RtpmSlotRef],
+    popped: Vec<ReadSlot>,
     c: &Counters,
     stop: &StopState,
 ) -> Result<usize> {
@@ -223,31 +224,20 @@ fn send_popped<R: Ring, S: DatagramSender + ?Sized>(
         return Ok(0);
     }
     Counters::add(&c.consumed, popped.len() as u64);
-    // Collect the payload pointers first: `payload` borrows the ring mutably one at a time.
-    let views: Vec<(*const u8, usize)> = popped
-        .iter()
-        .map(|r| {
-            let p = ring.payload(r);
-            (p.as_ptr(), p.len())
-        })
-        .collect();
-    // SAFETY: each (ptr, len) came from `Checked::payload` for a slot this handle popped and
-    // has not released; slot memory stays mapped while `ring` lives and the slots stay
-    // CONSUMING (owned by us, written by nobody) until the release below.
-    let bufs: Vec<&[u8]> = views.iter().map(|&(p, l)| unsafe { std::slice::from_raw_parts(p, l) }).collect();
+    let bufs: Vec<&[u8]> = popped.iter().map(|s| s.data()).collect();
     let sent = send_all(sock, &bufs, c, stop)?;
     Counters::add(&c.packets, sent as u64);
     Counters::add(&c.bytes, bufs[..sent].iter().map(|b| b.len() as u64).sum());
-    let released = ring.release(popped).context("release to the ring failed")?;
-    if released != popped.len() {
-        log::warn!("released {released} of {} popped slots", popped.len());
-    }
+    drop(bufs);
+    // Dropping the guards queues their release; released now, as one batch.
+    drop(popped);
+    rx.flush().context("release to the ring failed")?;
     Ok(sent)
 }
 
 /// `--source ring`: pop, send, release until stopped or a limit is reached.
-pub fn tx_ring_loop<R: Ring, S: DatagramSender + ?Sized>(
-    ring: &mut Checked<R>,
+pub fn tx_ring_loop<S: DatagramSender + ?Sized>(
+    rx: &mut Consumer,
     sock: &mut S,
     cfg: &TxConfig,
     c: &Counters,
@@ -255,7 +245,6 @@ pub fn tx_ring_loop<R: Ring, S: DatagramSender + ?Sized>(
 ) -> Result<()> {
     let batch = cfg.batch.clamp(1, crate::net::BATCH_MAX);
     let started = Instant::now();
-    let mut popped = vec![RtpmSlotRef::default(); batch];
     let mut pacer = cfg.rate.map(|r| Pacer::new(r, batch, started));
     loop {
         let sent = c.packets.load(Ordering::Relaxed);
@@ -271,11 +260,9 @@ pub fn tx_ring_loop<R: Ring, S: DatagramSender + ?Sized>(
                 continue;
             }
         }
-        let got = match ring.pop(&mut popped[..want], crate::rx::POLL_SLICE).context("pop from the ring failed")? {
-            Avail::Done(k) => k,
-            _ => 0,
-        };
-        send_popped(ring, sock, &popped[..got], c, stop)?;
+        let popped = rx.pop_batch_wait(want, Some(crate::rx::POLL_SLICE)).context("pop from the ring failed")?;
+        let got = popped.len();
+        send_popped(rx, sock, popped, c, stop)?;
         if let Some(p) = pacer.as_mut() {
             p.consume(got as u64);
         }

@@ -9,7 +9,7 @@
 //! The options live here so that cli.rs only flattens them in. Without the `xdp` feature (a
 //! build without clang) `--xdp` is refused with a message that says so.
 
-use crate::cli::{BackendKind, Cli};
+use crate::cli::Cli;
 use clap::{ArgAction, Args, ValueEnum};
 
 /// Options of the AF_XDP receive path.
@@ -81,25 +81,6 @@ pub enum XdpModeArg {
     Skb,
 }
 
-/// The shm or kernel ring the common options name, as an `rtpmgr::Backend` (same choice as
-/// `backend::select`, which hands out rtp_app's own ring handles instead).
-fn ring_backend(cli: &Cli) -> anyhow::Result<rtpmgr::Backend> {
-    let c = &cli.common;
-    let dev = crate::backend::device_path(c);
-    Ok(match c.backend {
-        Some(BackendKind::Shm) => match c.shm_name.as_deref() {
-            Some(n) => rtpmgr::Backend::shm(n).with_channel(c.channel),
-            None => rtpmgr::Backend::shm_channel(c.channel),
-        },
-        Some(BackendKind::Kernel) => rtpmgr::Backend::kernel_path(dev),
-        None if dev.exists() => rtpmgr::Backend::kernel_path(dev),
-        None => anyhow::bail!(
-            "{} does not exist: load the kernel module (modprobe rtp_mgr) or use --backend shm",
-            dev.display()
-        ),
-    })
-}
-
 /// Runs `--mode rx --xdp`; returns the final stats line.
 #[cfg(feature = "xdp")]
 pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String> {
@@ -127,8 +108,8 @@ pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String
         interval: (cli.common.interval > 0.0).then(|| Duration::from_secs_f64(cli.common.interval)),
         ..rtpmgr_xdp::XdpConfig::default()
     };
-    let backend = ring_backend(cli)?;
-    let ch = rtpmgr::Channel::open(&backend).with_context(|| format!("cannot open {}", backend.path().display()))?;
+    let backend = crate::backend::select(&cli.common)?;
+    let ch = crate::backend::open(&backend).with_context(|| format!("cannot open {}", backend.path().display()))?;
     let limits =
         rtpmgr_xdp::Limits { duration: cli.common.time.map(Duration::from_secs_f64), packets: cli.common.limit };
     let summary = rtpmgr_xdp::run_rx(&cfg, &ch, limits, &rtpmgr_xdp::StopFn(|| stop.should_stop()))?;
@@ -223,7 +204,6 @@ pub fn open_sender(_x: &XdpTx, _dst: std::net::SocketAddr) -> anyhow::Result<Box
 /// Without the `xdp` feature: a clear refusal.
 #[cfg(not(feature = "xdp"))]
 pub fn run(_cli: &Cli, _stop: &crate::control::StopState) -> anyhow::Result<String> {
-    let _ = ring_backend;
     anyhow::bail!("this rtp_app was built without AF_XDP support (cargo feature \"xdp\"): --xdp is unavailable")
 }
 

@@ -1,19 +1,72 @@
 //! One test per bug of seed 003's "Known Issues and Bugs" that applies to rtp_app, proving it
-//! does not exist here. They run in-process against the fault-injecting fake ring (a real
-//! backend cannot be told to return a corrupt index or to stay full), plus the process-level
-//! signal test in tests/cli.rs.
+//! does not exist here. They run in-process against private shm rings, made hostile where a
+//! bug needs it (a corrupted descriptor table, a ring kept full), plus the process-level signal
+//! test in tests/cli.rs.
 
 use rtp_app::app::{run_rx, run_tx, RxRun, TxRun};
 use rtp_app::control::{bounded_retry, Controller, Limits, ReportConfig, RetryPolicy, StopReason, StopState};
 use rtp_app::net::TxSocket;
-use rtp_app::ring::fake::FakeBackend;
 use rtp_app::rtp::{RtpGenerator, StreamParams};
 use rtp_app::rx::RxConfig;
 use rtp_app::stats::Counters;
 use rtp_app::tx::TxConfig;
+use rtpmgr::{Backend, Channel};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A private shm ring of 64 slots of 512 bytes, removed on drop.
+struct TestRing(PathBuf);
+
+impl TestRing {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("rtp_app-seed-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        TestRing(p)
+    }
+    fn backend(&self) -> Backend {
+        let cfg = rtpmgr::Config { ring_order: 6, slot_payload: 512, ..Default::default() };
+        Backend::shm_at(&self.0).with_create_config(cfg)
+    }
+    /// A control handle of the test's own.
+    fn channel(&self) -> Channel {
+        Channel::open(&self.backend()).unwrap()
+    }
+    /// Pushes `n` RTP packets (no consumer): slots 0..n of a fresh ring.
+    fn fill(&self, n: usize) {
+        let ch = self.channel();
+        ch.start().unwrap();
+        let mut tx = ch.producer().unwrap();
+        let mut g = RtpGenerator::new(stream(1000)).unwrap();
+        for _ in 0..n {
+            let mut s = tx.reserve().unwrap();
+            let len = g.write_next(s.buf_mut()).unwrap();
+            s.set_len(len).unwrap();
+            tx.push(s).unwrap();
+        }
+    }
+    /// Overwrites the length in slot `index`'s descriptor, as a hostile process with access to
+    /// the ring file could.
+    fn corrupt_len(&self, index: u32, len: u32) {
+        let layout = *self.channel().map().unwrap().layout();
+        let f = std::fs::OpenOptions::new().write(true).open(&self.0).unwrap();
+        // The ring region is the file's tail: [control area][meta region ... payload region].
+        let ring_base = f.metadata().unwrap().len() - layout.payload_offset - layout.payload_size as u64;
+        let off = ring_base
+            + layout.desc_offset as u64
+            + u64::from(index) * u64::from(layout.desc_size)
+            + std::mem::offset_of!(rtpmgr::SlotDesc, len) as u64;
+        f.write_all_at(&len.to_ne_bytes(), off).unwrap();
+    }
+}
+
+impl Drop for TestRing {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 fn stream(rate: u32) -> StreamParams {
     StreamParams {
@@ -60,45 +113,50 @@ fn rx_run(port: u16, limits: Limits) -> RxRun {
     }
 }
 
-/// Seed bug 3 (no validation of an index): every index the ring hands back is checked before
-/// rtp_app touches the memory it names; a corrupt one is counted and skipped, nothing panics
-/// or writes out of bounds, and the good slots keep flowing.
+/// Seed bug 3 (no validation of an index): every slot entry the ring hands back is checked
+/// (by the ring library, the only way rtp_app touches a ring) before its memory is touched; a
+/// corrupt one is counted and skipped, nothing panics or reads out of bounds, and the good
+/// slots keep flowing.
 #[test]
 fn test_bug_index_validation() {
-    let fb = Arc::new(FakeBackend::new(64, 512));
-    fb.state().lock().unwrap().faults.corrupt_index = Some(9999);
+    let ring = TestRing::new("index");
+    ring.fill(20);
+    // Three READY slots now claim 9999 bytes in a 512-byte slot.
+    for i in [2, 5, 9] {
+        ring.corrupt_len(i, 9999);
+    }
     let port = free_port();
     let stop = StopState::new();
     let sender = send_rtp(port, 200);
     let limits = Limits { duration: Some(Duration::from_millis(1500)), packets: None };
-    let s = run_rx(&rx_run(port, limits), fb.clone(), stop).expect("rx survives corrupt indices");
+    let s = run_rx(&rx_run(port, limits), &ring.backend(), stop).expect("rx survives corrupt entries");
     sender.join().unwrap();
-    assert!(s.invalid_slots > 0, "the corrupt index was seen and counted");
+    assert_eq!(s.invalid_slots, 3, "the corrupt entries were seen and counted");
     assert!(s.counters.packets > 0 && s.counters.pushed > 0, "{:?}", s.counters);
-    // Nothing was pushed into slot 9999's imaginary memory: every push names a real slot.
-    let st = fb.state();
-    let st = st.lock().unwrap();
-    assert_eq!(st.stats.illegal_ops, 0);
-    assert!(st.producing.is_empty(), "no slot left reserved after the run");
+    assert_eq!(s.counters.consumed, 17 + s.counters.pushed, "every good slot was drained: {:?}", s.counters);
+    let ch = ring.channel();
+    assert_eq!(ch.stats().unwrap().illegal_ops, 0);
+    let st = ch.status().unwrap();
+    assert_eq!((st.producing, st.consuming), (0, 0), "no slot left owned after the run: {st:?}");
 }
 
 /// Seed bug 4 (leak on init failure): when a later setup step fails, everything set up before
 /// is released: no handle stays open, no slot stays reserved.
 #[test]
 fn test_bug_cleanup_after_failed_init() {
-    let fb = Arc::new(FakeBackend::new(64, 512));
-    let state = fb.state();
+    let ring = TestRing::new("cleanup");
+    let nothing_left = || {
+        let st = ring.channel().status().unwrap();
+        assert_eq!(st.openers, 1, "only the checking handle is open: {st:?}");
+        assert_eq!((st.producing, st.consuming, st.mappings), (0, 0, 0), "{st:?}");
+    };
     // The port is taken, so binding fails after the ring was opened and started.
     let blocker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = blocker.local_addr().unwrap().port();
     let limits = Limits { duration: Some(Duration::from_secs(5)), packets: None };
-    let err = run_rx(&rx_run(port, limits), fb.clone(), StopState::new()).unwrap_err();
+    let err = run_rx(&rx_run(port, limits), &ring.backend(), StopState::new()).unwrap_err();
     assert!(format!("{err:#}").contains(&format!("cannot bind UDP 127.0.0.1:{port}")), "{err:#}");
-    {
-        let st = state.lock().unwrap();
-        assert_eq!(st.handles, 1, "only the test's own root handle is still open");
-        assert!(st.producing.is_empty() && st.consuming.is_empty());
-    }
+    nothing_left();
 
     // TX: a payload that does not fit the slots fails in the worker, after the ring, socket and
     // stats thread were set up; all of it is released and the error names the fix.
@@ -112,16 +170,14 @@ fn test_bug_cleanup_after_failed_init() {
         json: true,
         xdp: None,
     };
-    let err = run_tx(&cfg, fb.clone(), StopState::new()).unwrap_err();
+    let err = run_tx(&cfg, &ring.backend(), StopState::new()).unwrap_err();
     assert!(format!("{err:#}").contains("does not fit the ring's 512-byte slots"), "{err:#}");
-    let st = state.lock().unwrap();
-    assert_eq!(st.handles, 1);
-    assert!(st.producing.is_empty() && st.consuming.is_empty());
+    nothing_left();
 
     // And a backend that cannot be opened at all leaves nothing behind either.
-    let mut broken = FakeBackend::new(64, 512);
-    broken.fail_open = true;
-    assert!(run_rx(&rx_run(free_port(), limits), Arc::new(broken), StopState::new()).is_err());
+    let broken = Backend::shm_at("/nonexistent-rtp_app-dir/ring");
+    let err = run_rx(&rx_run(free_port(), limits), &broken, StopState::new()).unwrap_err();
+    assert!(format!("{err:#}").contains("nonexistent-rtp_app-dir"), "{err:#}");
 }
 
 /// Seed bug 6 (signal handler race): the stop state exists before the handler is installed,
@@ -140,8 +196,8 @@ fn test_bug_signal_race() {
     assert!(stop.should_stop(), "SIGTERM reached the stop state");
     assert_eq!(stop.reason(), StopReason::Signal);
     // A worker started after the signal returns at once instead of running.
-    let fb = Arc::new(FakeBackend::new(64, 512));
-    let s = run_rx(&rx_run(free_port(), Limits::default()), fb, Arc::clone(&stop)).unwrap();
+    let ring = TestRing::new("signal");
+    let s = run_rx(&rx_run(free_port(), Limits::default()), &ring.backend(), Arc::clone(&stop)).unwrap();
     assert_eq!(s.reason, StopReason::Signal);
     drop(guard);
 }
@@ -198,15 +254,15 @@ fn test_bug_bounded_retry() {
     assert_eq!(r.unwrap().unwrap_err().attempts, 5);
     assert_eq!(calls, 5);
 
-    // RX on a ring that is always full: the run still ends on time and every datagram is
-    // accounted for as ring_full.
-    let fb = Arc::new(FakeBackend::new(64, 512));
-    fb.state().lock().unwrap().faults.always_full = true;
+    // RX on a ring that stays full (no consumer, reject-newest): the run still ends on time and
+    // every datagram is accounted for as ring_full.
+    let ring = TestRing::new("full");
+    ring.fill(64);
     let port = free_port();
     let sender = send_rtp(port, 100);
     let limits = Limits { duration: Some(Duration::from_millis(1200)), packets: None };
     let t0 = Instant::now();
-    let s = run_rx(&rx_run(port, limits), fb.clone(), StopState::new()).unwrap();
+    let s = run_rx(&RxRun { drain: false, ..rx_run(port, limits) }, &ring.backend(), StopState::new()).unwrap();
     sender.join().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert_eq!(s.reason, StopReason::TimeLimit);
@@ -229,13 +285,15 @@ fn test_bug_bounded_retry() {
         json: true,
         xdp: None,
     };
-    fb.state().lock().unwrap().reserve_calls = 0;
+    // Every RESERVE that finds the ring full is counted in `overruns`.
+    let overruns_before = ring.channel().stats().unwrap().overruns;
     let t0 = Instant::now();
-    let s = run_tx(&cfg, fb.clone(), StopState::new()).unwrap();
+    let s = run_tx(&cfg, &ring.backend(), StopState::new()).unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert_eq!(s.reason, StopReason::PacketLimit);
     assert_eq!((s.counters.packets, s.counters.ring_full), (0, 200));
-    let calls = fb.state().lock().unwrap().reserve_calls;
+    let calls = ring.channel().stats().unwrap().overruns - overruns_before;
+    assert!(calls > 0, "the full ring was tried");
     // At most `attempts` reserve calls per packet given up on, however the pacer batched them.
     assert!(calls <= 200 * u64::from(RetryPolicy::RING_FULL.attempts), "reserve called {calls} times");
 }

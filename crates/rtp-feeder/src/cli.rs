@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::{Backend, Direction, Fallback};
+use crate::config::{BackendKind, Direction, Fallback};
 
 /// Default config file; used when it exists and `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/rtpmgr/feeder.toml";
@@ -50,7 +50,7 @@ pub struct Cli {
 
     /// Ring backend: the kernel module or a shared-memory file
     #[arg(long, value_enum, value_name = "backend")]
-    pub backend: Option<Backend>,
+    pub backend: Option<BackendKind>,
 
     /// Shared-memory ring name under /dev/shm (shm backend; default rtpmgr-<channel>)
     #[arg(long, value_name = "name")]

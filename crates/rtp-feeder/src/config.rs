@@ -24,10 +24,10 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
 
-/// Ring backend.
+/// Which kind of ring (the ring itself is an `rtpmgr::Backend`, see `ring::backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Backend {
+pub enum BackendKind {
     /// /dev/rtp_mgrN of the rtp_mgr kernel module.
     Kernel,
     /// A ring file under /dev/shm (host tests, no module).
@@ -92,7 +92,7 @@ impl Default for LedFile {
 pub struct FileConfig {
     pub channel: Option<u32>,
     pub device: Option<PathBuf>,
-    pub backend: Option<Backend>,
+    pub backend: Option<BackendKind>,
     pub shm_name: Option<String>,
     pub direction: Option<Direction>,
     pub caps: Option<String>,
@@ -194,7 +194,7 @@ impl Config {
 
     /// Merges a parsed file with the CLI; the CLI wins key by key.
     pub fn merge(file: FileConfig, source: String, cli: &Cli) -> Result<Self> {
-        let backend = cli.backend.or(file.backend).unwrap_or(Backend::Kernel);
+        let backend = cli.backend.or(file.backend).unwrap_or(BackendKind::Kernel);
         // --channel overrides a device from the file and vice versa: the CLI names one place.
         let (channel, device) = match (cli.channel, &cli.device) {
             (Some(c), _) => (c, None),
@@ -202,11 +202,11 @@ impl Config {
             (None, None) => (file.channel.unwrap_or(0), file.device.clone()),
         };
         let ring = match backend {
-            Backend::Kernel => match device {
+            BackendKind::Kernel => match device {
                 Some(d) => RingLocation::KernelDevice(d),
                 None => RingLocation::KernelChannel(channel),
             },
-            Backend::Shm => {
+            BackendKind::Shm => {
                 let name = cli.shm_name.clone().or(file.shm_name).unwrap_or_else(|| format!("rtpmgr-{channel}"));
                 if name.is_empty() {
                     bail!("shm_name is empty: give a ring name under /dev/shm (e.g. rtpmgr-0) or a path");

@@ -5,6 +5,9 @@
 //! ```
 //!
 //! Packets and Kbytes (1000 bytes) are totals; pps and Mbits/s are rates over the period.
+//!
+//! It lives apart from the ring library: it is presentation, shared by the tools, not ring API.
+#![deny(missing_docs)]
 
 use std::time::Duration;
 

@@ -159,7 +159,7 @@ pub fn parse_udp(frame: &[u8]) -> Result<Frame<'_>, Malformed> {
 /// As [`parse_udp`], or [`Malformed::NotRtp`].
 pub fn parse_rtp(frame: &[u8]) -> Result<Frame<'_>, Malformed> {
     let f = parse_udp(frame)?;
-    if rtpmgr::rtp::parse(f.payload).is_none() {
+    if rtpmgr::rtp::parse(f.payload).is_err() {
         return Err(Malformed::NotRtp);
     }
     Ok(f)

@@ -76,17 +76,17 @@ impl Counters {
     }
 }
 
-pub use rtpmgr::report::thousands;
+pub use rtpmgr_report::thousands;
 
 /// The seed's stats line over one period, then our counters and the XDP program's.
 pub fn line(now: &Snapshot, prev: &Snapshot, period: Duration, xdp: Option<&SteerCounters>) -> String {
-    let traffic = rtpmgr::report::Traffic {
+    let traffic = rtpmgr_report::Traffic {
         packets: now.packets,
         bytes: now.bytes,
         period_packets: now.packets.saturating_sub(prev.packets),
         period_bytes: now.bytes.saturating_sub(prev.bytes),
     };
-    let mut s = rtpmgr::report::seed_line("AF_XDP RX", &traffic, period);
+    let mut s = rtpmgr_report::seed_line("AF_XDP RX", &traffic, period);
     s.push_str(&format!(
         " | pushed:{} malformed:{} ring_full:{} too_big:{} fill_short:{}",
         now.pushed, now.malformed, now.ring_full, now.too_big, now.fill_short,

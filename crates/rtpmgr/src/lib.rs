@@ -56,7 +56,6 @@
 mod error;
 mod kernel;
 pub mod layout;
-pub mod report;
 mod ring;
 pub mod rtp;
 mod shm;

@@ -14,7 +14,7 @@ use crate::{Channel, ChannelInner, Dev, Dir, SlotOp};
 use nix::errno::Errno;
 use rtpmgr_abi::*;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,50 @@ struct RingInner {
     /// Payload region, read-write.
     payload: ManuallyDrop<Mmap>,
     shm_token: Option<crate::shm::ShmMapToken>,
+    /// Per slot: which guards of this process borrow its payload ([`BORROW_WRITE`],
+    /// [`BORROW_READ`]). A guard is only created for a slot nobody borrows, so even a ring that
+    /// hands out one slot twice cannot make safe code hold `&mut` and `&` to the same bytes.
+    borrowed: Box<[AtomicU8]>,
+    /// Entries the ring handed back that failed validation (see [`Ring::invalid_entries`]).
+    invalid: AtomicU64,
+}
+
+/// A [`WriteSlot`] borrows the slot's payload mutably.
+const BORROW_WRITE: u8 = 1;
+/// A [`ReadSlot`] borrows the slot's payload.
+const BORROW_READ: u8 = 2;
+
+impl RingInner {
+    /// Marks slot `index` borrowed by a new guard of kind `kind`; false (and the entry counted
+    /// invalid) if it is out of range or any guard of this process already borrows it.
+    fn borrow(&self, index: u32, kind: u8, what: &str) -> bool {
+        let ok = self
+            .borrowed
+            .get(index as usize)
+            .is_some_and(|b| b.compare_exchange(0, kind, Ordering::Acquire, Ordering::Relaxed).is_ok());
+        if !ok {
+            self.reject(&format!("{what}: slot {index} is out of range or already held by a guard"));
+        }
+        ok
+    }
+
+    /// Ends a guard's borrow of slot `index`.
+    fn unborrow(&self, index: u32, kind: u8) {
+        if let Some(b) = self.borrowed.get(index as usize) {
+            b.fetch_and(!kind, Ordering::Release);
+        }
+    }
+
+    /// Counts and logs an entry of the ring that is never handed to the caller.
+    fn reject(&self, why: &str) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "{}: the ring returned an invalid entry ({why}; {} slots of {} bytes): ignored",
+            self.chan.name,
+            self.layout.slot_count,
+            self.layout.slot_payload
+        );
+    }
 }
 
 impl Drop for RingInner {
@@ -89,8 +133,16 @@ impl Ring {
                 return Err(e);
             }
         };
-        let inner =
-            RingInner { chan, layout, meta: ManuallyDrop::new(meta), payload: ManuallyDrop::new(payload), shm_token };
+        let borrowed = (0..layout.slot_count).map(|_| AtomicU8::new(0)).collect();
+        let inner = RingInner {
+            chan,
+            layout,
+            meta: ManuallyDrop::new(meta),
+            payload: ManuallyDrop::new(payload),
+            shm_token,
+            borrowed,
+            invalid: AtomicU64::new(0),
+        };
         Ok(Ring { inner: Arc::new(inner) })
     }
 
@@ -148,6 +200,14 @@ impl Ring {
             let w = unsafe { AtomicU32::from_ptr(self.inner.meta.ptr().add(self.inner.layout.index_off[i]).cast()) };
             w.load(Ordering::Acquire)
         })
+    }
+
+    /// Entries (slot index and length) that the ring handed back from a reserve or a pop and
+    /// that failed validation: index out of range, a slot a guard of this process already
+    /// holds, or a length larger than a slot. They are counted, logged and never handed out.
+    /// Always 0 with a sane ring.
+    pub fn invalid_entries(&self) -> u64 {
+        self.inner.invalid.load(Ordering::Relaxed)
     }
 
     /// READY slots between consumer and producer, from the header page (a hint).
@@ -218,9 +278,13 @@ impl Producer {
     /// Reserves up to `n` FREE slots, in ring order (spare slots first). Returns at least one.
     ///
     /// # Errors
-    /// `EAGAIN` if the ring is full, `EPIPE` if the channel is stopped.
+    /// `EAGAIN` if the ring is full (or handed back only invalid entries, see
+    /// [`Ring::invalid_entries`]), `EPIPE` if the channel is stopped.
     pub fn reserve_batch(&mut self, n: usize) -> Result<Vec<WriteSlot>> {
         let mut out = Vec::with_capacity(n);
+        // Entries accounted for (guards made or entries rejected): bounds the loop even when a
+        // hostile ring answers every call with invalid entries.
+        let mut taken = 0;
         {
             let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
             if !spares.is_empty() {
@@ -229,18 +293,18 @@ impl Producer {
                 let mask = self.ring.layout().slot_count - 1;
                 spares.sort_by_key(|&i| i.wrapping_sub(rel) & mask);
                 let take = n.min(spares.len());
-                for index in spares.drain(..take) {
-                    out.push(self.guard(index));
-                }
+                taken += take;
+                out.extend(spares.drain(..take).filter_map(|index| self.guard(index)));
             }
         }
         // Sized to the request: zeroing a full 256-entry array costs more than the call.
         let mut refs = vec![RtpmSlotRef::default(); n.clamp(1, RTPM_BATCH_MAX as usize)];
-        while out.len() < n {
-            let want = (n - out.len()).min(refs.len());
+        while taken < n {
+            let want = (n - taken).min(refs.len());
             match self.ring.inner.chan.batch(SlotOp::Reserve, &mut refs[..want]) {
                 Ok(done) => {
-                    out.extend(refs[..done].iter().map(|r| self.guard(r.index)));
+                    taken += done;
+                    out.extend(refs[..done.min(want)].iter().filter_map(|r| self.guard(r.index)));
                     if done < want {
                         break;
                     }
@@ -248,6 +312,9 @@ impl Producer {
                 Err(_) if !out.is_empty() => break,
                 Err(e) => return Err(Error::sys(self.ring.ctx("reserve"), e)),
             }
+        }
+        if out.is_empty() {
+            return Err(Error::sys(self.ring.ctx("reserve: only invalid entries from the ring"), Errno::EAGAIN));
         }
         Ok(out)
     }
@@ -305,6 +372,9 @@ impl Producer {
         for chunk in slots.chunks_mut(RTPM_BATCH_MAX as usize) {
             for (r, s) in refs.iter_mut().zip(chunk.iter()) {
                 *r = RtpmSlotRef { index: s.index, len: s.len, arrival_ns: s.arrival_ns };
+                // The guards are ours by value, so nothing borrows their payload any more; once
+                // pushed, our own consumer may pop the slot before these guards are dropped.
+                s.ring.unborrow(s.index, BORROW_WRITE);
             }
             match self.ring.inner.chan.batch(SlotOp::Push, &mut refs[..chunk.len()]) {
                 Ok(done) => {
@@ -343,15 +413,19 @@ impl Producer {
         self.spares.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn guard(&self, index: u32) -> WriteSlot {
-        WriteSlot {
+    /// A guard for a slot the ring reserved for us; None if the entry fails validation.
+    fn guard(&self, index: u32) -> Option<WriteSlot> {
+        if !self.ring.inner.borrow(index, BORROW_WRITE, "reserve") {
+            return None;
+        }
+        Some(WriteSlot {
             ring: self.ring.inner.clone(),
             spares: self.spares.clone(),
             index,
             len: 0,
             arrival_ns: 0,
             live: true,
-        }
+        })
     }
 }
 
@@ -442,6 +516,7 @@ impl WriteSlot {
 
 impl Drop for WriteSlot {
     fn drop(&mut self) {
+        self.ring.unborrow(self.index, BORROW_WRITE);
         if self.live {
             self.spares.lock().unwrap_or_else(|p| p.into_inner()).push(self.index);
         }
@@ -546,17 +621,20 @@ impl Consumer {
     /// Pops up to `n` READY slots, oldest first. Returns at least one.
     ///
     /// # Errors
-    /// `EAGAIN` if nothing is READY (counted in `underruns`).
+    /// `EAGAIN` if nothing is READY (counted in `underruns`), or if the ring handed back only
+    /// invalid entries (see [`Ring::invalid_entries`]).
     pub fn pop_batch(&mut self, n: usize) -> Result<Vec<ReadSlot>> {
         self.flush()?;
         let mut out = Vec::with_capacity(n.min(RTPM_BATCH_MAX as usize));
         // Sized to the request: zeroing a full 256-entry array costs more than the call.
         let mut refs = vec![RtpmSlotRef::default(); n.clamp(1, RTPM_BATCH_MAX as usize)];
-        while out.len() < n {
-            let want = (n - out.len()).min(refs.len());
+        let mut taken = 0;
+        while taken < n {
+            let want = (n - taken).min(refs.len());
             match self.ring.inner.chan.batch(SlotOp::Pop, &mut refs[..want]) {
                 Ok(done) => {
-                    out.extend(refs[..done].iter().map(|r| self.guard(r)));
+                    taken += done;
+                    out.extend(refs[..done.min(want)].iter().filter_map(|r| self.guard(r)));
                     if done < want {
                         break;
                     }
@@ -564,6 +642,9 @@ impl Consumer {
                 Err(_) if !out.is_empty() => break,
                 Err(e) => return Err(Error::sys(self.ring.ctx("pop"), e)),
             }
+        }
+        if out.is_empty() {
+            return Err(Error::sys(self.ring.ctx("pop: only invalid entries from the ring"), Errno::EAGAIN));
         }
         Ok(out)
     }
@@ -625,18 +706,27 @@ impl Consumer {
         r
     }
 
-    fn guard(&self, r: &RtpmSlotRef) -> ReadSlot {
-        let layout = &self.ring.inner.layout;
-        // A hostile or buggy ring must not make us read past the slot.
-        let index = r.index.min(layout.slot_count - 1);
-        ReadSlot {
-            ring: self.ring.inner.clone(),
-            queue: self.queue.clone(),
-            index,
-            len: r.len.min(layout.slot_payload),
-            arrival_ns: r.arrival_ns,
-            desc: self.ring.desc(index),
+    /// A guard for a slot the ring popped for us; None if the entry fails validation. A slot
+    /// that is ours but claims a length larger than a slot is released at once.
+    fn guard(&self, r: &RtpmSlotRef) -> Option<ReadSlot> {
+        let inner = &self.ring.inner;
+        if !inner.borrow(r.index, BORROW_READ, "pop") {
+            return None;
         }
+        if r.len > inner.layout.slot_payload {
+            inner.unborrow(r.index, BORROW_READ);
+            inner.reject(&format!("pop: slot {} of length {}", r.index, r.len));
+            self.queue.release(r.index);
+            return None;
+        }
+        Some(ReadSlot {
+            ring: inner.clone(),
+            queue: self.queue.clone(),
+            index: r.index,
+            len: r.len,
+            arrival_ns: r.arrival_ns,
+            desc: self.ring.desc(r.index),
+        })
     }
 }
 
@@ -734,6 +824,7 @@ impl std::ops::Deref for ReadSlot {
 
 impl Drop for ReadSlot {
     fn drop(&mut self) {
+        self.ring.unborrow(self.index, BORROW_READ);
         self.queue.release(self.index);
     }
 }
@@ -751,6 +842,70 @@ mod tests {
 
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
     fn assert_send<T: Send + 'static>() {}
+
+    /// A ring of 8 slots of 64 bytes in a private shm file, removed by the returned guard.
+    fn tmp_ring(tag: &str) -> (Ring, impl Drop) {
+        struct Rm(std::path::PathBuf);
+        impl Drop for Rm {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let path = std::env::temp_dir().join(format!("rtpmgr-ring-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let cfg = crate::Config { ring_order: 3, slot_payload: 64, ..Default::default() };
+        let ch = Channel::open(&crate::Backend::shm_at(&path).with_create_config(cfg)).unwrap();
+        (ch.map().unwrap(), Rm(path))
+    }
+
+    /// Whatever a hostile ring hands back from RESERVE or POP, a guard is only made for an
+    /// in-range slot that no other guard of this process holds, with a length that fits a slot;
+    /// everything else is counted in `invalid_entries` and never handed out.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+    fn hostile_entries_are_counted_and_never_handed_out() {
+        let (ring, _rm) = tmp_ring("hostile");
+        let (tx, rx) = (ring.producer(), ring.consumer());
+        let e = |index, len| RtpmSlotRef { index, len, arrival_ns: 0 };
+        let one = rx.guard(&e(1, 10)).expect("a sane entry");
+        assert!(rx.guard(&e(99, 10)).is_none(), "index out of range");
+        assert!(rx.guard(&e(1, 10)).is_none(), "slot already held by a ReadSlot");
+        assert!(rx.guard(&e(2, 9999)).is_none(), "length larger than a slot");
+        assert!(tx.guard(1).is_none(), "a WriteSlot over a slot a ReadSlot reads");
+        assert!(tx.guard(8).is_none(), "reserve index out of range");
+        let mut w = tx.guard(3).expect("a sane reserve entry");
+        assert!(rx.guard(&e(3, 10)).is_none(), "a ReadSlot over a slot a WriteSlot writes");
+        assert_eq!(ring.invalid_entries(), 6);
+        assert_eq!((one.len(), w.buf_mut().len()), (10, 64));
+        drop((one, w));
+        // Borrows end with the guards.
+        assert!(rx.guard(&e(1, 10)).is_some());
+        assert!(tx.guard(3).is_some());
+        assert_eq!(ring.invalid_entries(), 6);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Random POP answers: what passes is in range, unique and within the slot size, and
+        /// everything else is counted.
+        #[test]
+        #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+        fn popped_entries_that_pass_are_sane(entries in proptest::collection::vec((0u32..12, 0u32..100), 0..24)) {
+            let (ring, _rm) = tmp_ring("prop");
+            let rx = ring.consumer();
+            let guards: Vec<ReadSlot> = entries
+                .iter()
+                .filter_map(|&(index, len)| rx.guard(&RtpmSlotRef { index, len, arrival_ns: 0 }))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            for g in &guards {
+                proptest::prop_assert!(g.index() < 8 && g.len() <= 64);
+                proptest::prop_assert!(seen.insert(g.index()));
+            }
+            proptest::prop_assert_eq!(ring.invalid_entries() as usize, entries.len() - guards.len());
+        }
+    }
 
     #[test]
     fn guards_can_cross_threads() {

@@ -8,7 +8,8 @@
 
 use rtpmgr_abi::{RTPM_SLOT_F_MALFORMED, RTPM_SLOT_F_MARKER, RTPM_SLOT_F_RTP};
 
-/// The RTP fields a ring records for a pushed payload.
+/// The fields of a valid RTP v2 packet: what a ring records in a slot descriptor, and what the
+/// tools look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpInfo {
     /// Sequence number.
@@ -21,26 +22,65 @@ pub struct RtpInfo {
     pub payload_type: u8,
     /// Marker bit.
     pub marker: bool,
+    /// Payload bytes after header, CSRCs and extension, before padding.
+    pub payload_len: usize,
 }
 
-/// Parses an RTP v2 header; `None` when the payload is not valid RTP v2.
+/// Why a datagram is not a valid RTP v2 packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Malformed {
+    /// Shorter than the fixed header or than its CSRC list, extension or padding claims.
+    Truncated {
+        /// Bytes the header needs.
+        expected: usize,
+        /// Bytes there are.
+        actual: usize,
+    },
+    /// Version field is not 2.
+    Version(u8),
+    /// Padding bit set but the padding count is 0.
+    Padding(u8),
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed::Truncated { expected, actual } => {
+                write!(f, "truncated: {actual} bytes, header needs {expected}")
+            }
+            Malformed::Version(v) => write!(f, "RTP version {v}, expected 2"),
+            Malformed::Padding(p) => write!(f, "invalid padding count {p}"),
+        }
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// Parses an RTP v2 header; the reason when the payload is not valid RTP v2. Never panics,
+/// whatever the bytes.
 ///
 /// ```
 /// let pkt = [0x80, 0xe0, 0x00, 0x07, 0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef];
 /// let info = rtpmgr::rtp::parse(&pkt).unwrap();
-/// assert_eq!((info.seq, info.timestamp, info.ssrc, info.payload_type, info.marker),
-///            (7, 9, 0xdeadbeef, 96, true));
-/// assert!(rtpmgr::rtp::parse(b"not rtp at all").is_none());
+/// assert_eq!((info.seq, info.timestamp, info.ssrc, info.payload_type, info.marker, info.payload_len),
+///            (7, 9, 0xdeadbeef, 96, true, 0));
+/// assert_eq!(rtpmgr::rtp::parse(b"not rtp at all"), Err(rtpmgr::rtp::Malformed::Version(1)));
 /// ```
-pub fn parse(data: &[u8]) -> Option<RtpInfo> {
-    let p = rtp_types::RtpPacket::parse(data).ok()?;
-    Some(RtpInfo {
-        seq: p.sequence_number(),
-        timestamp: p.timestamp(),
-        ssrc: p.ssrc(),
-        payload_type: p.payload_type(),
-        marker: p.marker_bit(),
-    })
+pub fn parse(data: &[u8]) -> Result<RtpInfo, Malformed> {
+    use rtp_types::RtpParseError;
+    match rtp_types::RtpPacket::parse(data) {
+        Ok(p) => Ok(RtpInfo {
+            seq: p.sequence_number(),
+            timestamp: p.timestamp(),
+            ssrc: p.ssrc(),
+            payload_type: p.payload_type(),
+            marker: p.marker_bit(),
+            payload_len: p.payload_len(),
+        }),
+        Err(RtpParseError::Truncated { expected, actual }) => Err(Malformed::Truncated { expected, actual }),
+        Err(RtpParseError::UnsupportedVersion(v)) => Err(Malformed::Version(v)),
+        Err(RtpParseError::PaddingInvalid(p)) => Err(Malformed::Padding(p)),
+    }
 }
 
 /// Bytes of a payload's head that [`parse_head`] needs: fixed header, 15 CSRCs, extension header.
@@ -52,7 +92,7 @@ pub const HEAD_MAX: usize = 12 + 15 * 4 + 4;
 ///
 /// ```
 /// let pkt = [0xa0, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xff, 2]; // padding bit, 2 bytes of padding
-/// assert_eq!(rtpmgr::rtp::parse_head(&pkt, pkt.len(), 2), rtpmgr::rtp::parse(&pkt));
+/// assert_eq!(rtpmgr::rtp::parse_head(&pkt, pkt.len(), 2), rtpmgr::rtp::parse(&pkt).ok());
 /// ```
 pub fn parse_head(head: &[u8], len: usize, last: u8) -> Option<RtpInfo> {
     if len < 12 || head.len() < 12.min(len) || head[0] >> 6 != 2 {
@@ -74,7 +114,8 @@ pub fn parse_head(head: &[u8], len: usize, last: u8) -> Option<RtpInfo> {
         }
     }
     // Padding: the last byte counts itself and must not eat into the header.
-    if head[0] & 0x20 != 0 && (last == 0 || need + last as usize > len) {
+    let padding = if head[0] & 0x20 != 0 { last as usize } else { 0 };
+    if head[0] & 0x20 != 0 && (last == 0 || need + padding > len) {
         return None;
     }
     Some(RtpInfo {
@@ -83,6 +124,7 @@ pub fn parse_head(head: &[u8], len: usize, last: u8) -> Option<RtpInfo> {
         ssrc: u32::from_be_bytes([head[8], head[9], head[10], head[11]]),
         payload_type: head[1] & 0x7f,
         marker: head[1] & 0x80 != 0,
+        payload_len: len - need - padding,
     })
 }
 
@@ -235,7 +277,7 @@ mod tests {
     #[test]
     fn flags() {
         assert_eq!(flags_of(None), RTPM_SLOT_F_MALFORMED);
-        let i = RtpInfo { seq: 0, timestamp: 0, ssrc: 0, payload_type: 0, marker: true };
+        let i = RtpInfo { seq: 0, timestamp: 0, ssrc: 0, payload_type: 0, marker: true, payload_len: 0 };
         assert_eq!(flags_of(Some(&i)), RTPM_SLOT_F_RTP | RTPM_SLOT_F_MARKER);
     }
 }
