@@ -1,5 +1,5 @@
-# rtpmgr_signing: the RAUC signing files of an A/B build (DISTRO_FEATURES "rtpmgr-ab"), checked once
-# before any recipe is parsed. Inherited globally by conf/layer.conf; it only reads variables.
+# rtpmgr_signing: the RAUC signing files of an A/B build (DISTRO_FEATURES "rtpmgr-ab"), checked
+# whenever the configuration is parsed, before any recipe is. Inherited globally by conf/layer.conf; it only reads variables.
 #
 #   - a signing file that does not exist stops the build with the command that makes the development
 #     CA, instead of meta-rauc's rauc-conf failing later with a bare "Unable to get checksum ...";
@@ -10,10 +10,12 @@
 RTPMGR_DEVELOPMENT_CA_DIR ?= "${TOPDIR}/openssl-ca/dev"
 
 addhandler rtpmgr_signing_check
-rtpmgr_signing_check[eventmask] = "bb.event.ParseStarted"
+# ConfigParsed: on every configuration parse, so also when every recipe comes from the parse cache.
+rtpmgr_signing_check[eventmask] = "bb.event.ConfigParsed"
 python rtpmgr_signing_check() {
     import os
-    if not bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', True, False, d):
+    # Once per command, in the server: not again in every bitbake-worker that parses the configuration.
+    if d.getVar('BB_WORKERCONTEXT') or not bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', True, False, d):
         return
     names = ['RAUC_KEYRING_FILE', 'RAUC_KEY_FILE', 'RAUC_CERT_FILE']
     how = ("for a development CA run meta-rauc's scripts/openssl-ca.sh in the build directory %s "
