@@ -18,6 +18,8 @@ host_pkgs=(
 	# module cross build (arm64 Debian kernel) and the second kernel series (amd64 headers), sparse
 	build-essential gcc-aarch64-linux-gnu libc6-dev-arm64-cross bc flex bison libelf-dev kmod sparse
 	linux-headers-amd64
+	# the sanitizer kernel (test/qemu/build-debug-kernel.sh) and checkpatch.pl: Debian's kernel source
+	linux-source-6.1 xz-utils perl
 	# QEMU aarch64 harness: image assembly and boot
 	qemu-system-arm mmdebstrap cpio gzip file binutils-aarch64-linux-gnu
 	# Rust crates: GStreamer (feeder) for host tests, pkg-config. Only the core -dev package: the
@@ -30,7 +32,15 @@ host_pkgs=(
 	# Yocto layer checks run kas and oelint-adv from a venv
 	python3-venv python3-pip
 	# C ABI layout test of rtpmgr-abi, curl-free tooling
-	ca-certificates git
+	ca-certificates git make python3 openssl
+	# AF_XDP veth tests: namespaces and links (ip), ping through the XDP interface, kill in rtp_app's
+	# signal tests. Every command a test or script runs is listed in scripts/commands.txt and checked
+	# against these lists by scripts/check-commands.py (step host-commands).
+	iproute2 iputils-ping procps
+	# layer checks: init scripts under dash, busybox sh and shellcheck; units with systemd-analyze
+	busybox shellcheck systemd
+	# OTA scenarios (test/ota): U-Boot for QEMU and its env tools, RAUC, image assembly
+	u-boot-qemu u-boot-tools libubootenv-tool rauc squashfs-tools dosfstools mtools e2fsprogs fdisk
 	# rtpmgr-xdp: its build.rs compiles the XDP program with clang -target bpf (libbpf headers)
 	clang libbpf-dev
 )
@@ -47,6 +57,18 @@ missing() {
 need_arm64=0
 dpkg --print-foreign-architectures | grep -qx arm64 || need_arm64=1
 mapfile -t miss < <(missing "${host_pkgs[@]}" "${arm64_pkgs[@]}")
+rust_targets=$(rustup target list --installed 2>/dev/null || true)
+rust_components=$(rustup component list --installed 2>/dev/null || true)
+need_rust=0
+grep -qx aarch64-unknown-linux-gnu <<<"$rust_targets" || need_rust=1
+for component in clippy rustfmt; do grep -q "^$component" <<<"$rust_components" || need_rust=1; done
+
+# Installing changes machine-wide state (dpkg, rustup): two `make` runs started at once must take turns,
+# under the same lock as the heavy build steps, and the second one re-checks what is still missing.
+if [ "$check_only" = 0 ] && [ -z "${RTPMGR_SETUP_LOCKED:-}" ] &&
+	{ [ "$need_arm64" = 1 ] || [ "${#miss[@]}" -gt 0 ] || [ "$need_rust" = 1 ]; }; then
+	RTPMGR_SETUP_LOCKED=1 exec "$(dirname "$0")/heavy-lock" "$0" "$@"
+fi
 
 if [ "$need_arm64" = 1 ] || [ "${#miss[@]}" -gt 0 ]; then
 	if [ "$check_only" = 1 ]; then
@@ -85,4 +107,12 @@ for component in clippy rustfmt; do
 		rustup component add "$component"
 	fi
 done
+# Miri and ThreadSanitizer (make test steps miri, tsan) run on nightly, with miri and the std
+# sources (Miri's sysroot and -Zbuild-std). Whatever nightly is current: nothing pinned.
+nightly=$(rustup component list --toolchain nightly --installed 2>/dev/null || true)
+if ! grep -q '^miri' <<<"$nightly" || ! grep -q '^rust-src' <<<"$nightly"; then
+	[ "$check_only" = 1 ] && { log "missing: rust nightly toolchain with miri and rust-src"; exit 1; }
+	log "rustup toolchain install nightly --profile minimal -c miri,rust-src"
+	rustup toolchain install nightly --profile minimal -c miri,rust-src
+fi
 log "host ready"

@@ -69,7 +69,7 @@ for l in poky meta-rust-bin meta-rauc; do
 done
 start=$(date +%s)
 mkdir -p "$(dirname "$LOCK")"
-if ! (cd "$TOP" && flock "$LOCK" nice -n 10 "${as_user[@]}" env \
+if ! (cd "$TOP" && "$TOP/scripts/heavy-lock" nice -n 10 "${as_user[@]}" env \
 	KAS_WORK_DIR="$KAS_WORK_DIR" KAS_BUILD_DIR="$build" GITCONFIG_FILE="$gitconfig" \
 	"$KAS" shell "$files" -c "$cmds") >"$build/check.log" 2>&1; then
 	grep -E '^(ERROR|WARNING):' "$build/check.log" | head -20
@@ -101,7 +101,7 @@ mkdir -p "$plain"
 [ ${#as_user[@]} -eq 0 ] || chown "$BITBAKE_USER:" "$plain"
 printf '==> kas shell kas.yml:kas/offline.yml -c "bitbake -p" (no meta-rauc)\n'
 start=$(date +%s)
-if (cd "$TOP" && flock "$LOCK" nice -n 10 "${as_user[@]}" env \
+if (cd "$TOP" && "$TOP/scripts/heavy-lock" nice -n 10 "${as_user[@]}" env \
 	KAS_WORK_DIR="$KAS_WORK_DIR" KAS_BUILD_DIR="$plain" GITCONFIG_FILE="$gitconfig" \
 	"$KAS" shell kas.yml:kas/offline.yml -c 'bitbake -p') >"$plain/check.log" 2>&1; then
 	echo "    ok: parses without meta-rauc in $(($(date +%s) - start)) s (lock wait included)"

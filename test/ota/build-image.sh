@@ -21,7 +21,7 @@ mkdir -p "$out" /tmp/rtpmgr
 
 log() { echo "[build-image] $*"; }
 die() { echo "[build-image] error: $*" >&2; exit 1; }
-heavy() { flock "$lock" "$@"; }
+heavy() { "$repo/scripts/heavy-lock" "$@"; }
 
 suite=bookworm
 mirrors=(

@@ -31,23 +31,10 @@ t0=$(date +%s)
 say() { echo "[ota] $*"; }
 
 # ---------------------------------------------------------------- host dependencies
+# The packages come from scripts/setup-host.sh (one list, installed under the machine's heavy lock so
+# that concurrent runs do not race in apt); this re-check costs a second when all is there.
 install_deps() {
-	local pkgs="u-boot-qemu u-boot-tools libubootenv-tool rauc squashfs-tools dosfstools mtools e2fsprogs
-		fdisk openssl qemu-system-arm mmdebstrap cpio kmod"
-	local missing=() p
-	for p in $pkgs; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-	done
-	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-		dpkg --add-architecture arm64
-		apt-get update -qq
-	fi
-	if [ ${#missing[@]} -gt 0 ]; then
-		say "installing ${missing[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-			{ echo "cannot install ${missing[*]}" >&2; exit 2; }
-	fi
+	"$repo/scripts/setup-host.sh" >/dev/null || { echo "scripts/setup-host.sh failed" >&2; exit 2; }
 }
 [ "${1:-}" = "--no-deps" ] || install_deps
 

@@ -13,9 +13,9 @@ RUST_TARGET=aarch64-unknown-linux-gnu
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/crates/target}
 export CARGO_TARGET_DIR
 
-# Serialize heavy steps (builds, boots) with other users of this machine's two cores.
-LOCK=${RTPMGR_HEAVY_LOCK:-/tmp/rtpmgr/heavy.lock}
-mkdir -p "$(dirname "$LOCK")" "$BUILD"
+# Serialize heavy steps (builds, boots) with other users of this machine's two cores: scripts/heavy-lock
+# (re-entrant, so a step that already holds the lock can call helpers that ask for it again).
+mkdir -p "$BUILD"
 
 step_name=""
 step() { step_name=$1; printf '\n==> %s\n' "$1"; }
@@ -42,7 +42,7 @@ kernel_abi() {
 		sed -n 's/.*Depends: linux-image-\(.*\)-arm64:arm64$/\1/p' | awk 'NR == 1'
 }
 
-with_lock() { flock "$LOCK" "$@"; }
+with_lock() { "$REPO/scripts/heavy-lock" "$@"; }
 
 # build_module ARCH KDIR CROSS_COMPILE [make args...]: build rtp_mgr out of the source tree, in
 # $BUILD/module-ARCH, so builds for two kernels (and a developer's own `make -C kernel`) never mix objects.

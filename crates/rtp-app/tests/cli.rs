@@ -43,7 +43,10 @@ fn usage_errors_exit_2_and_quote_the_value() {
 #[test]
 fn without_module_the_default_backend_says_what_to_do() {
     if Path::new("/dev/rtp_mgr0").exists() {
-        eprintln!("SKIPPED: /dev/rtp_mgr0 exists, the default backend is the module here");
+        rtpmgr_testkit::skip(
+            "cli::without_module_the_default_backend_says_what_to_do",
+            "/dev/rtp_mgr0 exists: the default backend is the module here",
+        );
         return;
     }
     let o = run(&["--mode", "rx", "--port", &free_port().to_string(), "-t", "1"]);
@@ -104,7 +107,10 @@ fn diag_on_shm_passes_every_check() {
 #[test]
 fn diag_without_module_fails_with_the_failing_line() {
     if Path::new("/sys/module/rtp_mgr").exists() {
-        eprintln!("SKIPPED: the rtp_mgr module is loaded here");
+        rtpmgr_testkit::skip(
+            "cli::diag_without_module_fails_with_the_failing_line",
+            "the rtp_mgr module is loaded here",
+        );
         return;
     }
     let o = run(&["diag"]);

@@ -25,7 +25,10 @@ fn tshark_available() -> bool {
 fn tshark_decodes_tx_stream_as_clean_consecutive_rtp() {
     if !tshark_available() {
         if std::env::var("RTPMGR_SKIP_TSHARK").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: tshark not installed and RTPMGR_SKIP_TSHARK=1");
+            rtpmgr_testkit::skip(
+                "tshark::tshark_decodes_tx_stream_as_clean_consecutive_rtp",
+                "tshark not installed and RTPMGR_SKIP_TSHARK=1",
+            );
             return;
         }
         panic!(

@@ -486,7 +486,7 @@ fn shipped_feeder_toml_checks() {
     let shipped =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../meta-rtpmgr/recipes-apps/rtp-feeder/files/feeder.toml");
     if !shipped.exists() {
-        eprintln!("SKIP: {} not present", shipped.display());
+        rtpmgr_testkit::skip("e2e::shipped_feeder_toml_checks", &format!("{} not present", shipped.display()));
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_rtp-feeder"))
@@ -559,7 +559,7 @@ fn rtp_app() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIP: {} not built (cargo build -p rtp-app)", p.display());
+        rtpmgr_testkit::skip("e2e (rtp_app tests)", &format!("{} not built (cargo build -p rtp-app)", p.display()));
         None
     }
 }

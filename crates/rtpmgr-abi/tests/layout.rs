@@ -190,7 +190,10 @@ fn c_and_rust_layouts_agree_on_aarch64() {
     let cc = std::env::var("RTPMGR_AARCH64_CC").unwrap_or_else(|_| "aarch64-linux-gnu-gcc".into());
     if !assert_compiles(&cc, &[]) {
         // Loud skip: the x86_64 half still ran; install gcc-aarch64-linux-gnu for this half.
-        eprintln!("SKIPPED: {cc} not found, aarch64 layout not checked (apt-get install gcc-aarch64-linux-gnu)");
+        rtpmgr_testkit::skip(
+            "layout::c_and_rust_layouts_agree_on_aarch64",
+            &format!("{cc} not found, aarch64 layout not checked (apt-get install gcc-aarch64-linux-gnu)"),
+        );
     }
 }
 

@@ -253,7 +253,14 @@ impl Drop for XskEntry {
     }
 }
 
-/// Loaded BPF programs named [`PROGRAM_NAME`] (for tests: none may remain after a run).
-pub fn loaded_steer_programs() -> usize {
-    aya::programs::loaded_programs().filter_map(|p| p.ok()).filter(|p| p.name_as_str() == Some(PROGRAM_NAME)).count()
+/// IDs of the loaded BPF programs named [`PROGRAM_NAME`], in this machine's kernel.
+///
+/// Other processes may load the same program (a second rtp_app, another test run): a test that
+/// checks its own cleanup compares the IDs before and after its run, never the bare count.
+pub fn loaded_steer_program_ids() -> Vec<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| p.name_as_str() == Some(PROGRAM_NAME))
+        .map(|p| p.id())
+        .collect()
 }

@@ -6,15 +6,17 @@
 
 use rtpmgr_xdp::frame::build;
 use rtpmgr_xdp::session::Step;
+use rtpmgr_xdp::steer::loaded_steer_program_ids;
 use rtpmgr_xdp::{run_rx, run_rx_with_hook, CopyMode, Error, Limits, StopReason, WaitMode, XdpConfig, XdpMode};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// One veth test at a time: they share the BPF program name that the cleanup checks count.
+/// One veth test at a time in this process: they share the addresses below.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const HOST_IP: &str = "10.203.77.1";
@@ -28,24 +30,56 @@ fn ip(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// A veth pair, `host` here and `peer` in namespace `ns`; removed on drop.
+/// The machine-wide turn of one veth test: two `cargo test` runs at once (two `make test`s) would
+/// otherwise put the same addresses on two links and route each other's packets. Released on drop,
+/// also when the test panics (the file closes).
+struct MachineTurn(#[allow(dead_code)] std::fs::File);
+
+impl MachineTurn {
+    fn take() -> MachineTurn {
+        let dir = std::path::Path::new("/tmp/rtpmgr");
+        std::fs::create_dir_all(dir).expect("create /tmp/rtpmgr");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("veth-tests.lock"))
+            .expect("open /tmp/rtpmgr/veth-tests.lock");
+        // SAFETY: flock on an fd this struct owns; blocks until the other run's test is done.
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0, "flock veth-tests.lock");
+        MachineTurn(f)
+    }
+}
+
+/// A veth pair, `host` here and `peer` in namespace `ns`; removed on drop, on panic too.
+///
+/// Names are unique per test and run (tag, pid and clock), so a leftover of a killed run never
+/// collides with a new one. Declare it before anything that uses the link (an [`RxRun`]): locals
+/// drop in reverse order, so the run stops and detaches before the link goes.
 struct Veth {
     host: String,
     /// The other end, in `ns`.
     peer: String,
     ns: String,
+    _turn: MachineTurn,
 }
 
 impl Veth {
-    fn new(tag: &str) -> Option<Veth> {
+    fn new(test: &str, tag: &str) -> Option<Veth> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIP: the AF_XDP veth tests need root (BPF, network namespaces)");
+            rtpmgr_testkit::skip(test, "the AF_XDP veth tests need root (BPF, network namespaces)");
             return None;
         }
-        let id = std::process::id() % 10000;
-        let v =
-            Veth { host: format!("xr{tag}{id}"), peer: format!("xp{tag}{id}"), ns: format!("rtpmgr-xt-{tag}-{id}") };
+        let turn = MachineTurn::take();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        // Interface names have at most 15 bytes: "xr" + tag + 5 hex digits.
+        let id = (std::process::id() ^ nanos) & 0xf_ffff;
+        let v = Veth {
+            host: format!("xr{tag}{id:05x}"),
+            peer: format!("xp{tag}{id:05x}"),
+            ns: format!("rtpmgr-xt-{tag}-{id:05x}"),
+            _turn: turn,
+        };
         let peer = v.peer.clone();
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", &v.ns])?;
@@ -58,22 +92,27 @@ impl Veth {
             ip(&["-n", &v.ns, "link", "set", "lo", "up"])?;
             Ok(())
         };
+        // As root, a failure here is a broken host, not a reason to skip: fail with the cause.
         if let Err(e) = setup() {
-            eprintln!("SKIP: cannot set up a veth pair in a netns: {e}");
-            return None;
+            panic!("cannot set up a veth pair in a netns (iproute2, veth module?): {e}");
         }
         Some(v)
     }
 
-    fn xdp_attached(&self) -> bool {
-        // `ip link` prints "xdp" (native) or "xdpgeneric" (skb) and "prog/xdp id N" when a
-        // program is attached; nothing else in its output contains "xdp" (the netns name avoids it).
+    /// The ID of the XDP program attached to our end, if any: `ip -d link` prints "xdp"
+    /// (native) or "xdpgeneric" (skb) and "prog/xdp id N" while one is attached.
+    fn attached_program(&self) -> Option<u32> {
         let out = ip(&["-d", "link", "show", "dev", &self.host]).unwrap();
-        out.contains("xdp")
+        let at = out.find("prog/xdp id ")?;
+        out[at + "prog/xdp id ".len()..].split_whitespace().next()?.parse().ok()
+    }
+
+    fn xdp_attached(&self) -> bool {
+        self.attached_program().is_some()
     }
 
     /// Runs `f` in a thread that entered the namespace (sockets it creates live there).
-    fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         let path = format!("/var/run/netns/{}", self.ns);
         std::thread::spawn(move || {
             let f_ns = std::fs::File::open(&path).expect("open netns");
@@ -82,12 +121,69 @@ impl Veth {
             f()
         })
     }
+
+    /// Pings the peer through our (XDP-attached) end. iputils-ping is installed by
+    /// scripts/setup-host.sh; a missing ping is a broken setup and fails here with that name.
+    fn ping_from_peer(&self) {
+        let p = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ping", "-c", "1", "-W", "3", HOST_IP])
+            .output()
+            .expect("run ip netns exec");
+        assert!(
+            p.status.success(),
+            "ping through the XDP interface failed (is iputils-ping installed? scripts/setup-host.sh installs it): {}{}",
+            String::from_utf8_lossy(&p.stdout),
+            String::from_utf8_lossy(&p.stderr)
+        );
+    }
 }
 
 impl Drop for Veth {
     fn drop(&mut self) {
         let _ = ip(&["link", "del", &self.host]);
         let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+/// The BPF programs this test loaded and did not unload: steering programs that exist now and did
+/// not before it started (the machine turn keeps other runs' programs out of that window).
+struct ProgramsBefore(Vec<u32>);
+
+impl ProgramsBefore {
+    fn snapshot() -> ProgramsBefore {
+        ProgramsBefore(loaded_steer_program_ids())
+    }
+
+    fn leaked(&self) -> Vec<u32> {
+        loaded_steer_program_ids().into_iter().filter(|id| !self.0.contains(id)).collect()
+    }
+}
+
+/// A receive run in a thread. Dropping it (also while a failed assertion unwinds) stops the run
+/// and joins it, so its XDP program is detached and unloaded before the next test starts.
+struct RxRun<T: Send + 'static> {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> RxRun<T> {
+    fn spawn(f: impl FnOnce(&AtomicBool) -> T + Send + 'static) -> RxRun<T> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        RxRun { stop, handle: Some(std::thread::spawn(move || f(&s2))) }
+    }
+
+    fn join(mut self) -> T {
+        self.handle.take().expect("joined once").join().expect("receive thread panicked")
+    }
+}
+
+impl<T: Send + 'static> Drop for RxRun<T> {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = h.join();
+        }
     }
 }
 
@@ -130,7 +226,10 @@ fn send_rtp(v: &Veth, n: u16) -> std::thread::JoinHandle<()> {
 #[test]
 fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("a") else { return };
+    let Some(v) = Veth::new("veth::receives_every_rtp_packet_while_other_traffic_reaches_the_kernel", "a") else {
+        return;
+    };
+    let before = ProgramsBefore::snapshot();
     for mode in [XdpMode::Native, XdpMode::Skb] {
         let (ch, path) = shm_ring(&format!("a{mode:?}"));
         let n: u16 = 3000;
@@ -139,17 +238,16 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
         other.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let c = cfg(&v, mode);
         let ch2 = ch.clone();
-        let rx = std::thread::spawn(move || {
-            let stop = AtomicBool::new(false);
-            run_rx(&c, &ch2, Limits { packets: Some(u64::from(n)), duration: Some(Duration::from_secs(30)) }, &stop)
+        let rx = RxRun::spawn(move |stop| {
+            run_rx(&c, &ch2, Limits { packets: Some(u64::from(n)), duration: Some(Duration::from_secs(30)) }, stop)
         });
         // Wait until the program is attached (it is the last setup step).
         let t0 = Instant::now();
         while !v.xdp_attached() && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(v.xdp_attached(), "program not attached within 10 s");
-        let ping = Command::new("ip").args(["netns", "exec", &v.ns, "ping", "-c", "1", "-W", "3", HOST_IP]).output();
+        let prog = v.attached_program().expect("program not attached within 10 s");
+        v.ping_from_peer();
         v.in_ns(|| {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
             s.send_to(b"not for xdp", format!("{HOST_IP}:6000")).unwrap();
@@ -159,13 +257,8 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
         let mut buf = [0u8; 64];
         let (len, _) = other.recv_from(&mut buf).expect("UDP to port 6000 reached the kernel stack");
         assert_eq!(&buf[..len], b"not for xdp");
-        if let Ok(p) = ping {
-            if p.status.code() != Some(127) {
-                assert!(p.status.success(), "ping through the XDP interface: {}", String::from_utf8_lossy(&p.stdout));
-            }
-        }
         send_rtp(&v, n).join().unwrap();
-        let summary = rx.join().unwrap().unwrap();
+        let summary = rx.join().unwrap();
         assert_eq!(summary.reason, StopReason::PacketLimit, "{}", summary.line());
         assert_eq!(summary.counters.pushed, u64::from(n), "{}", summary.line());
         assert_eq!(summary.counters.malformed, 0);
@@ -173,7 +266,8 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
         assert!(x.redirected >= u64::from(n) && x.passed >= 2, "{x:?}");
         assert_eq!(x.seen, x.redirected + x.passed, "{x:?}");
         assert!(!v.xdp_attached(), "program still attached after the run");
-        assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0);
+        assert!(!loaded_steer_program_ids().contains(&prog), "our program {prog} is still loaded");
+        assert_eq!(before.leaked(), Vec::<u32>::new(), "programs left loaded");
 
         // The ring holds exactly the packets, in order, with their payloads and arrival times.
         let mut cons = ch.consumer().unwrap();
@@ -197,7 +291,7 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
 #[test]
 fn time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("t") else { return };
+    let Some(v) = Veth::new("veth::time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode", "t") else { return };
     for wait in [WaitMode::Poll, WaitMode::BusyPoll] {
         let (ch, path) = shm_ring("t");
         let c = XdpConfig { wait, ..cfg(&v, XdpMode::Skb) };
@@ -217,7 +311,8 @@ fn time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode() {
 #[test]
 fn seed_bug4_failed_init_at_every_step_cleans_up() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("c") else { return };
+    let Some(v) = Veth::new("veth::seed_bug4_failed_init_at_every_step_cleans_up", "c") else { return };
+    let before = ProgramsBefore::snapshot();
     let (ch, path) = shm_ring("c");
     let steps = [
         Step::Validate,
@@ -237,7 +332,7 @@ fn seed_bug4_failed_init_at_every_step_cleans_up() {
         let r = run_rx_with_hook(&cfg(&v, XdpMode::Skb), &ch, Limits::default(), &stop, &mut hook);
         assert!(matches!(r, Err(Error::Injected(s)) if s == fail_at), "{fail_at:?}: {r:?}");
         assert!(!v.xdp_attached(), "XDP left attached after a failure at {fail_at:?}");
-        assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0, "program left loaded after {fail_at:?}");
+        assert_eq!(before.leaked(), Vec::<u32>::new(), "program left loaded after {fail_at:?}");
     }
     // A queue the interface does not have fails in Validate, before anything exists.
     let bad = XdpConfig { queue: 7, ..cfg(&v, XdpMode::Skb) };
@@ -268,7 +363,8 @@ fn seed_bug4_failed_init_at_every_step_cleans_up() {
 #[test]
 fn seed_bug6_signal_before_init_complete() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("s") else { return };
+    let Some(v) = Veth::new("veth::seed_bug6_signal_before_init_complete", "s") else { return };
+    let before = ProgramsBefore::snapshot();
     let (ch, path) = shm_ring("s");
     let stop = Arc::new(AtomicBool::new(false));
     let id = signal_hook::flag::register(libc::SIGUSR1, Arc::clone(&stop)).unwrap();
@@ -285,7 +381,7 @@ fn seed_bug6_signal_before_init_complete() {
     assert_eq!(s.reason, StopReason::Signal);
     assert_eq!(steps_seen.last(), Some(&Step::Umem), "setup went on after the signal: {steps_seen:?}");
     assert!(!v.xdp_attached());
-    assert_eq!(rtpmgr_xdp::steer::loaded_steer_programs(), 0);
+    assert_eq!(before.leaked(), Vec::<u32>::new(), "program left loaded");
     // A signal before the call: nothing is even validated.
     let s = run_rx(&cfg(&v, XdpMode::Skb), &ch, Limits::default(), &*stop).unwrap();
     assert_eq!((s.reason, s.counters.packets), (StopReason::Signal, 0));
@@ -303,7 +399,7 @@ fn seed_bug6_signal_before_init_complete() {
 fn xdp_tx_delivers_every_packet_and_completes_every_frame() {
     use rtpmgr_xdp::tx::{TxConfig, XdpSender};
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("x") else { return };
+    let Some(v) = Veth::new("veth::xdp_tx_delivers_every_packet_and_completes_every_frame", "x") else { return };
     let peer_name = v.peer.clone();
     ip(&["addr", "add", "fd00:77::1/64", "dev", &v.host, "nodad"]).unwrap();
     ip(&["-n", &v.ns, "addr", "add", "fd00:77::2/64", "dev", &peer_name, "nodad"]).unwrap();
@@ -370,4 +466,38 @@ fn xdp_tx_delivers_every_packet_and_completes_every_frame() {
         }
         drop(tx);
     }
+}
+
+/// A test that fails half-way (here: a deliberate panic while the receive run has its program
+/// attached) leaves nothing behind for the next one: the guards stop the run, which detaches and
+/// unloads its program, then remove the link and the namespace, while the panic unwinds.
+#[test]
+fn a_failing_test_leaves_no_program_namespace_or_link() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        rtpmgr_testkit::skip("veth::a_failing_test_leaves_no_program_namespace_or_link", "needs root");
+        return;
+    }
+    let before = ProgramsBefore::snapshot();
+    let names = Arc::new(Mutex::new(None));
+    let names2 = Arc::clone(&names);
+    let panicked = std::panic::catch_unwind(move || {
+        let v = Veth::new("veth::a_failing_test_leaves_no_program_namespace_or_link", "p").expect("root");
+        *names2.lock().unwrap() = Some((v.host.clone(), v.ns.clone()));
+        let (ch, _path) = shm_ring("p");
+        let c = cfg(&v, XdpMode::Skb);
+        let _rx = RxRun::spawn(move |stop| run_rx(&c, &ch, Limits::default(), stop));
+        let t0 = Instant::now();
+        while !v.xdp_attached() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(v.xdp_attached(), "program not attached within 10 s");
+        panic!("deliberate failure while the program is attached");
+    });
+    assert!(panicked.is_err(), "the inner test was meant to fail");
+    let (host, ns) = names.lock().unwrap().clone().expect("the inner test set up its link");
+    assert_eq!(before.leaked(), Vec::<u32>::new(), "program left loaded by a failed test");
+    assert!(ip(&["link", "show", "dev", &host]).is_err(), "link {host} left behind");
+    assert!(!ip(&["netns", "list"]).unwrap().contains(&ns), "namespace {ns} left behind");
 }
