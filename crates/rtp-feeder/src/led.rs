@@ -52,7 +52,7 @@ impl OutputPin for LedPin {
 pub fn open(cfg: &LedConfig) -> Result<LedPin> {
     let what = || format!("status LED line {} on {}", cfg.line, cfg.chip.display());
     let mut chip = Chip::new(&cfg.chip)
-        .with_context(|| format!("failed to open {} (set [led] chip = \"off\" to run without it)", what()))?;
+        .with_context(|| format!("failed to open {} (set enabled = false in [status_led] to run without it)", what()))?;
     let line = chip.get_line(cfg.line).with_context(|| format!("failed to get {}", what()))?;
     let off = u8::from(cfg.active_low);
     let handle = line

@@ -4,7 +4,7 @@
 //! The header page is written by the kernel (or by whoever created a shm ring file), so it is
 //! treated as hostile: it is copied once, every invariant is checked on the copy with checked
 //! arithmetic, and a ring whose header fails any check is refused with [`Error::BadHeader`] —
-//! never a panic, never an out-of-bounds pointer. `tests/header_props.rs` feeds it arbitrary pages.
+//! never a panic, never an out-of-bounds pointer. `tests/props.rs` feeds it arbitrary pages.
 
 use crate::error::{Error, Result};
 use rtpmgr_abi::*;
