@@ -9,7 +9,8 @@ fn shm_vs_rtrb(c: &mut Criterion) {
     let path = std::env::temp_dir().join(format!("rtpmgr-criterion-{}", std::process::id()));
     let ch = Channel::open(&Backend::shm_at(&path)).expect("create the shm ring");
     ch.start().expect("start the shm ring");
-    let raw = ch.raw();
+    // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
+    let raw = unsafe { ch.raw() };
     let (mut tx, mut rx) = rtrb::RingBuffer::<SlotRef>::new(1024);
     let mut g = c.benchmark_group("handoff");
     for batch in [1usize, 32] {

@@ -238,7 +238,8 @@ fn ring_batch(p: &Params) -> Result<(Side, Side)> {
         let _ctl = ctl;
         let ch = Channel::open(&backend)?;
         let ring = ch.map()?;
-        let raw = ch.raw();
+        // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
+        let raw = unsafe { ch.raw() };
         let mut refs = vec![SlotRef::default(); batch];
         let mut pacer = Pacer::new(rate);
         let mut seq = 0u16;
@@ -281,7 +282,8 @@ fn ring_batch(p: &Params) -> Result<(Side, Side)> {
     let cons: Side = Box::new(move |sh: &Shared| {
         let ch = Channel::open(&backend2)?;
         let ring = ch.map()?;
-        let raw = ch.raw();
+        // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
+        let raw = unsafe { ch.raw() };
         let mut refs = vec![SlotRef::default(); batch];
         let mut check = 0u64;
         loop {
@@ -339,7 +341,8 @@ fn ring_slot(p: &Params) -> Result<(Side, Side)> {
         let ch = Channel::open(&backend)?;
         let ring = ch.map()?;
         let mask = ring.layout().slot_count - 1;
-        let raw = ch.raw();
+        // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
+        let raw = unsafe { ch.raw() };
         let mut pacer = Pacer::new(rate);
         let mut seq = 0u16;
         while !sh.stop.load(Relaxed) {
@@ -372,7 +375,8 @@ fn ring_slot(p: &Params) -> Result<(Side, Side)> {
     let cons: Side = Box::new(move |sh: &Shared| {
         let ch = Channel::open(&backend2)?;
         let ring = ch.map()?;
-        let raw = ch.raw();
+        // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
+        let raw = unsafe { ch.raw() };
         let mut check = 0u64;
         loop {
             if ring.ready_hint() == 0 {

@@ -469,12 +469,48 @@ impl Channel {
 
     /// The raw slot operations, without guards: for tests of the ABI and for benchmarks of the
     /// per-slot ioctls. Slots moved through it are not tracked by any guard.
-    pub fn raw(&self) -> Raw<'_> {
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("rtpmgr-raw-doc-{}", std::process::id()));
+    /// # let ch = rtpmgr::Channel::open(&rtpmgr::Backend::shm_at(&dir))?;
+    /// ch.start()?;
+    /// // SAFETY: no guard of `ch` exists, so no slot moved here is borrowed by one.
+    /// let raw = unsafe { ch.raw() };
+    /// let slot = raw.reserve()?;
+    /// raw.push(slot.index, 64, 0)?;
+    /// assert_eq!(raw.pop()?.index, slot.index);
+    /// # std::fs::remove_file(&dir).unwrap();
+    /// # Ok::<(), rtpmgr::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// The ring lets the open channel that owns a slot move it, whichever handle of that
+    /// channel asks; the guards ([`WriteSlot`], [`ReadSlot`], also inside a `gst::Buffer`) rely
+    /// on nobody else in this process moving *their* slot. While the returned [`Raw`] (or a copy)
+    /// is used, the caller must not push, release or pop through it a slot that a guard of this
+    /// channel (or of any clone, [`Ring`], [`Producer`] or [`Consumer`] of it) holds: a release
+    /// under a live [`ReadSlot`] lets a producer overwrite the bytes it lends out, a push of a
+    /// slot a [`WriteSlot`] still writes hands `&mut` memory to a reader, and either is a data
+    /// race. Slots reserved or popped through [`Raw`] are the caller's to push or release.
+    pub unsafe fn raw(&self) -> Raw<'_> {
         Raw { ch: self }
     }
 }
 
-/// Raw slot operations of a channel (see [`Channel::raw`]).
+/// Safe code cannot reach the raw slot API, whose misuse would release a slot a guard still
+/// borrows; [`Channel::raw`] is `unsafe`:
+///
+/// ```compile_fail,E0133
+/// fn release_behind_a_guard(ch: &rtpmgr::Channel, index: u32) {
+///     let _ = ch.raw().release(index);
+/// }
+/// ```
+#[cfg(doctest)]
+pub mod raw_api_is_unsafe {}
+
+/// Raw slot operations of a channel, obtained with the `unsafe` [`Channel::raw`] (whose contract
+/// covers every use of this value).
 #[derive(Debug, Clone, Copy)]
 pub struct Raw<'a> {
     ch: &'a Channel,

@@ -106,13 +106,27 @@ fn rtp(seq: u16, marker: bool) -> Vec<u8> {
     p
 }
 
+/// The raw slot API, for the ABI cases.
+trait RawOps {
+    fn raw_ops(&self) -> rtpmgr::Raw<'_>;
+}
+
+impl RawOps for Channel {
+    fn raw_ops(&self) -> rtpmgr::Raw<'_> {
+        // SAFETY: Channel::raw's contract holds for every case of this file: none moves
+        // through the raw API a slot that one of its guards holds (the cases that mix the two
+        // use guards and raw operations on different slots, or raw calls the ring refuses).
+        unsafe { self.raw() }
+    }
+}
+
 fn push_raw(ch: &Channel, ring: &rtpmgr::Ring, data: &[u8]) -> u32 {
-    let s = ch.raw().reserve().unwrap();
+    let s = ch.raw_ops().reserve().unwrap();
     let dst = ring.payload_ptr(s.index);
     // SAFETY: the slot was just reserved by this channel (PRODUCING, ours), so nobody else
     // touches its payload; data fits (tests use small packets).
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-    ch.raw().push(s.index, data.len() as u32, 0).unwrap();
+    ch.raw_ops().push(s.index, data.len() as u32, 0).unwrap();
     s.index
 }
 
@@ -146,8 +160,8 @@ fn stopped_channel_refuses_reserve_and_push_but_drains() {
     let held = tx.reserve().unwrap();
     fx.ch.stop().unwrap();
     assert_eq!(errno(tx.reserve_batch(4)), Errno::EPIPE);
-    assert_eq!(errno(fx.ch.raw().reserve()), Errno::EPIPE);
-    assert_eq!(errno(fx.ch.raw().push(0, 10, 0)), Errno::EPIPE);
+    assert_eq!(errno(fx.ch.raw_ops().reserve()), Errno::EPIPE);
+    assert_eq!(errno(fx.ch.raw_ops().push(0, 10, 0)), Errno::EPIPE);
     let mut held = held;
     held.fill(b"late").unwrap();
     assert_eq!(errno(tx.push(held)), Errno::EPIPE);
@@ -227,7 +241,7 @@ fn explicit_arrival_time_is_kept_and_zero_is_stamped() {
 #[test]
 fn batch_partial_semantics() {
     let fx = Fx::small("partial");
-    let raw = fx.ch.raw();
+    let raw = fx.ch.raw_ops();
     // RESERVE 10 on a ring of 8: the call succeeds with the 8 it could do.
     let mut refs = [SlotRef::default(); 10];
     assert_eq!(raw.batch(SlotOp::Reserve, &mut refs).unwrap(), 8);
@@ -281,42 +295,42 @@ fn ownership_and_state_errors_have_exact_errnos() {
     let b = fx.open_other();
     let n0 = a.stats().unwrap().illegal_ops;
 
-    let r = a.raw().reserve().unwrap();
+    let r = a.raw_ops().reserve().unwrap();
     // Another open file may not push a slot it did not reserve.
-    assert_eq!(errno(b.raw().push(r.index, 10, 0)), Errno::EPERM);
+    assert_eq!(errno(b.raw_ops().push(r.index, 10, 0)), Errno::EPERM);
     // Index out of range, empty or oversized payloads.
-    assert_eq!(errno(a.raw().push(8, 10, 0)), Errno::EINVAL);
-    assert_eq!(errno(a.raw().push(r.index, 0, 0)), Errno::EINVAL);
-    assert_eq!(errno(a.raw().push(r.index, 257, 0)), Errno::EINVAL);
+    assert_eq!(errno(a.raw_ops().push(8, 10, 0)), Errno::EINVAL);
+    assert_eq!(errno(a.raw_ops().push(r.index, 0, 0)), Errno::EINVAL);
+    assert_eq!(errno(a.raw_ops().push(r.index, 257, 0)), Errno::EINVAL);
     // A FREE slot that is not the next one to reserve.
-    assert_eq!(errno(a.raw().push(5, 10, 0)), Errno::EBADSLT);
-    a.raw().push(r.index, 10, 0).unwrap();
+    assert_eq!(errno(a.raw_ops().push(5, 10, 0)), Errno::EBADSLT);
+    a.raw_ops().push(r.index, 10, 0).unwrap();
     // READY slots cannot be pushed again or released.
-    assert_eq!(errno(a.raw().push(r.index, 10, 0)), Errno::EBADSLT);
-    assert_eq!(errno(a.raw().release(r.index)), Errno::EBADSLT);
+    assert_eq!(errno(a.raw_ops().push(r.index, 10, 0)), Errno::EBADSLT);
+    assert_eq!(errno(a.raw_ops().release(r.index)), Errno::EBADSLT);
 
-    let p = a.raw().pop().unwrap();
+    let p = a.raw_ops().pop().unwrap();
     assert_eq!(p.index, r.index);
     assert_eq!(p.len, 10);
     // Only the popping file may release it.
-    assert_eq!(errno(b.raw().release(p.index)), Errno::EPERM);
-    assert_eq!(errno(a.raw().release(8)), Errno::EINVAL);
-    a.raw().release(p.index).unwrap();
-    assert_eq!(errno(a.raw().release(p.index)), Errno::EBADSLT);
+    assert_eq!(errno(b.raw_ops().release(p.index)), Errno::EPERM);
+    assert_eq!(errno(a.raw_ops().release(8)), Errno::EINVAL);
+    a.raw_ops().release(p.index).unwrap();
+    assert_eq!(errno(a.raw_ops().release(p.index)), Errno::EBADSLT);
     assert_eq!(a.stats().unwrap().illegal_ops - n0, 10);
 
     // The one-call producer path: PUSH on the next FREE slot reserves it implicitly.
     let next = fx.ch.status().unwrap().reserve & 7;
-    b.raw().push(next, 12, 0).unwrap();
-    let q = a.raw().pop().unwrap();
+    b.raw_ops().push(next, 12, 0).unwrap();
+    let q = a.raw_ops().pop().unwrap();
     assert_eq!((q.index, q.len), (next, 12));
-    a.raw().release(q.index).unwrap();
+    a.raw_ops().release(q.index).unwrap();
 }
 
 #[test]
 fn status_counts_slots_by_state() {
     let fx = Fx::small("status");
-    let raw = fx.ch.raw();
+    let raw = fx.ch.raw_ops();
     let mut refs = [SlotRef::default(); 5];
     raw.batch(SlotOp::Reserve, &mut refs).unwrap();
     for r in &mut refs[..3] {
@@ -344,7 +358,7 @@ fn reject_newest_keeps_the_oldest_packets() {
         tx.write(&[i; 32]).unwrap();
     }
     assert_eq!(errno(tx.write(&[99; 32])), Errno::EAGAIN);
-    assert_eq!(errno(fx.ch.raw().push(fx.ch.status().unwrap().reserve & 7, 32, 0)), Errno::EAGAIN);
+    assert_eq!(errno(fx.ch.raw_ops().push(fx.ch.status().unwrap().reserve & 7, 32, 0)), Errno::EAGAIN);
     let st = fx.ch.stats().unwrap();
     assert_eq!(st.overruns, 2);
     assert_eq!(st.drops, 0);
@@ -406,16 +420,16 @@ fn configure_and_reset_busy_rules() {
     drop(ring);
     // Owned slots: RESET and CONFIGURE refused.
     ch.start().unwrap();
-    let r = ch.raw().reserve().unwrap();
+    let r = ch.raw_ops().reserve().unwrap();
     ch.stop().unwrap();
     assert_eq!(errno(ch.reset()), Errno::EBUSY);
     assert_eq!(errno(ch.configure(&cfg)), Errno::EBUSY);
     ch.start().unwrap();
-    ch.raw().push(r.index, 8, 0).unwrap();
-    ch.raw().pop().unwrap();
+    ch.raw_ops().push(r.index, 8, 0).unwrap();
+    ch.raw_ops().pop().unwrap();
     ch.stop().unwrap();
     assert_eq!(errno(ch.reset()), Errno::EBUSY, "a popped slot is owned too");
-    ch.raw().release(r.index).unwrap();
+    ch.raw_ops().release(r.index).unwrap();
     ch.reset().unwrap();
     assert_eq!(ch.stats().unwrap(), RtpmStats::default(), "RESET zeroes the counters");
     // Bad values: EINVAL.
@@ -622,9 +636,9 @@ fn closing_a_channel_reclaims_its_slots() {
     let fx = Fx::small("close");
     let other = fx.open_other();
     let before = fx.ch.status().unwrap().openers;
-    fx.ch.raw().push(0, 8, 0).unwrap(); // implicit reserve of the next FREE slot
-    other.raw().reserve().unwrap();
-    other.raw().pop().unwrap();
+    fx.ch.raw_ops().push(0, 8, 0).unwrap(); // implicit reserve of the next FREE slot
+    other.raw_ops().reserve().unwrap();
+    other.raw_ops().pop().unwrap();
     assert_eq!(fx.ch.status().unwrap().openers, before);
     drop(other);
     let st = fx.ch.status().unwrap();
@@ -632,7 +646,7 @@ fn closing_a_channel_reclaims_its_slots() {
     assert_eq!(fx.ch.stats().unwrap().reclaimed, 2);
     // The ring is usable again: all 8 slots can be reserved.
     let mut refs = [SlotRef::default(); 8];
-    assert_eq!(fx.ch.raw().batch(SlotOp::Reserve, &mut refs).unwrap(), 8);
+    assert_eq!(fx.ch.raw_ops().batch(SlotOp::Reserve, &mut refs).unwrap(), 8);
 }
 
 #[test]
@@ -730,7 +744,7 @@ fn killed_process_slots_are_reclaimed() {
     assert_eq!(got, vec![2, 3], "the two READY slots survive the crash");
     rx.flush().unwrap();
     let mut refs = [SlotRef::default(); 8];
-    assert_eq!(fx.ch.raw().batch(SlotOp::Reserve, &mut refs).unwrap(), 8, "every slot is usable again");
+    assert_eq!(fx.ch.raw_ops().batch(SlotOp::Reserve, &mut refs).unwrap(), 8, "every slot is usable again");
 }
 
 #[test]
@@ -838,7 +852,7 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
     for step in 0..steps {
         let h = rng.below(2) as usize;
         let handle = if h == 0 { ch } else { &other };
-        let raw = handle.raw();
+        let raw = handle.raw_ops();
         let pick = rng.below(100);
         let line = if pick < 25 {
             let mut refs = vec![SlotRef::default(); 1 + rng.below(10) as usize];
