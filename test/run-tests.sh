@@ -3,6 +3,8 @@
 #
 #   host-cargo        cargo test --workspace on the host (shm ring backend, real GStreamer, tshark)
 #   host-clippy       cargo clippy --workspace -D warnings, and cargo fmt --check (crates/rustfmt.toml)
+#   miri              the ring library's tests under Miri (nightly): undefined behaviour in its unsafe code
+#   tsan              the ring library's tests (two-thread producer/consumer included) under ThreadSanitizer
 #   module-arm64      rtp_mgr built for Debian's arm64 6.1 kernel with W=1, zero warnings
 #   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
 #   layer-checks      oelint-adv over the layer and kas files against kas's schema
@@ -18,7 +20,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$REPO/build}
 LOGS=$BUILD/logs
 mkdir -p "$LOGS"
-steps=${RTPMGR_STEPS:-host-cargo host-clippy module-arm64 module-amd64 layer-checks image device-tests ota}
+steps=${RTPMGR_STEPS:-host-cargo host-clippy miri tsan module-arm64 module-amd64 layer-checks image device-tests ota}
 declare -a summary=()
 
 run_step() { # NAME CMD...
@@ -56,6 +58,36 @@ host_clippy() {
 	cargo_env
 	cargo clippy --manifest-path "$REPO/crates/Cargo.toml" --workspace --all-targets --locked -- -D warnings &&
 		cargo fmt --manifest-path "$REPO/crates/Cargo.toml" --all -- --check
+}
+
+# Miri interprets the ring library's unit and integration tests and stops at undefined behaviour in
+# its unsafe code (aliasing, provenance, alignment, data races, uninitialised reads). Tests that need
+# what Miri cannot emulate (file mappings, processes, ioctls) are ignored with that reason under
+# cfg(miri); libtest lists them and each becomes a counted SKIP line. Doctests are skipped as a
+# whole (the examples open rings). Isolation off: the tests read /proc and the clock.
+miri_tests() {
+	cargo_env
+	local out rc
+	out=$(mktemp)
+	MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" \
+		cargo +nightly miri test --manifest-path "$REPO/crates/Cargo.toml" --locked -p rtpmgr --lib --tests 2>&1 |
+		tee "$out"
+	rc=${PIPESTATUS[0]}
+	# Every test Miri cannot run, once more as a counted skip with its reason.
+	sed -n 's/^test \(.*\) \.\.\. ignored, \(.*\)$/SKIP miri \1: \2/p' "$out"
+	echo "SKIP miri doctests: the examples that open a ring need file mappings; host-cargo runs them all"
+	rm -f "$out"
+	return "$rc"
+}
+
+# ThreadSanitizer over the ring library's tests, std rebuilt instrumented (-Zbuild-std), in its own
+# target dir so that the normal build keeps its cache. Any report fails the step (halt_on_error).
+tsan_tests() {
+	cargo_env
+	RUSTFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
+		CARGO_TARGET_DIR="$REPO/crates/target/tsan" \
+		cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
+		--manifest-path "$REPO/crates/Cargo.toml" --locked -p rtpmgr --lib --tests
 }
 
 module_build() { # ARCH KDIR CROSS: W=1 and sparse (C=1) must be silent
@@ -105,6 +137,8 @@ ota_tests() {
 
 run_step host-cargo host_cargo
 run_step host-clippy host_clippy
+run_step miri miri_tests
+run_step tsan tsan_tests
 run_step module-arm64 module_arm64
 run_step module-amd64 module_amd64
 run_step layer-checks "$REPO/scripts/check-layer.sh"

@@ -1044,6 +1044,7 @@ mod tests {
     /// mutex hands the next locker EOWNERDEAD and the ring goes on. The test re-executes itself
     /// as the child that takes the lock and is killed with SIGKILL.
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot spawn processes or map files")]
     fn lock_holder_killed_does_not_deadlock() {
         const CHILD: &str = "RTPMGR_LOCK_CHILD";
         let cfg = RtpmConfig { ring_order: 2, slot_payload: 64, drop_policy: 0, flags: 0 };

@@ -133,6 +133,7 @@ fn push_raw(ch: &Channel, ring: &rtpmgr::Ring, data: &[u8]) -> u32 {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn info_header_and_layout_agree() {
     let fx = Fx::small("info");
     let info = fx.ch.info().unwrap();
@@ -152,6 +153,7 @@ fn info_header_and_layout_agree() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn stopped_channel_refuses_reserve_and_push_but_drains() {
     let fx = Fx::small("stopped");
     let mut tx = fx.ch.producer().unwrap();
@@ -183,6 +185,7 @@ fn stopped_channel_refuses_reserve_and_push_but_drains() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn fifo_order_lengths_and_arrival_times() {
     let fx = Fx::new("fifo", Config { ring_order: 5, slot_payload: 512, drop_policy: DropPolicy::RejectNewest });
     let mut tx = fx.ch.producer().unwrap();
@@ -221,6 +224,7 @@ fn fifo_order_lengths_and_arrival_times() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn explicit_arrival_time_is_kept_and_zero_is_stamped() {
     let fx = Fx::small("arrival");
     let mut tx = fx.ch.producer().unwrap();
@@ -239,6 +243,7 @@ fn explicit_arrival_time_is_kept_and_zero_is_stamped() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn batch_partial_semantics() {
     let fx = Fx::small("partial");
     let raw = fx.ch.raw_ops();
@@ -289,6 +294,7 @@ fn batch_partial_semantics() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn ownership_and_state_errors_have_exact_errnos() {
     let fx = Fx::small("owner");
     let a = &fx.ch;
@@ -328,6 +334,7 @@ fn ownership_and_state_errors_have_exact_errnos() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn status_counts_slots_by_state() {
     let fx = Fx::small("status");
     let raw = fx.ch.raw_ops();
@@ -350,6 +357,7 @@ fn status_counts_slots_by_state() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn reject_newest_keeps_the_oldest_packets() {
     let fx = Fx::small("reject");
     let mut tx = fx.ch.producer().unwrap();
@@ -368,6 +376,7 @@ fn reject_newest_keeps_the_oldest_packets() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn drop_oldest_frees_the_oldest_ready_slot() {
     let fx = Fx::new("dropold", Config { ring_order: 3, slot_payload: 128, drop_policy: DropPolicy::DropOldest });
     let mut tx = fx.ch.producer().unwrap();
@@ -385,6 +394,7 @@ fn drop_oldest_frees_the_oldest_ready_slot() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn drop_oldest_cannot_pass_a_popped_slot() {
     let fx = Fx::new("dropblk", Config { ring_order: 2, slot_payload: 128, drop_policy: DropPolicy::DropOldest });
     let mut tx = fx.ch.producer().unwrap();
@@ -405,6 +415,7 @@ fn drop_oldest_cannot_pass_a_popped_slot() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn configure_and_reset_busy_rules() {
     let fx = Fx::small("busy");
     let ch = &fx.ch;
@@ -455,6 +466,7 @@ fn configure_and_reset_busy_rules() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn rtp_fields_flags_and_sequence_stats() {
     let fx = Fx::new("rtp", Config { ring_order: 5, slot_payload: 256, drop_policy: DropPolicy::RejectNewest });
     let mut tx = fx.ch.producer().unwrap();
@@ -491,6 +503,7 @@ fn rtp_fields_flags_and_sequence_stats() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn blocking_waits_wake_up_and_time_out() {
     let fx = Fx::small("wait");
     let mut rx = fx.ch.consumer().unwrap();
@@ -539,6 +552,7 @@ fn blocking_waits_wake_up_and_time_out() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn guards_return_and_release_their_slots() {
     let fx = Fx::small("guards");
     let mut tx = fx.ch.producer().unwrap();
@@ -588,6 +602,7 @@ fn guards_return_and_release_their_slots() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn release_batch_threshold_flushes_without_a_call() {
     let fx = Fx::new("thresh", Config { ring_order: 6, slot_payload: 64, drop_policy: DropPolicy::RejectNewest });
     let mut tx = fx.ch.producer().unwrap();
@@ -603,6 +618,7 @@ fn release_batch_threshold_flushes_without_a_call() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn guards_dropped_while_the_consumer_waits_release_at_once() {
     // The feeder's shape: popped slots live on in another thread (GStreamer) while the consumer
     // sleeps waiting for more, and the producer needs exactly those slots. Their releases must
@@ -632,6 +648,7 @@ fn guards_dropped_while_the_consumer_waits_release_at_once() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn closing_a_channel_reclaims_its_slots() {
     let fx = Fx::small("close");
     let other = fx.open_other();
@@ -650,6 +667,7 @@ fn closing_a_channel_reclaims_its_slots() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn exclusive_claim_keeps_other_users_out() {
     let mut fx = Fx::small("claim");
     // A pipeline (any handle of this library) has the channel: no self-test may take it.
@@ -684,6 +702,7 @@ fn exclusive_claim_keeps_other_users_out() {
 /// Child side of `killed_process_slots_are_reclaimed` (runs only when re-executed by it):
 /// reserves 3 slots, pops 2, reports, and waits to be killed.
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn reclaim_child_process() {
     let Some(path) = std::env::var_os(CHILD_PATH_ENV).filter(|_| std::env::var_os(CHILD_ENV).is_some()) else {
         return;
@@ -703,6 +722,7 @@ fn reclaim_child_process() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn killed_process_slots_are_reclaimed() {
     let fx = Fx::small("kill");
     let ring = fx.ch.map().unwrap();
@@ -748,6 +768,7 @@ fn killed_process_slots_are_reclaimed() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn concurrent_producer_consumer_conserve_every_packet() {
     let fx = Fx::new("stress", Config { ring_order: 6, slot_payload: 256, drop_policy: DropPolicy::RejectNewest });
     const N: u32 = 20_000;
@@ -797,6 +818,7 @@ fn concurrent_producer_consumer_conserve_every_packet() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn hostile_mapping_requests_are_refused_by_the_ring() {
     // The library maps the meta region read-only; a writable view of it must be impossible.
     let fx = Fx::small("mprotect");
@@ -970,6 +992,7 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn random_operation_sequences_keep_the_invariants_and_match_the_shm_twin() {
     // On the kernel backend the same sequences also run on a shm ring in the same process, and
     // every answer must be identical: the shm backend is the kernel's twin, not an approximation.

@@ -16,7 +16,8 @@ fn config() -> impl Strategy<Value = RtpmConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // Miri interprets every case (~1 s each): a handful there, the full run natively.
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 2000 }))]
 
     /// Any bytes at all: an error or a layout, never a panic; and a layout that is returned
     /// keeps every region inside what the header claims.
