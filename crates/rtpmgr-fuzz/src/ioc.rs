@@ -108,6 +108,11 @@ pub fn catalogue() -> Vec<Request> {
     request::ALL.iter().map(|&(name, number)| Request { name, number, shape: shape(name, number) }).collect()
 }
 
+/// Both numbers carry the same type byte (the module's magic).
+pub fn same_type(a: u64, b: u64) -> bool {
+    type_of(a) == type_of(b)
+}
+
 /// A request number the ABI does not define, derived from a defined one: another command number
 /// of the same type byte, the right number with a wrong size or direction, or a neighbour's type
 /// byte. The module must refuse each (ENOTTY).

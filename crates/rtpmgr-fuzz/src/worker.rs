@@ -674,7 +674,10 @@ impl Worker {
         let Some(number) = ioc::undefined_request(&self.requests, base, variant, noise) else { return };
         let fd = self.files[fi].fd.as_raw_fd();
         // SAFETY: scratch pages A and B; a size above two pages meets the guard page.
-        if let Ok(r) = unsafe { self.raw_ioctl(fd, None, number, self.scratch.a()) } {
+        let r = unsafe { self.raw_ioctl(fd, None, number, self.scratch.a()) };
+        // Other type bytes may belong to the VFS, which answers some itself (FIGETBSZ is
+        // _IO(0, 2)): only a number with the module's own type byte must reach its ENOTTY.
+        if let (Ok(r), true) = (r, ioc::same_type(base, number)) {
             self.violation(&format!(
                 "undefined request {number:#x} accepted (returned {r}); rtpmgr-abi does not define it"
             ));
@@ -767,6 +770,7 @@ impl Worker {
             addr: m.addr + first * self.page,
             len: count * self.page,
             offset: m.offset + (first * self.page) as u64,
+            header: m.header && first == 0,
             ..m
         };
         if start > 0 {
