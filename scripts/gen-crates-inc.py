@@ -32,13 +32,32 @@ INC = TOP / "meta-rtpmgr" / "classes-recipe" / "rtpmgr_crates.bbclass"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
 TARGET = "aarch64-unknown-linux-gnu"
 
-# The Rust recipes: the workspace package each one builds, whether its binary is a test (which
-# also links the package's dev-dependencies), and the feature flags of its EXTRA_CARGO_FLAGS.
-RECIPES = {
-    "rtp-app": ("rtp-app", False, ["--no-default-features"]),
-    "rtp-feeder": ("rtp-feeder", False, []),
-    "rtpmgr-tests": ("rtpmgr", True, []),
-}
+LAYER = TOP / "meta-rtpmgr"
+
+
+def rust_recipes() -> dict:
+    """recipe -> (workspace package, links dev-dependencies, cargo feature flags), read from every recipe
+    of the layer that inherits rtpmgr_crates: its EXTRA_CARGO_FLAGS name the package (--package),
+    whether the binary is a test (--test) and the features (--no-default-features, --features)."""
+    recipes = {}
+    for bb in sorted(LAYER.rglob("*.bb")):
+        text = bb.read_text()
+        if not re.search(r"^inherit .*\brtpmgr_crates\b", text, re.M):
+            continue
+        m = re.search(r'^EXTRA_CARGO_FLAGS\s*\+?=\s*"([^"]*)"', text, re.M)
+        flags = m.group(1).split() if m else []
+        if "--package" not in flags or flags.index("--package") + 1 >= len(flags):
+            sys.exit(f"gen-crates-inc: {bb.relative_to(TOP)} inherits rtpmgr_crates but names no --package in "
+                     "EXTRA_CARGO_FLAGS: which crates it links is unknown")
+        package = flags[flags.index("--package") + 1]
+        features = [f for f in flags if f in ("--no-default-features", "--all-features")]
+        for i, f in enumerate(flags):
+            if f == "--features" and i + 1 < len(flags):
+                features += ["--features", flags[i + 1]]
+        recipes[bb.name.split("_")[0].removesuffix(".bb")] = (package, "--test" in flags, features)
+    return recipes
+
+
 # Licences the crates use that openembedded-core (scarthgap) ships a text of (meta/files/common-licenses).
 # A crate under any other licence stops the generator: add a NO_GENERIC_LICENSE for it first.
 COMMON_LICENSES = {"Apache-2.0", "Apache-2.0-with-LLVM-exception", "BSD-2-Clause", "BSD-3-Clause", "BSL-1.0",
@@ -73,7 +92,7 @@ def crate_licenses(manifest: pathlib.Path) -> dict:
         return json.loads(out)
 
     result = {}
-    for recipe, (package, with_dev, flags) in RECIPES.items():
+    for recipe, (package, with_dev, flags) in rust_recipes().items():
         meta = metadata(flags)
         pkgs = {p["id"]: p for p in meta["packages"]}
         nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
@@ -83,6 +102,8 @@ def crate_licenses(manifest: pathlib.Path) -> dict:
             libs = [t for t in pkgs[pid]["targets"] if "lib" in t["kind"] or "proc-macro" in t["kind"]]
             return bool(libs) and all("proc-macro" in t["kind"] for t in libs)
 
+        if package not in by_name:
+            sys.exit(f"gen-crates-inc: recipe {recipe} builds --package {package}, which is not a member of {manifest}")
         root = by_name[package]
         seen, todo = set(), [root]
         while todo:
