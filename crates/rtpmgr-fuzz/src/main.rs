@@ -67,13 +67,19 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     max_ring_kib: u64,
 
-    /// Odd-numbered workers drop to this uid (and --unprivileged-gid), e.g. the service user.
-    #[arg(long, value_name = "uid")]
+    /// Odd-numbered workers drop to this uid (and --unprivileged-gid) [default, when run as root on a
+    /// node whose group is not root: uid 65534 (nobody) in the node's group: an unprivileged member
+    /// of the device group, who may open the device but not control it].
+    #[arg(long, value_name = "uid", conflicts_with = "privileged_only")]
     unprivileged_uid: Option<u32>,
 
-    /// Group of the unprivileged workers [default: the uid].
+    /// Group of the unprivileged workers [default: the device node's group].
     #[arg(long, value_name = "gid", requires = "unprivileged_uid")]
     unprivileged_gid: Option<u32>,
+
+    /// Every worker keeps this process's privileges.
+    #[arg(long)]
+    privileged_only: bool,
 
     /// More log output (-v: per worker, -vv: per violation detail).
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -105,6 +111,25 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Who the odd-numbered workers become: the given uid, or by default (as root) nobody in the
+/// device node's group, the caller the module's privilege checks are for.
+fn unprivileged_identity(cli: &Cli, device: &std::path::Path) -> Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    if cli.privileged_only {
+        return Ok(None);
+    }
+    let node_gid = std::fs::metadata(device).with_context(|| format!("stat {}", device.display()))?.gid();
+    Ok(match cli.unprivileged_uid {
+        Some(uid) => Some((uid, cli.unprivileged_gid.unwrap_or(node_gid))),
+        // SAFETY: geteuid has no preconditions.
+        None if unsafe { libc::geteuid() } == 0 && node_gid != 0 => Some((NOBODY, node_gid)),
+        None => None,
+    })
+}
+
+/// The conventional unprivileged uid.
+const NOBODY: u32 = 65534;
 
 /// Per-worker seed: independent streams for every (slot, generation) of one run seed.
 fn worker_seed(seed: u64, slot: usize, generation: u64) -> u64 {
@@ -245,7 +270,11 @@ fn run(cli: &Cli) -> Result<bool> {
         bail!("prctl(PR_SET_CHILD_SUBREAPER): {}", nix::errno::Errno::last());
     }
     let shared = Shared::map()?;
-    let unprivileged = cli.unprivileged_uid.map(|u| (u, cli.unprivileged_gid.unwrap_or(u)));
+    let unprivileged = unprivileged_identity(cli, &device)?;
+    match unprivileged {
+        Some((uid, gid)) => log::info!("odd-numbered workers run as uid {uid} gid {gid}"),
+        None => log::info!("every worker runs with this process's privileges"),
+    }
     let mut sup = Supervisor {
         cli,
         params: worker::Params { device: device.clone(), max_ring_bytes: cli.max_ring_kib * 1024, unprivileged },

@@ -636,7 +636,8 @@ impl Worker {
                 }
                 self.scratch.a()
             }
-            _ if self.rng.chance(1, 4) => self.scratch.guard() - size.clamp(1, self.page),
+            // Half in B, half in the guard page.
+            _ if self.rng.chance(1, 4) => self.scratch.guard() - size.clamp(2, self.page) / 2,
             _ => self.scratch.a(),
         };
         let fd = self.files[fi].fd.as_raw_fd();

@@ -17,7 +17,7 @@ fn help_names_the_options_the_suite_and_docs_use() {
     let o = fuzz(&["--help"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    for opt in ["--channel", "--seconds", "--seed", "--procs", "--device", "--unprivileged-uid"] {
+    for opt in ["--channel", "--seconds", "--seed", "--procs", "--device", "--unprivileged-uid", "--privileged-only"] {
         assert!(out.contains(opt), "--help lacks {opt}:\n{out}");
     }
 }
@@ -59,6 +59,7 @@ fn bad_arguments_are_refused_by_name() {
         (&["--seed", "zz"][..], "not a number"),
         (&["--seconds", "-1"][..], "'-1'"),
         (&["--unprivileged-gid", "5"][..], "--unprivileged-uid"),
+        (&["--unprivileged-uid", "5", "--privileged-only"][..], "--privileged-only"),
     ] {
         let o = fuzz(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
