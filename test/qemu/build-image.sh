@@ -72,6 +72,10 @@ elif [ -f "$REPO/crates/Cargo.toml" ]; then
 	with_lock cargo build --manifest-path "$REPO/crates/Cargo.toml" --release --locked \
 		--target "$RUST_TARGET" --workspace --bins >"$log" 2>&1 ||
 		{ tail -n 40 "$log"; fail "cargo build for $RUST_TARGET failed (full log: $log)"; }
+	# The GStreamer plugin rtpmgr: a cdylib, which --bins leaves out.
+	with_lock cargo build --manifest-path "$REPO/crates/Cargo.toml" --release --locked \
+		--target "$RUST_TARGET" -p gst-plugin-rtpmgr --lib >>"$log" 2>&1 ||
+		{ tail -n 40 "$log"; fail "cargo build of gst-plugin-rtpmgr for $RUST_TARGET failed (full log: $log)"; }
 	for b in rtp_app rtp-feeder rtpmgr-bench; do
 		f=$CARGO_TARGET_DIR/$RUST_TARGET/release/$b
 		[ -x "$f" ] && RUST_BINS+=("$f")
@@ -122,6 +126,12 @@ root=$BUILD/rootfs
 rm -rf "$root"
 cp -a "$base" "$root"
 "$QEMU_DIR/install-artifacts.sh" "$root" "$KVER" "$KSYSROOT" "$MODULE" "$SELFTEST" "$CONFORMANCE" "${RUST_BINS[@]}"
+# The GStreamer plugin rtpmgr (rtpmgrsrc, rtpmgrsink) in the system plugin directory, where the
+# gstreamer1.0-plugin-rtpmgr package puts it: found without GST_PLUGIN_PATH (device suite "gst").
+plugin=$CARGO_TARGET_DIR/$RUST_TARGET/release/libgstrtpmgr.so
+if [ -z "${RTPMGR_IMAGE_NO_RUST:-}" ] && [ -f "$plugin" ]; then
+	install -D -m 0755 "$plugin" "$root/usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstrtpmgr.so"
+fi
 mkdir -p "$BUILD/image"
 cp "$KSYSROOT/boot/vmlinuz-$KVER" "$BUILD/image/Image"
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1) >"$BUILD/image/initrd.gz.tmp"
