@@ -397,10 +397,18 @@ impl Worker {
             Shape::Slot(kind) => self.slot_op(fi, ri, kind, false),
             Shape::Batch(kind) => self.slot_op(fi, ri, kind, true),
             Shape::Opaque => {
+                // A request this fuzzer has no model of (a role claim, a reclaim threshold...):
+                // mostly zeros and small numbers, which a flags-must-be-zero ABI can accept.
                 let size = req.size().min(2 * self.page);
-                let mut rng = self.rng.clone();
-                rng.fill(&mut self.scratch.rw()[..size]);
-                self.rng = rng;
+                for w in 0..size.div_ceil(4) {
+                    let v = match self.rng.below(10) {
+                        0..=4 => 0,
+                        5..=7 => self.rng.below(4) as u32,
+                        _ => self.rng.next_u32(),
+                    };
+                    let end = (w * 4 + 4).min(size);
+                    self.scratch.rw()[w * 4..end].copy_from_slice(&v.to_ne_bytes()[..end - w * 4]);
+                }
                 // SAFETY: scratch page A (+B): the kernel reads/writes at most the encoded size,
                 // and beyond two pages it hits the guard page.
                 let _ = unsafe { self.raw_ioctl(fd, Some(ri), req.number, self.scratch.a()) };
