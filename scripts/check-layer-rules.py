@@ -495,7 +495,7 @@ def product_image_lean():
 def rust_licences_and_paths():
     """product: Rust recipes list their crates' licences (from Cargo.lock), remap build paths, and the UAPI header ships in rtp-mgr-dev."""
     crates = read("meta-rtpmgr/classes-recipe/rtpmgr_crates.bbclass")
-    flags = dict(re.findall(r'^RTPMGR_CRATES_LICENSE\[([\w-]+)\] = "([^"]*)"', crates, re.M))
+    flags = dict(re.findall(r'^RTPMGR_CRATES_LICENSE\[([\w.+-]+)\] = "([^"]*)"', crates, re.M))
     for recipe in layer_files("*.bb"):
         text = recipe.read_text()
         if not re.search(r"^inherit .*\brtpmgr_crates\b", text, re.M):

@@ -34,6 +34,7 @@ IMAGE_INSTALL = "\
     rtp-mgr \
     rtp-app \
     rtp-feeder \
+    gstreamer1.0-plugin-rtpmgr \
     ${RTPMGR_GSTREAMER} \
 "
 
