@@ -100,8 +100,8 @@ impl KernelDev {
                 }
                 Ok(re.intersects(flags))
             }
-            // A signal: report "not ready" so the caller's loop sees its shutdown flag.
-            Err(Errno::EINTR) => Ok(false),
+            // A signal: EINTR, so the library's wait loops return to their caller (who looks at
+            // its shutdown flag) instead of waiting on.
             Err(e) => Err(e),
         }
     }

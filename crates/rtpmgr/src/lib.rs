@@ -277,6 +277,7 @@ impl ChannelInner {
         }
     }
 
+    /// Waits for `dir`: Ok(true) ready, Ok(false) timed out, `EINTR` when a signal handler ran.
     pub(crate) fn wait(&self, dir: Dir, timeout: Option<Duration>) -> Result<bool, Errno> {
         match &self.dev {
             Dev::Kernel(k) => k.wait(dir, timeout),
@@ -462,9 +463,10 @@ impl Channel {
     }
 
     /// Waits until a slot can be popped or reserved: `poll(2)` on the device, a futex on shm.
-    /// Returns false on timeout or when a signal interrupted the wait.
+    /// Returns false on timeout or when a signal handler ran meanwhile (the caller looks at
+    /// whatever flag its handler sets); a signal without a handler does not end the wait.
     pub fn wait(&self, dir: Dir, timeout: Option<Duration>) -> Result<bool> {
-        self.inner.wait(dir, timeout).context(|| self.inner.ctx("wait"))
+        signal_is_false(self.inner.wait(dir, timeout)).context(|| self.inner.ctx("wait"))
     }
 
     /// The raw slot operations, without guards: for tests of the ABI and for benchmarks of the
@@ -508,6 +510,14 @@ impl Channel {
 /// ```
 #[cfg(doctest)]
 pub mod raw_api_is_unsafe {}
+
+/// A wait's answer with a signal (`EINTR`) read as "not ready", the public `*_wait` contract.
+pub(crate) fn signal_is_false(r: Result<bool, Errno>) -> Result<bool, Errno> {
+    match r {
+        Err(Errno::EINTR) => Ok(false),
+        r => r,
+    }
+}
 
 /// Raw slot operations of a channel, obtained with the `unsafe` [`Channel::raw`] (whose contract
 /// covers every use of this value).

@@ -320,24 +320,34 @@ impl Producer {
     }
 
     /// Like [`Producer::reserve_batch`], but waits up to `timeout` (None: forever) for room.
-    /// Returns an empty Vec on timeout or when a signal interrupted the wait.
+    /// Returns an empty Vec on timeout or when a signal handler ran during the wait (the caller
+    /// looks at whatever flag its handler sets).
+    ///
+    /// Under [`crate::DropPolicy::DropOldest`] a full ring with a READY slot to drop counts as
+    /// room: the reserve drops the oldest packet, as [`Producer::reserve_batch`] does.
     ///
     /// # Errors
     /// `EPIPE` if the channel is stopped.
     pub fn reserve_batch_wait(&mut self, n: usize, timeout: Option<Duration>) -> Result<Vec<WriteSlot>> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // The header's fill level says whether a reserve is worth a call; once the ring said
+        // "writable", reserve whatever the level says: a full drop-oldest ring stays full (and
+        // writable) until a reserve drops a packet, so trusting the level there spins.
+        let mut try_reserve =
+            !self.spares.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.ring.free_hint() > 0;
         loop {
-            let has_spares = !self.spares.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
-            if has_spares || self.ring.free_hint() > 0 {
+            if try_reserve {
                 match self.reserve_batch(n) {
                     Err(e) if e.errno() == Errno::EAGAIN => {}
                     r => return r,
                 }
             }
-            if !self.ring.inner.chan.wait(Dir::Writable, remaining(deadline)).context(|| self.ring.ctx("wait"))?
-                && remaining(deadline).is_some_and(|d| d.is_zero())
-            {
-                return Ok(Vec::new());
+            match self.ring.inner.chan.wait(Dir::Writable, remaining(deadline)) {
+                Ok(true) => try_reserve = true,
+                Ok(false) if remaining(deadline).is_some_and(|d| d.is_zero()) => return Ok(Vec::new()),
+                Ok(false) => try_reserve = self.ring.free_hint() > 0,
+                Err(Errno::EINTR) => return Ok(Vec::new()),
+                Err(e) => return Err(Error::sys(self.ring.ctx("wait writable"), e)),
             }
         }
     }
@@ -403,9 +413,10 @@ impl Producer {
         self.push(s)
     }
 
-    /// Waits until a slot can be reserved; false on timeout or signal.
+    /// Waits until a slot can be reserved; false on timeout or when a signal handler ran.
     pub fn wait_writable(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.ring.inner.chan.wait(Dir::Writable, timeout).context(|| self.ring.ctx("wait writable"))
+        crate::signal_is_false(self.ring.inner.chan.wait(Dir::Writable, timeout))
+            .context(|| self.ring.ctx("wait writable"))
     }
 
     /// Reserved slots this producer holds as spares (returned unpushed).
@@ -650,7 +661,8 @@ impl Consumer {
     }
 
     /// Like [`Consumer::pop_batch`], but waits up to `timeout` (None: forever) for a READY slot.
-    /// Returns an empty Vec on timeout or when a signal interrupted the wait.
+    /// Returns an empty Vec on timeout or when a signal handler ran during the wait (the caller
+    /// looks at whatever flag its handler sets).
     pub fn pop_batch_wait(&mut self, n: usize, timeout: Option<Duration>) -> Result<Vec<ReadSlot>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut try_pop = self.ring.ready_hint() > 0;
@@ -661,13 +673,12 @@ impl Consumer {
                     r => return r,
                 }
             }
-            if !self.wait_flushed(remaining(deadline))? {
-                if remaining(deadline).is_some_and(|d| d.is_zero()) {
-                    return Ok(Vec::new());
-                }
-                try_pop = false;
-            } else {
-                try_pop = true;
+            match self.wait_flushed(remaining(deadline)) {
+                Ok(true) => try_pop = true,
+                Ok(false) if remaining(deadline).is_some_and(|d| d.is_zero()) => return Ok(Vec::new()),
+                Ok(false) => try_pop = false,
+                Err(e) if e.errno() == Errno::EINTR => return Ok(Vec::new()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -688,12 +699,17 @@ impl Consumer {
         self.queue.threshold.store(n.clamp(1, RTPM_BATCH_MAX as usize), Ordering::Relaxed);
     }
 
-    /// Waits until a slot can be popped; false on timeout or signal. Flushes releases first.
+    /// Waits until a slot can be popped; false on timeout or when a signal handler ran.
+    /// Flushes releases first.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.wait_flushed(timeout)
+        match self.wait_flushed(timeout) {
+            Err(e) if e.errno() == Errno::EINTR => Ok(false),
+            r => r,
+        }
     }
 
-    /// Flushes, then waits for a READY slot with guards releasing immediately meanwhile.
+    /// Flushes, then waits for a READY slot with guards releasing immediately meanwhile;
+    /// `EINTR` when a signal handler ran.
     fn wait_flushed(&self, timeout: Option<Duration>) -> Result<bool> {
         {
             let mut p = self.queue.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -905,6 +921,100 @@ mod tests {
             }
             proptest::prop_assert_eq!(ring.invalid_entries() as usize, entries.len() - guards.len());
         }
+    }
+
+    /// CPU time of the calling thread.
+    fn thread_cpu() -> Duration {
+        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+    }
+
+    /// A full drop-oldest ring always has room (the reserve drops the oldest READY packet), so
+    /// reserve_batch_wait must reserve at once, not spin on "writable" until its timeout.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+    fn reserve_wait_does_not_spin_on_full_drop_oldest() {
+        let path = std::env::temp_dir().join(format!("rtpmgr-ring-spin-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let cfg = crate::Config { ring_order: 3, slot_payload: 64, drop_policy: crate::DropPolicy::DropOldest };
+        let ch = Channel::open(&crate::Backend::shm_at(&path).with_create_config(cfg)).unwrap();
+        ch.start().unwrap();
+        let mut tx = ch.producer().unwrap();
+        for i in 0..8u8 {
+            tx.write(&[i; 16]).unwrap();
+        }
+        assert_eq!(tx.ring().free_hint(), 0, "the ring is full");
+        let (t0, cpu0) = (Instant::now(), thread_cpu());
+        let got = tx.reserve_batch_wait(1, Some(Duration::from_millis(500))).unwrap();
+        let (elapsed, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+        assert_eq!(got.len(), 1, "a slot was reserved by dropping the oldest packet");
+        assert_eq!(ch.stats().unwrap().drops, 1);
+        assert!(elapsed < Duration::from_millis(200), "returned after {elapsed:?}");
+        assert!(cpu < Duration::from_millis(100), "burnt {cpu:?} of CPU in {elapsed:?}");
+        drop((got, tx, ch));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+    /// Runs `f` in a thread and sends that thread SIGUSR1 (which has a handler) every 20 ms until
+    /// `f` returns; fails if it has not returned within 3 s.
+    fn interrupted<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        // SAFETY: installs a handler that does nothing (async-signal-safe) for SIGUSR1, which no
+        // other part of this test binary uses; the sigaction struct is fully initialised.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // SA_RESTART on purpose: poll(2) and a futex wait with a timeout still return EINTR.
+            sa.sa_flags = libc::SA_RESTART;
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let _ = done_tx.send(f());
+        });
+        let tid = tid_rx.recv().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match done_rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(v) => return v,
+                Err(_) => assert!(Instant::now() < deadline, "the wait ignored the signals"),
+            }
+            // SAFETY: `tid` is the waiting thread, alive until it has sent its result (checked
+            // above: it has not); SIGUSR1 has a handler, so the signal cannot kill the process.
+            unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+        }
+    }
+
+    /// The `*_wait` functions return (false / an empty Vec) when a signal handler runs, even
+    /// without a timeout, so that a program's shutdown flag is seen.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap, futex and signals")]
+    fn wait_returns_on_signal() {
+        let path = std::env::temp_dir().join(format!("rtpmgr-ring-signal-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let cfg = crate::Config { ring_order: 1, slot_payload: 64, ..Default::default() };
+        let ch = Channel::open(&crate::Backend::shm_at(&path).with_create_config(cfg)).unwrap();
+        ch.start().unwrap();
+        let ring = ch.map().unwrap();
+
+        let mut rx = ring.consumer();
+        let popped = interrupted(move || rx.pop_batch_wait(4, None).map(|v| v.len()));
+        assert_eq!(popped.unwrap(), 0, "an empty ring: nothing popped, returned on the signal");
+        let c = ch.clone();
+        assert!(!interrupted(move || c.wait(Dir::Readable, None)).unwrap());
+
+        // Full (reject-newest, nobody consumes): the producer waits for room.
+        let mut tx = ring.producer();
+        tx.write(b"one").unwrap();
+        tx.write(b"two").unwrap();
+        let reserved = interrupted(move || tx.reserve_batch_wait(1, None).map(|v| v.len()));
+        assert_eq!(reserved.unwrap(), 0, "a full ring: nothing reserved, returned on the signal");
+        drop((ring, ch));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -610,7 +610,9 @@ impl ShmDev {
                         let slice = left.map_or(WAIT_SLICE, |l| l.min(WAIT_SLICE));
                         match futex_wait(word, seen, Some(slice)) {
                             Ok(()) | Err(Errno::EAGAIN) | Err(Errno::ETIMEDOUT) => None,
-                            Err(Errno::EINTR) => Some(Ok(false)),
+                            // A signal (FUTEX_WAIT with a timeout is not restarted for a
+                            // handler): EINTR, as poll(2) on the device gives.
+                            Err(Errno::EINTR) => Some(Err(Errno::EINTR)),
                             Err(e) => Some(Err(e)),
                         }
                     }
