@@ -14,7 +14,7 @@ use crate::{Channel, ChannelInner, Dev, Dir, SlotOp};
 use nix::errno::Errno;
 use rtpmgr_abi::*;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,13 @@ struct RingInner {
     borrowed: Box<[AtomicU8]>,
     /// Entries the ring handed back that failed validation (see [`Ring::invalid_entries`]).
     invalid: AtomicU64,
+}
+
+/// A slot entry for a batch call (other fields zero, as the ABI requires).
+fn slot_ref(index: u32, len: u32, arrival_ns: u64) -> RtpmSlotRef {
+    let mut r = RtpmSlotRef::default();
+    (r.index, r.len, r.arrival_ns) = (index, len, arrival_ns);
+    r
 }
 
 /// A [`WriteSlot`] borrows the slot's payload mutably.
@@ -150,10 +157,9 @@ impl Ring {
     /// what was actually mapped.
     fn validate(meta: &Mmap, payload: &Mmap, info: &RtpmInfo, ctx: &str) -> Result<RingLayout> {
         let page_len = page_size().min(meta.len());
-        // SAFETY: the meta mapping is at least page_len bytes long and readable; the slice is
-        // only used for the one copy that decode() makes.
-        let page = unsafe { std::slice::from_raw_parts(meta.ptr(), page_len) };
-        let layout = RingLayout::decode(page, page_size(), ctx)?;
+        // SAFETY: the meta mapping is at least page_len bytes long and readable.
+        let page = unsafe { crate::sys::copy_shared(meta.ptr(), page_len) };
+        let layout = RingLayout::decode(&page, page_size(), ctx)?;
         layout.check_info(info, ctx)?;
         if layout.meta_size > meta.len() || layout.payload_size > payload.len() {
             return Err(Error::BadHeader { context: ctx.to_string(), reason: "regions larger than mapped".into() });
@@ -190,15 +196,15 @@ impl Ring {
         }
     }
 
-    /// The index words of the header page: `[reserve, producer, consumer, release]`, read with
-    /// acquire loads. Hints only (fill level without a syscall); ownership is the ring's.
+    /// The index words of the header page: `[reserve, producer, consumer, release]`, each read
+    /// with acquire semantics (pairing with the ring's store-release). Hints only (fill level
+    /// without a syscall); ownership is the ring's.
     pub fn indices(&self) -> [u32; 4] {
         [IDX_RESERVE, IDX_PRODUCER, IDX_CONSUMER, IDX_RELEASE].map(|i| {
             // SAFETY: the offset was validated (4-aligned, inside the header page of the live
-            // read-only meta mapping); an atomic load is a plain load on x86_64 and arm64, so the
-            // read-only mapping is fine. Acquire pairs with the ring's store-release.
-            let w = unsafe { AtomicU32::from_ptr(self.inner.meta.ptr().add(self.inner.layout.index_off[i]).cast()) };
-            w.load(Ordering::Acquire)
+            // read-only meta mapping, which the Arc keeps mapped); the ring changes the word only
+            // with atomic stores.
+            unsafe { crate::sys::load_index_word(self.inner.meta.ptr().add(self.inner.layout.index_off[i]).cast()) }
         })
     }
 
@@ -381,7 +387,7 @@ impl Producer {
         let mut refs = vec![RtpmSlotRef::default(); slots.len().clamp(1, RTPM_BATCH_MAX as usize)];
         for chunk in slots.chunks_mut(RTPM_BATCH_MAX as usize) {
             for (r, s) in refs.iter_mut().zip(chunk.iter()) {
-                *r = RtpmSlotRef { index: s.index, len: s.len, arrival_ns: s.arrival_ns };
+                *r = slot_ref(s.index, s.len, s.arrival_ns);
                 // The guards are ours by value, so nothing borrows their payload any more; once
                 // pushed, our own consumer may pop the slot before these guards are dropped.
                 s.ring.unborrow(s.index, BORROW_WRITE);
@@ -574,7 +580,7 @@ impl ReleaseQueue {
         while !p.idx.is_empty() {
             let n = p.idx.len().min(refs.len());
             for (r, &i) in refs.iter_mut().zip(&p.idx[..n]) {
-                *r = RtpmSlotRef { index: i, len: 0, arrival_ns: 0 };
+                *r = slot_ref(i, 0, 0);
             }
             let done = match self.chan.batch(SlotOp::Release, &mut refs[..n]) {
                 Ok(d) => d,
@@ -882,7 +888,7 @@ mod tests {
     fn hostile_entries_are_counted_and_never_handed_out() {
         let (ring, _rm) = tmp_ring("hostile");
         let (tx, rx) = (ring.producer(), ring.consumer());
-        let e = |index, len| RtpmSlotRef { index, len, arrival_ns: 0 };
+        let e = |index, len| slot_ref(index, len, 0);
         let one = rx.guard(&e(1, 10)).expect("a sane entry");
         assert!(rx.guard(&e(99, 10)).is_none(), "index out of range");
         assert!(rx.guard(&e(1, 10)).is_none(), "slot already held by a ReadSlot");
@@ -912,7 +918,7 @@ mod tests {
             let rx = ring.consumer();
             let guards: Vec<ReadSlot> = entries
                 .iter()
-                .filter_map(|&(index, len)| rx.guard(&RtpmSlotRef { index, len, arrival_ns: 0 }))
+                .filter_map(|&(index, len)| rx.guard(&slot_ref(index, len, 0)))
                 .collect();
             let mut seen = std::collections::HashSet::new();
             for g in &guards {

@@ -281,9 +281,10 @@ impl ShmDev {
             let h = RingLayout::header_for(channel, &cfg, page_size());
             let len = (h.payload_offset + h.payload_size) as usize;
             let map = Mmap::map(self.file.as_fd(), len, self.ctl_size as u64, true)?;
-            // SAFETY: the mapping holds at least one header page.
-            let page = unsafe { std::slice::from_raw_parts(map.ptr(), h.header_size as usize) };
-            let layout = RingLayout::decode(page, page_size(), "shm").map_err(|e| {
+            // SAFETY: the mapping holds at least one header page. Copied: other processes
+            // write the index words while we read.
+            let page = unsafe { crate::sys::copy_shared(map.ptr(), h.header_size as usize) };
+            let layout = RingLayout::decode(&page, page_size(), "shm").map_err(|e| {
                 log::error!("{}: {e}", self.path.display());
                 Errno::EPROTO
             })?;

@@ -4,7 +4,7 @@ use nix::errno::Errno;
 use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// An owned `mmap` of a file region; unmapped on drop.
@@ -53,6 +53,35 @@ impl Drop for Mmap {
             log::warn!("failed to unmap ring memory: {e}");
         }
     }
+}
+
+/// Loads an index word of a ring header page: a Relaxed atomic load followed by an Acquire
+/// fence, which pairs with the ring's store-release of the word exactly as an Acquire load
+/// would. Not an Acquire load because the header page is mapped read-only and std allows only
+/// Relaxed atomic loads on read-only memory (an Acquire load may be a read-modify-write on some
+/// targets).
+///
+/// # Safety
+/// `word` must be 4-byte aligned and point into a live mapping (or allocation) readable for 4
+/// bytes, which other threads or processes change only with atomic stores.
+pub(crate) unsafe fn load_index_word(word: *const u32) -> u32 {
+    // SAFETY: aligned and live (the caller's contract); only a Relaxed load is made through it,
+    // which std permits on read-only memory.
+    let w = unsafe { AtomicU32::from_ptr(word.cast_mut()) };
+    let v = w.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    v
+}
+
+/// A private copy of `len` bytes of a shared mapping, read with volatile reads: another process
+/// may write the memory while it is read, so no `&[u8]` to it may exist; the copy is what gets
+/// decoded and validated.
+///
+/// # Safety
+/// `src .. src + len` must lie inside a live readable mapping (or allocation).
+pub(crate) unsafe fn copy_shared(src: *const u8, len: usize) -> Vec<u8> {
+    // SAFETY: every byte read is inside the range the caller vouches for.
+    (0..len).map(|i| unsafe { src.add(i).read_volatile() }).collect()
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds, the clock of `arrival_ns`.
@@ -132,5 +161,47 @@ pub(crate) fn claim(fd: impl AsFd, claim: Claim) -> Result<(), Errno> {
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// The ring's header page is mapped read-only: index words are read with a Relaxed load
+    /// plus fence (no Acquire load on read-only memory) and see the ring's later stores; the
+    /// page is decoded from a private copy that the ring's stores do not change.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn header_page_of_a_read_only_mapping_is_read_relaxed_and_copied() {
+        let path = std::env::temp_dir().join(format!("rtpmgr-sys-ro-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        file.set_len(4096).unwrap();
+        file.write_all_at(&7u32.to_ne_bytes(), 8).unwrap();
+        let map = Mmap::map(&file, 4096, 0, false).unwrap();
+        // SAFETY: offset 8 is 4-aligned inside the live 4096-byte mapping.
+        let load = || unsafe { load_index_word(map.ptr().add(8).cast()) };
+        assert_eq!(load(), 7);
+        // SAFETY: the whole mapping is readable.
+        let copy = unsafe { copy_shared(map.ptr(), 4096) };
+        // The "ring" (another writer of the file) moves the index on.
+        file.write_all_at(&9u32.to_ne_bytes(), 8).unwrap();
+        assert_eq!(load(), 9, "the shared mapping shows the new index");
+        assert_eq!(copy[8..12], 7u32.to_ne_bytes(), "the decoded copy is private");
+        drop(map);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// The same two reads on ordinary memory, which Miri can check.
+    #[test]
+    fn index_word_load_and_page_copy_read_what_is_there() {
+        let words: Vec<AtomicU32> = (0..4).map(AtomicU32::new).collect();
+        words[2].store(42, Ordering::Release);
+        // SAFETY: an aligned, live AtomicU32 changed only atomically.
+        assert_eq!(unsafe { load_index_word(words[2].as_ptr()) }, 42);
+        let bytes: Vec<u8> = (0..=255).collect();
+        // SAFETY: the range is the vector's own.
+        assert_eq!(unsafe { copy_shared(bytes.as_ptr(), bytes.len()) }, bytes);
     }
 }
