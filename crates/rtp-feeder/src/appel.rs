@@ -7,7 +7,8 @@
 //! cross-links for the arm64 image could not also build the host tests. Only
 //! libgstreamer1.0-dev is needed, and it is multi-arch co-installable.
 //!
-//! Signals used (stable since GStreamer 1.0): appsrc `push-buffer` and `end-of-stream`,
+//! Signals used (stable since GStreamer 1.0, `push-buffer-list` since 1.14): appsrc `push-buffer`,
+//! `push-buffer-list` and `end-of-stream`,
 //! appsink `new-sample` with `emit-signals=true` and `pull-sample`.
 
 use anyhow::{Context, Result};
@@ -41,6 +42,12 @@ impl AppSrc {
     /// `push-buffer`: queues `buffer` (appsrc takes its own reference).
     pub fn push_buffer(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.0.emit_by_name::<gst::FlowReturn>("push-buffer", &[&buffer]).into_result()
+    }
+
+    /// `push-buffer-list`: queues every buffer of `list` with one call (appsrc takes its own
+    /// reference and pushes the list downstream as one).
+    pub fn push_buffer_list(&self, list: gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.0.emit_by_name::<gst::FlowReturn>("push-buffer-list", &[&list]).into_result()
     }
 
     /// `end-of-stream`: EOS after the queued buffers.

@@ -79,6 +79,9 @@ pub struct RxPusher {
     pub base_time_ns: u64,
     /// Counts of fallbacks already logged, so the log says "started" once per episode.
     in_fallback: bool,
+    /// In `need-data`, hand a popped batch to appsrc as one buffer list (`push-buffer-list`)
+    /// instead of one `push-buffer` per packet.
+    pub buffer_lists: bool,
 }
 
 /// Why the pusher stopped accepting packets.
@@ -108,6 +111,7 @@ impl RxPusher {
             queue_max_bytes,
             base_time_ns,
             in_fallback: false,
+            buffer_lists: false,
         }
     }
 
@@ -123,6 +127,15 @@ impl RxPusher {
     /// itself pushed, and two property reads per packet are saved. Ok(true) when the buffer
     /// went into appsrc's queue, Ok(false) when it was dropped (counted).
     pub fn push_queued<S: RxSlot>(&mut self, slot: S, queued: (u64, u64)) -> Result<bool, PushEnd> {
+        match self.prepare(slot, queued) {
+            Some(buffer) => self.appsrc.push_buffer(buffer).map(|_| true).map_err(|_| PushEnd::Stopped),
+            None => Ok(false),
+        }
+    }
+
+    /// The buffer [`push_queued`](Self::push_queued) would push for `slot` (lent or copied,
+    /// with its PTS, counted as pushed), or `None` when the slot is dropped (counted).
+    pub fn prepare<S: RxSlot>(&mut self, slot: S, queued: (u64, u64)) -> Option<gst::Buffer> {
         let c = &self.counters;
         let len = slot.as_ref().len() as u64;
         c.buffers_in.fetch_add(1, Relaxed);
@@ -137,7 +150,7 @@ impl RxPusher {
                     self.queue_max_buffers
                 );
             }
-            return Ok(false);
+            return None;
         }
         let pts = pts_from_arrival(slot.arrival_ns(), self.base_time_ns);
         if c.buffers_in.load(Relaxed) == 1 {
@@ -178,13 +191,13 @@ impl RxPusher {
                 }
                 Fallback::Drop => {
                     c.fallback_drops.fetch_add(1, Relaxed);
-                    return Ok(false);
+                    return None;
                 }
             }
         };
         buffer.get_mut().expect("a new buffer is writable").set_pts(pts);
         c.pushed.fetch_add(1, Relaxed);
-        self.appsrc.push_buffer(buffer).map(|_| true).map_err(|_| PushEnd::Stopped)
+        Some(buffer)
     }
 }
 
@@ -324,14 +337,32 @@ fn need_data<R: RxSource>(sh: &FeedShared<R>, src: &gst::Element) {
         // PTS are running time: read the base time here, where the pipeline is PLAYING.
         st.pusher.base_time_ns = src.base_time().map_or(0, |t| t.nseconds());
         let mut queued = (0u64, 0u64);
-        for slot in st.slots.drain(..) {
-            let len = slot.as_ref().len() as u64;
-            match st.pusher.push_queued(slot, queued) {
-                Ok(true) => queued = (queued.0 + 1, queued.1 + len),
-                Ok(false) => {}
-                // appsrc is flushing or at EOS: the pipeline is going down. The rest of the
-                // batch is released by the drain.
-                Err(PushEnd::Stopped) => sh.ended.store(true, Relaxed),
+        if st.pusher.buffer_lists {
+            // The batch as one buffer list: one push, one queue entry, and appsrc pushes it
+            // downstream as one list (elements with a chain_list take it whole).
+            let mut list = gst::BufferList::new_sized(st.slots.len());
+            let l = list.get_mut().expect("a new list is writable");
+            for slot in st.slots.drain(..) {
+                let len = slot.as_ref().len() as u64;
+                if let Some(buffer) = st.pusher.prepare(slot, queued) {
+                    queued = (queued.0 + 1, queued.1 + len);
+                    l.add(buffer);
+                }
+            }
+            // appsrc is flushing or at EOS: the pipeline is going down.
+            if !list.is_empty() && st.pusher.appsrc.push_buffer_list(list).is_err() {
+                sh.ended.store(true, Relaxed);
+            }
+        } else {
+            for slot in st.slots.drain(..) {
+                let len = slot.as_ref().len() as u64;
+                match st.pusher.push_queued(slot, queued) {
+                    Ok(true) => queued = (queued.0 + 1, queued.1 + len),
+                    Ok(false) => {}
+                    // appsrc is flushing or at EOS: the pipeline is going down. The rest of the
+                    // batch is released by the drain.
+                    Err(PushEnd::Stopped) => sh.ended.store(true, Relaxed),
+                }
             }
         }
         // Return only with something queued: appsrc waits for a push after an empty return,
@@ -482,6 +513,39 @@ mod tests {
         drop((p, appsrc));
         assert_eq!(released.load(Relaxed), 100, "every slot back to the ring");
         assert_eq!(counters.pushed.load(Relaxed), 100);
+    }
+
+    /// buffer_lists: each popped batch reaches the sink as one buffer list, every slot once, and
+    /// every slot is released after NULL.
+    #[test]
+    fn need_data_feed_pushes_batches_as_buffer_lists() {
+        let (p, appsrc, got) = feed_pipeline();
+        let lists = Arc::new(AtomicU64::new(0));
+        let (l, g) = (Arc::clone(&lists), Arc::clone(&got));
+        let sink_pad = p.children().into_iter().find(|e| e.factory().unwrap().name() == "fakesink").unwrap();
+        sink_pad.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            if let Some(gst::PadProbeData::BufferList(list)) = &info.data {
+                l.fetch_add(1, Relaxed);
+                g.fetch_add(list.len() as u64, Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let counters = Arc::new(Counters::default());
+        let released = Arc::new(AtomicU64::new(0));
+        let pops = Arc::new(AtomicU64::new(0));
+        let src = FakeSource { left: 100, per_pop: 7, fail_when_empty: false, released: Arc::clone(&released), pops };
+        let mut pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
+        pusher.buffer_lists = true;
+        let feed = RxFeed::attach(src, pusher, 32, Duration::from_millis(20));
+        crate::pipeline::start(&p).unwrap();
+        wait_for("100 buffers at the sink", || got.load(Relaxed) == 100);
+        assert_eq!(lists.load(Relaxed), 15, "100 slots popped 7 at a time: 15 lists");
+        p.set_state(gst::State::Null).unwrap();
+        let (_, result) = feed.finish();
+        assert!(result.is_ok());
+        drop((p, appsrc));
+        assert_eq!(released.load(Relaxed), 100, "every slot back to the ring");
+        assert_eq!(counters.zero_copy.load(Relaxed), 100);
     }
 
     /// A ring error ends the feed and comes back from finish; a whole batch dropped by the

@@ -43,6 +43,10 @@ pub enum E2ePath {
     /// The feeder's earlier design, kept as a measured alternative: a thread of its own pops and
     /// queues into appsrc, whose streaming thread pushes downstream (two threads).
     RingThread,
+    /// As `ring`, but each popped batch goes into appsrc as one buffer list (`push-buffer-list`).
+    RingLists,
+    /// The GStreamer element: `rtpmgrsrc ! rtpjitterbuffer ! appsink`, a buffer list per batch.
+    Rtpmgrsrc,
     Gst,
 }
 
@@ -51,6 +55,8 @@ impl E2ePath {
         match self {
             E2ePath::Ring => "ring",
             E2ePath::RingThread => "ring-thread",
+            E2ePath::RingLists => "ring-lists",
+            E2ePath::Rtpmgrsrc => "rtpmgrsrc",
             E2ePath::Gst => "gst",
         }
     }
@@ -236,14 +242,18 @@ fn start_gst(p: &E2eParams) -> Result<Receiver> {
 
 use std::str::FromStr;
 
-fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
-    let backend = match &p.backend_shm {
+fn ring_backend(p: &E2eParams) -> Backend {
+    match &p.backend_shm {
         Some(name) => Backend::shm(name),
         None => Backend::kernel(p.channel),
-    };
+    }
+}
+
+/// A clean ring and `rtp_app --mode rx` filling it, owned by a receiver with an empty pipeline.
+fn start_rtp_app_rx(p: &E2eParams, backend: &Backend) -> Result<Receiver> {
     // A clean ring: rtp_app starts the channel when it finds it stopped.
     {
-        let ch = Channel::open(&backend)?;
+        let ch = Channel::open(backend)?;
         if ch.stop().is_ok() {
             let _ = ch.reset();
         }
@@ -258,12 +268,49 @@ fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
         cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("start {}", p.rtp_app))?;
     // From here on the receiver owns rtp_app and the pipeline: both go on every exit path, so a
     // failed run cannot leave a process holding the device.
-    let mut rx = Receiver {
-        pipeline: gst::Pipeline::new(),
-        sink: Arc::new(Sink::default()),
-        rx_proc: Some(child),
-        feeder: None,
+    Ok(Receiver { pipeline: gst::Pipeline::new(), sink: Arc::new(Sink::default()), rx_proc: Some(child), feeder: None })
+}
+
+/// The GStreamer element path: `rtpmgrsrc ! rtpjitterbuffer ! appsink`, fed by rtp_app rx.
+fn start_rtpmgrsrc(p: &E2eParams) -> Result<Receiver> {
+    gstrtpmgr::plugin_register_static().context("register the rtpmgr plugin")?;
+    let backend = ring_backend(p);
+    let rx = start_rtp_app_rx(p, &backend)?;
+    let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
+    let mut src = gst::ElementFactory::make("rtpmgrsrc")
+        .property("caps", gst::Caps::from_str(CAPS)?)
+        // The feeder's batch and pop wait, so both ring paths pop alike.
+        .property("batch-size", 32u32)
+        .property("wait-timeout", 50u32);
+    src = match &p.backend_shm {
+        Some(name) => src.property("shm-name", name),
+        None => src.property("channel", p.channel),
     };
+    let src = src.build().context("make rtpmgrsrc")?;
+    let jb = gst::parse::bin_from_description(JB, true).context("make rtpjitterbuffer")?;
+    let appsink = build_appsink(&sink)?;
+    pipeline.add_many([&src, jb.upcast_ref(), &appsink])?;
+    gst::Element::link_many([&src, jb.upcast_ref(), &appsink])?;
+    rtp_feeder::pipeline::start(&pipeline).context("start the rtpmgrsrc pipeline")?;
+    // rtp_app must have bound its port before the sender starts.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(rx)
+}
+
+/// How the feeder's RX code hands slots to appsrc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingMode {
+    /// In need-data, one `push-buffer` per packet.
+    NeedData,
+    /// In need-data, one `push-buffer-list` per batch.
+    NeedDataLists,
+    /// A thread of its own, one `push-buffer` per packet.
+    Thread,
+}
+
+fn start_ring(p: &E2eParams, mode: RingMode) -> Result<Receiver> {
+    let backend = ring_backend(p);
+    let mut rx = start_rtp_app_rx(p, &backend)?;
     let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
     let ch = Channel::open(&backend)?;
     let consumer = ch.consumer()?;
@@ -277,7 +324,8 @@ fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
     let counters = Arc::new(rtp_feeder::stats::Counters::default());
     let hwm = u64::from(layout.slot_count / 2);
     let mut pusher = rtp_feeder::rx::RxPusher::new(appsrc, counters, hwm, rtp_feeder::config::Fallback::Copy, 0);
-    if !own_thread {
+    pusher.buffer_lists = mode == RingMode::NeedDataLists;
+    if mode != RingMode::Thread {
         // The feeder's RX path: appsrc's need-data pops up to 32 READY slots (waiting 50 ms at
         // most) and lends each to appsrc, in appsrc's streaming thread.
         let feed = rtp_feeder::rx::RxFeed::attach(consumer, pusher, 32, Duration::from_millis(50));
@@ -312,8 +360,10 @@ fn start_ring(p: &E2eParams, own_thread: bool) -> Result<Receiver> {
 /// Runs every rate step on one path; the receiver is started once per call.
 pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<Vec<Step>> {
     let rx = match path {
-        E2ePath::Ring => start_ring(p, false)?,
-        E2ePath::RingThread => start_ring(p, true)?,
+        E2ePath::Ring => start_ring(p, RingMode::NeedData)?,
+        E2ePath::RingThread => start_ring(p, RingMode::Thread)?,
+        E2ePath::RingLists => start_ring(p, RingMode::NeedDataLists)?,
+        E2ePath::Rtpmgrsrc => start_rtpmgrsrc(p)?,
         E2ePath::Gst => start_gst(p)?,
     };
     // Warm-up: plugin caches, page faults, the jitterbuffer's first-packet handling.

@@ -149,6 +149,14 @@ struct E2eArgs {
     /// The rtp_app binary.
     #[arg(long, default_value = "rtp_app", value_name = "path")]
     rtp_app: String,
+    /// Receive paths to compare.
+    #[arg(
+        long = "e2e-paths",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ring,ring-thread,ring-lists,rtpmgrsrc,gst"
+    )]
+    e2e_paths: Vec<e2e::E2ePath>,
 }
 
 /// A comparison row: one path at one setting, summarized over rounds.
@@ -371,10 +379,10 @@ fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64) -> Result<Vec<E2eRo
         backend_shm: (backend_of(cli).kind() == rtpmgr::BackendKind::Shm).then(|| cli.shm_name.clone()),
         rtp_app: a.rtp_app.clone(),
     };
-    let paths = [e2e::E2ePath::Ring, e2e::E2ePath::RingThread, e2e::E2ePath::Gst];
+    let paths = a.e2e_paths.clone();
     let mut all: Vec<e2e::Step> = Vec::new();
     for round in 0..rounds {
-        for path in paths {
+        for &path in &paths {
             all.extend(
                 e2e::run_path(path, &p, &exe).with_context(|| format!("e2e {} round {}", path.name(), round + 1))?,
             );
@@ -495,7 +503,9 @@ fn print_report(rep: &Report) {
             let t: Vec<String> = r.threads.iter().filter(|t| t.1 >= 5.0).map(|(n, v)| format!("{n} {v:.0}")).collect();
             println!("- {} {} pps: {}", r.path.name(), r.rate, t.join(", "));
         }
-        for path in [e2e::E2ePath::Ring, e2e::E2ePath::RingThread, e2e::E2ePath::Gst] {
+        let mut paths: Vec<e2e::E2ePath> = rep.e2e.iter().map(|r| r.path).collect();
+        paths.dedup();
+        for path in paths {
             let best = rep.e2e.iter().filter(|r| r.path == path && r.lost == 0).map(|r| r.rate).max();
             println!("highest zero-loss rate, {}: {}", path.name(), best.map_or("none".into(), |r| format!("{r} pps")));
         }
