@@ -44,7 +44,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const CTL_MAGIC: u64 = u64::from_le_bytes(*b"RTPMSHM1");
-const CTL_VERSION: u32 = 1;
+/// 2: handle entries record their PID namespace.
+const CTL_VERSION: u32 = 2;
 /// Open handles (open files) one shm ring can have at once.
 pub(crate) const MAX_HANDLES: usize = 64;
 const MAX_SLOTS: usize = 1 << RTPM_RING_ORDER_MAX;
@@ -90,6 +91,9 @@ struct HandleEnt {
     start_time: u64,
     gen: u32,
     mappings: u32,
+    /// Inode of the opener's PID namespace (`/proc/self/ns/pid`); its pid means nothing in
+    /// another namespace, so only an opener of ours can be found dead (0: unknown).
+    pid_ns: u64,
 }
 
 #[repr(C)]
@@ -190,8 +194,12 @@ impl ShmDev {
         let file = match open_rw(path) {
             Ok(f) => f,
             Err(Errno::ENOENT) => create(path, channel, create_cfg).context(ctx)?,
+            Err(Errno::ELOOP) => {
+                return Err(Error::sys(format!("{}: a symbolic link, refused", ctx()), Errno::ELOOP));
+            }
             Err(e) => return Err(Error::sys(ctx(), e)),
         };
+        check_owner(path, &file)?;
         let len = file.metadata().context(ctx)?.len();
         let expect = ctl_size();
         if len < expect as u64 {
@@ -214,6 +222,16 @@ impl ShmDev {
             return Err(Error::BadHeader {
                 context: ctx(),
                 reason: "not an rtpmgr shm ring of this version (remove the file to recreate it)".into(),
+            });
+        }
+        // A corrupt or hostile file must fail here with a reason, not panic or fault later.
+        let cfg = dev.lock().context(ctx)?.locked().config;
+        let need = ring_file_len(dev.ctl_size, dev.lock().context(ctx)?.locked().channel, &cfg)
+            .map_err(|reason| Error::BadHeader { context: ctx(), reason })?;
+        if len < need {
+            return Err(Error::BadHeader {
+                context: ctx(),
+                reason: format!("file is {len} bytes, the ring it describes needs {need} (truncated?)"),
             });
         }
         dev.me = dev.register().context(ctx)?;
@@ -263,8 +281,14 @@ impl ShmDev {
             return Err(Errno::EMFILE);
         };
         l.next_gen = l.next_gen.wrapping_add(1);
-        l.handles[i] =
-            HandleEnt { in_use: 1, pid: std::process::id() as i32, start_time, gen: l.next_gen, mappings: 0 };
+        l.handles[i] = HandleEnt {
+            in_use: 1,
+            pid: std::process::id() as i32,
+            start_time,
+            gen: l.next_gen,
+            mappings: 0,
+            pid_ns: pid_namespace(),
+        };
         l.last_dead_check_ns = now;
         drop(g);
         self.wake(wake);
@@ -278,16 +302,29 @@ impl ShmDev {
             local.ring = None;
             let cfg = g.locked().config;
             let channel = g.locked().channel;
+            let corrupt = |reason: String| {
+                log::error!("{}: corrupt shm ring: {reason}", self.path.display());
+                Errno::EPROTO
+            };
+            let need = ring_file_len(self.ctl_size, channel, &cfg).map_err(corrupt)?;
+            let have = self.file.metadata().map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?.len();
+            if have < need {
+                return Err(corrupt(format!("file is {have} bytes, the ring needs {need}")));
+            }
             let h = RingLayout::header_for(channel, &cfg, page_size());
             let len = (h.payload_offset + h.payload_size) as usize;
             let map = Mmap::map(self.file.as_fd(), len, self.ctl_size as u64, true)?;
             // SAFETY: the mapping holds at least one header page. Copied: other processes
             // write the index words while we read.
             let page = unsafe { crate::sys::copy_shared(map.ptr(), h.header_size as usize) };
-            let layout = RingLayout::decode(&page, page_size(), "shm").map_err(|e| {
-                log::error!("{}: {e}", self.path.display());
-                Errno::EPROTO
-            })?;
+            let layout = RingLayout::decode(&page, page_size(), "shm").map_err(|e| corrupt(e.to_string()))?;
+            // The state machine addresses descriptors and payloads with the decoded layout: it
+            // must be exactly the one the configuration gives, which the mapping covers.
+            let expected =
+                RingLayout::decode(&header_bytes(&h), page_size(), "shm").map_err(|e| corrupt(e.to_string()))?;
+            if layout != expected {
+                return Err(corrupt(format!("header page {layout:?} disagrees with the configuration {expected:?}")));
+            }
             local.ring = Some(RingCache { gen, map, layout });
         }
         Ok(local.ring.as_ref().expect("set above"))
@@ -321,7 +358,7 @@ impl ShmDev {
             .handles
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.in_use != 0 && h.pid != me && !process_alive(h.pid, h.start_time))
+            .filter(|(_, h)| h.in_use != 0 && h.pid != me && !opener_alive(h))
             .map(|(i, _)| i)
             .collect();
         g.locked().last_dead_check_ns = monotonic_ns();
@@ -357,7 +394,7 @@ impl ShmDev {
             }
         }
         l.stats.reclaimed += count;
-        l.handles[owner as usize - 1] = HandleEnt { in_use: 0, pid: 0, start_time: 0, gen: 0, mappings: 0 };
+        l.handles[owner as usize - 1] = HandleEnt { in_use: 0, pid: 0, start_time: 0, gen: 0, mappings: 0, pid_ns: 0 };
         if count != 0 {
             RingOps { l, v, wake }.advance();
         }
@@ -367,6 +404,10 @@ impl ShmDev {
     pub(crate) fn info(&self) -> Result<RtpmInfo, Errno> {
         let mut g = self.lock()?;
         let l = g.locked();
+        if let Err(reason) = ring_file_len(self.ctl_size, l.channel, &l.config) {
+            log::error!("{}: corrupt shm ring: {reason}", self.path.display());
+            return Err(Errno::EPROTO);
+        }
         let h = RingLayout::header_for(l.channel, &l.config, page_size());
         Ok(RtpmInfo {
             abi_major: RTPM_ABI_MAJOR,
@@ -458,11 +499,7 @@ impl ShmDev {
     }
 
     pub(crate) fn configure(&self, c: &RtpmConfig) -> Result<(), Errno> {
-        if c.flags != 0
-            || !(RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX).contains(&c.ring_order)
-            || !(RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX).contains(&c.slot_payload)
-            || c.drop_policy > RTPM_DROP_OLDEST
-        {
+        if config_error(c).is_some() {
             return Err(Errno::EINVAL);
         }
         let mut g = self.lock()?;
@@ -474,15 +511,29 @@ impl ShmDev {
         if l.state == RTPM_STATE_RUNNING || mapped || owned {
             return Err(Errno::EBUSY);
         }
-        // Rebuild the ring region: truncating to the control area zeroes the old ring, growing
-        // again yields a zeroed descriptor table and zero indices.
+        // Rebuild the ring region without ever making the file shorter than a mapping of it that
+        // another process may touch (the control area is mapped by every handle): allocate
+        // first, so a full /dev/shm is an ENOSPC here rather than a SIGBUS at first touch and a
+        // failure leaves the old ring intact; then zero the old ring's meta region (descriptor
+        // table, indices); only then trim a file that was longer than the new ring.
         local.ring = None;
         let h = RingLayout::header_for(l.channel, c, page_size());
         let total = self.ctl_size as u64 + h.payload_offset + h.payload_size;
         let io = |e: std::io::Error| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO);
-        self.file.set_len(self.ctl_size as u64).map_err(io)?;
-        self.file.set_len(total).map_err(io)?;
+        allocate(&self.file, total)?;
+        // (A corrupt old configuration is being replaced: zero what the new one uses.)
+        let old_meta = match config_error(&l.config) {
+            None => RingLayout::header_for(l.channel, &l.config, page_size()).meta_size,
+            Some(_) => 0,
+        };
+        let zero = vec![0u8; old_meta.max(h.meta_size) as usize];
+        self.file.write_all_at(&zero, self.ctl_size as u64).map_err(io)?;
         self.file.write_all_at(&header_bytes(&h), self.ctl_size as u64).map_err(io)?;
+        if self.file.metadata().map_err(io)?.len() > total {
+            // Nobody maps past `total` any more: user mappings are excluded (EBUSY above) and
+            // cached views are rebuilt under the lock after the config_gen bump below.
+            self.file.set_len(total).map_err(io)?;
+        }
         for s in &mut l.slots[..] {
             *s = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
         }
@@ -650,6 +701,10 @@ impl ShmDev {
         let mut g = self.lock()?;
         let (meta_size, off, size) = {
             let l = g.locked();
+            if let Err(reason) = ring_file_len(self.ctl_size, l.channel, &l.config) {
+                log::error!("{}: corrupt shm ring: {reason}", self.path.display());
+                return Err(Errno::EPROTO);
+            }
             let h = RingLayout::header_for(l.channel, &l.config, page_size());
             (h.meta_size as usize, h.payload_offset, h.payload_size as usize)
         };
@@ -699,7 +754,8 @@ impl Drop for ShmDev {
 
 impl Locked {
     fn config_slots(&self) -> usize {
-        1usize << self.config.ring_order
+        // Bounded: a corrupt ring_order in the file must not index past the slot table.
+        1usize << self.config.ring_order.min(RTPM_RING_ORDER_MAX)
     }
 }
 
@@ -920,11 +976,13 @@ impl RingOps<'_> {
     }
 }
 
+/// Opens an existing ring file; never through a symbolic link (`ELOOP`): the name is
+/// predictable and /dev/shm is writable by everyone.
 fn open_rw(path: &Path) -> Result<File, Errno> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))
 }
@@ -946,16 +1004,13 @@ fn create(path: &Path, channel: u32, cfg: &RtpmConfig) -> Result<File, Errno> {
         .open(&tmp)
         .map_err(io)?;
     let result = (|| {
-        if cfg.flags != 0
-            || !(RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX).contains(&cfg.ring_order)
-            || !(RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX).contains(&cfg.slot_payload)
-            || cfg.drop_policy > RTPM_DROP_OLDEST
-        {
+        if config_error(cfg).is_some() {
             return Err(Errno::EINVAL);
         }
         let cs = ctl_size();
         let h = RingLayout::header_for(channel, cfg, page_size());
-        file.set_len(cs as u64 + h.payload_offset + h.payload_size).map_err(io)?;
+        // Allocated, not sparse: a full /dev/shm is an error here, not a SIGBUS later.
+        allocate(&file, cs as u64 + h.payload_offset + h.payload_size)?;
         file.write_all_at(&header_bytes(&h), cs as u64).map_err(io)?;
         let ctl = Mmap::map(file.as_fd(), cs, 0, true)?;
         let sh = ctl.ptr() as *mut Shared;
@@ -993,6 +1048,97 @@ fn create(path: &Path, channel: u32, cfg: &RtpmConfig) -> Result<File, Errno> {
         // Someone else created it first: use theirs.
         None => open_rw(path),
     }
+}
+
+/// Why `c` is not a configuration a ring can have; None if it is one.
+fn config_error(c: &RtpmConfig) -> Option<String> {
+    if c.flags != 0 {
+        Some(format!("flags {:#x}", c.flags))
+    } else if !(RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX).contains(&c.ring_order) {
+        Some(format!("ring_order {}", c.ring_order))
+    } else if !(RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX).contains(&c.slot_payload) {
+        Some(format!("slot_payload {}", c.slot_payload))
+    } else if c.drop_policy > RTPM_DROP_OLDEST {
+        Some(format!("drop_policy {}", c.drop_policy))
+    } else {
+        None
+    }
+}
+
+/// Bytes a ring file with configuration `c` needs, or why `c` (read from the file) is corrupt.
+fn ring_file_len(ctl_size: usize, channel: u32, c: &RtpmConfig) -> std::result::Result<u64, String> {
+    if let Some(what) = config_error(c) {
+        return Err(format!("corrupt configuration ({what} out of range); remove the file to recreate it"));
+    }
+    let h = RingLayout::header_for(channel, c, page_size());
+    Ok(ctl_size as u64 + h.payload_offset + h.payload_size)
+}
+
+/// Makes the file at least `len` bytes long with every block allocated (`posix_fallocate`):
+/// `ENOSPC` now instead of `SIGBUS` when a page of a sparse file cannot be backed later.
+fn allocate(file: &File, len: u64) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: plain syscall on a descriptor we own; no memory is passed.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
+    }
+}
+
+/// Whether a ring file owned by `owner` may be used by `euid`: a file in a directory where
+/// anyone can create files (world-writable or sticky, like /dev/shm and /tmp) must be owned by
+/// us or by root, or another local user could have planted it under the predictable name to
+/// read or corrupt our packets; in a private directory whoever could create it is trusted (that
+/// is how several users share one ring: a group-owned `RTPMGR_SHM_DIR`).
+fn owner_trusted(owner: u32, dir_mode: u32, euid: u32) -> bool {
+    let shared_dir = dir_mode & (libc::S_IWOTH | libc::S_ISVTX) != 0;
+    !shared_dir || owner == euid || owner == 0
+}
+
+/// Refuses a ring file that is not a regular file, or that [`owner_trusted`] does not trust.
+fn check_owner(path: &Path, file: &File) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ctx = || format!("open shm ring {}", path.display());
+    let md = file.metadata().context(ctx)?;
+    if !md.file_type().is_file() {
+        return Err(Error::sys(format!("{}: not a regular file", ctx()), Errno::EINVAL));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir_mode = std::fs::metadata(dir).context(ctx)?.permissions().mode();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if !owner_trusted(md.uid(), dir_mode, euid) {
+        return Err(Error::sys(
+            format!(
+                "{}: owned by uid {} (not uid {euid}, not root) in the shared directory {}: refusing a ring \
+                 another user could have planted; remove it, or share rings through a private RTPMGR_SHM_DIR",
+                ctx(),
+                md.uid(),
+                dir.display()
+            ),
+            Errno::EPERM,
+        ));
+    }
+    Ok(())
+}
+
+/// Inode of this process's PID namespace, 0 if unknown.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// False only for an opener that is certainly gone: one of our PID namespace (its pid means
+/// the same here) whose process no longer exists or is another one. An opener of another
+/// namespace (a container sharing /dev/shm) cannot be judged from here and counts as alive
+/// until it closes its handle.
+fn opener_alive(h: &HandleEnt) -> bool {
+    let ours = pid_namespace();
+    if h.pid_ns == 0 || ours == 0 || h.pid_ns != ours {
+        return true;
+    }
+    process_alive(h.pid, h.start_time)
 }
 
 /// True unless `pid` is gone, a zombie, or a different process than the one recorded.
@@ -1095,5 +1241,242 @@ mod tests {
     fn control_area_fits() {
         assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= 64);
         assert!(ctl_size() >= std::mem::size_of::<Shared>());
+    }
+
+    /// 8 slots of 64 bytes (built field by field: the ABI struct grows reserved fields).
+    fn small() -> RtpmConfig {
+        let mut c = RtpmConfig::default();
+        (c.ring_order, c.slot_payload) = (3, 64);
+        c
+    }
+
+    /// A fresh ring file path in the temp directory, removed (with `extra` files) on drop.
+    struct TmpPath(PathBuf, Vec<PathBuf>);
+
+    impl TmpPath {
+        fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("rtpmgr-shm-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_file(&p);
+            TmpPath(p, Vec::new())
+        }
+        /// Writes `bytes` at `off` of the ring file, as a hostile or buggy process could.
+        fn poke(&self, off: u64, bytes: &[u8]) {
+            std::fs::OpenOptions::new().write(true).open(&self.0).unwrap().write_all_at(bytes, off).unwrap();
+        }
+    }
+
+    impl Drop for TmpPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            for p in &self.1 {
+                let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir_all(p));
+            }
+        }
+    }
+
+    fn open_err(path: &Path) -> Error {
+        ShmDev::open(path, 0, &small()).map(drop).expect_err("the open must be refused")
+    }
+
+    /// A header page that claims a bigger ring than the file's configuration (so bigger than
+    /// what is mapped) is refused with EPROTO by every operation, never dereferenced.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn shm_header_larger_than_mapping_is_refused() {
+        let t = TmpPath::new("hdr");
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        dev.start().unwrap();
+        let off = ctl_size() + std::mem::offset_of!(RtpmRingHeader, payload_size);
+        t.poke(off as u64, &(1u64 << 40).to_ne_bytes());
+        // A new handle (no cached view) decodes the header and refuses it.
+        let other = ShmDev::open(&t.0, 0, &small()).unwrap();
+        assert_eq!(other.status().unwrap_err(), Errno::EPROTO);
+        let mut r = [RtpmSlotRef::default()];
+        assert_eq!(other.batch(BatchOp::Reserve, &mut r).unwrap_err(), Errno::EPROTO);
+        // Through the library: mapping the ring checks the header against what was mapped.
+        let ch = crate::Channel::open(&crate::Backend::shm_at(&t.0)).unwrap();
+        let e = ch.map().unwrap_err();
+        assert_eq!(e.errno(), Errno::EPROTO, "{e}");
+    }
+
+    /// A ring file shorter than its configuration needs (truncated, or hostile) is refused at
+    /// open with the two sizes, and a handle that was already open gets EPROTO, not SIGBUS.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn shm_file_too_short_is_refused() {
+        let t = TmpPath::new("short");
+        let before = ShmDev::open(&t.0, 0, &small()).unwrap();
+        let need = std::fs::metadata(&t.0).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&t.0).unwrap().set_len(ctl_size() as u64 + 4096).unwrap();
+        let e = open_err(&t.0);
+        assert_eq!(e.errno(), Errno::EPROTO);
+        assert!(e.to_string().contains(&format!("the ring it describes needs {need}")), "{e}");
+        assert_eq!(before.status().unwrap_err(), Errno::EPROTO);
+    }
+
+    /// A configuration in the control area that no CONFIGURE could have written is an error
+    /// naming the field, at open and for open handles; a valid CONFIGURE repairs the ring.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn shm_corrupt_config_is_an_error_not_a_panic() {
+        let t = TmpPath::new("cfg");
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        let off = std::mem::offset_of!(Shared, locked)
+            + std::mem::offset_of!(Locked, config)
+            + std::mem::offset_of!(RtpmConfig, ring_order);
+        t.poke(off as u64, &200u32.to_ne_bytes());
+        let e = open_err(&t.0);
+        assert!(e.to_string().contains("corrupt configuration (ring_order 200 out of range)"), "{e}");
+        assert_eq!(dev.info().unwrap_err(), Errno::EPROTO);
+        assert_eq!(dev.status().unwrap_err(), Errno::EPROTO);
+        assert_eq!(dev.map().map(drop).unwrap_err(), Errno::EPROTO);
+        dev.configure(&small()).unwrap();
+        assert_eq!(dev.info().unwrap().config.ring_order, 3);
+        ShmDev::open(&t.0, 0, &small()).unwrap();
+    }
+
+    /// The predictable name is never followed through a symbolic link.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot open files with O_NOFOLLOW")]
+    fn shm_symlink_is_refused() {
+        let mut t = TmpPath::new("link-target");
+        drop(ShmDev::open(&t.0, 0, &small()).unwrap());
+        let link = t.0.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&t.0, &link).unwrap();
+        t.1.push(link.clone());
+        let e = open_err(&link);
+        assert_eq!(e.errno(), Errno::ELOOP, "{e}");
+        assert!(e.to_string().contains("a symbolic link, refused"), "{e}");
+    }
+
+    /// In a directory anyone can write (like /dev/shm), a ring owned by another user (not
+    /// root) is refused; in a private directory the owner is trusted.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot chown files")]
+    fn shm_ring_of_another_user_in_a_shared_dir_is_refused() {
+        let (me, other) = (1000, 4242);
+        assert!(owner_trusted(me, 0o1777, me));
+        assert!(owner_trusted(0, 0o1777, me), "root's rings are trusted");
+        assert!(!owner_trusted(other, 0o1777, me));
+        assert!(!owner_trusted(other, 0o0777, me));
+        assert!(owner_trusted(other, 0o0770, me), "a private directory: the group shares it");
+
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("shm_ring_of_another_user_in_a_shared_dir_is_refused: file part skipped: chown needs root");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mut t = TmpPath::new("owner");
+        let dir = t.0.with_extension("dir");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        t.1.push(dir.clone());
+        let ring = dir.join("rtpmgr-0");
+        drop(ShmDev::open(&ring, 0, &small()).unwrap());
+        std::os::unix::fs::chown(&ring, Some(other), None).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = open_err(&ring);
+        assert_eq!(e.errno(), Errno::EPERM, "{e}");
+        assert!(e.to_string().contains("owned by uid 4242"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o0755)).unwrap();
+        ShmDev::open(&ring, 0, &small()).expect("a private directory's ring is trusted");
+    }
+
+    /// Creation and CONFIGURE allocate every block of the ring up front (no sparse file whose
+    /// first touch can SIGBUS when /dev/shm is full), and CONFIGURE never truncates the file
+    /// under the other handles' mappings of the control area.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn configure_allocates_the_ring_instead_of_truncating() {
+        use std::os::unix::fs::MetadataExt;
+        let t = TmpPath::new("alloc");
+        let allocated = || {
+            let m = std::fs::metadata(&t.0).unwrap();
+            (m.len(), m.blocks() * 512)
+        };
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        let (len, blocks) = allocated();
+        assert!(blocks >= len, "created sparse: {blocks} of {len} bytes allocated");
+        let big = RtpmConfig { ring_order: 10, slot_payload: 2048, ..small() };
+        dev.configure(&big).unwrap();
+        let (len, blocks) = allocated();
+        assert!(len > 2 << 20 && blocks >= len, "configured sparse: {blocks} of {len} bytes allocated");
+        // The control area, mapped by every handle, stayed valid throughout: the handle works.
+        dev.start().unwrap();
+        let mut r = [RtpmSlotRef::default()];
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1);
+        assert_eq!(dev.info().unwrap().slot_count, 1024);
+    }
+
+    /// A full filesystem makes CONFIGURE fail with ENOSPC and leaves the old ring usable
+    /// (before: the file was truncated and regrown sparse, and the first touch of a missing
+    /// page killed every user with SIGBUS). Needs root to mount a 1 MiB tmpfs.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot mount")]
+    fn configure_on_a_full_filesystem_is_enospc_not_sigbus() {
+        let mut t = TmpPath::new("full");
+        let dir = t.0.with_extension("mnt");
+        let _ = std::fs::create_dir(&dir);
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "rtpmgr-test"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            eprintln!("configure_on_a_full_filesystem_is_enospc_not_sigbus: skipped: cannot mount a tmpfs (not root?)");
+            return;
+        }
+        struct Umount(PathBuf);
+        impl Drop for Umount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+                let _ = std::fs::remove_dir(&self.0);
+            }
+        }
+        let _umount = Umount(dir.clone());
+        t.1.clear();
+        let ring = dir.join("rtpmgr-0");
+        let dev = ShmDev::open(&ring, 0, &small()).unwrap();
+        let big = RtpmConfig { ring_order: 10, slot_payload: 2048, ..small() };
+        assert_eq!(dev.configure(&big).unwrap_err(), Errno::ENOSPC);
+        assert_eq!(dev.info().unwrap().config.ring_order, 3, "the old ring is kept");
+        dev.start().unwrap();
+        let mut r = [RtpmSlotRef::default()];
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1, "and still works");
+        drop(dev);
+    }
+
+    /// An opener in another PID namespace (a container sharing /dev/shm) is never taken for
+    /// dead because its pid means nothing here; an opener of our namespace whose process is
+    /// gone is reclaimed.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn opener_of_another_pid_namespace_is_not_reclaimed() {
+        let t = TmpPath::new("pidns");
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        let ours = pid_namespace();
+        assert_ne!(ours, 0, "/proc/self/ns/pid is readable");
+        // A pid that no process of this namespace has.
+        let gone = (3_000_000..4_000_000)
+            .find(|&p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) == Err(Errno::ESRCH))
+            .unwrap();
+        let plant = |pid_ns: u64| {
+            let mut g = dev.lock().unwrap();
+            let l = g.locked();
+            let i = l.handles.iter().position(|h| h.in_use == 0).unwrap();
+            l.handles[i] = HandleEnt { in_use: 1, pid: gone, start_time: 1, gen: 99, mappings: 0, pid_ns };
+        };
+        plant(ours + 1);
+        // Opening a handle scans for dead openers.
+        let openers = ShmDev::open(&t.0, 0, &small()).unwrap().status().unwrap().openers;
+        assert_eq!(openers, 3, "the foreign-namespace opener is kept");
+        let mut g = dev.lock().unwrap();
+        g.locked().handles.iter_mut().filter(|h| h.pid == gone).for_each(|h| h.pid_ns = ours);
+        drop(g);
+        let openers = ShmDev::open(&t.0, 0, &small()).unwrap().status().unwrap().openers;
+        assert_eq!(openers, 2, "a dead opener of our namespace is reclaimed");
     }
 }
