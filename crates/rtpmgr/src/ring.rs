@@ -977,7 +977,9 @@ mod tests {
         }
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        // Joined at the end, not detached: the thread's pthread_t stays valid for pthread_kill
+        // even if the thread has just finished.
+        let waiter = std::thread::spawn(move || {
             // SAFETY: pthread_self has no preconditions.
             tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
             let _ = done_tx.send(f());
@@ -986,11 +988,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             match done_rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(v) => return v,
+                Ok(v) => {
+                    waiter.join().unwrap();
+                    return v;
+                }
                 Err(_) => assert!(Instant::now() < deadline, "the wait ignored the signals"),
             }
-            // SAFETY: `tid` is the waiting thread, alive until it has sent its result (checked
-            // above: it has not); SIGUSR1 has a handler, so the signal cannot kill the process.
+            // SAFETY: `tid` is the waiting thread, not yet joined, so its id is valid even if it
+            // has just finished; SIGUSR1 has a handler, so the signal cannot kill the process.
             unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
         }
     }
