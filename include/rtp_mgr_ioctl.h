@@ -19,10 +19,31 @@
  *   FREE --RESERVE--> PRODUCING --PUSH--> READY --POP--> CONSUMING --RELEASE--> FREE
  *
  * PRODUCING and CONSUMING slots are owned by the open file that reserved or
- * popped them: only that file may push or release them, and they return to
- * FREE (counted as "reclaimed") when that file is closed, e.g. because its
- * process was killed. PUSH_SLOT on the next FREE slot reserves it implicitly,
- * which keeps the seed's one-call producer path.
+ * popped them: only that file may push, cancel or release them, and they
+ * return to FREE (counted as "reclaimed") when that file is closed for the
+ * last time, e.g. because its process was killed. A file shared with a child
+ * by fork() stays open in the child: open the device with O_CLOEXEC, and
+ * close it in children that do not use it. CANCEL returns a PRODUCING slot
+ * to FREE without pushing it.
+ *
+ * Who may do what (ABI 2.0; the threat model is in docs/kernel-module.md)
+ * ------------------------------------------------------------------------
+ *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS, poll(),
+ *                                     read-only mmaps of both regions
+ *   opened for writing (O_RDWR)       slot operations, CLAIM, a writable
+ *                                     mapping of the payload region
+ *   the producer-role holder          START and STOP of its channel, and the
+ *                                     one-call PUSH_SLOT with implicit reserve
+ *   CAP_NET_ADMIN (of the opener)     CONFIGURE, RESET, RECLAIM, and START or
+ *                                     STOP of a channel it does not produce
+ * A file without write access gets -EBADF for a slot operation; a missing
+ * role or capability gives -EPERM. Both are counted in "denied".
+ *
+ * Roles: CLAIM gives a file the producer and/or consumer role of its channel,
+ * at most one file each. While another file holds the producer role, RESERVE
+ * and PUSH fail with -EPERM; while another holds the consumer role, POP does.
+ * A channel nobody claimed works as before (several producers and consumers).
+ * Roles end with CLAIM of 0 or when the file is closed.
  *
  * Memory map
  * ----------
@@ -41,7 +62,10 @@
  * Typical producer:   RESERVE_BATCH -> write payloads -> PUSH_BATCH
  * Typical consumer:   POP_BATCH -> read payloads -> RELEASE_BATCH
  * With batches of 32 slots that is 1/16 syscall per packet on each side.
- * poll(): POLLIN when READY slots exist, POLLOUT when FREE slots exist.
+ * poll(): POLLIN when READY slots exist, POLLOUT when a RESERVE would
+ * succeed (never on a stopped channel), POLLHUP once the channel was stopped
+ * after this file was opened or after it last saw it running (POLLIN still
+ * reports what is left to drain).
  */
 #ifndef _UAPI_RTP_MGR_IOCTL_H
 #define _UAPI_RTP_MGR_IOCTL_H
@@ -49,8 +73,15 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-/* ABI version: a major change breaks old user space, a minor one adds. */
-#define RTPM_ABI_MAJOR		1
+/*
+ * ABI version: a major change breaks old user space, a minor one adds.
+ * 2.0: new ioctl magic (1.x collided with rpmsg), roles and privileges,
+ * CANCEL, RECLAIM, flags in struct rtpm_slot_ref, reserved fields in the
+ * configuration, the statistics and the status. A 1.x program's GET_INFO is
+ * still answered (with abi_major 2) so that it can report the mismatch; its
+ * other ioctls get -ENOTTY.
+ */
+#define RTPM_ABI_MAJOR		2
 #define RTPM_ABI_MINOR		0
 
 #define RTPM_MAGIC		0x4d505452	/* "RTPM" little endian */
@@ -63,6 +94,10 @@
 #define RTPM_SLOT_PAYLOAD_MAX	16384		/* jumbo frames fit */
 #define RTPM_BATCH_MAX		256		/* slots per batched ioctl */
 #define RTPM_CHANNELS_MAX	32
+
+/* Default ceilings of the module parameters max_ring_kib and max_total_kib. */
+#define RTPM_MAX_RING_KIB_DEFAULT	(64 * 1024)	/* per channel */
+#define RTPM_MAX_TOTAL_KIB_DEFAULT	(256 * 1024)	/* all channels */
 
 /* Byte alignment of each slot's payload (slot_stride is a multiple). */
 #define RTPM_SLOT_ALIGN		64
@@ -140,16 +175,19 @@ struct rtpm_slot_desc {
 };
 
 /*
- * One slot in a push, pop, reserve or release request.
+ * One slot in a push, pop, reserve, cancel or release request.
  * - PUSH: in index, len (1..slot_payload), arrival_ns (0: kernel stamps it).
- * - POP: out index, len, arrival_ns.
+ * - POP: out index, len, arrival_ns, flags (the descriptor's RTPM_SLOT_F_*).
  * - RESERVE: out index (len = slot_payload).
- * - RELEASE: in index; len and arrival_ns ignored.
+ * - CANCEL, RELEASE: in index; len and arrival_ns ignored.
+ * On input flags and pad must be zero (-EINVAL otherwise).
  */
 struct rtpm_slot_ref {
 	__u32 index;		/* slot number, 0 .. slot_count - 1 */
 	__u32 len;
 	__u64 arrival_ns;
+	__u32 flags;		/* in: zero; out (POP): RTPM_SLOT_F_* */
+	__u32 pad;		/* zero */
 };
 
 /*
@@ -167,12 +205,43 @@ struct rtpm_batch {
 	__u32 flags;		/* must be zero */
 };
 
-/* CONFIGURE: only while the channel is stopped and unmapped (-EBUSY). */
+/*
+ * CONFIGURE: only while the channel is stopped and unmapped (-EBUSY). The
+ * ring (meta and payload regions) must fit the module's max_ring_kib (-E2BIG)
+ * and, with the other channels' rings, max_total_kib (-ENOSPC).
+ */
 struct rtpm_config {
 	__u32 ring_order;	/* RTPM_RING_ORDER_MIN .. _MAX */
 	__u32 slot_payload;	/* RTPM_SLOT_PAYLOAD_MIN .. _MAX */
 	__u32 drop_policy;	/* RTPM_DROP_* */
 	__u32 flags;		/* must be zero */
+	__u32 reserved[4];	/* must be zero; later 2.x versions use them */
+};
+
+/* Bits of struct rtpm_claim.roles, rtpm_info.file_roles, rtpm_status.claimed */
+#define RTPM_ROLE_PRODUCER	(1U << 0)
+#define RTPM_ROLE_CONSUMER	(1U << 1)
+#define RTPM_ROLES_ALL		(RTPM_ROLE_PRODUCER | RTPM_ROLE_CONSUMER)
+
+/*
+ * CLAIM: this file's roles become exactly @roles (0 gives them up). -EBUSY
+ * if another file holds one of them; nothing changes then.
+ */
+struct rtpm_claim {
+	__u32 roles;		/* RTPM_ROLE_* */
+	__u32 flags;		/* must be zero */
+};
+
+/*
+ * RECLAIM (CAP_NET_ADMIN): return to FREE every slot that another open file
+ * has held (PRODUCING or CONSUMING) for at least min_held_ns, e.g. one of a
+ * live but hung process. Counted in "evicted" and logged. The holder's later
+ * PUSH, CANCEL or RELEASE of such a slot fails with -EBADSLT or -EPERM.
+ */
+struct rtpm_reclaim {
+	__u64 min_held_ns;	/* in: 0 takes every slot other files hold */
+	__u32 flags;		/* in: must be zero */
+	__u32 reclaimed;	/* out: slots returned to FREE */
 };
 
 /* GET_INFO: the ABI version and the channel's layout and configuration. */
@@ -190,7 +259,14 @@ struct rtpm_info {
 	__u64 meta_size;
 	__u64 payload_offset;
 	__u64 payload_size;
+	__u64 max_ring_bytes;	/* the module's per-channel ceiling */
+	__u32 file_roles;	/* RTPM_ROLE_* this file holds */
+	__u32 file_caps;	/* RTPM_FILE_* of this file */
 };
+
+/* Bits of rtpm_info.file_caps: what this open file may do. */
+#define RTPM_FILE_WRITE		(1U << 0)	/* opened for writing */
+#define RTPM_FILE_ADMIN		(1U << 1)	/* opener had CAP_NET_ADMIN */
 
 /*
  * GET_STATS: per-channel counters since load or RESET. Conservation:
@@ -211,6 +287,10 @@ struct rtpm_stats {
 	__u64 malformed;	/* pushed payloads that are not RTP v2 */
 	__u64 reclaimed;	/* owned slots freed because their file closed */
 	__u64 illegal_ops;	/* rejected slot operations */
+	__u64 cancelled;	/* PRODUCING slots returned FREE by CANCEL */
+	__u64 denied;		/* operations refused for role or privilege */
+	__u64 evicted;		/* slots taken back from a holder by RECLAIM */
+	__u64 reserved[7];	/* zero; later 2.x versions use them */
 };
 
 /* GET_STATUS: the channel's state right now. */
@@ -222,14 +302,20 @@ struct rtpm_status {
 	__u32 producing;	/* slots reserved by producers */
 	__u32 ready;		/* slots READY */
 	__u32 consuming;	/* slots popped, not yet released */
-	__u32 pad;
+	__u32 claimed;		/* RTPM_ROLE_* held by some file */
 	__u32 reserve;		/* the ring's indices */
 	__u32 producer;
 	__u32 consumer;
 	__u32 release;
+	__u32 reserved[4];	/* zero */
 };
 
-#define RTPM_IOC_MAGIC		0xb5
+/*
+ * 0xE7: free in Documentation/userspace-api/ioctl/ioctl-number.rst (nothing
+ * between 0xE5, fuse, and 0xEC). ABI 1.x used 0xB5, which is rpmsg's.
+ */
+#define RTPM_IOC_MAGIC		0xe7
+#define RTPM_IOC_MAGIC_V1	0xb5
 
 #define RTPM_IOC_GET_INFO	_IOR(RTPM_IOC_MAGIC, 0x00, struct rtpm_info)
 #define RTPM_IOC_CONFIGURE	_IOW(RTPM_IOC_MAGIC, 0x01, struct rtpm_config)
@@ -238,33 +324,49 @@ struct rtpm_status {
 #define RTPM_IOC_RESET		_IO(RTPM_IOC_MAGIC, 0x04)
 #define RTPM_IOC_GET_STATS	_IOR(RTPM_IOC_MAGIC, 0x05, struct rtpm_stats)
 #define RTPM_IOC_GET_STATUS	_IOR(RTPM_IOC_MAGIC, 0x06, struct rtpm_status)
+#define RTPM_IOC_CLAIM		_IOW(RTPM_IOC_MAGIC, 0x07, struct rtpm_claim)
+#define RTPM_IOC_RECLAIM	_IOWR(RTPM_IOC_MAGIC, 0x08, struct rtpm_reclaim)
 
 /* Per-slot operations: the seed's ABI, one syscall per slot. */
 #define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)
 #define RTPM_IOC_POP_SLOT	_IOR(RTPM_IOC_MAGIC, 0x11, struct rtpm_slot_ref)
 #define RTPM_IOC_RELEASE_SLOT	_IOW(RTPM_IOC_MAGIC, 0x12, struct rtpm_slot_ref)
 #define RTPM_IOC_RESERVE_SLOT	_IOR(RTPM_IOC_MAGIC, 0x13, struct rtpm_slot_ref)
+#define RTPM_IOC_CANCEL_SLOT	_IOW(RTPM_IOC_MAGIC, 0x14, struct rtpm_slot_ref)
 
 /* Batched operations: up to RTPM_BATCH_MAX slots per syscall. */
 #define RTPM_IOC_RESERVE_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x20, struct rtpm_batch)
 #define RTPM_IOC_PUSH_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x21, struct rtpm_batch)
 #define RTPM_IOC_POP_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x22, struct rtpm_batch)
 #define RTPM_IOC_RELEASE_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x23, struct rtpm_batch)
+#define RTPM_IOC_CANCEL_BATCH	_IOWR(RTPM_IOC_MAGIC, 0x24, struct rtpm_batch)
+
+/*
+ * The only ABI 1.x ioctl still answered: GET_INFO with the 1.0 layout of
+ * struct rtpm_info (its first 72 bytes), reporting abi_major 2, so that an
+ * old program fails with a clear version error.
+ */
+#define RTPM_IOC_GET_INFO_V1	_IOC(_IOC_READ, RTPM_IOC_MAGIC_V1, 0x00, 72)
 
 /*
  * Error numbers of the slot operations (each failure is counted in
- * illegal_ops, except -EAGAIN, -EINTR and -EPIPE):
+ * illegal_ops, or in denied for -EBADF and a role's -EPERM, except -EAGAIN,
+ * -EINTR and -EPIPE):
  *   -EINVAL   index out of range, len 0 or above slot_payload, non-zero
  *             flags or padding
  *   -EBADSLT  slot in the wrong state for the operation
- *   -EPERM    slot owned by another open file
+ *   -EPERM    slot owned by another open file, or another file holds the
+ *             role the operation needs
+ *   -EBADF    the file was not opened for writing
  *   -E2BIG    batch count above RTPM_BATCH_MAX
  *   -EFAULT   bad user pointer
- *   -EPIPE    RESERVE or PUSH on a stopped channel
+ *   -EPIPE    RESERVE, or PUSH without a reservation, on a stopped channel
+ *             (a slot reserved before STOP may still be pushed or cancelled)
  *   -EAGAIN   O_NONBLOCK and nothing to reserve or pop
- *   -EINTR    a blocking wait was interrupted by a signal
+ * A blocking wait interrupted by a signal is restarted, or returns -EINTR to
+ * a handler installed without SA_RESTART.
  * CONFIGURE and RESET return -EBUSY while running, mapped (CONFIGURE) or
- * while slots are owned (RESET).
+ * while slots are owned; control ioctls without the privilege -EPERM.
  */
 
 #endif /* _UAPI_RTP_MGR_IOCTL_H */

@@ -19,6 +19,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/capability.h>
 #include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -48,8 +49,17 @@ static unsigned int drop_policy = RTPM_DROP_REJECT_NEWEST;
 module_param(drop_policy, uint, 0444);
 MODULE_PARM_DESC(drop_policy, "when full: 0 reject newest, 1 drop oldest (default 0)");
 
+static unsigned int max_ring_kib = RTPM_MAX_RING_KIB_DEFAULT;
+module_param(max_ring_kib, uint, 0644);
+MODULE_PARM_DESC(max_ring_kib, "largest ring CONFIGURE may allocate per channel, KiB (default 65536)");
+
+static unsigned int max_total_kib = RTPM_MAX_TOTAL_KIB_DEFAULT;
+module_param(max_total_kib, uint, 0644);
+MODULE_PARM_DESC(max_total_kib, "memory all rings together may use, KiB (default 262144)");
+
 static struct rtpm_channel *rtpm_channels;
-static atomic_t rtpm_next_file_id = ATOMIC_INIT(0);
+/* Bytes of all channels' rings; CONFIGURE checks max_total_kib against it. */
+static atomic64_t rtpm_ring_bytes_total = ATOMIC64_INIT(0);
 
 /* Batches up to this size are copied through the stack, larger ones kmalloc. */
 #define RTPM_STACK_REFS		16
@@ -70,20 +80,22 @@ static struct rtpm_file *to_rtpm_file(struct file *file)
 	return file->private_data;
 }
 
-/* open: a new owner identity for slots, bound to the channel. */
+/*
+ * open: a new owner identity for slots, bound to the channel. Its rights are
+ * fixed here, from the open mode and the opener's credentials, as for a
+ * socket: a privileged service may open and then drop its privileges.
+ */
 static int rtpm_open(struct inode *inode, struct file *file)
 {
 	struct rtpm_channel *ch = rtpm_misc_to_channel(file->private_data);
 	struct rtpm_file *rf;
 
-	rf = kzalloc(sizeof(*rf), GFP_KERNEL);
+	rf = kzalloc(sizeof(*rf), GFP_KERNEL_ACCOUNT);
 	if (!rf)
 		return -ENOMEM;
 	rf->ch = ch;
-	/* 0 means "no owner" in struct rtpm_slot: skip it on wrap-around. */
-	do {
-		rf->id = atomic_inc_return(&rtpm_next_file_id);
-	} while (!rf->id);
+	rf->can_write = file->f_mode & FMODE_WRITE;
+	rf->admin = file_ns_capable(file, &init_user_ns, CAP_NET_ADMIN);
 
 	spin_lock(&ch->lock);
 	ch->openers++;
@@ -127,7 +139,7 @@ static const struct vm_operations_struct rtpm_vm_ops = {
 	.close = rtpm_vm_close,
 };
 
-/* mmap: one region per mapping, the meta region read-only. */
+/* mmap: one region per mapping, the meta region read-only, nothing executable. */
 static int rtpm_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
@@ -137,7 +149,13 @@ static int rtpm_mmap(struct file *file, struct vm_area_struct *vma)
 	struct rtpm_ring *ring;
 	int err;
 
-	mutex_lock(&ch->cfg_lock);
+	/* Packet data is never code: refuse PROT_EXEC now and for mprotect(). */
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	rtpm_vm_flags_clear(vma, VM_MAYEXEC);
+
+	if (mutex_lock_killable(&ch->cfg_lock))
+		return -EINTR;
 	ring = ch->ring;
 	meta_pages = ring->meta_size >> PAGE_SHIFT;
 	payload_pages = ring->payload_size >> PAGE_SHIFT;
@@ -177,27 +195,43 @@ out:
 	return err;
 }
 
-/* poll: readable when a READY slot can be popped, writable when free. */
+/*
+ * poll: readable when a READY slot can be popped; writable when a RESERVE
+ * would succeed (never while stopped, where it fails with -EPIPE); hung up
+ * once a channel this file saw running was stopped. A file that opened a
+ * stopped channel waits for START without POLLHUP; after a STOP, POLLIN
+ * still reports what is left to drain.
+ */
 static __poll_t rtpm_poll(struct file *file, poll_table *wait)
 {
-	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
+	struct rtpm_file *rf = to_rtpm_file(file);
+	struct rtpm_channel *ch = rf->ch;
 	__poll_t mask = 0;
 
 	poll_wait(file, &ch->wq, wait);
 	spin_lock(&ch->lock);
 	if (rtpm_ring_can_pop(ch))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	/* Free slots, or a READY one drop-oldest may drop; not -EPIPE. */
-	if (ch->reserve - ch->release < ch->slot_count ||
-	    (ch->drop_policy == RTPM_DROP_OLDEST &&
-	     ch->release == ch->consumer && ch->consumer != ch->producer))
-		mask |= EPOLLOUT | EPOLLWRNORM;
+	if (ch->running) {
+		/* Threads may poll one file at once: a flag, no counter. */
+		WRITE_ONCE(rf->seen_running, true);
+		/* Free slots, or a READY one drop-oldest may drop. */
+		if (ch->reserve - ch->release < ch->slot_count ||
+		    (ch->drop_policy == RTPM_DROP_OLDEST &&
+		     ch->release == ch->consumer &&
+		     ch->consumer != ch->producer))
+			mask |= EPOLLOUT | EPOLLWRNORM;
+	} else if (READ_ONCE(rf->seen_running)) {
+		mask |= EPOLLHUP;
+	}
 	spin_unlock(&ch->lock);
 	return mask;
 }
 
-static int rtpm_ioctl_get_info(struct rtpm_channel *ch, void __user *uarg)
+static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg,
+			       size_t size)
 {
+	struct rtpm_channel *ch = rf->ch;
 	struct rtpm_info info;
 
 	memset(&info, 0, sizeof(info));
@@ -215,21 +249,72 @@ static int rtpm_ioctl_get_info(struct rtpm_channel *ch, void __user *uarg)
 	info.meta_size = ch->ring->meta_size;
 	info.payload_offset = ch->ring->meta_size;
 	info.payload_size = ch->ring->payload_size;
+	info.file_roles = rf->roles;
 	spin_unlock(&ch->lock);
+	info.max_ring_bytes = (u64)READ_ONCE(max_ring_kib) * 1024;
+	info.file_caps = (rf->can_write ? RTPM_FILE_WRITE : 0) |
+			 (rf->admin ? RTPM_FILE_ADMIN : 0);
 
-	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+	/* An ABI 1.x caller reads the old, shorter layout (a prefix). */
+	return copy_to_user(uarg, &info, size) ? -EFAULT : 0;
+}
+
+/* True if the channel's slots are all unowned (a stopped channel still POPs). */
+static bool rtpm_chan_idle(struct rtpm_channel *ch)
+{
+	bool idle;
+
+	spin_lock(&ch->lock);
+	idle = !ch->n_producing && !ch->n_consuming;
+	spin_unlock(&ch->lock);
+	return idle;
 }
 
 /*
- * CONFIGURE: replace the ring. The new ring is allocated before the old
- * one is dropped, so a failed allocation leaves the channel as it was. The
- * user copy happens before cfg_lock is taken: mmap() holds mmap_lock while
- * it waits for cfg_lock, so faulting under cfg_lock could deadlock.
+ * Would a ring of @bytes replacing one of @old_bytes fit the module-wide
+ * budget? Reserves the difference if so; CONFIGURE gives it back on failure.
+ */
+static int rtpm_budget_take(size_t bytes, size_t old_bytes)
+{
+	s64 limit = (s64)READ_ONCE(max_total_kib) * 1024;
+	s64 delta = (s64)bytes - (s64)old_bytes;
+
+	if (delta <= 0)
+		return 0;
+	if (atomic64_add_return(delta, &rtpm_ring_bytes_total) > limit) {
+		atomic64_sub(delta, &rtpm_ring_bytes_total);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static void rtpm_budget_settle(size_t bytes, size_t old_bytes, bool swapped)
+{
+	s64 delta = (s64)bytes - (s64)old_bytes;
+
+	/* Growth was reserved up front: undo it if nothing was swapped. */
+	if (delta > 0 && !swapped)
+		atomic64_sub(delta, &rtpm_ring_bytes_total);
+	/* Shrinking is only given back once the smaller ring is in place. */
+	if (delta < 0 && swapped)
+		atomic64_add(delta, &rtpm_ring_bytes_total);
+}
+
+/*
+ * CONFIGURE: replace the ring. The cheap refusals (running, mapped, slots
+ * owned, over a ceiling) come before the allocation, so that a refused
+ * request costs no memory; the state is checked again under the locks after
+ * it. The new ring is allocated before the old one is dropped, so a failed
+ * allocation leaves the channel as it was. The user copy happens before
+ * cfg_lock is taken: mmap() holds mmap_lock while it waits for cfg_lock, so
+ * faulting under cfg_lock could deadlock.
  */
 static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 {
-	struct rtpm_ring *ring, *old = NULL;
+	struct rtpm_ring *ring = NULL, *old = NULL;
+	size_t bytes, old_bytes;
 	struct rtpm_config cfg;
+	bool swapped = false;
 	int err;
 
 	if (copy_from_user(&cfg, uarg, sizeof(cfg)))
@@ -237,27 +322,44 @@ static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 	err = rtpm_config_check(&cfg);
 	if (err)
 		return err;
+	bytes = rtpm_ring_bytes(&cfg);
+	if (bytes > (size_t)READ_ONCE(max_ring_kib) * 1024) {
+		dev_info_ratelimited(ch->misc.this_device,
+				     "configure refused: %zu KiB ring above max_ring_kib=%u\n",
+				     bytes / 1024, READ_ONCE(max_ring_kib));
+		return -E2BIG;
+	}
 
-	mutex_lock(&ch->cfg_lock);
+	if (mutex_lock_killable(&ch->cfg_lock))
+		return -EINTR;
 	/* running only changes under cfg_lock, mappings only grows under it. */
 	err = -EBUSY;
-	if (ch->running || atomic_read(&ch->mappings))
+	if (ch->running || atomic_read(&ch->mappings) || !rtpm_chan_idle(ch))
 		goto out;
+	old_bytes = ch->ring->meta_size + ch->ring->payload_size;
+	err = rtpm_budget_take(bytes, old_bytes);
+	if (err) {
+		dev_info_ratelimited(ch->misc.this_device,
+				     "configure refused: all rings would exceed max_total_kib=%u\n",
+				     READ_ONCE(max_total_kib));
+		goto out;
+	}
 	err = -ENOMEM;
 	ring = rtpm_ring_alloc(&cfg, ch->index);
-	if (!ring)
-		goto out;
-
-	spin_lock(&ch->lock);
-	/* A stopped channel still POPs: check ownership in the same section. */
-	if (ch->n_producing || ch->n_consuming) {
-		old = ring;
-		err = -EBUSY;
-	} else {
-		old = rtpm_chan_swap_ring_locked(ch, ring);
-		err = 0;
+	if (ring) {
+		spin_lock(&ch->lock);
+		/* Checked again: a POP may have run since rtpm_chan_idle(). */
+		if (ch->n_producing || ch->n_consuming) {
+			old = ring;
+			err = -EBUSY;
+		} else {
+			old = rtpm_chan_swap_ring_locked(ch, ring);
+			swapped = true;
+			err = 0;
+		}
+		spin_unlock(&ch->lock);
 	}
-	spin_unlock(&ch->lock);
+	rtpm_budget_settle(bytes, old_bytes, swapped);
 	if (!err)
 		dev_info_ratelimited(ch->misc.this_device,
 				     "configured: ring_order=%u slot_payload=%u drop_policy=%u\n",
@@ -272,7 +374,8 @@ out:
 
 static int rtpm_ioctl_run(struct rtpm_channel *ch, bool run)
 {
-	mutex_lock(&ch->cfg_lock);
+	if (mutex_lock_killable(&ch->cfg_lock))
+		return -EINTR;
 	spin_lock(&ch->lock);
 	WRITE_ONCE(ch->running, run);
 	spin_unlock(&ch->lock);
@@ -286,7 +389,8 @@ static int rtpm_ioctl_reset(struct rtpm_channel *ch)
 {
 	int err = 0;
 
-	mutex_lock(&ch->cfg_lock);
+	if (mutex_lock_killable(&ch->cfg_lock))
+		return -EINTR;
 	spin_lock(&ch->lock);
 	if (ch->running || ch->n_producing || ch->n_consuming)
 		err = -EBUSY;
@@ -311,16 +415,20 @@ static int rtpm_do_slots(struct rtpm_file *rf, unsigned int op,
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_POP_BATCH:
 		return rtpm_chan_pop(rf, refs, count, nonblock);
+	case RTPM_IOC_CANCEL_SLOT:
+	case RTPM_IOC_CANCEL_BATCH:
+		return rtpm_chan_cancel(rf, refs, count);
 	default:
 		return rtpm_chan_release(rf, refs, count);
 	}
 }
 
-/* Entries flow user -> kernel for PUSH and RELEASE, back for the others. */
+/* Entries flow user -> kernel for PUSH, RELEASE, CANCEL; back for the others. */
 static bool rtpm_op_reads_refs(unsigned int cmd)
 {
 	return cmd == RTPM_IOC_PUSH_SLOT || cmd == RTPM_IOC_PUSH_BATCH ||
-	       cmd == RTPM_IOC_RELEASE_SLOT || cmd == RTPM_IOC_RELEASE_BATCH;
+	       cmd == RTPM_IOC_RELEASE_SLOT || cmd == RTPM_IOC_RELEASE_BATCH ||
+	       cmd == RTPM_IOC_CANCEL_SLOT || cmd == RTPM_IOC_CANCEL_BATCH;
 }
 
 static int rtpm_ioctl_slot(struct file *file, unsigned int cmd,
@@ -417,17 +525,134 @@ illegal:
 	return err;
 }
 
-/* ioctl: the control plane and the slot operations of the UAPI header. */
-static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+static int rtpm_ioctl_claim(struct rtpm_file *rf, void __user *uarg)
 {
-	struct rtpm_channel *ch = to_rtpm_file(file)->ch;
-	void __user *uarg = (void __user *)arg;
-	struct rtpm_status status;
-	struct rtpm_stats stats;
+	struct rtpm_claim c;
+
+	if (copy_from_user(&c, uarg, sizeof(c)))
+		return -EFAULT;
+	if (c.flags)
+		return -EINVAL;
+	return rtpm_chan_claim(rf, c.roles);
+}
+
+static int rtpm_ioctl_reclaim(struct rtpm_file *rf, void __user *uarg)
+{
+	struct rtpm_reclaim rc;
+
+	if (copy_from_user(&rc, uarg, sizeof(rc)))
+		return -EFAULT;
+	if (rc.flags || rc.reclaimed)
+		return -EINVAL;
+	rc.reclaimed = rtpm_chan_evict(rf, rc.min_held_ns);
+	if (rc.reclaimed)
+		dev_warn_ratelimited(rf->ch->misc.this_device,
+				     "reclaim: took back %u slots held for at least %llu ns by other files (pid %d, %s asked)\n",
+				     rc.reclaimed, rc.min_held_ns,
+				     task_tgid_nr(current), current->comm);
+	return copy_to_user(uarg, &rc, sizeof(rc)) ? -EFAULT : 0;
+}
+
+/* START and STOP: an administrator, or the file holding the producer role. */
+static bool rtpm_may_run(struct rtpm_file *rf)
+{
+	bool producer;
+
+	if (rf->admin)
+		return true;
+	spin_lock(&rf->ch->lock);
+	producer = rf->ch->producer_file == rf;
+	spin_unlock(&rf->ch->lock);
+	return producer;
+}
+
+/*
+ * The privilege split of the UAPI header ("Who may do what"): returns 0 if
+ * @rf may issue @cmd, else the errno, counted in denied.
+ */
+static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
+{
+	int err = 0;
 
 	switch (cmd) {
 	case RTPM_IOC_GET_INFO:
-		return rtpm_ioctl_get_info(ch, uarg);
+	case RTPM_IOC_GET_INFO_V1:
+	case RTPM_IOC_GET_STATS:
+	case RTPM_IOC_GET_STATUS:
+		return 0;
+	case RTPM_IOC_CONFIGURE:
+	case RTPM_IOC_RESET:
+	case RTPM_IOC_RECLAIM:
+		if (!rf->admin)
+			err = -EPERM;
+		break;
+	case RTPM_IOC_START:
+	case RTPM_IOC_STOP:
+		if (!rtpm_may_run(rf))
+			err = -EPERM;
+		break;
+	default:
+		/* Slot operations and CLAIM change the ring: a writer's job. */
+		if (!rf->can_write)
+			err = -EBADF;
+		break;
+	}
+	if (err) {
+		rtpm_chan_count_denied(rf->ch);
+		dev_dbg_ratelimited(rf->ch->misc.this_device,
+				    "ioctl %#x refused for %s[%d]: %d\n", cmd,
+				    current->comm, task_tgid_nr(current), err);
+	}
+	return err;
+}
+
+/* ioctl: the control plane and the slot operations of the UAPI header. */
+static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct rtpm_file *rf = to_rtpm_file(file);
+	struct rtpm_channel *ch = rf->ch;
+	void __user *uarg = (void __user *)arg;
+	struct rtpm_status status;
+	struct rtpm_stats stats;
+	int err;
+
+	switch (cmd) {
+	case RTPM_IOC_GET_INFO_V1:
+		dev_notice_ratelimited(ch->misc.this_device,
+				       "%s[%d] uses the ABI 1.x ioctls: it must be rebuilt for ABI %u.%u\n",
+				       current->comm, task_tgid_nr(current),
+				       RTPM_ABI_MAJOR, RTPM_ABI_MINOR);
+		return rtpm_ioctl_get_info(rf, uarg, _IOC_SIZE(cmd));
+	case RTPM_IOC_GET_INFO:
+	case RTPM_IOC_CONFIGURE:
+	case RTPM_IOC_START:
+	case RTPM_IOC_STOP:
+	case RTPM_IOC_RESET:
+	case RTPM_IOC_GET_STATS:
+	case RTPM_IOC_GET_STATUS:
+	case RTPM_IOC_CLAIM:
+	case RTPM_IOC_RECLAIM:
+	case RTPM_IOC_PUSH_SLOT:
+	case RTPM_IOC_POP_SLOT:
+	case RTPM_IOC_RELEASE_SLOT:
+	case RTPM_IOC_RESERVE_SLOT:
+	case RTPM_IOC_CANCEL_SLOT:
+	case RTPM_IOC_RESERVE_BATCH:
+	case RTPM_IOC_PUSH_BATCH:
+	case RTPM_IOC_POP_BATCH:
+	case RTPM_IOC_RELEASE_BATCH:
+	case RTPM_IOC_CANCEL_BATCH:
+		break;
+	default:
+		return -ENOTTY;
+	}
+	err = rtpm_ioctl_allowed(rf, cmd);
+	if (err)
+		return err;
+
+	switch (cmd) {
+	case RTPM_IOC_GET_INFO:
+		return rtpm_ioctl_get_info(rf, uarg, sizeof(struct rtpm_info));
 	case RTPM_IOC_CONFIGURE:
 		return rtpm_ioctl_configure(ch, uarg);
 	case RTPM_IOC_START:
@@ -442,18 +667,18 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case RTPM_IOC_GET_STATUS:
 		rtpm_chan_status(ch, &status);
 		return copy_to_user(uarg, &status, sizeof(status)) ? -EFAULT : 0;
+	case RTPM_IOC_CLAIM:
+		return rtpm_ioctl_claim(rf, uarg);
+	case RTPM_IOC_RECLAIM:
+		return rtpm_ioctl_reclaim(rf, uarg);
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
 	case RTPM_IOC_RESERVE_SLOT:
+	case RTPM_IOC_CANCEL_SLOT:
 		return rtpm_ioctl_slot(file, cmd, uarg);
-	case RTPM_IOC_RESERVE_BATCH:
-	case RTPM_IOC_PUSH_BATCH:
-	case RTPM_IOC_POP_BATCH:
-	case RTPM_IOC_RELEASE_BATCH:
-		return rtpm_ioctl_batch(file, cmd, uarg);
 	default:
-		return -ENOTTY;
+		return rtpm_ioctl_batch(file, cmd, uarg);
 	}
 }
 
@@ -475,12 +700,17 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(offsetof(struct rtpm_ring_header, reserve) != 128);
 	BUILD_BUG_ON(offsetof(struct rtpm_ring_header, consumer) != 192);
 	BUILD_BUG_ON(sizeof(struct rtpm_slot_desc) != 32);
-	BUILD_BUG_ON(sizeof(struct rtpm_slot_ref) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_slot_ref) != 24);
 	BUILD_BUG_ON(sizeof(struct rtpm_batch) != 16);
-	BUILD_BUG_ON(sizeof(struct rtpm_config) != 16);
-	BUILD_BUG_ON(sizeof(struct rtpm_info) != 72);
-	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 14 * sizeof(__u64));
-	BUILD_BUG_ON(sizeof(struct rtpm_status) != 12 * sizeof(__u32));
+	BUILD_BUG_ON(sizeof(struct rtpm_config) != 32);
+	BUILD_BUG_ON(sizeof(struct rtpm_claim) != 8);
+	BUILD_BUG_ON(sizeof(struct rtpm_reclaim) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_info) != 104);
+	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 24 * sizeof(__u64));
+	BUILD_BUG_ON(sizeof(struct rtpm_status) != 16 * sizeof(__u32));
+	/* ABI 1.x callers read this prefix of struct rtpm_info. */
+	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) >
+		     offsetof(struct rtpm_info, max_ring_bytes));
 	BUILD_BUG_ON(RTPM_SLOT_ALIGN & (RTPM_SLOT_ALIGN - 1));
 }
 
@@ -508,6 +738,8 @@ static int __init rtpm_check_params(void)
 static void rtpm_channel_destroy(struct rtpm_channel *ch)
 {
 	misc_deregister(&ch->misc);
+	atomic64_sub(ch->ring->meta_size + ch->ring->payload_size,
+		     &rtpm_ring_bytes_total);
 	rtpm_ring_free(ch->ring);
 	mutex_destroy(&ch->cfg_lock);
 }
@@ -534,6 +766,8 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 	spin_lock(&ch->lock);
 	rtpm_chan_swap_ring_locked(ch, ring);
 	spin_unlock(&ch->lock);
+	atomic64_add(ring->meta_size + ring->payload_size,
+		     &rtpm_ring_bytes_total);
 
 	snprintf(ch->name, sizeof(ch->name), RTPM_DEVICE_PREFIX "%u", index);
 	ch->misc.minor = MISC_DYNAMIC_MINOR;
@@ -550,6 +784,8 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 	return 0;
 
 err_ring:
+	atomic64_sub(ch->ring->meta_size + ch->ring->payload_size,
+		     &rtpm_ring_bytes_total);
 	rtpm_ring_free(ch->ring);
 	ch->ring = NULL;
 err_mutex:
@@ -571,6 +807,18 @@ static int __init rtpm_init(void)
 	err = rtpm_check_params();
 	if (err)
 		return err;
+	/* The load-time rings obey the ceilings CONFIGURE enforces later. */
+	if (rtpm_ring_bytes(&cfg) > (size_t)max_ring_kib * 1024) {
+		pr_err("ring_order=%u slot_payload=%u needs %zu KiB per channel, above max_ring_kib=%u\n",
+		       ring_order, slot_payload, rtpm_ring_bytes(&cfg) / 1024,
+		       max_ring_kib);
+		return -E2BIG;
+	}
+	if (rtpm_ring_bytes(&cfg) * channels > (size_t)max_total_kib * 1024) {
+		pr_err("%u channels of %zu KiB exceed max_total_kib=%u\n",
+		       channels, rtpm_ring_bytes(&cfg) / 1024, max_total_kib);
+		return -ENOSPC;
+	}
 
 	rtpm_channels = kcalloc(channels, sizeof(*rtpm_channels), GFP_KERNEL);
 	if (!rtpm_channels)
@@ -615,4 +863,4 @@ module_exit(rtpm_exit);
 MODULE_DESCRIPTION("Zero-copy RTP slot rings shared through mmap");
 MODULE_AUTHOR("rtpmgr developers");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("1.0");
+MODULE_VERSION("2.0");

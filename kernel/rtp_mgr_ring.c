@@ -37,7 +37,7 @@
  */
 int rtpm_config_check(const struct rtpm_config *cfg)
 {
-	if (cfg->flags)
+	if (cfg->flags || memchr_inv(cfg->reserved, 0, sizeof(cfg->reserved)))
 		return -EINVAL;
 	if (cfg->ring_order < RTPM_RING_ORDER_MIN ||
 	    cfg->ring_order > RTPM_RING_ORDER_MAX)
@@ -51,13 +51,76 @@ int rtpm_config_check(const struct rtpm_config *cfg)
 	return 0;
 }
 
+static size_t rtpm_meta_size(u32 slot_count)
+{
+	/* Header page, then the descriptor table, rounded up to pages. */
+	return PAGE_ALIGN(PAGE_SIZE +
+			  (size_t)slot_count * sizeof(struct rtpm_slot_desc));
+}
+
+static size_t rtpm_payload_size(const struct rtpm_config *cfg)
+{
+	return PAGE_ALIGN(((size_t)1 << cfg->ring_order) *
+			  ALIGN(cfg->slot_payload, RTPM_SLOT_ALIGN));
+}
+
+/**
+ * rtpm_ring_bytes - memory a ring of @cfg maps to user space
+ * @cfg: a configuration that passed rtpm_config_check()
+ *
+ * Return: bytes of the meta and payload regions, which the module-wide
+ * ceilings (max_ring_kib, max_total_kib) are checked against.
+ */
+size_t rtpm_ring_bytes(const struct rtpm_config *cfg)
+{
+	return rtpm_meta_size(1U << cfg->ring_order) + rtpm_payload_size(cfg);
+}
+
+static void rtpm_region_free(struct rtpm_region *rg)
+{
+	unsigned int i;
+
+	if (rg->addr)
+		vunmap(rg->addr);
+	for (i = 0; rg->pages && i < rg->nr_pages; i++)
+		__free_page(rg->pages[i]);
+	kvfree(rg->pages);
+}
+
+/*
+ * Zeroed pages charged to the caller's memory cgroup, so a device user who
+ * configures large rings pays for them in its own cgroup; __GFP_RETRY_MAYFAIL
+ * makes a large ring fail with -ENOMEM instead of invoking the OOM killer.
+ */
+static int rtpm_region_alloc(struct rtpm_region *rg, size_t size)
+{
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN |
+			  __GFP_RETRY_MAYFAIL;
+	unsigned int i;
+
+	rg->nr_pages = size >> PAGE_SHIFT;
+	rg->pages = kvcalloc(rg->nr_pages, sizeof(*rg->pages), GFP_KERNEL_ACCOUNT);
+	if (!rg->pages)
+		return -ENOMEM;
+	for (i = 0; i < rg->nr_pages; i++) {
+		rg->pages[i] = alloc_page(gfp);
+		if (!rg->pages[i]) {
+			rg->nr_pages = i;
+			return -ENOMEM;
+		}
+	}
+	rg->addr = vmap(rg->pages, rg->nr_pages, VM_MAP | VM_USERMAP,
+			PAGE_KERNEL);
+	return rg->addr ? 0 : -ENOMEM;
+}
+
 void rtpm_ring_free(struct rtpm_ring *ring)
 {
 	if (!ring)
 		return;
 	kvfree(ring->slots);
-	vfree(ring->payload);
-	vfree(ring->meta);
+	rtpm_region_free(&ring->payload_region);
+	rtpm_region_free(&ring->meta_region);
 	kfree(ring);
 }
 
@@ -73,7 +136,7 @@ struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel)
 	struct rtpm_ring_header *hdr;
 	struct rtpm_ring *ring;
 
-	ring = kzalloc(sizeof(*ring), GFP_KERNEL);
+	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
 	if (!ring)
 		return NULL;
 
@@ -81,21 +144,19 @@ struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel)
 	ring->slot_count = 1U << cfg->ring_order;
 	ring->mask = ring->slot_count - 1;
 	ring->slot_stride = ALIGN(cfg->slot_payload, RTPM_SLOT_ALIGN);
-	/* Header page, then the descriptor table, rounded up to pages. */
-	ring->meta_size = PAGE_ALIGN(PAGE_SIZE + (size_t)ring->slot_count *
-				     sizeof(struct rtpm_slot_desc));
-	ring->payload_size = PAGE_ALIGN((size_t)ring->slot_count *
-					ring->slot_stride);
+	ring->meta_size = rtpm_meta_size(ring->slot_count);
+	ring->payload_size = rtpm_payload_size(cfg);
 
-	/* vmalloc_user() zeroes the memory and marks it VM_USERMAP. */
-	ring->meta = vmalloc_user(ring->meta_size);
-	ring->payload = vmalloc_user(ring->payload_size);
 	ring->slots = kvcalloc(ring->slot_count, sizeof(*ring->slots),
-			       GFP_KERNEL);
-	if (!ring->meta || !ring->payload || !ring->slots) {
+			       GFP_KERNEL_ACCOUNT);
+	if (!ring->slots ||
+	    rtpm_region_alloc(&ring->meta_region, ring->meta_size) ||
+	    rtpm_region_alloc(&ring->payload_region, ring->payload_size)) {
 		rtpm_ring_free(ring);
 		return NULL;
 	}
+	ring->meta = ring->meta_region.addr;
+	ring->payload = ring->payload_region.addr;
 	ring->hdr = ring->meta;
 	ring->desc = ring->meta + PAGE_SIZE;
 
@@ -200,7 +261,8 @@ static int rtpm_ring_reserve_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	*index = ch->reserve & r->mask;
 	s = &r->slots[*index];
 	s->state = RTPM_SLOT_PRODUCING;
-	s->owner = rf->id;
+	s->owner = rf;
+	s->since_ns = ktime_get_ns();
 	rf->owned++;
 	ch->n_producing++;
 	WRITE_ONCE(ch->reserve, ch->reserve + 1);
@@ -241,7 +303,9 @@ static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index,
 /*
  * PUSH one slot. A PRODUCING slot must be owned by @rf. The slot at the
  * reserve index is reserved implicitly (the one-call producer path of the
- * seed ABI); any other slot is in the wrong state.
+ * seed ABI) for the producer-role holder only: that path writes the payload
+ * before the slot is handed out, which is safe only while no other file can
+ * reserve that slot. Any other slot is in the wrong state.
  */
 static int rtpm_ring_push_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 			      const struct rtpm_slot_ref *ref, u64 now)
@@ -251,26 +315,34 @@ static int rtpm_ring_push_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	u32 index = ref->index;
 	int err;
 
-	/* The index must name a slot, and len must fit its payload. */
+	/* The index must name a slot, len must fit its payload. */
 	if (index >= r->slot_count)
 		return -EINVAL;
 	if (ref->len == 0 || ref->len > r->cfg.slot_payload)
+		return -EINVAL;
+	/* Flags and padding are reserved: zero, so they can gain a meaning. */
+	if (ref->flags || ref->pad)
 		return -EINVAL;
 
 	s = &r->slots[index];
 	if (s->state != RTPM_SLOT_PRODUCING) {
 		if (index != (ch->reserve & r->mask))
 			return -EBADSLT;
+		if (ch->producer_file != rf)
+			return -EACCES;	/* counted as denied, -EPERM to the caller */
+		/* A reservation made before STOP may be pushed, a new one not. */
+		if (!ch->running)
+			return -EPIPE;
 		err = rtpm_ring_reserve_one(ch, rf, &index);
 		if (err)
 			return err;
-	} else if (s->owner != rf->id) {
+	} else if (s->owner != rf) {
 		return -EPERM;
 	}
 
 	rtpm_ring_write_desc(ch, index, ref, now);
 	s->state = RTPM_SLOT_READY;
-	s->owner = 0;
+	s->owner = NULL;
 	rf->owned--;
 	ch->n_producing--;
 	ch->n_ready++;
@@ -297,13 +369,16 @@ static int rtpm_ring_pop_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 		return -EAGAIN;
 
 	s->state = RTPM_SLOT_CONSUMING;
-	s->owner = rf->id;
+	s->owner = rf;
+	s->since_ns = ktime_get_ns();
 	rf->owned++;
 	ch->n_ready--;
 	ch->n_consuming++;
 	ref->index = index;
 	ref->len = r->desc[index].len;
 	ref->arrival_ns = r->desc[index].arrival_ns;
+	ref->flags = r->desc[index].flags;
+	ref->pad = 0;
 	ch->stats.popped_packets++;
 	ch->stats.popped_bytes += ref->len;
 	ch->consumer++;
@@ -318,34 +393,68 @@ static int rtpm_ring_release_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	struct rtpm_ring *r = ch->ring;
 	struct rtpm_slot *s;
 
-	/* The index must name a slot. */
-	if (ref->index >= r->slot_count)
+	/* The index must name a slot; flags and padding are reserved. */
+	if (ref->index >= r->slot_count || ref->flags || ref->pad)
 		return -EINVAL;
 	s = &r->slots[ref->index];
 	if (s->state != RTPM_SLOT_CONSUMING)
 		return -EBADSLT;
-	if (s->owner != rf->id)
+	if (s->owner != rf)
 		return -EPERM;
 
 	s->state = RTPM_SLOT_FREE;
-	s->owner = 0;
+	s->owner = NULL;
 	rf->owned--;
 	ch->n_consuming--;
 	ch->stats.released++;
 	return 0;
 }
 
-/*
- * Count a rejected slot operation. -EAGAIN, -EINTR and -EPIPE are flow
- * control, not misuse, and are not counted (see the UAPI header).
- */
-static void rtpm_ring_account_error(struct rtpm_channel *ch, int err,
-				    const char *op)
+/* CANCEL a PRODUCING slot owned by @rf: back to FREE, never READY. */
+static int rtpm_ring_cancel_one(struct rtpm_channel *ch, struct rtpm_file *rf,
+				const struct rtpm_slot_ref *ref)
 {
-	if (err == -EAGAIN || err == -EINTR || err == -EPIPE)
-		return;
+	struct rtpm_ring *r = ch->ring;
+	struct rtpm_slot *s;
+
+	/* The index must name a slot; flags and padding are reserved. */
+	if (ref->index >= r->slot_count || ref->flags || ref->pad)
+		return -EINVAL;
+	s = &r->slots[ref->index];
+	if (s->state != RTPM_SLOT_PRODUCING)
+		return -EBADSLT;
+	if (s->owner != rf)
+		return -EPERM;
+
+	s->state = RTPM_SLOT_FREE;
+	s->owner = NULL;
+	rf->owned--;
+	ch->n_producing--;
+	ch->stats.cancelled++;
+	return 0;
+}
+
+/*
+ * Count a rejected slot operation and return the errno for user space.
+ * -EAGAIN, -ERESTARTSYS and -EPIPE are flow control, not misuse, and are not
+ * counted (see the UAPI header). -EACCES is the internal code of "another
+ * file holds the role": counted as denied, reported as -EPERM.
+ */
+static int rtpm_ring_account_error(struct rtpm_channel *ch, int err,
+				   const char *op)
+{
+	if (err == -EAGAIN || err == -ERESTARTSYS || err == -EPIPE)
+		return err;
+	if (err == -EACCES) {
+		ch->stats.denied++;
+		dev_dbg_ratelimited(ch->misc.this_device,
+				    "%s refused: another file holds the role\n",
+				    op);
+		return -EPERM;
+	}
 	ch->stats.illegal_ops++;
 	dev_dbg_ratelimited(ch->misc.this_device, "%s refused: %d\n", op, err);
+	return err;
 }
 
 void rtpm_chan_count_illegal(struct rtpm_channel *ch)
@@ -353,6 +462,23 @@ void rtpm_chan_count_illegal(struct rtpm_channel *ch)
 	spin_lock(&ch->lock);
 	ch->stats.illegal_ops++;
 	spin_unlock(&ch->lock);
+}
+
+void rtpm_chan_count_denied(struct rtpm_channel *ch)
+{
+	spin_lock(&ch->lock);
+	ch->stats.denied++;
+	spin_unlock(&ch->lock);
+}
+
+/* True if another file holds @role, so that @rf may not act in it. */
+static bool rtpm_role_taken(struct rtpm_channel *ch, struct rtpm_file *rf,
+			    u32 role)
+{
+	struct rtpm_file *holder = role == RTPM_ROLE_PRODUCER ?
+				   ch->producer_file : ch->consumer_file;
+
+	return holder && holder != rf;
 }
 
 bool rtpm_ring_can_pop(struct rtpm_channel *ch)
@@ -398,7 +524,9 @@ int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 
 	for (;;) {
 		spin_lock(&ch->lock);
-		if (!ch->running) {
+		if (rtpm_role_taken(ch, rf, RTPM_ROLE_PRODUCER)) {
+			err = rtpm_ring_account_error(ch, -EACCES, "reserve");
+		} else if (!ch->running) {
 			err = -EPIPE;
 		} else {
 			while (done < *count) {
@@ -423,7 +551,7 @@ int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		if (done || err != -EAGAIN || nonblock)
 			break;
 		if (wait_event_interruptible(ch->wq, rtpm_ring_can_reserve(ch))) {
-			err = -EINTR;
+			err = -ERESTARTSYS;
 			break;
 		}
 	}
@@ -448,9 +576,10 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 	int err = 0;
 
 	spin_lock(&ch->lock);
-	if (!ch->running) {
-		err = -EPIPE;
+	if (rtpm_role_taken(ch, rf, RTPM_ROLE_PRODUCER)) {
+		err = rtpm_ring_account_error(ch, -EACCES, "push");
 	} else {
+		/* Pushing a slot reserved before STOP is allowed: see push_one. */
 		while (done < *count) {
 			err = rtpm_ring_push_one(ch, rf, &refs[done], now);
 			if (err)
@@ -460,7 +589,7 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		if (err == -EAGAIN)
 			ch->stats.overruns++;
 		else if (err)
-			rtpm_ring_account_error(ch, err, "push");
+			err = rtpm_ring_account_error(ch, err, "push");
 		rtpm_ring_advance(ch);
 	}
 	spin_unlock(&ch->lock);
@@ -492,6 +621,11 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 
 	for (;;) {
 		spin_lock(&ch->lock);
+		if (rtpm_role_taken(ch, rf, RTPM_ROLE_CONSUMER)) {
+			err = rtpm_ring_account_error(ch, -EACCES, "pop");
+			spin_unlock(&ch->lock);
+			break;
+		}
 		while (done < *count) {
 			err = rtpm_ring_pop_one(ch, rf, &refs[done]);
 			if (err)
@@ -506,7 +640,7 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		if (done || nonblock)
 			break;
 		if (wait_event_interruptible(ch->wq, rtpm_ring_can_pop(ch))) {
-			err = -EINTR;
+			err = -ERESTARTSYS;
 			break;
 		}
 	}
@@ -537,7 +671,7 @@ int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		done++;
 	}
 	if (err)
-		rtpm_ring_account_error(ch, err, "release");
+		err = rtpm_ring_account_error(ch, err, "release");
 	if (done)
 		rtpm_ring_advance(ch);
 	spin_unlock(&ch->lock);
@@ -546,6 +680,132 @@ int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		wake_up_interruptible(&ch->wq);
 	*count = done;
 	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_cancel - CANCEL *@count PRODUCING slots owned by @rf
+ * @rf: the file that reserved them
+ * @refs: the slots (index only)
+ * @count: in: slots offered; out: slots cancelled
+ *
+ * Works on a stopped channel too: reservations made before STOP can be
+ * given back without pushing.
+ *
+ * Return: 0 if at least one slot was cancelled, else the first slot's errno.
+ */
+int rtpm_chan_cancel(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		     u32 *count)
+{
+	struct rtpm_channel *ch = rf->ch;
+	u32 done = 0;
+	int err = 0;
+
+	spin_lock(&ch->lock);
+	while (done < *count) {
+		err = rtpm_ring_cancel_one(ch, rf, &refs[done]);
+		if (err)
+			break;
+		done++;
+	}
+	if (err)
+		err = rtpm_ring_account_error(ch, err, "cancel");
+	if (done)
+		rtpm_ring_advance(ch);
+	spin_unlock(&ch->lock);
+
+	if (done)
+		wake_up_interruptible(&ch->wq);
+	*count = done;
+	return done ? 0 : err;
+}
+
+/**
+ * rtpm_chan_claim - make @roles the roles of @rf
+ * @rf: the claiming file
+ * @roles: RTPM_ROLE_* bits; 0 gives up every role
+ *
+ * Return: 0, -EINVAL for unknown bits, or -EBUSY if another file holds one
+ * of @roles (then nothing changes).
+ */
+int rtpm_chan_claim(struct rtpm_file *rf, u32 roles)
+{
+	struct rtpm_channel *ch = rf->ch;
+	int err = 0;
+
+	if (roles & ~RTPM_ROLES_ALL)
+		return -EINVAL;
+	spin_lock(&ch->lock);
+	if (((roles & RTPM_ROLE_PRODUCER) &&
+	     rtpm_role_taken(ch, rf, RTPM_ROLE_PRODUCER)) ||
+	    ((roles & RTPM_ROLE_CONSUMER) &&
+	     rtpm_role_taken(ch, rf, RTPM_ROLE_CONSUMER))) {
+		err = -EBUSY;
+	} else {
+		if (roles & RTPM_ROLE_PRODUCER)
+			ch->producer_file = rf;
+		else if (ch->producer_file == rf)
+			ch->producer_file = NULL;
+		if (roles & RTPM_ROLE_CONSUMER)
+			ch->consumer_file = rf;
+		else if (ch->consumer_file == rf)
+			ch->consumer_file = NULL;
+		rf->roles = roles;
+	}
+	spin_unlock(&ch->lock);
+	return err;
+}
+
+/*
+ * Free slot @i of the current ring, owned by some file, and count it in that
+ * file. The caller holds ch->lock and advances the ring afterwards.
+ */
+static void rtpm_ring_take_back(struct rtpm_channel *ch, u32 i)
+{
+	struct rtpm_slot *s = &ch->ring->slots[i];
+
+	if (s->state == RTPM_SLOT_PRODUCING)
+		ch->n_producing--;
+	else
+		ch->n_consuming--;
+	s->owner->owned--;
+	s->state = RTPM_SLOT_FREE;
+	s->owner = NULL;
+}
+
+/**
+ * rtpm_chan_evict - RECLAIM: take back slots other files held too long
+ * @rf: the (privileged) caller, whose own slots stay
+ * @min_held_ns: only slots held at least this long
+ *
+ * Return: the number of slots returned to FREE.
+ */
+u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns)
+{
+	struct rtpm_channel *ch = rf->ch;
+	u64 now = ktime_get_ns();
+	struct rtpm_ring *r;
+	u32 i, n = 0;
+
+	spin_lock(&ch->lock);
+	r = ch->ring;
+	for (i = 0; i < r->slot_count; i++) {
+		struct rtpm_slot *s = &r->slots[i];
+
+		if (!s->owner || s->owner == rf ||
+		    now - s->since_ns < min_held_ns)
+			continue;
+		rtpm_ring_take_back(ch, i);
+		n++;
+	}
+	if (n) {
+		ch->stats.evicted += n;
+		rtpm_ring_advance(ch);
+	}
+	spin_unlock(&ch->lock);
+
+	if (n)
+		wake_up_interruptible(&ch->wq);
+	return n;
 }
 
 /**
@@ -567,23 +827,20 @@ u32 rtpm_chan_reclaim(struct rtpm_file *rf)
 	spin_lock(&ch->lock);
 	r = ch->ring;
 	for (i = 0; rf->owned && i < r->slot_count; i++) {
-		struct rtpm_slot *s = &r->slots[i];
-
-		if (s->owner != rf->id)
+		if (r->slots[i].owner != rf)
 			continue;
-		if (s->state == RTPM_SLOT_PRODUCING)
-			ch->n_producing--;
-		else
-			ch->n_consuming--;
-		s->state = RTPM_SLOT_FREE;
-		s->owner = 0;
-		rf->owned--;
+		rtpm_ring_take_back(ch, i);
 		n++;
 	}
 	if (n) {
 		ch->stats.reclaimed += n;
 		rtpm_ring_advance(ch);
 	}
+	/* The roles end with the file. */
+	if (ch->producer_file == rf)
+		ch->producer_file = NULL;
+	if (ch->consumer_file == rf)
+		ch->consumer_file = NULL;
 	ch->openers--;
 	spin_unlock(&ch->lock);
 
@@ -603,7 +860,7 @@ void rtpm_chan_reset_locked(struct rtpm_channel *ch)
 
 	for (i = 0; i < r->slot_count; i++) {
 		r->slots[i].state = RTPM_SLOT_FREE;
-		r->slots[i].owner = 0;
+		r->slots[i].owner = NULL;
 	}
 	WRITE_ONCE(ch->reserve, 0);
 	WRITE_ONCE(ch->producer, 0);
@@ -647,6 +904,8 @@ void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st)
 	st->consuming = ch->n_consuming;
 	st->free = ch->ring->slot_count - ch->n_producing - ch->n_ready -
 		   ch->n_consuming;
+	st->claimed = (ch->producer_file ? RTPM_ROLE_PRODUCER : 0) |
+		      (ch->consumer_file ? RTPM_ROLE_CONSUMER : 0);
 	st->reserve = ch->reserve;
 	st->producer = ch->producer;
 	st->consumer = ch->consumer;

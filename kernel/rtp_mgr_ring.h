@@ -41,10 +41,29 @@ enum rtpm_slot_state {
 	RTPM_SLOT_CONSUMING,
 };
 
-/* Kernel-private per-slot state; never mapped to user space. */
+struct rtpm_file;
+
+/*
+ * Kernel-private per-slot state; never mapped to user space. The owner is
+ * the open file itself: a file gives back every slot it owns before it is
+ * freed (rtpm_chan_reclaim()), so no slot ever points at a freed file, and
+ * unlike a counter the pointer cannot wrap around to another live file.
+ */
 struct rtpm_slot {
-	u32 owner;		/* rtpm_file.id of the owner, 0 if none */
-	u8 state;		/* enum rtpm_slot_state */
+	struct rtpm_file *owner;	/* NULL if FREE or READY */
+	u64 since_ns;			/* when owner took it (RECLAIM) */
+	u8 state;			/* enum rtpm_slot_state */
+};
+
+/*
+ * Pages of one mapped region, allocated one by one and charged to the
+ * caller's memory cgroup (GFP_KERNEL_ACCOUNT), then vmap()ed VM_USERMAP so
+ * that remap_vmalloc_range() can map them, as kernel/bpf/ringbuf.c does.
+ */
+struct rtpm_region {
+	void *addr;
+	struct page **pages;
+	unsigned int nr_pages;
 };
 
 /* A ring allocation; replaced as a whole by CONFIGURE. */
@@ -55,8 +74,10 @@ struct rtpm_ring {
 	u32 slot_stride;
 	size_t meta_size;	/* header page + descriptor table, page aligned */
 	size_t payload_size;	/* page aligned */
-	void *meta;		/* vmalloc_user(meta_size) */
-	void *payload;		/* vmalloc_user(payload_size) */
+	struct rtpm_region meta_region;
+	struct rtpm_region payload_region;
+	void *meta;		/* == meta_region.addr */
+	void *payload;		/* == payload_region.addr */
 	struct rtpm_ring_header *hdr;	/* == meta */
 	struct rtpm_slot_desc *desc;	/* meta + PAGE_SIZE */
 	struct rtpm_slot *slots;	/* kvcalloc(slot_count) */
@@ -86,6 +107,9 @@ struct rtpm_channel {
 
 	struct rtpm_ring *ring;
 	bool running;
+	/* Role holders (RTPM_IOC_CLAIM), under lock; NULL if unclaimed. */
+	struct rtpm_file *producer_file;
+	struct rtpm_file *consumer_file;
 	/* Copies of ring fields for the lockless wait conditions. */
 	u32 slot_count;
 	u32 drop_policy;
@@ -109,13 +133,17 @@ struct rtpm_channel {
 /* Per open file: the identity that owns PRODUCING and CONSUMING slots. */
 struct rtpm_file {
 	struct rtpm_channel *ch;
-	u32 id;			/* non-zero, unique while the module lives */
 	u32 owned;		/* slots this file owns, under ch->lock */
+	u32 roles;		/* RTPM_ROLE_* held, under ch->lock */
+	bool can_write;		/* opened with FMODE_WRITE */
+	bool admin;		/* the opener had CAP_NET_ADMIN */
+	bool seen_running;	/* poll(): POLLHUP after a STOP it saw */
 };
 
 /* Limits of a ring, shared by the module parameters and CONFIGURE. */
 int rtpm_config_check(const struct rtpm_config *cfg);
 
+size_t rtpm_ring_bytes(const struct rtpm_config *cfg);
 struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel);
 void rtpm_ring_free(struct rtpm_ring *ring);
 struct rtpm_ring *rtpm_chan_swap_ring_locked(struct rtpm_channel *ch,
@@ -131,8 +159,13 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		  u32 *count, bool nonblock);
 int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		      u32 *count);
+int rtpm_chan_cancel(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
+		     u32 *count);
 u32 rtpm_chan_reclaim(struct rtpm_file *rf);
+int rtpm_chan_claim(struct rtpm_file *rf, u32 roles);
+u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns);
 void rtpm_chan_count_illegal(struct rtpm_channel *ch);
+void rtpm_chan_count_denied(struct rtpm_channel *ch);
 
 bool rtpm_ring_can_pop(struct rtpm_channel *ch);
 bool rtpm_ring_can_reserve(struct rtpm_channel *ch);

@@ -45,6 +45,9 @@ static ssize_t stats_show(struct device *dev, struct device_attribute *attr,
 	RTPM_EMIT(st, malformed);
 	RTPM_EMIT(st, reclaimed);
 	RTPM_EMIT(st, illegal_ops);
+	RTPM_EMIT(st, cancelled);
+	RTPM_EMIT(st, denied);
+	RTPM_EMIT(st, evicted);
 	return len;
 }
 static DEVICE_ATTR_RO(stats);
@@ -65,6 +68,10 @@ static ssize_t status_show(struct device *dev, struct device_attribute *attr,
 	RTPM_EMIT(st, producing);
 	RTPM_EMIT(st, ready);
 	RTPM_EMIT(st, consuming);
+	len += sysfs_emit_at(buf, len, "claimed%s%s%s\n",
+			     st.claimed & RTPM_ROLE_PRODUCER ? " producer" : "",
+			     st.claimed & RTPM_ROLE_CONSUMER ? " consumer" : "",
+			     st.claimed ? "" : " none");
 	RTPM_EMIT(st, reserve);
 	RTPM_EMIT(st, producer);
 	RTPM_EMIT(st, consumer);

@@ -64,6 +64,7 @@ pub fn merged_config(current: &RtpmConfig, args: &CtlArgs) -> RtpmConfig {
             Some(DropPolicy::DropOldest) => rtpmgr_abi::RTPM_DROP_OLDEST,
             None => current.drop_policy,
         },
+        reserved: [0; 4],
         flags: 0,
     }
 }
@@ -128,7 +129,7 @@ mod tests {
 
     #[test]
     fn merged_config_keeps_unspecified_fields() {
-        let cur = RtpmConfig { ring_order: 10, slot_payload: 2048, drop_policy: 0, flags: 0 };
+        let cur = RtpmConfig::new(10, 2048, 0);
         let args = CtlArgs {
             stats: false,
             status: false,
@@ -146,7 +147,9 @@ mod tests {
 
     #[test]
     fn stats_fields_cover_every_counter() {
-        // RtpmStats is 14 u64 counters; a field added to the ABI must be added here too.
-        assert_eq!(stats_fields(&RtpmStats::default()).len() * 8, std::mem::size_of::<RtpmStats>());
+        // RtpmStats is u64 counters plus a reserved tail (zero until a 2.x version names them):
+        // a counter added to the ABI must be added to the list too.
+        let reserved = std::mem::size_of_val(&RtpmStats::default().reserved);
+        assert_eq!(stats_fields(&RtpmStats::default()).len() * 8 + reserved, std::mem::size_of::<RtpmStats>());
     }
 }

@@ -23,7 +23,7 @@
 use core::mem::{offset_of, size_of};
 
 /// ABI major version: a change breaks old user space.
-pub const RTPM_ABI_MAJOR: u16 = 1;
+pub const RTPM_ABI_MAJOR: u16 = 2;
 /// ABI minor version: a change only adds.
 pub const RTPM_ABI_MINOR: u16 = 0;
 /// `rtpm_ring_header.magic`: "RTPM" little endian.
@@ -45,6 +45,20 @@ pub const RTPM_BATCH_MAX: u32 = 256;
 pub const RTPM_CHANNELS_MAX: u32 = 32;
 /// Byte alignment of each slot's payload (`slot_stride` is a multiple).
 pub const RTPM_SLOT_ALIGN: u32 = 64;
+/// Default of the module parameter `max_ring_kib`: largest ring per channel, KiB.
+pub const RTPM_MAX_RING_KIB_DEFAULT: u32 = 64 * 1024;
+/// Default of the module parameter `max_total_kib`: all rings together, KiB.
+pub const RTPM_MAX_TOTAL_KIB_DEFAULT: u32 = 256 * 1024;
+/// Role bit of [`RtpmClaim::roles`]: the producer (RESERVE, PUSH, CANCEL; START/STOP).
+pub const RTPM_ROLE_PRODUCER: u32 = 1 << 0;
+/// Role bit of [`RtpmClaim::roles`]: the consumer (POP).
+pub const RTPM_ROLE_CONSUMER: u32 = 1 << 1;
+/// Both roles.
+pub const RTPM_ROLES_ALL: u32 = RTPM_ROLE_PRODUCER | RTPM_ROLE_CONSUMER;
+/// Bit of [`RtpmInfo::file_caps`]: the file was opened for writing.
+pub const RTPM_FILE_WRITE: u32 = 1 << 0;
+/// Bit of [`RtpmInfo::file_caps`]: the opener had `CAP_NET_ADMIN` (control ioctls allowed).
+pub const RTPM_FILE_ADMIN: u32 = 1 << 1;
 
 /// `drop_policy`: a full ring refuses the new packet (reserve fails, `overruns` counted).
 pub const RTPM_DROP_REJECT_NEWEST: u32 = 0;
@@ -158,7 +172,7 @@ pub struct RtpmSlotDesc {
     pub pad1: u32,
 }
 
-/// One slot of a push, pop, reserve or release request (`struct rtpm_slot_ref`).
+/// One slot of a push, pop, reserve, cancel or release request (`struct rtpm_slot_ref`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RtpmSlotRef {
@@ -168,6 +182,17 @@ pub struct RtpmSlotRef {
     pub len: u32,
     /// PUSH: in (0: the kernel stamps it); POP: out.
     pub arrival_ns: u64,
+    /// In: must be zero; POP: out, the descriptor's `RTPM_SLOT_F_*`.
+    pub flags: u32,
+    /// Must be zero.
+    pub pad: u32,
+}
+
+impl RtpmSlotRef {
+    /// A request entry naming slot `index` (for PUSH also `len` and `arrival_ns`).
+    pub fn new(index: u32, len: u32, arrival_ns: u64) -> RtpmSlotRef {
+        RtpmSlotRef { index, len, arrival_ns, flags: 0, pad: 0 }
+    }
 }
 
 /// A batched request (`struct rtpm_batch`).
@@ -194,6 +219,37 @@ pub struct RtpmConfig {
     pub drop_policy: u32,
     /// Must be zero.
     pub flags: u32,
+    /// Must be zero; later 2.x versions give them a meaning.
+    pub reserved: [u32; 4],
+}
+
+impl RtpmConfig {
+    /// A configuration with every reserved field zero.
+    pub fn new(ring_order: u32, slot_payload: u32, drop_policy: u32) -> RtpmConfig {
+        RtpmConfig { ring_order, slot_payload, drop_policy, flags: 0, reserved: [0; 4] }
+    }
+}
+
+/// CLAIM argument (`struct rtpm_claim`): this file's roles become exactly `roles`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmClaim {
+    /// `RTPM_ROLE_*`; 0 gives every role up.
+    pub roles: u32,
+    /// Must be zero.
+    pub flags: u32,
+}
+
+/// RECLAIM argument and result (`struct rtpm_reclaim`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmReclaim {
+    /// In: take back slots other files have held at least this long (0: all of them).
+    pub min_held_ns: u64,
+    /// In: must be zero.
+    pub flags: u32,
+    /// Out: slots returned to FREE.
+    pub reclaimed: u32,
 }
 
 /// GET_INFO result (`struct rtpm_info`).
@@ -226,6 +282,12 @@ pub struct RtpmInfo {
     pub payload_offset: u64,
     /// Bytes of the payload region.
     pub payload_size: u64,
+    /// The module's per-channel ring ceiling, bytes.
+    pub max_ring_bytes: u64,
+    /// `RTPM_ROLE_*` this file holds.
+    pub file_roles: u32,
+    /// `RTPM_FILE_*` of this file.
+    pub file_caps: u32,
 }
 
 /// GET_STATS result (`struct rtpm_stats`): counters since load or RESET.
@@ -262,6 +324,14 @@ pub struct RtpmStats {
     pub reclaimed: u64,
     /// Rejected slot operations.
     pub illegal_ops: u64,
+    /// PRODUCING slots returned FREE by CANCEL.
+    pub cancelled: u64,
+    /// Operations refused for a missing role or privilege.
+    pub denied: u64,
+    /// Slots taken back from a holder by RECLAIM.
+    pub evicted: u64,
+    /// Zero; later 2.x versions use them.
+    pub reserved: [u64; 7],
 }
 
 /// GET_STATUS result (`struct rtpm_status`).
@@ -282,8 +352,8 @@ pub struct RtpmStatus {
     pub ready: u32,
     /// Slots popped, not yet released.
     pub consuming: u32,
-    /// Zero.
-    pub pad: u32,
+    /// `RTPM_ROLE_*` held by some file.
+    pub claimed: u32,
     /// The ring's reserve index.
     pub reserve: u32,
     /// The ring's producer index.
@@ -292,6 +362,8 @@ pub struct RtpmStatus {
     pub consumer: u32,
     /// The ring's release index.
     pub release: u32,
+    /// Zero.
+    pub reserved: [u32; 4],
 }
 
 impl Default for RtpmRingHeader {
@@ -335,12 +407,14 @@ const _: () = {
     assert!(offset_of!(RtpmRingHeader, reserve) == RTPM_HEADER_PROD_LINE as usize);
     assert!(offset_of!(RtpmRingHeader, consumer) == RTPM_HEADER_CONS_LINE as usize);
     assert!(size_of::<RtpmSlotDesc>() == 32);
-    assert!(size_of::<RtpmSlotRef>() == 16);
+    assert!(size_of::<RtpmSlotRef>() == 24);
     assert!(size_of::<RtpmBatch>() == 16);
-    assert!(size_of::<RtpmConfig>() == 16);
-    assert!(size_of::<RtpmInfo>() == 72);
-    assert!(size_of::<RtpmStats>() == 14 * 8);
-    assert!(size_of::<RtpmStatus>() == 48);
+    assert!(size_of::<RtpmConfig>() == 32);
+    assert!(size_of::<RtpmClaim>() == 8);
+    assert!(size_of::<RtpmReclaim>() == 16);
+    assert!(size_of::<RtpmInfo>() == 104);
+    assert!(size_of::<RtpmStats>() == 24 * 8);
+    assert!(size_of::<RtpmStatus>() == 64);
 };
 
 /// ioctl request numbers, as the C macros `_IO*` compute them (exported for tests and tracing).
@@ -351,8 +425,10 @@ pub mod request {
     use super::*;
     use nix::{request_code_none, request_code_read, request_code_readwrite, request_code_write};
 
-    /// ioctl type byte of the module, `RTPM_IOC_MAGIC`.
-    pub const RTPM_IOC_MAGIC: u8 = 0xb5;
+    /// ioctl type byte of the module, `RTPM_IOC_MAGIC` (ABI 2.x).
+    pub const RTPM_IOC_MAGIC: u8 = 0xe7;
+    /// ioctl type byte of ABI 1.x (`RTPM_IOC_MAGIC_V1`), which collided with rpmsg.
+    pub const RTPM_IOC_MAGIC_V1: u8 = 0xb5;
 
     /// `RTPM_IOC_GET_INFO`.
     pub const GET_INFO: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x00, size_of::<RtpmInfo>()) as u64;
@@ -368,6 +444,10 @@ pub mod request {
     pub const GET_STATS: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x05, size_of::<RtpmStats>()) as u64;
     /// `RTPM_IOC_GET_STATUS`.
     pub const GET_STATUS: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x06, size_of::<RtpmStatus>()) as u64;
+    /// `RTPM_IOC_CLAIM`.
+    pub const CLAIM: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x07, size_of::<RtpmClaim>()) as u64;
+    /// `RTPM_IOC_RECLAIM`.
+    pub const RECLAIM: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x08, size_of::<RtpmReclaim>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
     pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
@@ -376,6 +456,8 @@ pub mod request {
     pub const RELEASE_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x12, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_RESERVE_SLOT`.
     pub const RESERVE_SLOT: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x13, size_of::<RtpmSlotRef>()) as u64;
+    /// `RTPM_IOC_CANCEL_SLOT`.
+    pub const CANCEL_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x14, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_RESERVE_BATCH`.
     pub const RESERVE_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x20, size_of::<RtpmBatch>()) as u64;
     /// `RTPM_IOC_PUSH_BATCH`.
@@ -384,9 +466,13 @@ pub mod request {
     pub const POP_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x22, size_of::<RtpmBatch>()) as u64;
     /// `RTPM_IOC_RELEASE_BATCH`.
     pub const RELEASE_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x23, size_of::<RtpmBatch>()) as u64;
+    /// `RTPM_IOC_CANCEL_BATCH`.
+    pub const CANCEL_BATCH: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x24, size_of::<RtpmBatch>()) as u64;
+    /// `RTPM_IOC_GET_INFO_V1`: ABI 1.x's GET_INFO (72 bytes), still answered with `abi_major` 2.
+    pub const GET_INFO_V1: u64 = request_code_read!(RTPM_IOC_MAGIC_V1, 0x00, 72) as u64;
 
     /// Every request number with its C macro name, for the layout test and diagnostics.
-    pub const ALL: [(&str, u64); 15] = [
+    pub const ALL: [(&str, u64); 20] = [
         ("RTPM_IOC_GET_INFO", GET_INFO),
         ("RTPM_IOC_CONFIGURE", CONFIGURE),
         ("RTPM_IOC_START", START),
@@ -402,6 +488,11 @@ pub mod request {
         ("RTPM_IOC_PUSH_BATCH", PUSH_BATCH),
         ("RTPM_IOC_POP_BATCH", POP_BATCH),
         ("RTPM_IOC_RELEASE_BATCH", RELEASE_BATCH),
+        ("RTPM_IOC_CLAIM", CLAIM),
+        ("RTPM_IOC_RECLAIM", RECLAIM),
+        ("RTPM_IOC_CANCEL_SLOT", CANCEL_SLOT),
+        ("RTPM_IOC_CANCEL_BATCH", CANCEL_BATCH),
+        ("RTPM_IOC_GET_INFO_V1", GET_INFO_V1),
     ];
 }
 
@@ -432,6 +523,18 @@ mod raw {
     nix::ioctl_read!(
         /// `RTPM_IOC_GET_STATUS`
         get_status, RTPM_IOC_MAGIC, 0x06, RtpmStatus);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_CLAIM`
+        claim, RTPM_IOC_MAGIC, 0x07, RtpmClaim);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_RECLAIM`
+        reclaim, RTPM_IOC_MAGIC, 0x08, RtpmReclaim);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_CANCEL_SLOT`
+        cancel_slot, RTPM_IOC_MAGIC, 0x14, RtpmSlotRef);
+    nix::ioctl_readwrite!(
+        /// `RTPM_IOC_CANCEL_BATCH`
+        cancel_batch, RTPM_IOC_MAGIC, 0x24, RtpmBatch);
     nix::ioctl_write_ptr!(
         /// `RTPM_IOC_PUSH_SLOT`
         push_slot, RTPM_IOC_MAGIC, 0x10, RtpmSlotRef);
@@ -464,7 +567,7 @@ mod raw {
 /// errno unchanged (see the header for their meaning). They are safe because every pointer handed
 /// to the kernel comes from a live Rust reference or slice of exactly the size the request number
 /// encodes, and the batch count never exceeds the slice. On a file of another driver they fail
-/// with `ENOTTY` (the request numbers carry the module's type byte 0xb5 and the size).
+/// with `ENOTTY` (the request numbers carry the module's type byte 0xe7 and the size).
 pub mod ioctl {
     use super::*;
     use nix::errno::Errno;
@@ -546,6 +649,29 @@ pub mod ioctl {
         Ok(out)
     }
 
+    /// `RTPM_IOC_CLAIM`: this file's roles become exactly `roles` (`EBUSY` if another file
+    /// holds one of them).
+    pub fn claim(fd: BorrowedFd<'_>, roles: u32) -> nix::Result<()> {
+        let c = RtpmClaim { roles, flags: 0 };
+        // SAFETY: `c` is a valid RtpmClaim the kernel only reads.
+        unsafe { raw::claim(fd.as_raw_fd(), &c) }.map(drop)
+    }
+
+    /// `RTPM_IOC_RECLAIM` (`CAP_NET_ADMIN`): take back slots other files have held at least
+    /// `min_held_ns`; returns how many.
+    pub fn reclaim(fd: BorrowedFd<'_>, min_held_ns: u64) -> nix::Result<u32> {
+        let mut r = RtpmReclaim { min_held_ns, flags: 0, reclaimed: 0 };
+        // SAFETY: `r` is a valid, writable RtpmReclaim for the duration of the call.
+        unsafe { raw::reclaim(fd.as_raw_fd(), &mut r) }?;
+        Ok(r.reclaimed)
+    }
+
+    /// `RTPM_IOC_CANCEL_SLOT`: give an unpushed reservation back.
+    pub fn cancel_slot(fd: BorrowedFd<'_>, slot: &RtpmSlotRef) -> nix::Result<()> {
+        // SAFETY: `slot` is a valid RtpmSlotRef the kernel only reads.
+        unsafe { raw::cancel_slot(fd.as_raw_fd(), slot) }.map(drop)
+    }
+
     /// Which batched operation [`batch`] performs.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum BatchOp {
@@ -557,6 +683,8 @@ pub mod ioctl {
         Pop,
         /// `RTPM_IOC_RELEASE_BATCH`: reads `index`.
         Release,
+        /// `RTPM_IOC_CANCEL_BATCH`: reads `index`.
+        Cancel,
     }
 
     /// A batched ioctl over `slots`; returns the entries done (processed in order; the call stops
@@ -577,6 +705,7 @@ pub mod ioctl {
                 BatchOp::Push => raw::push_batch(raw, &mut req),
                 BatchOp::Pop => raw::pop_batch(raw, &mut req),
                 BatchOp::Release => raw::release_batch(raw, &mut req),
+                BatchOp::Cancel => raw::cancel_batch(raw, &mut req),
             }
         }?;
         // The kernel reports entries done; never trust it beyond what we offered.
@@ -590,10 +719,20 @@ mod tests {
 
     #[test]
     fn request_numbers_encode_direction_type_nr_and_size() {
-        // _IOR(0xb5, 0x00, 72 bytes) on the generic ioctl encoding (x86_64 and arm64 share it).
-        assert_eq!(request::GET_INFO, (2 << 30) | (72 << 16) | (0xb5 << 8));
-        assert_eq!(request::START, (0xb5 << 8) | 0x02);
-        assert_eq!(request::RELEASE_BATCH, (3 << 30) | (16 << 16) | (0xb5 << 8) | 0x23);
+        // _IOR(0xe7, 0x00, 104 bytes) on the generic ioctl encoding (x86_64 and arm64 share it).
+        assert_eq!(request::GET_INFO, (2 << 30) | (104 << 16) | (0xe7 << 8));
+        assert_eq!(request::START, (0xe7 << 8) | 0x02);
+        assert_eq!(request::RELEASE_BATCH, (3 << 30) | (16 << 16) | (0xe7 << 8) | 0x23);
+        // ABI 1.x's GET_INFO, still answered so that old programs can say what is wrong.
+        assert_eq!(request::GET_INFO_V1, (2 << 30) | (72 << 16) | (0xb5 << 8));
+    }
+
+    #[test]
+    fn abi2_magic_does_not_collide_with_rpmsg() {
+        // RPMSG_DESTROY_EPT_IOCTL is _IO(0xb5, 0x2): ABI 1.0's START had the same number.
+        let rpmsg_destroy_ept: u64 = 0xb5 << 8 | 0x2;
+        assert!(request::ALL.iter().filter(|(n, _)| !n.ends_with("_V1")).all(|(_, v)| *v != rpmsg_destroy_ept));
+        assert!(request::ALL.iter().filter(|(n, _)| !n.ends_with("_V1")).all(|(_, v)| (v >> 8) & 0xff == 0xe7));
     }
 
     #[test]

@@ -53,16 +53,23 @@ fn layouts() -> Vec<Layout> {
             RtpmSlotDesc::default(),
             [len, flags, arrival_ns, rtp_timestamp, ssrc, rtp_seq, payload_type, pad0, pad1,]
         ),
-        layout!(RtpmSlotRef, "rtpm_slot_ref", RtpmSlotRef::default(), [index, len, arrival_ns]),
+        layout!(RtpmSlotRef, "rtpm_slot_ref", RtpmSlotRef::default(), [index, len, arrival_ns, flags, pad]),
         layout!(RtpmBatch, "rtpm_batch", RtpmBatch::default(), [slots, count, flags]),
-        layout!(RtpmConfig, "rtpm_config", RtpmConfig::default(), [ring_order, slot_payload, drop_policy, flags,]),
+        layout!(
+            RtpmConfig,
+            "rtpm_config",
+            RtpmConfig::default(),
+            [ring_order, slot_payload, drop_policy, flags, reserved]
+        ),
+        layout!(RtpmClaim, "rtpm_claim", RtpmClaim::default(), [roles, flags]),
+        layout!(RtpmReclaim, "rtpm_reclaim", RtpmReclaim::default(), [min_held_ns, flags, reclaimed]),
         layout!(
             RtpmInfo,
             "rtpm_info",
             RtpmInfo::default(),
             [
                 abi_major, abi_minor, channel, channels, state, config, slot_count, slot_stride, desc_size,
-                header_size, meta_size, payload_offset, payload_size,
+                header_size, meta_size, payload_offset, payload_size, max_ring_bytes, file_roles, file_caps,
             ]
         ),
         layout!(
@@ -71,14 +78,18 @@ fn layouts() -> Vec<Layout> {
             RtpmStats::default(),
             [
                 pushed_packets, pushed_bytes, popped_packets, popped_bytes, released, drops, overruns, underruns,
-                rtp_lost, rtp_reordered, rtp_duplicates, malformed, reclaimed, illegal_ops,
+                rtp_lost, rtp_reordered, rtp_duplicates, malformed, reclaimed, illegal_ops, cancelled, denied, evicted,
+                reserved,
             ]
         ),
         layout!(
             RtpmStatus,
             "rtpm_status",
             RtpmStatus::default(),
-            [state, openers, mappings, free, producing, ready, consuming, pad, reserve, producer, consumer, release,]
+            [
+                state, openers, mappings, free, producing, ready, consuming, claimed, reserve, producer, consumer,
+                release, reserved,
+            ]
         ),
     ]
 }
@@ -103,6 +114,14 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RTPM_SLOT_F_MALFORMED", RTPM_SLOT_F_MALFORMED as u64),
         ("RTPM_SLOT_F_MARKER", RTPM_SLOT_F_MARKER as u64),
         ("RTPM_IOC_MAGIC", request::RTPM_IOC_MAGIC as u64),
+        ("RTPM_IOC_MAGIC_V1", request::RTPM_IOC_MAGIC_V1 as u64),
+        ("RTPM_MAX_RING_KIB_DEFAULT", RTPM_MAX_RING_KIB_DEFAULT as u64),
+        ("RTPM_MAX_TOTAL_KIB_DEFAULT", RTPM_MAX_TOTAL_KIB_DEFAULT as u64),
+        ("RTPM_ROLE_PRODUCER", RTPM_ROLE_PRODUCER as u64),
+        ("RTPM_ROLE_CONSUMER", RTPM_ROLE_CONSUMER as u64),
+        ("RTPM_ROLES_ALL", RTPM_ROLES_ALL as u64),
+        ("RTPM_FILE_WRITE", RTPM_FILE_WRITE as u64),
+        ("RTPM_FILE_ADMIN", RTPM_FILE_ADMIN as u64),
         ("EBADSLT", EBADSLT as u64),
     ]
 }

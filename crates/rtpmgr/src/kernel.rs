@@ -72,6 +72,7 @@ impl KernelDev {
             BatchOp::Push => ioctl::push_slot(fd, slot)?,
             BatchOp::Pop => *slot = ioctl::pop_slot(fd)?,
             BatchOp::Release => ioctl::release_slot(fd, slot)?,
+            BatchOp::Cancel => ioctl::cancel_slot(fd, slot)?,
         }
         Ok(())
     }

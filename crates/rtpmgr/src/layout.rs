@@ -229,7 +229,7 @@ mod tests {
     use super::*;
 
     fn valid() -> RtpmRingHeader {
-        let cfg = RtpmConfig { ring_order: 4, slot_payload: 2048, drop_policy: 0, flags: 0 };
+        let cfg = RtpmConfig::new(4, 2048, 0);
         RingLayout::header_for(3, &cfg, 4096)
     }
 

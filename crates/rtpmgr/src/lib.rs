@@ -140,6 +140,7 @@ impl Config {
             slot_payload: self.slot_payload,
             drop_policy: self.drop_policy.to_raw(),
             flags: 0,
+            reserved: [0; 4],
         }
     }
 
@@ -552,7 +553,7 @@ impl Raw<'_> {
 
     /// PUSH_SLOT of `index` with `len` payload bytes (`arrival_ns` 0: stamped by the ring).
     pub fn push(&self, index: u32, len: u32, arrival_ns: u64) -> Result<()> {
-        self.single(SlotOp::Push, &mut SlotRef { index, len, arrival_ns })
+        self.single(SlotOp::Push, &mut SlotRef::new(index, len, arrival_ns))
     }
 
     /// POP_SLOT.
@@ -564,12 +565,12 @@ impl Raw<'_> {
 
     /// RELEASE_SLOT of `index`.
     pub fn release(&self, index: u32) -> Result<()> {
-        self.single(SlotOp::Release, &mut SlotRef { index, len: 0, arrival_ns: 0 })
+        self.single(SlotOp::Release, &mut SlotRef::new(index, 0, 0))
     }
 }
 
 /// The counters of [`Stats`] as `(name, value)`, names as in the UAPI (and in sysfs).
-pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 14] {
+pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 17] {
     [
         ("pushed_packets", s.pushed_packets),
         ("pushed_bytes", s.pushed_bytes),
@@ -585,11 +586,14 @@ pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 14] {
         ("malformed", s.malformed),
         ("reclaimed", s.reclaimed),
         ("illegal_ops", s.illegal_ops),
+        ("cancelled", s.cancelled),
+        ("denied", s.denied),
+        ("evicted", s.evicted),
     ]
 }
 
 /// The fields of [`Status`] as `(name, value)`, names as in the UAPI.
-pub fn status_fields(s: &Status) -> [(&'static str, u32); 11] {
+pub fn status_fields(s: &Status) -> [(&'static str, u32); 12] {
     [
         ("state", s.state),
         ("openers", s.openers),
@@ -598,6 +602,7 @@ pub fn status_fields(s: &Status) -> [(&'static str, u32); 11] {
         ("producing", s.producing),
         ("ready", s.ready),
         ("consuming", s.consuming),
+        ("claimed", s.claimed),
         ("reserve", s.reserve),
         ("producer", s.producer),
         ("consumer", s.consumer),

@@ -423,6 +423,11 @@ impl ShmDev {
             meta_size: h.meta_size,
             payload_offset: h.payload_offset,
             payload_size: h.payload_size,
+            // No module ceiling: the ring file is the caller's own memory.
+            max_ring_bytes: u64::MAX,
+            file_roles: 0,
+            // A shm ring has no privilege model: whoever can open the file may do everything.
+            file_caps: RTPM_FILE_WRITE | RTPM_FILE_ADMIN,
         })
     }
 
@@ -588,7 +593,9 @@ impl ShmDev {
         loop {
             let v = self.view(g, local)?;
             let mut r = RingOps { l: g.locked(), v, wake: &mut *wake };
-            if matches!(op, BatchOp::Reserve | BatchOp::Push) && r.l.state != RTPM_STATE_RUNNING {
+            // A PUSH of a slot reserved before STOP is allowed; push_one refuses the implicit
+            // reservation of a stopped ring itself.
+            if op == BatchOp::Reserve && r.l.state != RTPM_STATE_RUNNING {
                 err = Some(Errno::EPIPE);
                 break;
             }
@@ -598,6 +605,7 @@ impl ShmDev {
                     BatchOp::Push => r.push_one(me, &slots[done], now),
                     BatchOp::Pop => r.pop_one(me, &mut slots[done]),
                     BatchOp::Release => r.release_one(me, &slots[done]),
+                    BatchOp::Cancel => r.cancel_one(me, &slots[done]),
                 };
                 match res {
                     Ok(()) => done += 1,
@@ -607,7 +615,7 @@ impl ShmDev {
                     }
                 }
             }
-            if matches!(op, BatchOp::Push | BatchOp::Release) {
+            if matches!(op, BatchOp::Push | BatchOp::Release | BatchOp::Cancel) {
                 r.advance();
             }
             // A full or empty ring may only look so because a dead process holds slots (the
@@ -875,20 +883,25 @@ impl RingOps<'_> {
         let r = self.idx(IDX_RESERVE);
         *self.slot(r) = SlotCtl { state: S_PRODUCING, _pad: 0, owner: me };
         self.set_idx(IDX_RESERVE, r.wrapping_add(1));
-        *out = RtpmSlotRef { index: r & (self.n() - 1), len: self.l.config.slot_payload, arrival_ns: 0 };
+        *out = RtpmSlotRef::new(r & (self.n() - 1), self.l.config.slot_payload, 0);
         Ok(())
     }
 
     /// PUSH one slot. A PRODUCING slot must be ours; the slot at the reserve index is reserved
     /// implicitly (the seed's one-call producer path); any other slot is in the wrong state.
     fn push_one(&mut self, me: u16, s: &RtpmSlotRef, now: u64) -> Result<(), Errno> {
-        if s.index >= self.n() || s.len == 0 || s.len > self.l.config.slot_payload {
+        if s.index >= self.n() || s.len == 0 || s.len > self.l.config.slot_payload || s.flags != 0 || s.pad != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
         if st.state != S_PRODUCING {
             if s.index != self.idx(IDX_RESERVE) & (self.n() - 1) {
                 return Err(Errno::EBADSLT);
+            }
+            // The shm backend has no roles (see the module doc), so the kernel's producer-role
+            // check of the implicit reservation has no twin here; its STOP rule does.
+            if self.l.state != RTPM_STATE_RUNNING {
+                return Err(Errno::EPIPE);
             }
             self.reserve_one(me, &mut RtpmSlotRef::default())?;
         } else if st.owner != me {
@@ -951,7 +964,7 @@ impl RingOps<'_> {
         // SAFETY: as in push_one: inside the validated meta region; READY descriptors are only
         // written by push, which cannot run while we hold the lock.
         let d = unsafe { std::ptr::read_volatile(self.desc_ptr(index)) };
-        *out = RtpmSlotRef { index, len: d.len, arrival_ns: d.arrival_ns };
+        *out = RtpmSlotRef { index, len: d.len, arrival_ns: d.arrival_ns, flags: d.flags, pad: 0 };
         self.l.stats.popped_packets += 1;
         self.l.stats.popped_bytes += d.len as u64;
         self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
@@ -960,7 +973,7 @@ impl RingOps<'_> {
     }
 
     fn release_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
-        if s.index >= self.n() {
+        if s.index >= self.n() || s.flags != 0 || s.pad != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
@@ -972,6 +985,23 @@ impl RingOps<'_> {
         }
         *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
         self.l.stats.released += 1;
+        Ok(())
+    }
+
+    /// CANCEL a PRODUCING slot of ours: back to FREE, never READY (also on a stopped ring).
+    fn cancel_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
+        if s.index >= self.n() || s.flags != 0 || s.pad != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let st = *self.slot(s.index);
+        if st.state != S_PRODUCING {
+            return Err(Errno::EBADSLT);
+        }
+        if st.owner != me {
+            return Err(Errno::EPERM);
+        }
+        *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
+        self.l.stats.cancelled += 1;
         Ok(())
     }
 }
@@ -1196,7 +1226,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "Miri cannot spawn processes or map files")]
     fn lock_holder_killed_does_not_deadlock() {
         const CHILD: &str = "RTPMGR_LOCK_CHILD";
-        let cfg = RtpmConfig { ring_order: 2, slot_payload: 64, drop_policy: 0, flags: 0 };
+        let cfg = RtpmConfig::new(2, 64, 0);
         if let Some(path) = std::env::var_os(CHILD) {
             let path = PathBuf::from(path);
             let dev = ShmDev::open(&path, 0, &cfg).unwrap();

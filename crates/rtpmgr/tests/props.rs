@@ -10,9 +10,8 @@ use rtpmgr::rtp;
 const PAGE: usize = 4096;
 
 fn config() -> impl Strategy<Value = RtpmConfig> {
-    (RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX, RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX, 0u32..=1).prop_map(
-        |(ring_order, slot_payload, drop_policy)| RtpmConfig { ring_order, slot_payload, drop_policy, flags: 0 },
-    )
+    (RTPM_RING_ORDER_MIN..=RTPM_RING_ORDER_MAX, RTPM_SLOT_PAYLOAD_MIN..=RTPM_SLOT_PAYLOAD_MAX, 0u32..=1)
+        .prop_map(|(ring_order, slot_payload, drop_policy)| RtpmConfig::new(ring_order, slot_payload, drop_policy))
 }
 
 proptest! {
