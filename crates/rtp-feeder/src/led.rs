@@ -51,8 +51,9 @@ impl OutputPin for LedPin {
 /// Requests the configured line as an output, initially off.
 pub fn open(cfg: &LedConfig) -> Result<LedPin> {
     let what = || format!("status LED line {} on {}", cfg.line, cfg.chip.display());
-    let mut chip = Chip::new(&cfg.chip)
-        .with_context(|| format!("failed to open {} (set enabled = false in [status_led] to run without it)", what()))?;
+    let mut chip = Chip::new(&cfg.chip).with_context(|| {
+        format!("failed to open {} (set enabled = false in [status_led] to run without it)", what())
+    })?;
     let line = chip.get_line(cfg.line).with_context(|| format!("failed to get {}", what()))?;
     let off = u8::from(cfg.active_low);
     let handle = line

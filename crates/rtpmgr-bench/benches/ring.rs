@@ -31,7 +31,7 @@ fn shm_vs_rtrb(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("rtrb", batch), &batch, |b, &n| {
             b.iter(|| {
                 let chunk = tx.write_chunk_uninit(n).expect("room");
-                chunk.fill_from_iter((0..n as u32).map(|i| SlotRef { index: i, len: 16, arrival_ns: 0 }));
+                chunk.fill_from_iter((0..n as u32).map(|i| SlotRef::new(i, 16, 0)));
                 let chunk = rx.read_chunk(n).expect("ready");
                 let k = chunk.into_iter().map(|d| d.len as usize).sum::<usize>();
                 std::hint::black_box(k)

@@ -591,11 +591,7 @@ fn rtrb_path(p: &Params) -> (Side, Side) {
                 continue;
             }
             let chunk = sh.prod_calls.count(|| tx.write_chunk_uninit(n)).expect("slots() said n are free");
-            let done = chunk.fill_from_iter((0..n as u32).map(|i| SlotRef {
-                index: (next + i) & 1023,
-                len: payload,
-                arrival_ns: 0,
-            }));
+            let done = chunk.fill_from_iter((0..n as u32).map(|i| SlotRef::new((next + i) & 1023, payload, 0)));
             next = next.wrapping_add(done as u32);
             pacer.sent(done);
             sh.produced.fetch_add(done as u64, Relaxed);

@@ -259,7 +259,7 @@ fn batch_partial_semantics() {
     assert_eq!(fx.ch.stats().unwrap().overruns, 1);
 
     // PUSH stops at the first bad entry (index 8 is out of range) and reports what it did.
-    let mut push: Vec<SlotRef> = (0..8).map(|i| SlotRef { index: i, len: 16, arrival_ns: 0 }).collect();
+    let mut push: Vec<SlotRef> = (0..8).map(|i| SlotRef::new(i, 16, 0)).collect();
     push[3].index = 99;
     assert_eq!(raw.batch(SlotOp::Push, &mut push).unwrap(), 3);
     assert_eq!(fx.ch.stats().unwrap().illegal_ops, 1);
@@ -910,7 +910,7 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
                     // the generator only writes slots it reserved, or ones the ring will refuse.
                     unsafe { std::ptr::copy_nonoverlapping(pkt.as_ptr(), ring.payload_ptr(index), pkt.len()) };
                 }
-                refs.push(SlotRef { index, len, arrival_ns: 0 });
+                refs.push(SlotRef::new(index, len, 0));
                 own.push(mine);
             }
             let r = raw.batch(SlotOp::Push, &mut refs);
@@ -939,7 +939,7 @@ fn random_ops(ch: &Channel, backend: &Backend, seed: u64, steps: usize) -> Vec<S
                     8 if !popped[1 - h].is_empty() => (popped[1 - h][0], false),
                     _ => (rng.below(n as u64 + 2) as u32, false),
                 };
-                refs.push(SlotRef { index, len: 0, arrival_ns: 0 });
+                refs.push(SlotRef::new(index, 0, 0));
                 own.push(mine);
             }
             let r = raw.batch(SlotOp::Release, &mut refs);
