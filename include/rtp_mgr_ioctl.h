@@ -179,14 +179,15 @@ struct rtpm_slot_desc {
  * - PUSH: in index, len (1..slot_payload), arrival_ns (0: kernel stamps it).
  * - POP: out index, len, arrival_ns, flags (the descriptor's RTPM_SLOT_F_*).
  * - RESERVE: out index (len = slot_payload).
- * - CANCEL, RELEASE: in index; len and arrival_ns ignored.
- * On input flags and pad must be zero (-EINVAL otherwise).
+ * - CANCEL, RELEASE: in index; len, arrival_ns and flags ignored, so that
+ *   the entries POP filled in can be handed back as they are.
+ * pad must be zero, and for PUSH flags too (-EINVAL otherwise).
  */
 struct rtpm_slot_ref {
 	__u32 index;		/* slot number, 0 .. slot_count - 1 */
 	__u32 len;
 	__u64 arrival_ns;
-	__u32 flags;		/* in: zero; out (POP): RTPM_SLOT_F_* */
+	__u32 flags;		/* PUSH: zero; POP: out, RTPM_SLOT_F_* */
 	__u32 pad;		/* zero */
 };
 

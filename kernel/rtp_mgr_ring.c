@@ -328,11 +328,11 @@ static int rtpm_ring_push_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	if (s->state != RTPM_SLOT_PRODUCING) {
 		if (index != (ch->reserve & r->mask))
 			return -EBADSLT;
-		if (ch->producer_file != rf)
-			return -EACCES;	/* counted as denied, -EPERM to the caller */
 		/* A reservation made before STOP may be pushed, a new one not. */
 		if (!ch->running)
 			return -EPIPE;
+		if (ch->producer_file != rf)
+			return -EACCES;	/* counted as denied, -EPERM to the caller */
 		err = rtpm_ring_reserve_one(ch, rf, &index);
 		if (err)
 			return err;
@@ -393,8 +393,11 @@ static int rtpm_ring_release_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	struct rtpm_ring *r = ch->ring;
 	struct rtpm_slot *s;
 
-	/* The index must name a slot; flags and padding are reserved. */
-	if (ref->index >= r->slot_count || ref->flags || ref->pad)
+	/*
+	 * The index must name a slot; padding is reserved. flags is ignored,
+	 * like len: a consumer hands back the very entries POP filled in.
+	 */
+	if (ref->index >= r->slot_count || ref->pad)
 		return -EINVAL;
 	s = &r->slots[ref->index];
 	if (s->state != RTPM_SLOT_CONSUMING)
@@ -417,8 +420,8 @@ static int rtpm_ring_cancel_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	struct rtpm_ring *r = ch->ring;
 	struct rtpm_slot *s;
 
-	/* The index must name a slot; flags and padding are reserved. */
-	if (ref->index >= r->slot_count || ref->flags || ref->pad)
+	/* The index must name a slot; padding is reserved, flags ignored. */
+	if (ref->index >= r->slot_count || ref->pad)
 		return -EINVAL;
 	s = &r->slots[ref->index];
 	if (s->state != RTPM_SLOT_PRODUCING)

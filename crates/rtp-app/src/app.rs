@@ -83,7 +83,34 @@ fn stats_source(backend: &Backend) -> Result<RingStatsFn> {
     }))
 }
 
-/// Producers start a stopped channel (PLAN: "Producers START the channel if it is stopped").
+/// Claims this handle's roles on the channel (ABI 2.0): no second producer or consumer can
+/// then push or pop behind our back, and a producer may START the channel without
+/// CAP_NET_ADMIN. Producers then start a stopped channel (PLAN: "Producers START the channel if
+/// it is stopped").
+fn take_roles(ch: &Channel, roles: u32, what: &str) -> Result<()> {
+    ch.claim(roles).with_context(|| {
+        format!(
+            "cannot claim the {} role of {what}: another process already has it (`rtp_app ctl --status` shows \
+             which roles are taken)",
+            role_names(roles)
+        )
+    })?;
+    if roles & rtpmgr_abi::RTPM_ROLE_PRODUCER != 0 {
+        ensure_started(ch, what)?;
+    }
+    Ok(())
+}
+
+fn role_names(roles: u32) -> &'static str {
+    use rtpmgr_abi::{RTPM_ROLE_CONSUMER, RTPM_ROLE_PRODUCER};
+    match (roles & RTPM_ROLE_PRODUCER != 0, roles & RTPM_ROLE_CONSUMER != 0) {
+        (true, true) => "producer and consumer",
+        (true, false) => "producer",
+        (false, true) => "consumer",
+        (false, false) => "(no)",
+    }
+}
+
 fn ensure_started(ch: &Channel, what: &str) -> Result<()> {
     let running = ch.is_running().with_context(|| format!("cannot read the configuration of {what}"))?;
     if !running {
@@ -142,13 +169,17 @@ fn finish(
 /// `--mode rx`.
 pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
     let ring = open_ring(backend)?;
-    ensure_started(&ring.channel(), &describe(backend))?;
+    take_roles(&ring.channel(), rtpmgr_abi::RTPM_ROLE_PRODUCER, &describe(backend))?;
     let mut sock = RxSocket::bind(cfg.bind, cfg.port, cfg.sockbuf)?;
     let local = sock.local_addr()?;
     let counters = Arc::new(Counters::default());
     let stats = stats_source(backend)?;
     let mut drain = match cfg.drain {
-        true => Some(open_ring(backend)?.consumer()),
+        true => {
+            let r = open_ring(backend)?;
+            take_roles(&r.channel(), rtpmgr_abi::RTPM_ROLE_CONSUMER, &describe(backend))?;
+            Some(r.consumer())
+        }
         false => None,
     };
     let drain_ring = drain.as_ref().map(|d| d.ring().clone());
@@ -211,11 +242,14 @@ pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
 /// `--mode tx`.
 pub fn run_tx(cfg: &TxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
     let ring = open_ring(backend)?;
-    if cfg.stream.is_some() {
-        // Generate mode produces into the channel, so it starts it like any producer; ring mode
-        // only consumes, and POP works on a stopped channel.
-        ensure_started(&ring.channel(), &describe(backend))?;
-    }
+    // Generate mode produces into the channel and pops its own packets back (both roles), and
+    // starts the channel like any producer; ring mode only consumes, and POP works on a
+    // stopped channel.
+    let roles = match cfg.stream.is_some() {
+        true => rtpmgr_abi::RTPM_ROLES_ALL,
+        false => rtpmgr_abi::RTPM_ROLE_CONSUMER,
+    };
+    take_roles(&ring.channel(), roles, &describe(backend))?;
     let mut gen = cfg.stream.clone().map(RtpGenerator::new).transpose()?;
     let mut sock: Box<dyn DatagramSender> = match &cfg.xdp {
         Some(x) => crate::xdp::open_sender(x, cfg.dst)?,

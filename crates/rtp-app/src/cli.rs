@@ -51,7 +51,7 @@ Documentation: docs/rtp_app.md in the rtpmgr source tree.";
     after_long_help = AFTER_LONG_HELP,
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true,
-    group(ArgGroup::new("ctl_action").args(["stats", "status", "start", "stop", "reset", "configure"])),
+    group(ArgGroup::new("ctl_action").args(["stats", "status", "start", "stop", "reset", "configure", "reclaim"])),
 )]
 pub struct Cli {
     /// What to do: rx, tx or ctl.
@@ -293,6 +293,17 @@ pub struct CtlArgs {
     /// What a full ring does with a new packet.
     #[arg(long, value_enum, value_name = "policy")]
     pub drop_policy: Option<DropPolicy>,
+    /// Take back the slots other processes have held for at least --min-held-ms (needs
+    /// CAP_NET_ADMIN).
+    ///
+    /// For a live but hung process that stalls the ring by holding slots: they return to FREE,
+    /// are counted in "evicted" and logged by the kernel. The holder's later push or release of
+    /// such a slot fails. A crashed process needs no reclaim: closing its file frees its slots.
+    #[arg(long)]
+    pub reclaim: bool,
+    /// With --reclaim: only slots held at least this long, in milliseconds (default 1000).
+    #[arg(long, value_name = "ms", default_value_t = 1000, requires = "reclaim")]
+    pub min_held_ms: u64,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -364,13 +375,15 @@ impl Cli {
             (Some(Mode::Ctl), None) => {
                 let n = [
                     self.ctl.stats, self.ctl.status, self.ctl.start, self.ctl.stop, self.ctl.reset, self.ctl.configure,
+                    self.ctl.reclaim,
                 ]
                 .iter()
                 .filter(|b| **b)
                 .count();
                 if n != 1 {
                     return Err(
-                        "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure".into()
+                        "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim"
+                            .into(),
                     );
                 }
                 Ok(())

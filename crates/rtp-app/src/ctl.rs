@@ -104,8 +104,13 @@ pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
             )
         })?;
         ("configure", info_fields(&ring.info()?))
+    } else if args.reclaim {
+        let n = ring.reclaim(std::time::Duration::from_millis(args.min_held_ms)).with_context(|| {
+            format!("cannot reclaim slots of {what} (needs CAP_NET_ADMIN, i.e. root or a capable service)")
+        })?;
+        ("reclaim", vec![("reclaimed", u64::from(n))])
     } else {
-        bail!("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure");
+        bail!("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim");
     };
     Ok(if json {
         let mut obj = Map::new();
@@ -140,6 +145,8 @@ mod tests {
             ring_order: Some(12),
             slot_payload: None,
             drop_policy: Some(DropPolicy::DropOldest),
+            reclaim: false,
+            min_held_ms: 1000,
         };
         let m = merged_config(&cur, &args);
         assert_eq!((m.ring_order, m.slot_payload, m.drop_policy), (12, 2048, 1));

@@ -71,6 +71,9 @@ mod tests {
     fn missing_chip_is_a_clear_error() {
         let cfg = LedConfig { chip: "/dev/gpiochip-does-not-exist".into(), line: 3, active_low: false };
         let e = format!("{:#}", open(&cfg).unwrap_err());
-        assert!(e.contains("line 3 on /dev/gpiochip-does-not-exist") && e.contains("off"), "{e}");
+        assert!(
+            e.contains("line 3 on /dev/gpiochip-does-not-exist") && e.contains("enabled = false in [status_led]"),
+            "{e}"
+        );
     }
 }

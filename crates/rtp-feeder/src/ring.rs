@@ -69,14 +69,22 @@ impl RingHandle {
         })
     }
 
-    /// The consumer side (maps the ring).
+    /// The consumer side (maps the ring). Claims the channel's consumer role (ABI 2.0), so no
+    /// other process can pop the pipeline's packets.
     pub fn consumer(&self) -> Result<RxRing> {
+        self.channel.claim(rtpmgr::abi::RTPM_ROLE_CONSUMER).with_context(|| {
+            format!("ring {} already has a consumer (another rtp-feeder or rtp_app?)", self.describe())
+        })?;
         let consumer = self.channel.consumer().with_context(|| format!("failed to map ring {}", self.describe()))?;
         Ok(RxRing { consumer })
     }
 
-    /// The producer side (maps the ring); starts a stopped channel, as every producer does.
+    /// The producer side (maps the ring): claims the channel's producer role (ABI 2.0), which
+    /// also lets it start a stopped channel without CAP_NET_ADMIN, as every producer does.
     pub fn producer(&self) -> Result<TxRing> {
+        self.channel.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER).with_context(|| {
+            format!("ring {} already has a producer (another rtp-feeder or rtp_app?)", self.describe())
+        })?;
         if !self.channel.is_running().with_context(|| format!("failed to query ring {}", self.describe()))? {
             self.channel.start().with_context(|| format!("failed to start ring {}", self.describe()))?;
             log::info!("started stopped channel {}", self.describe());

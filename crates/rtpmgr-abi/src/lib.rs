@@ -182,7 +182,8 @@ pub struct RtpmSlotRef {
     pub len: u32,
     /// PUSH: in (0: the kernel stamps it); POP: out.
     pub arrival_ns: u64,
-    /// In: must be zero; POP: out, the descriptor's `RTPM_SLOT_F_*`.
+    /// PUSH: must be zero; POP: out, the descriptor's `RTPM_SLOT_F_*`; ignored by RELEASE and
+    /// CANCEL (popped entries can be handed back as they are).
     pub flags: u32,
     /// Must be zero.
     pub pad: u32,

@@ -17,6 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a consumer naps between polls of a channel that was stopped (POLLHUP) and is empty.
+const STOPPED_NAP: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 pub(crate) struct KernelDev {
     file: File,
@@ -52,6 +55,12 @@ impl KernelDev {
     }
     pub(crate) fn reset(&self) -> Result<(), Errno> {
         ioctl::reset(self.file.as_fd())
+    }
+    pub(crate) fn claim_roles(&self, roles: u32) -> Result<(), Errno> {
+        ioctl::claim(self.file.as_fd(), roles)
+    }
+    pub(crate) fn reclaim(&self, min_held_ns: u64) -> Result<u32, Errno> {
+        ioctl::reclaim(self.file.as_fd(), min_held_ns)
     }
     pub(crate) fn stats(&self) -> Result<RtpmStats, Errno> {
         ioctl::get_stats(self.file.as_fd())
@@ -98,6 +107,17 @@ impl KernelDev {
                 let re = fds[0].revents().unwrap_or(PollFlags::empty());
                 if re.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL) {
                     return Err(Errno::EIO);
+                }
+                if re.contains(PollFlags::POLLHUP) && !re.intersects(flags) {
+                    // ABI 2.0: the channel was stopped and nothing is left to pop. A producer
+                    // goes on to its RESERVE, which answers EPIPE. poll() keeps reporting
+                    // POLLHUP, so a consumer waiting for the next START must not poll in a
+                    // loop: it naps instead and tries again (a restart is seen within 50 ms).
+                    if dir == Dir::Writable {
+                        return Ok(true);
+                    }
+                    std::thread::sleep(timeout.map_or(STOPPED_NAP, |t| t.min(STOPPED_NAP)));
+                    return Ok(false);
                 }
                 Ok(re.intersects(flags))
             }

@@ -432,6 +432,38 @@ impl Channel {
         .context(|| self.inner.ctx("stop"))
     }
 
+    /// CLAIM (ABI 2.0): this handle's roles become exactly `roles` (`RTPM_ROLE_PRODUCER`,
+    /// `RTPM_ROLE_CONSUMER`, or 0 to give them up). While a handle holds the producer role, no
+    /// other handle may RESERVE or PUSH; the consumer role keeps others from POPping. The
+    /// producer role also lets this handle START and STOP the channel without `CAP_NET_ADMIN`.
+    ///
+    /// # Errors
+    /// `EBUSY` if another open handle holds one of the roles; `EBADF` if the handle is read-only.
+    /// A shm ring keeps the same roles between its handles (it has no privileges: whoever may
+    /// open the ring file may do everything else).
+    pub fn claim(&self, roles: u32) -> Result<()> {
+        match &self.inner.dev {
+            Dev::Kernel(k) => k.claim_roles(roles),
+            Dev::Shm(s) => s.claim_roles(roles),
+        }
+        .context(|| self.inner.ctx(&format!("claim of roles {roles:#x}")))
+    }
+
+    /// RECLAIM (ABI 2.0, `CAP_NET_ADMIN`): takes back every slot that another handle has held
+    /// for at least `min_held` (a live but hung process), and returns how many.
+    ///
+    /// # Errors
+    /// `EPERM` without `CAP_NET_ADMIN`; `EOPNOTSUPP` on a shm ring (its dead owners are
+    /// reclaimed automatically, and a live one cannot be told apart from a slow one).
+    pub fn reclaim(&self, min_held: Duration) -> Result<u32> {
+        let ns = u64::try_from(min_held.as_nanos()).unwrap_or(u64::MAX);
+        match &self.inner.dev {
+            Dev::Kernel(k) => k.reclaim(ns),
+            Dev::Shm(_) => Err(Errno::EOPNOTSUPP),
+        }
+        .context(|| self.inner.ctx("reclaim"))
+    }
+
     /// RESET: empties the ring and zeroes the counters.
     ///
     /// # Errors
@@ -561,6 +593,11 @@ impl Raw<'_> {
         let mut s = SlotRef::default();
         self.single(SlotOp::Pop, &mut s)?;
         Ok(s)
+    }
+
+    /// CANCEL_SLOT of `index`: an unpushed reservation back to FREE (ABI 2.0).
+    pub fn cancel(&self, index: u32) -> Result<()> {
+        self.single(SlotOp::Cancel, &mut SlotRef::new(index, 0, 0))
     }
 
     /// RELEASE_SLOT of `index`.

@@ -3,9 +3,10 @@
 //!
 //! Vocabulary (the UAPI's): the producer RESERVEs slots, writes them, PUSHes them; the consumer
 //! POPs slots, reads them, RELEASEs them. Guards make the last step of each side automatic:
-//! a dropped [`WriteSlot`] goes back to its producer's spare list (the ABI has no "unreserve";
-//! the next reserve hands it out again, in ring order), a dropped [`ReadSlot`] is queued for
-//! release and flushed in batches.
+//! a dropped [`WriteSlot`] goes back to its producer's spare list (the next reserve hands it out
+//! again, in ring order, which saves a CANCEL and a RESERVE), and the spares still held when the
+//! producer and its last slot are gone are CANCELled, so that they never block the ring; a
+//! dropped [`ReadSlot`] is queued for release and flushed in batches.
 
 use crate::error::{Context, Error, Result};
 use crate::layout::{page_size, RingLayout, IDX_CONSUMER, IDX_PRODUCER, IDX_RELEASE, IDX_RESERVE};
@@ -179,7 +180,7 @@ impl Ring {
 
     /// A producer handle (reserve, write, push).
     pub fn producer(&self) -> Producer {
-        Producer { ring: self.clone(), spares: Arc::new(Mutex::new(Vec::new())) }
+        Producer { ring: self.clone(), spares: Arc::new(SpareSlots::new(self.inner.chan.clone())) }
     }
 
     /// A consumer handle (pop, read, release).
@@ -272,7 +273,56 @@ impl Ring {
 pub struct Producer {
     ring: Ring,
     /// Slots reserved by this producer and given back unpushed: handed out again first.
-    spares: Arc<Mutex<Vec<u32>>>,
+    spares: Arc<SpareSlots>,
+}
+
+/// The reserved, unpushed slots of one [`Producer`] and its [`WriteSlot`]s. Shared by all of
+/// them; when the last one goes, the slots still here are CANCELled (ABI 2.0): a dropped
+/// producer never leaves reservations that block the ring until its file is closed.
+struct SpareSlots {
+    idx: Mutex<Vec<u32>>,
+    chan: Arc<ChannelInner>,
+}
+
+impl SpareSlots {
+    fn new(chan: Arc<ChannelInner>) -> SpareSlots {
+        SpareSlots { idx: Mutex::new(Vec::new()), chan }
+    }
+}
+
+impl std::ops::Deref for SpareSlots {
+    type Target = Mutex<Vec<u32>>;
+    fn deref(&self) -> &Mutex<Vec<u32>> {
+        &self.idx
+    }
+}
+
+impl std::fmt::Debug for SpareSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.idx.lock().unwrap_or_else(|p| p.into_inner()).iter()).finish()
+    }
+}
+
+impl Drop for SpareSlots {
+    fn drop(&mut self) {
+        let idx = std::mem::take(self.idx.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let mut refs: Vec<RtpmSlotRef> = idx.iter().map(|&i| RtpmSlotRef::new(i, 0, 0)).collect();
+        let mut rest = &mut refs[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(RTPM_BATCH_MAX as usize);
+            // The call stops at the first entry it refuses: skip that one and go on. A refusal
+            // means the slot is no longer ours (an administrator's RECLAIM took it).
+            let skip = match self.chan.batch(SlotOp::Cancel, &mut rest[..n]) {
+                Ok(done) if done == n => n,
+                Ok(done) => done + 1,
+                Err(e) => {
+                    log::debug!("{}: {e}", self.chan.ctx(&format!("cancel of slot {}", rest[0].index)));
+                    1
+                }
+            };
+            rest = &mut rest[skip..];
+        }
+    }
 }
 
 impl Producer {
@@ -450,7 +500,7 @@ impl Producer {
 /// Dropped unpushed, it returns to the producer as a spare.
 pub struct WriteSlot {
     ring: Arc<RingInner>,
-    spares: Arc<Mutex<Vec<u32>>>,
+    spares: Arc<SpareSlots>,
     index: u32,
     len: u32,
     arrival_ns: u64,

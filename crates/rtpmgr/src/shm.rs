@@ -112,7 +112,10 @@ struct Locked {
     channel: u32,
     config: RtpmConfig,
     next_gen: u32,
-    _pad: u32,
+    /// Handle (`me`) holding the producer role (ABI 2.0 CLAIM), 0 if none.
+    producer_owner: u16,
+    /// Handle holding the consumer role, 0 if none.
+    consumer_owner: u16,
     last_dead_check_ns: u64,
     stats: RtpmStats,
     seq: SeqTracker,
@@ -394,11 +397,43 @@ impl ShmDev {
             }
         }
         l.stats.reclaimed += count;
+        // The roles end with the handle, as the kernel's end with the file.
+        if l.producer_owner == owner {
+            l.producer_owner = 0;
+        }
+        if l.consumer_owner == owner {
+            l.consumer_owner = 0;
+        }
         l.handles[owner as usize - 1] = HandleEnt { in_use: 0, pid: 0, start_time: 0, gen: 0, mappings: 0, pid_ns: 0 };
         if count != 0 {
             RingOps { l, v, wake }.advance();
         }
         Ok(count)
+    }
+
+    /// CLAIM, as the module's rtpm_chan_claim(): this handle's roles become exactly `roles`;
+    /// `EBUSY` (and no change) if another handle holds one of them.
+    pub(crate) fn claim_roles(&self, roles: u32) -> Result<(), Errno> {
+        if roles & !RTPM_ROLES_ALL != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = self.lock()?;
+        let l = g.locked();
+        let me = self.me;
+        let taken = |owner: u16| owner != 0 && owner != me;
+        if (roles & RTPM_ROLE_PRODUCER != 0 && taken(l.producer_owner))
+            || (roles & RTPM_ROLE_CONSUMER != 0 && taken(l.consumer_owner))
+        {
+            return Err(Errno::EBUSY);
+        }
+        let pick = |role: u32, owner: u16| match (roles & role != 0, owner == me) {
+            (true, _) => me,
+            (false, true) => 0,
+            (false, false) => owner,
+        };
+        l.producer_owner = pick(RTPM_ROLE_PRODUCER, l.producer_owner);
+        l.consumer_owner = pick(RTPM_ROLE_CONSUMER, l.consumer_owner);
+        Ok(())
     }
 
     pub(crate) fn info(&self) -> Result<RtpmInfo, Errno> {
@@ -425,7 +460,8 @@ impl ShmDev {
             payload_size: h.payload_size,
             // No module ceiling: the ring file is the caller's own memory.
             max_ring_bytes: u64::MAX,
-            file_roles: 0,
+            file_roles: (if l.producer_owner == self.me { RTPM_ROLE_PRODUCER } else { 0 })
+                | (if l.consumer_owner == self.me { RTPM_ROLE_CONSUMER } else { 0 }),
             // A shm ring has no privilege model: whoever can open the file may do everything.
             file_caps: RTPM_FILE_WRITE | RTPM_FILE_ADMIN,
         })
@@ -443,6 +479,8 @@ impl ShmDev {
         let l = g.locked();
         let n = l.config_slots();
         let mut st = RtpmStatus { state: l.state, ..Default::default() };
+        st.claimed = (if l.producer_owner != 0 { RTPM_ROLE_PRODUCER } else { 0 })
+            | (if l.consumer_owner != 0 { RTPM_ROLE_CONSUMER } else { 0 });
         for s in &l.slots[..n] {
             match s.state {
                 S_PRODUCING => st.producing += 1,
@@ -520,7 +558,7 @@ impl ShmDev {
         // another process may touch (the control area is mapped by every handle): allocate
         // first, so a full /dev/shm is an ENOSPC here rather than a SIGBUS at first touch and a
         // failure leaves the old ring intact; then zero the old ring's meta region (descriptor
-        // table, indices); only then trim a file that was longer than the new ring.
+        // table, indices); trim a file longer than the new ring only at the very end.
         local.ring = None;
         let h = RingLayout::header_for(l.channel, c, page_size());
         let total = self.ctl_size as u64 + h.payload_offset + h.payload_size;
@@ -534,11 +572,6 @@ impl ShmDev {
         let zero = vec![0u8; old_meta.max(h.meta_size) as usize];
         self.file.write_all_at(&zero, self.ctl_size as u64).map_err(io)?;
         self.file.write_all_at(&header_bytes(&h), self.ctl_size as u64).map_err(io)?;
-        if self.file.metadata().map_err(io)?.len() > total {
-            // Nobody maps past `total` any more: user mappings are excluded (EBUSY above) and
-            // cached views are rebuilt under the lock after the config_gen bump below.
-            self.file.set_len(total).map_err(io)?;
-        }
         for s in &mut l.slots[..] {
             *s = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
         }
@@ -547,6 +580,14 @@ impl ShmDev {
         l.stats = RtpmStats::default();
         l.seq = SeqTracker::default();
         self.shared().head.config_gen.fetch_add(1, Ordering::AcqRel);
+        // Trimmed last, still under the lock: user mappings are excluded (EBUSY above) and every
+        // cached view is stale now (config_gen), so nothing touches the cut pages again; killed
+        // before this line, the file is merely longer than it needs to be.
+        let trim =
+            self.file.metadata().map_or(Ok(()), |m| if m.len() > total { self.file.set_len(total) } else { Ok(()) });
+        if let Err(e) = trim {
+            log::warn!("{}: failed to trim the ring file to {total} bytes: {e}", self.path.display());
+        }
         drop(local);
         drop(g);
         self.wake(Wake { readable: true, writable: true });
@@ -593,6 +634,16 @@ impl ShmDev {
         loop {
             let v = self.view(g, local)?;
             let mut r = RingOps { l: g.locked(), v, wake: &mut *wake };
+            // Another handle's role keeps us out, as in the module (EPERM, counted as denied).
+            let role_owner = match op {
+                BatchOp::Reserve | BatchOp::Push => r.l.producer_owner,
+                BatchOp::Pop => r.l.consumer_owner,
+                BatchOp::Release | BatchOp::Cancel => 0,
+            };
+            if role_owner != 0 && role_owner != me {
+                err = Some(Errno::EACCES);
+                break;
+            }
             // A PUSH of a slot reserved before STOP is allowed; push_one refuses the implicit
             // reservation of a stopped ring itself.
             if op == BatchOp::Reserve && r.l.state != RTPM_STATE_RUNNING {
@@ -633,6 +684,7 @@ impl ShmDev {
         match (op, err) {
             (_, None) => {}
             (_, Some(Errno::EPIPE)) => {}
+            (_, Some(Errno::EACCES)) => st.denied += 1,
             (BatchOp::Reserve, Some(_)) if done == 0 => st.overruns += 1,
             (BatchOp::Reserve, Some(_)) => {}
             (BatchOp::Pop, Some(_)) if done == 0 => st.underruns += 1,
@@ -640,6 +692,8 @@ impl ShmDev {
             (BatchOp::Push, Some(Errno::EAGAIN)) => st.overruns += 1,
             (_, Some(_)) => st.illegal_ops += 1,
         }
+        // EACCES is the internal "another handle holds the role", EPERM to the caller.
+        let err = err.map(|e| if e == Errno::EACCES { Errno::EPERM } else { e });
         match err {
             Some(e) if done == 0 => Err(e),
             _ => Ok(done),
@@ -898,10 +952,13 @@ impl RingOps<'_> {
             if s.index != self.idx(IDX_RESERVE) & (self.n() - 1) {
                 return Err(Errno::EBADSLT);
             }
-            // The shm backend has no roles (see the module doc), so the kernel's producer-role
-            // check of the implicit reservation has no twin here; its STOP rule does.
+            // The one-call path writes the payload before the slot is handed out: only safe for
+            // the producer-role holder, whom no other handle can race for that slot.
             if self.l.state != RTPM_STATE_RUNNING {
                 return Err(Errno::EPIPE);
+            }
+            if self.l.producer_owner != me {
+                return Err(Errno::EACCES);
             }
             self.reserve_one(me, &mut RtpmSlotRef::default())?;
         } else if st.owner != me {
@@ -973,7 +1030,8 @@ impl RingOps<'_> {
     }
 
     fn release_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
-        if s.index >= self.n() || s.flags != 0 || s.pad != 0 {
+        // flags is ignored, like len: the entries POP filled in are handed back as they are.
+        if s.index >= self.n() || s.pad != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
@@ -990,7 +1048,7 @@ impl RingOps<'_> {
 
     /// CANCEL a PRODUCING slot of ours: back to FREE, never READY (also on a stopped ring).
     fn cancel_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
-        if s.index >= self.n() || s.flags != 0 || s.pad != 0 {
+        if s.index >= self.n() || s.pad != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);

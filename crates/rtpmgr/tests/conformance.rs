@@ -163,20 +163,21 @@ fn stopped_channel_refuses_reserve_and_push_but_drains() {
     fx.ch.stop().unwrap();
     assert_eq!(errno(tx.reserve_batch(4)), Errno::EPIPE);
     assert_eq!(errno(fx.ch.raw_ops().reserve()), Errno::EPIPE);
-    assert_eq!(errno(fx.ch.raw_ops().push(0, 10, 0)), Errno::EPIPE);
+    let next = fx.ch.status().unwrap().reserve & 7;
+    assert_eq!(errno(fx.ch.raw_ops().push(next, 10, 0)), Errno::EPIPE);
+    // ABI 2.0: a slot reserved before STOP may still be pushed (or cancelled) after it.
     let mut held = held;
     held.fill(b"late").unwrap();
-    assert_eq!(errno(tx.push(held)), Errno::EPIPE);
+    tx.push(held).unwrap();
     // POP and RELEASE still work on a stopped channel: a consumer can drain it.
     let got = rx.pop_batch(8).unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].data(), b"before stop");
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].data(), got[1].data()), (&b"before stop"[..], &b"late"[..]));
     drop(got);
-    assert_eq!(rx.flush().unwrap(), 1);
+    rx.flush().unwrap(); // dropping two guards may already have flushed (a quarter of the ring)
+    assert_eq!(fx.ch.status().unwrap().consuming, 0);
     // EPIPE is flow control, not misuse.
     assert_eq!(fx.ch.stats().unwrap().illegal_ops, 0);
-    // The refused slot is kept by the producer and pushed once the channel runs again.
-    assert_eq!(tx.spare_count(), 1);
     fx.ch.start().unwrap();
     let mut s = tx.reserve().unwrap();
     s.fill(b"after start").unwrap();
@@ -325,8 +326,10 @@ fn ownership_and_state_errors_have_exact_errnos() {
     assert_eq!(errno(a.raw_ops().release(p.index)), Errno::EBADSLT);
     assert_eq!(a.stats().unwrap().illegal_ops - n0, 10);
 
-    // The one-call producer path: PUSH on the next FREE slot reserves it implicitly.
+    // The one-call producer path: PUSH on the next FREE slot reserves it implicitly, for the
+    // producer-role holder only (ABI 2.0, issue item 3).
     let next = fx.ch.status().unwrap().reserve & 7;
+    b.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER).unwrap();
     b.raw_ops().push(next, 12, 0).unwrap();
     let q = a.raw_ops().pop().unwrap();
     assert_eq!((q.index, q.len), (next, 12));
@@ -362,6 +365,8 @@ fn reject_newest_keeps_the_oldest_packets() {
     let fx = Fx::small("reject");
     let mut tx = fx.ch.producer().unwrap();
     let mut rx = fx.ch.consumer().unwrap();
+    // The implicit-reserve PUSH below needs the producer role.
+    fx.ch.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER).unwrap();
     for i in 0..8u8 {
         tx.write(&[i; 32]).unwrap();
     }
@@ -653,7 +658,8 @@ fn closing_a_channel_reclaims_its_slots() {
     let fx = Fx::small("close");
     let other = fx.open_other();
     let before = fx.ch.status().unwrap().openers;
-    fx.ch.raw_ops().push(0, 8, 0).unwrap(); // implicit reserve of the next FREE slot
+    let r = fx.ch.raw_ops().reserve().unwrap();
+    fx.ch.raw_ops().push(r.index, 8, 0).unwrap();
     other.raw_ops().reserve().unwrap();
     other.raw_ops().pop().unwrap();
     assert_eq!(fx.ch.status().unwrap().openers, before);
@@ -1018,4 +1024,137 @@ fn random_operation_sequences_keep_the_invariants_and_match_the_shm_twin() {
             }
         }
     }
+}
+
+// --- ABI 2.0 (issue 15): each case named after the item it proves, on both backends ---------
+
+/// Item 4: CANCEL gives an unpushed reservation back (counted), also after STOP; only its owner
+/// may cancel it, and only while it is PRODUCING.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item4_cancel_returns_a_reservation_and_works_after_stop() {
+    let fx = Fx::small("cancel");
+    let other = fx.open_other();
+    let a = fx.ch.raw_ops().reserve().unwrap();
+    let b = fx.ch.raw_ops().reserve().unwrap();
+    assert_eq!(errno(other.raw_ops().cancel(a.index)), Errno::EPERM);
+    fx.ch.raw_ops().cancel(a.index).unwrap();
+    assert_eq!(errno(fx.ch.raw_ops().cancel(a.index)), Errno::EBADSLT);
+    assert_eq!(errno(fx.ch.raw_ops().cancel(8)), Errno::EINVAL);
+    fx.ch.stop().unwrap();
+    fx.ch.raw_ops().cancel(b.index).unwrap();
+    let (st, stats) = (fx.ch.status().unwrap(), fx.ch.stats().unwrap());
+    assert_eq!((st.producing, st.free, st.ready), (0, 8, 0));
+    assert_eq!(stats.cancelled, 2);
+    assert_eq!(stats.pushed_packets, 0);
+    fx.ch.start().unwrap();
+    // The ring is whole again: all 8 slots can be reserved.
+    let mut refs = [SlotRef::default(); 8];
+    assert_eq!(fx.ch.raw_ops().batch(SlotOp::Reserve, &mut refs).unwrap(), 8);
+}
+
+/// Item 4: a dropped Producer CANCELs the spare slots it still holds, so they do not block
+/// the ring until the channel handle is closed.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item4_dropped_producer_cancels_its_spare_slots() {
+    let fx = Fx::small("spares");
+    let mut tx = fx.ch.producer().unwrap();
+    let slots = tx.reserve_batch(5).unwrap();
+    drop(slots); // back to the producer as spares
+    assert_eq!(tx.spare_count(), 5);
+    assert_eq!(fx.ch.status().unwrap().producing, 5);
+    drop(tx);
+    let st = fx.ch.status().unwrap();
+    assert_eq!((st.producing, st.free), (0, 8));
+    assert_eq!(fx.ch.stats().unwrap().cancelled, 5);
+    // A slot that outlives its producer is cancelled when it goes, too.
+    let mut tx = fx.ch.producer().unwrap();
+    let s = tx.reserve().unwrap();
+    drop(tx);
+    assert_eq!(fx.ch.status().unwrap().producing, 1);
+    drop(s);
+    assert_eq!(fx.ch.status().unwrap().producing, 0);
+}
+
+/// Item 2: the producer and consumer roles are exclusive; a third handle can neither push nor
+/// pop behind the role holders' backs; roles end when their handle closes.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item2_claims_keep_a_third_handle_out() {
+    use rtpmgr::abi::{RTPM_ROLE_CONSUMER, RTPM_ROLE_PRODUCER};
+    let fx = Fx::small("claims");
+    let producer = fx.open_other();
+    let consumer = fx.open_other();
+    let third = &fx.ch;
+    producer.claim(RTPM_ROLE_PRODUCER).unwrap();
+    consumer.claim(RTPM_ROLE_CONSUMER).unwrap();
+    assert_eq!(errno(third.claim(RTPM_ROLE_PRODUCER)), Errno::EBUSY);
+    assert_eq!(errno(third.claim(RTPM_ROLE_CONSUMER)), Errno::EBUSY);
+    assert_eq!(fx.ch.status().unwrap().claimed, RTPM_ROLE_PRODUCER | RTPM_ROLE_CONSUMER);
+    let denied0 = fx.ch.stats().unwrap().denied;
+    assert_eq!(errno(third.raw_ops().reserve()), Errno::EPERM);
+    let s = producer.raw_ops().reserve().unwrap();
+    producer.raw_ops().push(s.index, 16, 0).unwrap();
+    assert_eq!(errno(third.raw_ops().pop()), Errno::EPERM);
+    assert_eq!(fx.ch.stats().unwrap().denied - denied0, 2);
+    let got = consumer.raw_ops().pop().unwrap();
+    consumer.raw_ops().release(got.index).unwrap();
+    // Giving a role up, or closing the handle, frees it for another handle.
+    producer.claim(0).unwrap();
+    third.claim(RTPM_ROLE_PRODUCER).unwrap();
+    drop(consumer);
+    third.claim(RTPM_ROLE_PRODUCER | RTPM_ROLE_CONSUMER).unwrap();
+    assert_eq!(errno(producer.claim(RTPM_ROLE_CONSUMER)), Errno::EBUSY);
+    assert_eq!(errno(third.claim(4)), Errno::EINVAL);
+    third.claim(0).unwrap();
+    assert_eq!(fx.ch.status().unwrap().claimed, 0);
+}
+
+/// Item 3: the one-call PUSH with implicit reserve writes a slot before it is handed out, so
+/// only the producer-role holder may use it; everyone else reserves first.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item3_implicit_push_needs_the_producer_role() {
+    let fx = Fx::small("implicit");
+    let next = fx.ch.status().unwrap().reserve & 7;
+    assert_eq!(errno(fx.ch.raw_ops().push(next, 8, 0)), Errno::EPERM);
+    assert_eq!(fx.ch.stats().unwrap().denied, 1);
+    assert_eq!(fx.ch.status().unwrap().producing, 0);
+    fx.ch.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER).unwrap();
+    fx.ch.raw_ops().push(next, 8, 0).unwrap();
+    assert_eq!(fx.ch.stats().unwrap().pushed_packets, 1);
+    // On a stopped channel it is EPIPE, as every new reservation.
+    fx.ch.stop().unwrap();
+    assert_eq!(errno(fx.ch.raw_ops().push((next + 1) & 7, 8, 0)), Errno::EPIPE);
+}
+
+/// Item 6: reserved fields of a slot entry must be zero (PUSH: flags too); POP reports the
+/// descriptor's flags, and RELEASE takes the popped entry back as it is.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item6_slot_entry_padding_is_checked_and_pop_reports_flags() {
+    let fx = Fx::small("flags");
+    let ring = fx.ch.map().unwrap();
+    let r = fx.ch.raw_ops().reserve().unwrap();
+    let pkt = rtp(7, true);
+    // SAFETY: the slot was just reserved by this handle; nobody else touches its payload.
+    unsafe { std::ptr::copy_nonoverlapping(pkt.as_ptr(), ring.payload_ptr(r.index), pkt.len()) };
+    let mut bad = SlotRef::new(r.index, pkt.len() as u32, 0);
+    bad.flags = 1;
+    assert_eq!(errno(fx.ch.raw_ops().single(SlotOp::Push, &mut bad)), Errno::EINVAL);
+    let mut bad = SlotRef::new(r.index, pkt.len() as u32, 0);
+    bad.pad = 1;
+    assert_eq!(errno(fx.ch.raw_ops().single(SlotOp::Push, &mut bad)), Errno::EINVAL);
+    fx.ch.raw_ops().push(r.index, pkt.len() as u32, 0).unwrap();
+    let p = fx.ch.raw_ops().pop().unwrap();
+    use rtpmgr::abi::{RTPM_SLOT_F_MARKER, RTPM_SLOT_F_RTP};
+    assert_eq!(p.flags, RTPM_SLOT_F_RTP | RTPM_SLOT_F_MARKER);
+    let mut bad = p;
+    bad.pad = 2;
+    assert_eq!(errno(fx.ch.raw_ops().single(SlotOp::Release, &mut bad)), Errno::EINVAL);
+    // The entry POP filled in (flags included) is handed back as it is.
+    let mut back = p;
+    fx.ch.raw_ops().single(SlotOp::Release, &mut back).unwrap();
+    assert_eq!(fx.ch.stats().unwrap().illegal_ops, 3);
 }
