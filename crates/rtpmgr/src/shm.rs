@@ -1496,6 +1496,16 @@ mod tests {
         let mut r = [RtpmSlotRef::default()];
         assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1);
         assert_eq!(dev.info().unwrap().slot_count, 1024);
+        // Back to the small ring: the file is trimmed (last), and the ring works.
+        dev.stop().unwrap();
+        assert_eq!(dev.batch(BatchOp::Release, &mut r).unwrap_err(), Errno::EBADSLT);
+        drop(dev);
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        dev.configure(&small()).unwrap();
+        let h = RingLayout::header_for(0, &small(), page_size());
+        assert_eq!(allocated().0, ctl_size() as u64 + h.payload_offset + h.payload_size);
+        dev.start().unwrap();
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1);
     }
 
     /// A full filesystem makes CONFIGURE fail with ENOSPC and leaves the old ring usable
