@@ -339,6 +339,8 @@ fn ring_slot(p: &Params) -> Result<(Side, Side)> {
     let prod: Side = Box::new(move |sh: &Shared| {
         let _ctl = ctl;
         let ch = Channel::open(&backend)?;
+        // ABI 2.0: the one-call PUSH_SLOT (implicit reserve) is the producer-role holder's.
+        ch.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER)?;
         let ring = ch.map()?;
         let mask = ring.layout().slot_count - 1;
         // SAFETY: no guard of `ch` exists; every slot moved here is moved through `raw` alone.
