@@ -46,12 +46,15 @@ with_lock() { "$REPO/scripts/heavy-lock" "$@"; }
 
 # build_module ARCH KDIR CROSS_COMPILE [make args...]: build rtp_mgr out of the source tree, in
 # $BUILD/module-ARCH, so builds for two kernels (and a developer's own `make -C kernel`) never mix objects.
+# The copy and the build run under one lock: `make demo` and `make test` started at once must not
+# build the same module directory under each other's feet.
 build_module() {
 	local arch=$1 kdir=$2 cross=$3 dir=$BUILD/module-$1
 	shift 3
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	cp -a "$REPO"/kernel/. "$dir"/
-	cp -a "$REPO"/include "$dir"/include
-	with_lock make -C "$dir" KDIR="$kdir" ARCH="$arch" CROSS_COMPILE="$cross" "$@"
+	# shellcheck disable=SC2016 # $1.. are expanded by the inner shell
+	with_lock bash -c 'set -e; dir=$1 repo=$2; shift 2
+		rm -rf "$dir"; mkdir -p "$dir"
+		cp -a "$repo"/kernel/. "$dir"/; cp -a "$repo"/include "$dir"/include
+		exec make -C "$dir" "$@"' build_module "$dir" "$REPO" \
+		KDIR="$kdir" ARCH="$arch" CROSS_COMPILE="$cross" "$@"
 }

@@ -247,7 +247,7 @@ mod tests {
         type Mutation = Box<dyn Fn(&mut RtpmRingHeader)>;
         let cases: Vec<(&str, Mutation)> = vec![
             ("magic", Box::new(|h| h.magic ^= 1)),
-            ("ABI", Box::new(|h| h.abi_major = 2)),
+            ("ABI", Box::new(|h| h.abi_major = RTPM_ABI_MAJOR + 1)),
             ("header_size", Box::new(|h| h.header_size = 128)),
             ("ring_order", Box::new(|h| h.ring_order = 16)),
             ("slot_count", Box::new(|h| h.slot_count = 15)),

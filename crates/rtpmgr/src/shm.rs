@@ -44,8 +44,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const CTL_MAGIC: u64 = u64::from_le_bytes(*b"RTPMSHM1");
-/// 2: handle entries record their PID namespace.
-const CTL_VERSION: u32 = 2;
+/// 2: handle entries record their PID namespace. 3: roles (ABI 2.0 CLAIM) and the larger stats.
+const CTL_VERSION: u32 = 3;
 /// Open handles (open files) one shm ring can have at once.
 pub(crate) const MAX_HANDLES: usize = 64;
 const MAX_SLOTS: usize = 1 << RTPM_RING_ORDER_MAX;
