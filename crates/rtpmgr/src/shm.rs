@@ -1452,7 +1452,10 @@ mod tests {
 
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("shm_ring_of_another_user_in_a_shared_dir_is_refused: file part skipped: chown needs root");
+            rtpmgr_testkit::skip(
+                "shm::shm_ring_of_another_user_in_a_shared_dir_is_refused (file part)",
+                "chown needs root",
+            );
             return;
         }
         use std::os::unix::fs::PermissionsExt;
@@ -1524,7 +1527,10 @@ mod tests {
             .is_ok_and(|s| s.success());
         if !mounted {
             let _ = std::fs::remove_dir(&dir);
-            eprintln!("configure_on_a_full_filesystem_is_enospc_not_sigbus: skipped: cannot mount a tmpfs (not root?)");
+            rtpmgr_testkit::skip(
+                "shm::configure_on_a_full_filesystem_is_enospc_not_sigbus",
+                "cannot mount a tmpfs (not root?)",
+            );
             return;
         }
         struct Umount(PathBuf);
