@@ -9,6 +9,7 @@
 
 use crate::backend::{describe, open, open_mapped, ring_counters};
 use crate::control::{Controller, Limits, ReportConfig, RingStatsFn, StopReason, StopState};
+use crate::multicast::{Membership, SendOptions};
 use crate::net::{DatagramSender, RxSocket, TxSocket};
 use crate::rtp::{RtpGenerator, StreamParams};
 use crate::rx::{drain_loop, rx_loop, RxConfig};
@@ -16,7 +17,7 @@ use crate::stats::{Counters, RingCounters, Snapshot};
 use crate::tx::{tx_generate_loop, tx_ring_loop, TxConfig};
 use anyhow::{anyhow, Context, Result};
 use rtpmgr::{Backend, Channel, Ring};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,7 +44,10 @@ pub struct Summary {
 /// Settings of an rx run.
 #[derive(Debug, Clone)]
 pub struct RxRun {
-    pub bind: IpAddr,
+    /// Without `membership`: the address to bind. With it: None binds to the group.
+    pub bind: Option<IpAddr>,
+    /// The multicast group to join (`--group`).
+    pub membership: Option<Membership>,
     pub port: u16,
     pub sockbuf: usize,
     pub drain: bool,
@@ -58,6 +62,8 @@ pub struct TxRun {
     pub bind: SocketAddr,
     pub dst: SocketAddr,
     pub sockbuf: usize,
+    /// Interface, TTL and loopback for a multicast `dst`.
+    pub multicast: Option<SendOptions>,
     /// None: `--source ring`.
     pub stream: Option<StreamParams>,
     pub worker: TxConfig,
@@ -170,8 +176,17 @@ fn finish(
 pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
     let ring = open_ring(backend)?;
     take_roles(&ring.channel(), rtpmgr_abi::RTPM_ROLE_PRODUCER, &describe(backend))?;
-    let mut sock = RxSocket::bind(cfg.bind, cfg.port, cfg.sockbuf)?;
+    let mut sock = match &cfg.membership {
+        Some(m) => {
+            if let Some(w) = m.warning() {
+                log::warn!("{w}");
+            }
+            RxSocket::bind_multicast(m, cfg.bind, cfg.port, cfg.sockbuf)?
+        }
+        None => RxSocket::bind(cfg.bind.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), cfg.port, cfg.sockbuf)?,
+    };
     let local = sock.local_addr()?;
+    let joined = cfg.membership.as_ref().map(|m| format!(" (joined {})", m.describe())).unwrap_or_default();
     let counters = Arc::new(Counters::default());
     let stats = stats_source(backend)?;
     let mut drain = match cfg.drain {
@@ -187,7 +202,7 @@ pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
     let report = ReportConfig { label: "RX", json: cfg.json };
     let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
     log::info!(
-        "rx: receiving on udp {local} into {} (batch {}, slot {} bytes)",
+        "rx: receiving on udp {local}{joined} into {} (batch {}, slot {} bytes)",
         describe(backend),
         cfg.worker.batch,
         ring.layout().slot_payload
@@ -253,17 +268,18 @@ pub fn run_tx(cfg: &TxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
     let mut gen = cfg.stream.clone().map(RtpGenerator::new).transpose()?;
     let mut sock: Box<dyn DatagramSender> = match &cfg.xdp {
         Some(x) => crate::xdp::open_sender(x, cfg.dst)?,
-        None => Box::new(TxSocket::connect(cfg.bind, cfg.dst, cfg.sockbuf)?),
+        None => Box::new(TxSocket::connect_with(cfg.bind, cfg.dst, cfg.sockbuf, cfg.multicast.as_ref())?),
     };
     let counters = Arc::new(Counters::default());
     let stats = stats_source(backend)?;
     let report = ReportConfig { label: "TX", json: cfg.json };
     let (ctl, idle_stats) = Controller::start(cfg.interval, report, Arc::clone(&counters), Arc::clone(&stop), stats)?;
     log::info!(
-        "tx: sending {} from {} to udp {} through {}",
+        "tx: sending {} from {} to udp {}{} through {}",
         if gen.is_some() { "generated RTP" } else { "ring slots" },
         describe(backend),
         cfg.dst,
+        cfg.multicast.as_ref().map(describe_send_options).unwrap_or_default(),
         sock.describe()
     );
     let t0 = Instant::now();
@@ -298,6 +314,13 @@ pub fn run_tx(cfg: &TxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
     log::debug!("tx worker ran {:?}", t0.elapsed());
     result.context("tx worker failed")?;
     Ok(summary)
+}
+
+/// " (multicast out of eth1, ttl 4, loopback off)", for the tx log line.
+fn describe_send_options(o: &SendOptions) -> String {
+    let on = o.iface.as_deref().map_or("the routed interface".to_string(), |i| i.to_string());
+    let loopback = if o.loopback { "on" } else { "off" };
+    format!(" (multicast out of {on}, ttl {}, loopback {loopback})", o.ttl)
 }
 
 /// The final stats record of a run.

@@ -22,7 +22,12 @@ Examples:
     rtp_app --mode rx --xdp eth0 --xdp-ports 5004 --channel 0
     rtp_app --mode tx --xdp eth1 --source ring --channel 0 --dst 192.0.2.10 --port 5004
 
-  Channel control:
+  Receive an IPTV channel: source-specific multicast (IGMPv3) from 10.0.0.1 on eth0:
+    rtp_app --mode rx --group 232.1.1.1 --ssm-source 10.0.0.1 --iface eth0 --port 5004 --channel 0
+
+  Send to a multicast group out of eth1, across up to 4 routers:
+    rtp_app --mode tx --dst 239.1.1.1 --port 5004 --iface eth1 --ttl 4 --backend shm
+
     rtp_app --mode ctl --channel 0 --stats
     rtp_app --mode ctl --channel 0 --stop
     rtp_app --mode ctl --channel 0 --configure --ring-order 12 --slot-payload 2048 --drop-policy drop-oldest
@@ -72,6 +77,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub tx: TxArgs,
+
+    #[command(flatten)]
+    pub multicast: MulticastArgs,
 
     #[command(flatten)]
     pub ctl: CtlArgs,
@@ -259,6 +267,55 @@ pub struct TxArgs {
     pub pt: u8,
 }
 
+/// Multicast options of --mode rx and --mode tx.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Multicast options (--iface also for tx)")]
+pub struct MulticastArgs {
+    /// Receive the multicast group ADDR (rx): join it and bind to it.
+    ///
+    /// The socket joins ADDR on --iface (IGMPv3 for IPv4, MLDv2 for IPv6) and binds to ADDR:port
+    /// (or to --bind, e.g. 0.0.0.0), with SO_REUSEADDR so that several receivers, e.g. a player
+    /// and a recorder, can take the same group and port. It receives only the groups it joined
+    /// itself (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off), never another process's. ADDR must be
+    /// IPv4 224.0.0.0/4 or IPv6 ff00::/8; groups in the source-specific ranges 232.0.0.0/8 and
+    /// ff3x::/32 need --ssm-source (a warning says so if it is missing).
+    /// Example: --group 232.1.1.1 --ssm-source 10.0.0.1 --iface eth0
+    #[arg(long, value_name = "addr")]
+    pub group: Option<IpAddr>,
+
+    /// Receive --group only from this sender (source-specific multicast, rx).
+    ///
+    /// MCAST_JOIN_SOURCE_GROUP: the host's interface filter and the socket take datagrams to the
+    /// group from this unicast address only; routers and IGMPv3/MLDv2-snooping switches forward
+    /// only this (source, group). Same address family as --group. (Named --ssm-source because
+    /// --source already says where tx takes its packets from.)
+    #[arg(long, value_name = "addr")]
+    pub ssm_source: Option<IpAddr>,
+
+    /// Network interface by name (e.g. eth0): where rx joins --group, or where tx sends to a
+    /// multicast --dst.
+    ///
+    /// Without it the routing table picks the interface (the route to the group, often the
+    /// default route), which on a host with several links may be the wrong one; link-local IPv6
+    /// groups (ff02::/16) always need it. A name that does not exist is an error naming it.
+    #[arg(long, value_name = "name")]
+    pub iface: Option<String>,
+
+    /// Time to live (IPv4) or hop limit (IPv6) of multicast sent by tx (0..255, default 1).
+    ///
+    /// 1, the kernel's default, keeps the stream on the local link: no router forwards it. Raise
+    /// it to the number of routers the stream must cross. 0 keeps it on this host.
+    #[arg(long, value_name = "n")]
+    pub ttl: Option<u8>,
+
+    /// Also deliver tx's multicast to receivers on this host (default off).
+    ///
+    /// Off unless given (the kernel's own default is on): a sender does not feed its own host's
+    /// receivers of the group unless asked, e.g. to test sender and receiver on one machine.
+    #[arg(long)]
+    pub multicast_loop: bool,
+}
+
 /// Options of --mode ctl.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "CTL actions (one per call)")]
@@ -338,6 +395,7 @@ impl Cli {
         if !c.configure && (c.ring_order.is_some() || c.slot_payload.is_some() || c.drop_policy.is_some()) {
             return Err("--ring-order, --slot-payload and --drop-policy only go with --mode ctl --configure".into());
         }
+        self.validate_multicast()?;
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) => Ok(()),
             (Some(Mode::Rx), None) => {
@@ -390,6 +448,93 @@ impl Cli {
             }
             (None, None) => Err("give --mode rx|tx|ctl or the diag subcommand".into()),
         }
+    }
+}
+
+impl Cli {
+    /// The multicast flags: which go with which mode, and a valid group request. The message
+    /// names the flag.
+    fn validate_multicast(&self) -> Result<(), String> {
+        let m = &self.multicast;
+        let rx_only = [(m.group.is_some(), "--group"), (m.ssm_source.is_some(), "--ssm-source")];
+        let tx_only = [(m.ttl.is_some(), "--ttl"), (m.multicast_loop, "--multicast-loop")];
+        let given = |flags: &[(bool, &'static str)]| flags.iter().find(|(g, _)| *g).map(|(_, n)| *n);
+        let any = given(&rx_only).or(given(&tx_only)).or(m.iface.is_some().then_some("--iface"));
+        match (self.mode, &self.command) {
+            (Some(Mode::Rx), None) => {
+                if let Some(name) = given(&tx_only) {
+                    return Err(format!("{name} only goes with --mode tx (sending to a multicast --dst)"));
+                }
+                if m.group.is_none() {
+                    if let Some(name) = given(&rx_only).or(m.iface.is_some().then_some("--iface")) {
+                        return Err(format!("{name} goes with --group (the multicast group to receive)"));
+                    }
+                    return Ok(());
+                }
+                if self.xdp.xdp.is_some() {
+                    return Err("--group does not go with --xdp (the AF_XDP path joins no groups); drop --xdp".into());
+                }
+                let membership = self.membership()?.expect("group given");
+                if let Some(bind) = self.rx.bind {
+                    if bind.is_ipv4() != membership.group().is_ipv4() {
+                        return Err(format!(
+                            "--bind {bind} and --group {} are of different address families",
+                            membership.group()
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Some(Mode::Tx), None) => {
+                if let Some(name) = given(&rx_only) {
+                    return Err(format!(
+                        "{name} only goes with --mode rx; tx sends to --dst, so give the group there (--dst 239.1.1.1)"
+                    ));
+                }
+                let to_group = self.tx.dst.is_some_and(|d| d.is_multicast());
+                if let Some(name) = given(&tx_only).or(m.iface.is_some().then_some("--iface")) {
+                    if !to_group {
+                        return Err(format!("{name} only applies when --dst is a multicast group"));
+                    }
+                    if self.xdp.xdp.is_some() {
+                        return Err(format!("{name} does not go with --xdp (AF_XDP sends on the --xdp interface)"));
+                    }
+                }
+                if let Some(name) = &m.iface {
+                    crate::multicast::check_interface_name(name)?;
+                }
+                if let (true, Some(dst), None) = (self.xdp.xdp.is_some(), self.tx.dst, &self.xdp.dst_mac) {
+                    if dst.is_multicast() {
+                        return Err(format!(
+                            "--xdp sends to the multicast --dst {dst} only with --dst-mac {} (its Ethernet group \
+                             address)",
+                            crate::multicast::ethernet_group_address(dst)
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => match any {
+                Some(name) => Err(format!("{name} only goes with --mode rx or --mode tx")),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The group rx joins (--group, --ssm-source, --iface), checked; None without --group.
+    pub fn membership(&self) -> Result<Option<crate::multicast::Membership>, String> {
+        let m = &self.multicast;
+        m.group.map(|g| crate::multicast::Membership::new(g, m.ssm_source, m.iface.clone())).transpose()
+    }
+
+    /// How tx sends to a multicast --dst (--iface, --ttl, --multicast-loop); None for unicast.
+    pub fn send_options(&self) -> Option<crate::multicast::SendOptions> {
+        let m = &self.multicast;
+        self.tx.dst.filter(|d| d.is_multicast()).map(|_| crate::multicast::SendOptions {
+            iface: m.iface.clone(),
+            ttl: m.ttl.unwrap_or(crate::multicast::DEFAULT_TTL),
+            loopback: m.multicast_loop,
+        })
     }
 }
 
@@ -451,5 +596,89 @@ mod tests {
         assert!(parse(&["--ring-order", "3", "--mode", "ctl", "--stats"]).is_err());
         assert!(parse(&["--mode", "ctl", "--configure", "--ring-order", "16"]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn multicast_flags_parse_into_a_membership_and_send_options() {
+        let c = parse(&[
+            "--mode", "rx", "--group", "232.1.1.1", "--ssm-source", "10.0.0.1", "--iface", "eth0", "--port", "5004",
+        ])
+        .unwrap();
+        let m = c.membership().unwrap().unwrap();
+        assert_eq!(m.describe(), "232.1.1.1 from 10.0.0.1 on eth0");
+        assert_eq!(c.send_options(), None);
+        let c =
+            parse(&["--mode", "rx", "--group", "ff3e::8000:1", "--ssm-source", "fd00::1", "--port", "5004"]).unwrap();
+        assert_eq!(c.membership().unwrap().unwrap().source(), Some("fd00::1".parse().unwrap()));
+        let c = parse(&["--mode", "rx", "--port", "5004"]).unwrap();
+        assert_eq!(c.membership().unwrap(), None);
+
+        let c =
+            parse(&["--mode", "tx", "--dst", "239.1.1.1", "--port", "5004", "--iface", "eth1", "--ttl", "4"]).unwrap();
+        let o = c.send_options().unwrap();
+        assert_eq!((o.iface.as_deref(), o.ttl, o.loopback), (Some("eth1"), 4, false));
+        let c = parse(&["--mode", "tx", "--dst", "ff3e::1", "--port", "5004", "--multicast-loop"]).unwrap();
+        let o = c.send_options().unwrap();
+        assert_eq!((o.iface, o.ttl, o.loopback), (None, crate::multicast::DEFAULT_TTL, true));
+        let c = parse(&["--mode", "tx", "--dst", "10.0.0.2", "--port", "5004"]).unwrap();
+        assert_eq!(c.send_options(), None);
+    }
+
+    #[test]
+    fn bad_multicast_input_is_rejected_naming_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--mode", "rx", "--port", "1", "--group", "10.0.0.1"], "10.0.0.1 is not a multicast address"),
+            (&["--mode", "rx", "--port", "1", "--group", "fd00::1"], "fd00::1 is not a multicast address"),
+            (&["--mode", "rx", "--port", "1", "--ssm-source", "10.0.0.1"], "--ssm-source goes with --group"),
+            (&["--mode", "rx", "--port", "1", "--iface", "eth0"], "--iface goes with --group"),
+            (
+                &["--mode", "rx", "--port", "1", "--group", "232.1.1.1", "--ssm-source", "fd00::1"],
+                "different address families",
+            ),
+            (
+                &["--mode", "rx", "--port", "1", "--group", "ff3e::1", "--ssm-source", "10.0.0.1"],
+                "different address families",
+            ),
+            (&["--mode", "rx", "--port", "1", "--group", "232.1.1.1", "--bind", "::"], "different address families"),
+            (&["--mode", "rx", "--port", "1", "--group", "232.1.1.1", "--ssm-source", "232.0.0.9"], "unicast"),
+            (&["--mode", "rx", "--port", "1", "--group", "ff02::1:3"], "needs --iface"),
+            (
+                &["--mode", "rx", "--port", "1", "--group", "239.1.1.1", "--iface", "name-longer-than-15"],
+                "not a network interface name",
+            ),
+            (&["--mode", "rx", "--port", "1", "--group", "239.1.1.1", "--ttl", "3"], "--ttl only goes with --mode tx"),
+            (&["--mode", "rx", "--port", "1", "--multicast-loop"], "--multicast-loop only goes with --mode tx"),
+            (&["--mode", "rx", "--xdp", "eth0", "--group", "239.1.1.1"], "--group does not go with --xdp"),
+            (&["--mode", "tx", "--dst", "239.1.1.1", "--port", "1", "--group", "239.1.1.1"], "give the group there"),
+            (
+                &["--mode", "tx", "--dst", "232.1.1.1", "--port", "1", "--ssm-source", "10.0.0.1"],
+                "--ssm-source only goes with --mode rx",
+            ),
+            (
+                &["--mode", "tx", "--dst", "10.0.0.2", "--port", "1", "--ttl", "4"],
+                "--ttl only applies when --dst is a multicast group",
+            ),
+            (
+                &["--mode", "tx", "--dst", "10.0.0.2", "--port", "1", "--iface", "eth0"],
+                "--iface only applies when --dst is a multicast",
+            ),
+            (&["--mode", "tx", "--dst", "239.1.1.1", "--port", "1", "--iface", "a b"], "not a network interface name"),
+            (
+                &["--mode", "tx", "--dst", "239.1.1.1", "--port", "1", "--xdp", "eth0", "--iface", "eth0"],
+                "does not go with --xdp",
+            ),
+            (&["--mode", "tx", "--dst", "239.129.1.2", "--port", "1", "--xdp", "eth0"], "--dst-mac 01:00:5e:01:01:02"),
+            (&["--mode", "ctl", "--stats", "--group", "239.1.1.1"], "--group only goes with --mode rx or --mode tx"),
+            (&["--mode", "tx", "--dst", "239.1.1.1", "--port", "1", "--ttl", "256"], "256"),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: want '{want}' in: {e}");
+        }
+        // --xdp to a multicast --dst works once the Ethernet group address is given.
+        assert!(parse(&[
+            "--mode", "tx", "--dst", "239.129.1.2", "--port", "1", "--xdp", "eth0", "--dst-mac", "01:00:5e:01:01:02"
+        ])
+        .is_ok());
     }
 }

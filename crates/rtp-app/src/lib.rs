@@ -4,6 +4,7 @@
 //! - [`backend`]: which ring (kernel device or shm), opened with messages that name the fix;
 //!   rings are used only through the ring library's guards (`rtpmgr::Producer`/`Consumer`).
 //! - [`rtp`]: RTP v2 generation and validation.
+//! - [`multicast`]: joining groups (any-source, source-specific) and multicast send options.
 //! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
 //! - [`stats`]: counters and the seed's stats line / JSON records.
 //! - [`control`]: stop state (signals, limits), bounded retries, the stats thread.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod control;
 pub mod ctl;
 pub mod diag;
+pub mod multicast;
 pub mod net;
 pub mod rtp;
 pub mod rx;

@@ -79,7 +79,9 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
     }
     let summary = if cli.mode == Some(Mode::Rx) {
         let cfg = RxRun {
-            bind: cli.rx.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            bind: cli.rx.bind,
+            // validate() checked the request.
+            membership: cli.membership().map_err(anyhow::Error::msg)?,
             port,
             sockbuf: cli.rx.sockbuf,
             drain: cli.rx.drain,
@@ -104,6 +106,7 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             bind: SocketAddr::new(cli.rx.bind.unwrap_or(any), 0),
             dst: SocketAddr::new(dst_ip, port),
             sockbuf: cli.rx.sockbuf,
+            multicast: cli.send_options(),
             stream,
             worker: TxConfig {
                 batch,

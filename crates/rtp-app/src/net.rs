@@ -4,6 +4,7 @@
 //! Nothing here allocates per datagram: the `mmsghdr`/`iovec`/control arrays are kept in the
 //! socket object and only re-pointed at the caller's buffers on each call.
 
+use crate::multicast::{Membership, SendOptions};
 use anyhow::{Context, Result};
 use rtpmgr::monotonic_ns;
 use std::io;
@@ -125,6 +126,17 @@ impl RxSocket {
         let sock = UdpSocket::bind(sa).with_context(|| {
             format!("cannot bind UDP {sa}: is another receiver already using the port? (try --port)")
         })?;
+        Ok(Self::from_socket(sock, rcvbuf))
+    }
+
+    /// Bind `port` on the group (or on `bind`) and join `m`: see
+    /// [`crate::multicast::bind_joined`]. Then as [`RxSocket::bind`].
+    pub fn bind_multicast(m: &Membership, bind: Option<IpAddr>, port: u16, rcvbuf: usize) -> Result<Self> {
+        Ok(Self::from_socket(crate::multicast::bind_joined(m, bind, port)?, rcvbuf))
+    }
+
+    /// A large receive buffer and SO_TIMESTAMPNS on a bound socket.
+    fn from_socket(sock: UdpSocket, rcvbuf: usize) -> Self {
         let fd = sock.as_raw_fd();
         grow_buffer(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, rcvbuf);
         let timestamps = match setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1) {
@@ -134,7 +146,7 @@ impl RxSocket {
                 false
             }
         };
-        Ok(Self { sock, scratch: Scratch::new(), timestamps })
+        Self { sock, scratch: Scratch::new(), timestamps }
     }
 
     /// The bound address (useful with --port 0).
@@ -259,8 +271,28 @@ impl DatagramSender for TxSocket {
 impl TxSocket {
     /// Bind `bind` (port 0 = any) and connect to `dst`, so sendmmsg needs no per-message address.
     pub fn connect(bind: SocketAddr, dst: SocketAddr, sndbuf: usize) -> Result<Self> {
+        Self::connect_with(bind, dst, sndbuf, None)
+    }
+
+    /// As [`TxSocket::connect`]; to a multicast `dst`, `multicast` first sets the outgoing
+    /// interface, TTL and loopback (before connect, whose route lookup uses the interface).
+    pub fn connect_with(
+        bind: SocketAddr,
+        dst: SocketAddr,
+        sndbuf: usize,
+        multicast: Option<&SendOptions>,
+    ) -> Result<Self> {
         let sock = UdpSocket::bind(bind).with_context(|| format!("cannot bind UDP {bind}"))?;
-        sock.connect(dst).with_context(|| format!("cannot connect UDP socket to {dst}"))?;
+        if let Some(o) = multicast {
+            crate::multicast::apply_send_options(sock.as_raw_fd(), dst.ip(), o)?;
+        }
+        sock.connect(dst).with_context(|| {
+            let hint = match (multicast, dst.ip().is_multicast()) {
+                (Some(SendOptions { iface: None, .. }), true) => " (no route to the group? give --iface)",
+                _ => "",
+            };
+            format!("cannot connect UDP socket to {dst}{hint}")
+        })?;
         grow_buffer(sock.as_raw_fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, sndbuf);
         Ok(Self { sock, scratch: Scratch::new() })
     }

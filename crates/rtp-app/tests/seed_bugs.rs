@@ -103,7 +103,8 @@ fn send_rtp(port: u16, n: usize) -> std::thread::JoinHandle<()> {
 
 fn rx_run(port: u16, limits: Limits) -> RxRun {
     RxRun {
-        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        bind: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        membership: None,
         port,
         sockbuf: 1 << 20,
         drain: true,
@@ -164,6 +165,7 @@ fn test_bug_cleanup_after_failed_init() {
         bind: "127.0.0.1:0".parse().unwrap(),
         dst: SocketAddr::from(([127, 0, 0, 1], free_port())),
         sockbuf: 1 << 20,
+        multicast: None,
         stream: Some(StreamParams { payload_len: 4000, ..stream(1000) }),
         worker: TxConfig { batch: 8, rate: Some(1000), limits },
         interval: Some(Duration::from_millis(50)),
@@ -275,6 +277,7 @@ fn test_bug_bounded_retry() {
         bind: "127.0.0.1:0".parse().unwrap(),
         dst: SocketAddr::from(([127, 0, 0, 1], free_port())),
         sockbuf: 1 << 20,
+        multicast: None,
         stream: Some(stream(100_000)),
         worker: TxConfig {
             batch: 16,
