@@ -34,8 +34,8 @@
  *                                     mapping of the payload region
  *   the producer-role holder          START and STOP of its channel, and the
  *                                     one-call PUSH_SLOT with implicit reserve
- *   CAP_NET_ADMIN (of the opener)     CONFIGURE, RESET, RECLAIM, and START or
- *                                     STOP of a channel it does not produce
+ *   CAP_NET_ADMIN (of the opener, on    CONFIGURE, RESET, RECLAIM, and START or
+ *   a file opened for writing)        STOP of a channel it does not produce
  * A file without write access gets -EBADF for a slot operation; a missing
  * role or capability gives -EPERM. Both are counted in "denied".
  *
@@ -62,9 +62,10 @@
  * Typical producer:   RESERVE_BATCH -> write payloads -> PUSH_BATCH
  * Typical consumer:   POP_BATCH -> read payloads -> RELEASE_BATCH
  * With batches of 32 slots that is 1/16 syscall per packet on each side.
- * poll(): POLLIN when READY slots exist, POLLOUT when a RESERVE would
- * succeed (never on a stopped channel), POLLHUP once the channel was stopped
- * after this file was opened or after it last saw it running (POLLIN still
+ * poll(): POLLIN when READY slots exist; POLLOUT when a RESERVE by this file
+ * would succeed (never on a stopped channel, a read-only file, or while
+ * another file holds the producer role); POLLHUP while the channel is
+ * stopped, if it was stopped after this file was opened (POLLIN still
  * reports what is left to drain).
  */
 #ifndef _UAPI_RTP_MGR_IOCTL_H
@@ -157,6 +158,8 @@ struct rtpm_ring_header {
 #define RTPM_SLOT_F_RTP		(1U << 0)	/* valid RTP v2 header parsed */
 #define RTPM_SLOT_F_MALFORMED	(1U << 1)	/* not RTP v2: carried, counted */
 #define RTPM_SLOT_F_MARKER	(1U << 2)	/* RTP marker bit */
+#define RTPM_SLOT_F_ALL		(RTPM_SLOT_F_RTP | RTPM_SLOT_F_MALFORMED | \
+				 RTPM_SLOT_F_MARKER)
 
 /*
  * Slot descriptor, kernel-owned (read-only mapping). Filled on push: len and
@@ -179,9 +182,11 @@ struct rtpm_slot_desc {
  * - PUSH: in index, len (1..slot_payload), arrival_ns (0: kernel stamps it).
  * - POP: out index, len, arrival_ns, flags (the descriptor's RTPM_SLOT_F_*).
  * - RESERVE: out index (len = slot_payload).
- * - CANCEL, RELEASE: in index; len, arrival_ns and flags ignored, so that
- *   the entries POP filled in can be handed back as they are.
- * pad must be zero, and for PUSH flags too (-EINVAL otherwise).
+ * - CANCEL, RELEASE: in index; len and arrival_ns ignored, flags may hold
+ *   the RTPM_SLOT_F_* bits POP filled in, so that popped entries can be
+ *   handed back as they are.
+ * pad must be zero, flags zero for PUSH and within RTPM_SLOT_F_ALL for
+ * RELEASE and CANCEL (-EINVAL otherwise).
  */
 struct rtpm_slot_ref {
 	__u32 index;		/* slot number, 0 .. slot_count - 1 */
@@ -237,13 +242,18 @@ struct rtpm_claim {
  * RECLAIM (CAP_NET_ADMIN): return to FREE every slot that another open file
  * has held (PRODUCING or CONSUMING) for at least min_held_ns, e.g. one of a
  * live but hung process. Counted in "evicted" and logged. The holder's later
- * PUSH, CANCEL or RELEASE of such a slot fails with -EBADSLT or -EPERM.
+ * PUSH, CANCEL or RELEASE of such a slot fails with -EBADSLT or -EPERM. With
+ * RTPM_RECLAIM_ROLES the roles other files hold are taken away too (a process
+ * that claimed a role it should not have).
  */
 struct rtpm_reclaim {
 	__u64 min_held_ns;	/* in: 0 takes every slot other files hold */
-	__u32 flags;		/* in: must be zero */
+	__u32 flags;		/* in: RTPM_RECLAIM_* */
 	__u32 reclaimed;	/* out: slots returned to FREE */
 };
+
+/* Flags of struct rtpm_reclaim. */
+#define RTPM_RECLAIM_ROLES	(1U << 0)	/* also revoke other files' roles */
 
 /* GET_INFO: the ABI version and the channel's layout and configuration. */
 struct rtpm_info {
@@ -263,11 +273,12 @@ struct rtpm_info {
 	__u64 max_ring_bytes;	/* the module's per-channel ceiling */
 	__u32 file_roles;	/* RTPM_ROLE_* this file holds */
 	__u32 file_caps;	/* RTPM_FILE_* of this file */
+	__u32 reserved[8];	/* zero; later 2.x versions use them */
 };
 
 /* Bits of rtpm_info.file_caps: what this open file may do. */
 #define RTPM_FILE_WRITE		(1U << 0)	/* opened for writing */
-#define RTPM_FILE_ADMIN		(1U << 1)	/* opener had CAP_NET_ADMIN */
+#define RTPM_FILE_ADMIN		(1U << 1)	/* writer whose opener had CAP_NET_ADMIN */
 
 /*
  * GET_STATS: per-channel counters since load or RESET. Conservation:
@@ -357,13 +368,18 @@ struct rtpm_status {
  *             flags or padding
  *   -EBADSLT  slot in the wrong state for the operation
  *   -EPERM    slot owned by another open file, or another file holds the
- *             role the operation needs
+ *             role the operation needs, or a PUSH with implicit reserve
+ *             from a file that does not hold the producer role
  *   -EBADF    the file was not opened for writing
  *   -E2BIG    batch count above RTPM_BATCH_MAX
  *   -EFAULT   bad user pointer
  *   -EPIPE    RESERVE, or PUSH without a reservation, on a stopped channel
- *             (a slot reserved before STOP may still be pushed or cancelled)
- *   -EAGAIN   O_NONBLOCK and nothing to reserve or pop
+ *             (a slot reserved before STOP may still be pushed or cancelled);
+ *             POP on a stopped, empty channel that was stopped after this
+ *             file was opened (like read() of a pipe without writers)
+ *   -EAGAIN   O_NONBLOCK and nothing to reserve or pop; a PUSH with
+ *             implicit reserve on a full ring (PUSH never blocks, and never
+ *             drops: the slot at the reserve index is then still in use)
  * A blocking wait interrupted by a signal is restarted, or returns -EINTR to
  * a handler installed without SA_RESTART.
  * CONFIGURE and RESET return -EBUSY while running, mapped (CONFIGURE) or

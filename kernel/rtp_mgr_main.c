@@ -4,7 +4,7 @@
  *
  * The module creates the misc devices /dev/rtp_mgr0 .. /dev/rtp_mgrN-1.
  * Each one owns a ring: a read-only meta region (header page and slot
- * descriptors) and a read-write payload region, both vmalloc_user() memory
+ * descriptors) and a read-write payload region, pages vmap()ed VM_USERMAP
  * that user space maps; slots move FREE -> PRODUCING -> READY -> CONSUMING
  * -> FREE through ioctls that check ownership per open file. The ABI is
  * include/rtp_mgr_ioctl.h; a producer looks like this:
@@ -95,10 +95,16 @@ static int rtpm_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	rf->ch = ch;
 	rf->can_write = file->f_mode & FMODE_WRITE;
-	rf->admin = file_ns_capable(file, &init_user_ns, CAP_NET_ADMIN);
+	/*
+	 * A read-only descriptor stays harmless wherever it is passed
+	 * (SCM_RIGHTS, inheritance): control needs a writer too.
+	 */
+	rf->admin = rf->can_write &&
+		    file_ns_capable(file, &init_user_ns, CAP_NET_ADMIN);
 
 	spin_lock(&ch->lock);
 	ch->openers++;
+	rf->stop_seq = ch->stop_seq;
 	spin_unlock(&ch->lock);
 
 	file->private_data = rf;
@@ -196,11 +202,12 @@ out:
 }
 
 /*
- * poll: readable when a READY slot can be popped; writable when a RESERVE
- * would succeed (never while stopped, where it fails with -EPIPE); hung up
- * once a channel this file saw running was stopped. A file that opened a
- * stopped channel waits for START without POLLHUP; after a STOP, POLLIN
- * still reports what is left to drain.
+ * poll: readable when a READY slot can be popped; writable when a RESERVE by
+ * this file would succeed (never while stopped, where it fails with -EPIPE,
+ * nor for a file that may not reserve); hung up while the channel is stopped,
+ * if it was stopped after this file was opened. A file that opened a stopped
+ * channel waits for START without POLLHUP; after a STOP, POLLIN still
+ * reports what is left to drain.
  */
 static __poll_t rtpm_poll(struct file *file, poll_table *wait)
 {
@@ -212,24 +219,71 @@ static __poll_t rtpm_poll(struct file *file, poll_table *wait)
 	spin_lock(&ch->lock);
 	if (rtpm_ring_can_pop(ch))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	if (ch->running) {
-		/* Threads may poll one file at once: a flag, no counter. */
-		WRITE_ONCE(rf->seen_running, true);
-		/* Free slots, or a READY one drop-oldest may drop. */
-		if (ch->reserve - ch->release < ch->slot_count ||
-		    (ch->drop_policy == RTPM_DROP_OLDEST &&
-		     ch->release == ch->consumer &&
-		     ch->consumer != ch->producer))
-			mask |= EPOLLOUT | EPOLLWRNORM;
-	} else if (READ_ONCE(rf->seen_running)) {
+	if (ch->running && rf->can_write &&
+	    (!ch->producer_file || ch->producer_file == rf) &&
+	    /* Free slots, or a READY one drop-oldest may drop. */
+	    (ch->reserve - ch->release < ch->slot_count ||
+	     (ch->drop_policy == RTPM_DROP_OLDEST &&
+	      ch->release == ch->consumer && ch->consumer != ch->producer)))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	if (rtpm_ring_hung_up(ch, rf))
 		mask |= EPOLLHUP;
-	}
 	spin_unlock(&ch->lock);
 	return mask;
 }
 
-static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg,
-			       size_t size)
+/* The ABI 1.0 layout of struct rtpm_info, answered to 1.x programs. */
+struct rtpm_info_v1 {
+	__u16 abi_major;
+	__u16 abi_minor;
+	__u32 channel;
+	__u32 channels;
+	__u32 state;
+	__u32 ring_order;
+	__u32 slot_payload;
+	__u32 drop_policy;
+	__u32 flags;
+	__u32 slot_count;
+	__u32 slot_stride;
+	__u32 desc_size;
+	__u32 header_size;
+	__u64 meta_size;
+	__u64 payload_offset;
+	__u64 payload_size;
+};
+
+/*
+ * GET_INFO of ABI 1.x: the 1.0 layout, truthful except for the version, so
+ * that an old program reports "ABI 2.0, expected 1.x" instead of failing on
+ * some later call with a confusing errno.
+ */
+static int rtpm_ioctl_get_info_v1(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_info_v1 v1;
+
+	memset(&v1, 0, sizeof(v1));
+	v1.abi_major = RTPM_ABI_MAJOR;
+	v1.abi_minor = RTPM_ABI_MINOR;
+	v1.channel = ch->index;
+	v1.channels = channels;
+	v1.desc_size = sizeof(struct rtpm_slot_desc);
+	v1.header_size = sizeof(struct rtpm_ring_header);
+	spin_lock(&ch->lock);
+	v1.state = ch->running ? RTPM_STATE_RUNNING : RTPM_STATE_STOPPED;
+	v1.ring_order = ch->ring->cfg.ring_order;
+	v1.slot_payload = ch->ring->cfg.slot_payload;
+	v1.drop_policy = ch->ring->cfg.drop_policy;
+	v1.slot_count = ch->ring->slot_count;
+	v1.slot_stride = ch->ring->slot_stride;
+	v1.meta_size = ch->ring->meta_size;
+	v1.payload_offset = ch->ring->meta_size;
+	v1.payload_size = ch->ring->payload_size;
+	spin_unlock(&ch->lock);
+
+	return copy_to_user(uarg, &v1, sizeof(v1)) ? -EFAULT : 0;
+}
+
+static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg)
 {
 	struct rtpm_channel *ch = rf->ch;
 	struct rtpm_info info;
@@ -255,8 +309,7 @@ static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg,
 	info.file_caps = (rf->can_write ? RTPM_FILE_WRITE : 0) |
 			 (rf->admin ? RTPM_FILE_ADMIN : 0);
 
-	/* An ABI 1.x caller reads the old, shorter layout (a prefix). */
-	return copy_to_user(uarg, &info, size) ? -EFAULT : 0;
+	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
 /* True if the channel's slots are all unowned (a stopped channel still POPs). */
@@ -271,50 +324,45 @@ static bool rtpm_chan_idle(struct rtpm_channel *ch)
 }
 
 /*
- * Would a ring of @bytes replacing one of @old_bytes fit the module-wide
- * budget? Reserves the difference if so; CONFIGURE gives it back on failure.
+ * Reserve @bytes of the module-wide budget for a new ring. The old ring is
+ * given back only once it is freed: both exist during a CONFIGURE.
  */
-static int rtpm_budget_take(size_t bytes, size_t old_bytes)
+static int rtpm_budget_take(u64 bytes)
 {
 	s64 limit = (s64)READ_ONCE(max_total_kib) * 1024;
-	s64 delta = (s64)bytes - (s64)old_bytes;
 
-	if (delta <= 0)
-		return 0;
-	if (atomic64_add_return(delta, &rtpm_ring_bytes_total) > limit) {
-		atomic64_sub(delta, &rtpm_ring_bytes_total);
+	if (atomic64_add_return(bytes, &rtpm_ring_bytes_total) > limit) {
+		atomic64_sub(bytes, &rtpm_ring_bytes_total);
 		return -ENOSPC;
 	}
 	return 0;
 }
 
-static void rtpm_budget_settle(size_t bytes, size_t old_bytes, bool swapped)
+static void rtpm_ring_free_accounted(struct rtpm_ring *ring)
 {
-	s64 delta = (s64)bytes - (s64)old_bytes;
-
-	/* Growth was reserved up front: undo it if nothing was swapped. */
-	if (delta > 0 && !swapped)
-		atomic64_sub(delta, &rtpm_ring_bytes_total);
-	/* Shrinking is only given back once the smaller ring is in place. */
-	if (delta < 0 && swapped)
-		atomic64_add(delta, &rtpm_ring_bytes_total);
+	if (!ring)
+		return;
+	atomic64_sub(ring->meta_size + ring->payload_size,
+		     &rtpm_ring_bytes_total);
+	rtpm_ring_free(ring);
 }
 
 /*
  * CONFIGURE: replace the ring. The cheap refusals (running, mapped, slots
  * owned, over a ceiling) come before the allocation, so that a refused
  * request costs no memory; the state is checked again under the locks after
- * it. The new ring is allocated before the old one is dropped, so a failed
- * allocation leaves the channel as it was. The user copy happens before
- * cfg_lock is taken: mmap() holds mmap_lock while it waits for cfg_lock, so
- * faulting under cfg_lock could deadlock.
+ * it. The ring is allocated before cfg_lock is taken: mmap() waits for
+ * cfg_lock while it holds mmap_lock, so every page fault of that process
+ * would stall behind a long allocation. The new ring is allocated before the
+ * old one is dropped, so a failed allocation leaves the channel as it was.
+ * The user copy happens before cfg_lock too: faulting under it could
+ * deadlock with mmap() for the same reason.
  */
 static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 {
-	struct rtpm_ring *ring = NULL, *old = NULL;
-	size_t bytes, old_bytes;
+	struct rtpm_ring *ring, *old;
 	struct rtpm_config cfg;
-	bool swapped = false;
+	u64 bytes;
 	int err;
 
 	if (copy_from_user(&cfg, uarg, sizeof(cfg)))
@@ -323,51 +371,50 @@ static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 	if (err)
 		return err;
 	bytes = rtpm_ring_bytes(&cfg);
-	if (bytes > (size_t)READ_ONCE(max_ring_kib) * 1024) {
+	if (bytes > (u64)READ_ONCE(max_ring_kib) * 1024) {
 		dev_info_ratelimited(ch->misc.this_device,
-				     "configure refused: %zu KiB ring above max_ring_kib=%u\n",
+				     "configure refused: %llu KiB ring above max_ring_kib=%u\n",
 				     bytes / 1024, READ_ONCE(max_ring_kib));
 		return -E2BIG;
 	}
-
-	if (mutex_lock_killable(&ch->cfg_lock))
-		return -EINTR;
-	/* running only changes under cfg_lock, mappings only grows under it. */
-	err = -EBUSY;
-	if (ch->running || atomic_read(&ch->mappings) || !rtpm_chan_idle(ch))
-		goto out;
-	old_bytes = ch->ring->meta_size + ch->ring->payload_size;
-	err = rtpm_budget_take(bytes, old_bytes);
+	if (READ_ONCE(ch->running) || atomic_read(&ch->mappings) ||
+	    !rtpm_chan_idle(ch))
+		return -EBUSY;
+	err = rtpm_budget_take(bytes);
 	if (err) {
 		dev_info_ratelimited(ch->misc.this_device,
 				     "configure refused: all rings would exceed max_total_kib=%u\n",
 				     READ_ONCE(max_total_kib));
-		goto out;
+		return err;
 	}
-	err = -ENOMEM;
-	ring = rtpm_ring_alloc(&cfg, ch->index);
-	if (ring) {
-		spin_lock(&ch->lock);
-		/* Checked again: a POP may have run since rtpm_chan_idle(). */
-		if (ch->n_producing || ch->n_consuming) {
-			old = ring;
-			err = -EBUSY;
-		} else {
-			old = rtpm_chan_swap_ring_locked(ch, ring);
-			swapped = true;
-			err = 0;
-		}
-		spin_unlock(&ch->lock);
+	ring = rtpm_ring_alloc(&cfg, ch->index, GFP_KERNEL_ACCOUNT);
+	if (!ring) {
+		atomic64_sub(bytes, &rtpm_ring_bytes_total);
+		return -ENOMEM;
 	}
-	rtpm_budget_settle(bytes, old_bytes, swapped);
+
+	old = ring;
+	err = -EINTR;
+	if (mutex_lock_killable(&ch->cfg_lock))
+		goto out_free;
+	spin_lock(&ch->lock);
+	/* running and mappings change under cfg_lock; slots under the lock. */
+	err = -EBUSY;
+	if (!ch->running && !atomic_read(&ch->mappings) &&
+	    !ch->n_producing && !ch->n_consuming) {
+		old = rtpm_chan_swap_ring_locked(ch, ring);
+		err = 0;
+	}
+	spin_unlock(&ch->lock);
+	mutex_unlock(&ch->cfg_lock);
 	if (!err)
 		dev_info_ratelimited(ch->misc.this_device,
 				     "configured: ring_order=%u slot_payload=%u drop_policy=%u\n",
 				     cfg.ring_order, cfg.slot_payload,
 				     cfg.drop_policy);
-out:
-	mutex_unlock(&ch->cfg_lock);
-	rtpm_ring_free(old);
+out_free:
+	/* The ring replaced, or the new one if it could not be used. */
+	rtpm_ring_free_accounted(old);
 	wake_up_interruptible(&ch->wq);
 	return err;
 }
@@ -377,6 +424,8 @@ static int rtpm_ioctl_run(struct rtpm_channel *ch, bool run)
 	if (mutex_lock_killable(&ch->cfg_lock))
 		return -EINTR;
 	spin_lock(&ch->lock);
+	if (ch->running && !run)
+		WRITE_ONCE(ch->stop_seq, ch->stop_seq + 1);
 	WRITE_ONCE(ch->running, run);
 	spin_unlock(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
@@ -509,7 +558,11 @@ static int rtpm_ioctl_batch(struct file *file, unsigned int cmd,
 		err = -EFAULT;
 		goto illegal_free;
 	}
-	if (put_user(count, &ub->count)) {
+	/*
+	 * Nothing done and an error: leave count alone, so that a call
+	 * restarted after a signal (-ERESTARTSYS) asks for as much again.
+	 */
+	if ((count || !err) && put_user(count, &ub->count)) {
 		err = -EFAULT;
 		goto illegal_free;
 	}
@@ -542,13 +595,16 @@ static int rtpm_ioctl_reclaim(struct rtpm_file *rf, void __user *uarg)
 
 	if (copy_from_user(&rc, uarg, sizeof(rc)))
 		return -EFAULT;
-	if (rc.flags || rc.reclaimed)
+	if ((rc.flags & ~RTPM_RECLAIM_ROLES) || rc.reclaimed)
 		return -EINVAL;
-	rc.reclaimed = rtpm_chan_evict(rf, rc.min_held_ns);
-	if (rc.reclaimed)
+	rc.reclaimed = rtpm_chan_evict(rf, rc.min_held_ns,
+				       rc.flags & RTPM_RECLAIM_ROLES);
+	if (rc.reclaimed || (rc.flags & RTPM_RECLAIM_ROLES))
 		dev_warn_ratelimited(rf->ch->misc.this_device,
-				     "reclaim: took back %u slots held for at least %llu ns by other files (pid %d, %s asked)\n",
+				     "reclaim: took back %u slots held for at least %llu ns by other files%s (pid %d, %s asked)\n",
 				     rc.reclaimed, rc.min_held_ns,
+				     rc.flags & RTPM_RECLAIM_ROLES ?
+				     " and their roles" : "",
 				     task_tgid_nr(current), current->comm);
 	return copy_to_user(uarg, &rc, sizeof(rc)) ? -EFAULT : 0;
 }
@@ -576,7 +632,6 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 
 	switch (cmd) {
 	case RTPM_IOC_GET_INFO:
-	case RTPM_IOC_GET_INFO_V1:
 	case RTPM_IOC_GET_STATS:
 	case RTPM_IOC_GET_STATUS:
 		return 0;
@@ -622,7 +677,7 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 				       "%s[%d] uses the ABI 1.x ioctls: it must be rebuilt for ABI %u.%u\n",
 				       current->comm, task_tgid_nr(current),
 				       RTPM_ABI_MAJOR, RTPM_ABI_MINOR);
-		return rtpm_ioctl_get_info(rf, uarg, _IOC_SIZE(cmd));
+		return rtpm_ioctl_get_info_v1(ch, uarg);
 	case RTPM_IOC_GET_INFO:
 	case RTPM_IOC_CONFIGURE:
 	case RTPM_IOC_START:
@@ -652,7 +707,7 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	switch (cmd) {
 	case RTPM_IOC_GET_INFO:
-		return rtpm_ioctl_get_info(rf, uarg, sizeof(struct rtpm_info));
+		return rtpm_ioctl_get_info(rf, uarg);
 	case RTPM_IOC_CONFIGURE:
 		return rtpm_ioctl_configure(ch, uarg);
 	case RTPM_IOC_START:
@@ -705,12 +760,12 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(sizeof(struct rtpm_config) != 32);
 	BUILD_BUG_ON(sizeof(struct rtpm_claim) != 8);
 	BUILD_BUG_ON(sizeof(struct rtpm_reclaim) != 16);
-	BUILD_BUG_ON(sizeof(struct rtpm_info) != 104);
+	BUILD_BUG_ON(sizeof(struct rtpm_info) != 136);
 	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 24 * sizeof(__u64));
 	BUILD_BUG_ON(sizeof(struct rtpm_status) != 16 * sizeof(__u32));
-	/* ABI 1.x callers read this prefix of struct rtpm_info. */
-	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) >
-		     offsetof(struct rtpm_info, max_ring_bytes));
+	/* ABI 1.x callers read the 1.0 layout, 72 bytes. */
+	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) !=
+		     sizeof(struct rtpm_info_v1));
 	BUILD_BUG_ON(RTPM_SLOT_ALIGN & (RTPM_SLOT_ALIGN - 1));
 }
 
@@ -735,20 +790,22 @@ static int __init rtpm_check_params(void)
 				RTPM_DROP_REJECT_NEWEST, RTPM_DROP_OLDEST);
 }
 
-static void rtpm_channel_destroy(struct rtpm_channel *ch)
+/* Undo rtpm_channel_init(); the device node is already gone or never was. */
+static void rtpm_channel_free(struct rtpm_channel *ch)
 {
-	misc_deregister(&ch->misc);
-	atomic64_sub(ch->ring->meta_size + ch->ring->payload_size,
-		     &rtpm_ring_bytes_total);
-	rtpm_ring_free(ch->ring);
+	rtpm_ring_free_accounted(ch->ring);
+	ch->ring = NULL;
 	mutex_destroy(&ch->cfg_lock);
 }
 
+/*
+ * Everything of a channel but its device node. At load the rings are the
+ * module's, not the caller's: GFP_KERNEL, not charged to modprobe's cgroup.
+ */
 static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 				    const struct rtpm_config *cfg)
 {
 	struct rtpm_ring *ring;
-	int err;
 
 	ch->index = index;
 	mutex_init(&ch->cfg_lock);
@@ -756,12 +813,12 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 	init_waitqueue_head(&ch->wq);
 	atomic_set(&ch->mappings, 0);
 
-	ring = rtpm_ring_alloc(cfg, index);
+	ring = rtpm_ring_alloc(cfg, index, GFP_KERNEL);
 	if (!ring) {
 		pr_err("channel %u: failed to allocate a ring of %u x %u bytes\n",
 		       index, 1U << cfg->ring_order, cfg->slot_payload);
-		err = -ENOMEM;
-		goto err_mutex;
+		mutex_destroy(&ch->cfg_lock);
+		return -ENOMEM;
 	}
 	spin_lock(&ch->lock);
 	rtpm_chan_swap_ring_locked(ch, ring);
@@ -775,22 +832,7 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 	ch->misc.fops = &rtpm_fops;
 	ch->misc.groups = rtpm_sysfs_groups;
 	ch->misc.mode = 0660;
-	err = misc_register(&ch->misc);
-	if (err) {
-		pr_err("channel %u: failed to register %s: %d\n", index,
-		       ch->name, err);
-		goto err_ring;
-	}
 	return 0;
-
-err_ring:
-	atomic64_sub(ch->ring->meta_size + ch->ring->payload_size,
-		     &rtpm_ring_bytes_total);
-	rtpm_ring_free(ch->ring);
-	ch->ring = NULL;
-err_mutex:
-	mutex_destroy(&ch->cfg_lock);
-	return err;
 }
 
 static int __init rtpm_init(void)
@@ -800,7 +842,8 @@ static int __init rtpm_init(void)
 		.slot_payload = slot_payload,
 		.drop_policy = drop_policy,
 	};
-	unsigned int i;
+	unsigned int i, registered = 0;
+	u64 bytes;
 	int err;
 
 	rtpm_check_abi_layout();
@@ -808,15 +851,15 @@ static int __init rtpm_init(void)
 	if (err)
 		return err;
 	/* The load-time rings obey the ceilings CONFIGURE enforces later. */
-	if (rtpm_ring_bytes(&cfg) > (size_t)max_ring_kib * 1024) {
-		pr_err("ring_order=%u slot_payload=%u needs %zu KiB per channel, above max_ring_kib=%u\n",
-		       ring_order, slot_payload, rtpm_ring_bytes(&cfg) / 1024,
-		       max_ring_kib);
+	bytes = rtpm_ring_bytes(&cfg);
+	if (bytes > (u64)max_ring_kib * 1024) {
+		pr_err("ring_order=%u slot_payload=%u needs %llu KiB per channel, above max_ring_kib=%u\n",
+		       ring_order, slot_payload, bytes / 1024, max_ring_kib);
 		return -E2BIG;
 	}
-	if (rtpm_ring_bytes(&cfg) * channels > (size_t)max_total_kib * 1024) {
-		pr_err("%u channels of %zu KiB exceed max_total_kib=%u\n",
-		       channels, rtpm_ring_bytes(&cfg) / 1024, max_total_kib);
+	if (bytes * channels > (u64)max_total_kib * 1024) {
+		pr_err("%u channels of %llu KiB exceed max_total_kib=%u\n",
+		       channels, bytes / 1024, max_total_kib);
 		return -ENOSPC;
 	}
 
@@ -824,10 +867,22 @@ static int __init rtpm_init(void)
 	if (!rtpm_channels)
 		return -ENOMEM;
 
+	/*
+	 * Every ring first, the device nodes last: once a node exists it can be
+	 * opened, so no failure may free a channel after its registration.
+	 */
 	for (i = 0; i < channels; i++) {
 		err = rtpm_channel_init(&rtpm_channels[i], i, &cfg);
 		if (err)
-			goto err_channels;
+			goto err_free;
+	}
+	for (registered = 0; registered < channels; registered++) {
+		err = misc_register(&rtpm_channels[registered].misc);
+		if (err) {
+			pr_err("channel %u: failed to register %s: %d\n",
+			       registered, rtpm_channels[registered].name, err);
+			goto err_deregister;
+		}
 	}
 
 	pr_info("%u channels /dev/%s0..%u, ring_order=%u (%u slots), slot_payload=%u, drop_policy=%u, ABI %u.%u\n",
@@ -836,9 +891,12 @@ static int __init rtpm_init(void)
 		RTPM_ABI_MINOR);
 	return 0;
 
-err_channels:
+err_deregister:
+	while (registered--)
+		misc_deregister(&rtpm_channels[registered].misc);
+err_free:
 	while (i--)
-		rtpm_channel_destroy(&rtpm_channels[i]);
+		rtpm_channel_free(&rtpm_channels[i]);
 	kfree(rtpm_channels);
 	return err;
 }
@@ -851,8 +909,10 @@ static void __exit rtpm_exit(void)
 {
 	unsigned int i;
 
-	for (i = 0; i < channels; i++)
-		rtpm_channel_destroy(&rtpm_channels[i]);
+	for (i = 0; i < channels; i++) {
+		misc_deregister(&rtpm_channels[i].misc);
+		rtpm_channel_free(&rtpm_channels[i]);
+	}
 	kfree(rtpm_channels);
 	pr_info("unloaded\n");
 }

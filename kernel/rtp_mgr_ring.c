@@ -88,22 +88,26 @@ static void rtpm_region_free(struct rtpm_region *rg)
 }
 
 /*
- * Zeroed pages charged to the caller's memory cgroup, so a device user who
- * configures large rings pays for them in its own cgroup; __GFP_RETRY_MAYFAIL
- * makes a large ring fail with -ENOMEM instead of invoking the OOM killer.
+ * Zeroed pages; with GFP_KERNEL_ACCOUNT (CONFIGURE) charged to the caller's
+ * memory cgroup, so a device user who configures large rings pays for them
+ * in its own cgroup. __GFP_RETRY_MAYFAIL makes a large ring fail with
+ * -ENOMEM instead of invoking the OOM killer.
  */
-static int rtpm_region_alloc(struct rtpm_region *rg, size_t size)
+static int rtpm_region_alloc(struct rtpm_region *rg, size_t size, gfp_t gfp)
 {
-	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN |
-			  __GFP_RETRY_MAYFAIL;
 	unsigned int i;
 
 	rg->nr_pages = size >> PAGE_SHIFT;
-	rg->pages = kvcalloc(rg->nr_pages, sizeof(*rg->pages), GFP_KERNEL_ACCOUNT);
+	rg->pages = kvcalloc(rg->nr_pages, sizeof(*rg->pages), gfp);
 	if (!rg->pages)
 		return -ENOMEM;
 	for (i = 0; i < rg->nr_pages; i++) {
-		rg->pages[i] = alloc_page(gfp);
+		/* A large ring takes a while: let a killed caller go. */
+		if (fatal_signal_pending(current))
+			rg->pages[i] = NULL;
+		else
+			rg->pages[i] = alloc_page(gfp | __GFP_ZERO | __GFP_NOWARN |
+						  __GFP_RETRY_MAYFAIL);
 		if (!rg->pages[i]) {
 			rg->nr_pages = i;
 			return -ENOMEM;
@@ -128,15 +132,18 @@ void rtpm_ring_free(struct rtpm_ring *ring)
  * rtpm_ring_alloc - allocate a ring and fill its header page
  * @cfg: a configuration that passed rtpm_config_check()
  * @channel: the channel number written to the header
+ * @gfp: GFP_KERNEL_ACCOUNT for CONFIGURE (the caller pays), GFP_KERNEL at
+ *	 load (the rings belong to the module, not to modprobe's cgroup)
  *
- * Return: the ring, or NULL if memory is short.
+ * Return: the ring, or NULL if memory is short or the caller was killed.
  */
-struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel)
+struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel,
+				  gfp_t gfp)
 {
 	struct rtpm_ring_header *hdr;
 	struct rtpm_ring *ring;
 
-	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
+	ring = kzalloc(sizeof(*ring), gfp);
 	if (!ring)
 		return NULL;
 
@@ -147,11 +154,10 @@ struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel)
 	ring->meta_size = rtpm_meta_size(ring->slot_count);
 	ring->payload_size = rtpm_payload_size(cfg);
 
-	ring->slots = kvcalloc(ring->slot_count, sizeof(*ring->slots),
-			       GFP_KERNEL_ACCOUNT);
+	ring->slots = kvcalloc(ring->slot_count, sizeof(*ring->slots), gfp);
 	if (!ring->slots ||
-	    rtpm_region_alloc(&ring->meta_region, ring->meta_size) ||
-	    rtpm_region_alloc(&ring->payload_region, ring->payload_size)) {
+	    rtpm_region_alloc(&ring->meta_region, ring->meta_size, gfp) ||
+	    rtpm_region_alloc(&ring->payload_region, ring->payload_size, gfp)) {
 		rtpm_ring_free(ring);
 		return NULL;
 	}
@@ -333,6 +339,13 @@ static int rtpm_ring_push_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 			return -EPIPE;
 		if (ch->producer_file != rf)
 			return -EACCES;	/* counted as denied, -EPERM to the caller */
+		/*
+		 * On a full ring the slot at the reserve index is still in use
+		 * (CONSUMING, or READY for drop-oldest to take): never hand it
+		 * out here, its payload was written before the call.
+		 */
+		if (rtpm_ring_full(ch))
+			return -EAGAIN;
 		err = rtpm_ring_reserve_one(ch, rf, &index);
 		if (err)
 			return err;
@@ -381,7 +394,8 @@ static int rtpm_ring_pop_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	ref->pad = 0;
 	ch->stats.popped_packets++;
 	ch->stats.popped_bytes += ref->len;
-	ch->consumer++;
+	/* Read locklessly by the wait conditions. */
+	WRITE_ONCE(ch->consumer, ch->consumer + 1);
 	rtpm_ring_advance(ch);
 	return 0;
 }
@@ -394,10 +408,11 @@ static int rtpm_ring_release_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	struct rtpm_slot *s;
 
 	/*
-	 * The index must name a slot; padding is reserved. flags is ignored,
-	 * like len: a consumer hands back the very entries POP filled in.
+	 * The index must name a slot; padding is reserved. flags may hold what
+	 * POP filled in: a consumer hands back the very entries it popped.
 	 */
-	if (ref->index >= r->slot_count || ref->pad)
+	if (ref->index >= r->slot_count || ref->pad ||
+	    (ref->flags & ~RTPM_SLOT_F_ALL))
 		return -EINVAL;
 	s = &r->slots[ref->index];
 	if (s->state != RTPM_SLOT_CONSUMING)
@@ -420,8 +435,9 @@ static int rtpm_ring_cancel_one(struct rtpm_channel *ch, struct rtpm_file *rf,
 	struct rtpm_ring *r = ch->ring;
 	struct rtpm_slot *s;
 
-	/* The index must name a slot; padding is reserved, flags ignored. */
-	if (ref->index >= r->slot_count || ref->pad)
+	/* The index must name a slot; padding is reserved, flags as POP's. */
+	if (ref->index >= r->slot_count || ref->pad ||
+	    (ref->flags & ~RTPM_SLOT_F_ALL))
 		return -EINVAL;
 	s = &r->slots[ref->index];
 	if (s->state != RTPM_SLOT_PRODUCING)
@@ -490,6 +506,17 @@ bool rtpm_ring_can_pop(struct rtpm_channel *ch)
 }
 
 /*
+ * True if the channel is stopped and was stopped after @rf was opened: POP
+ * on an empty ring then ends with -EPIPE and poll() reports POLLHUP, so a
+ * consumer learns of a STOP that happened while it waited or between two
+ * of its polls. Lockless, like rtpm_ring_can_pop().
+ */
+bool rtpm_ring_hung_up(struct rtpm_channel *ch, const struct rtpm_file *rf)
+{
+	return !READ_ONCE(ch->running) && READ_ONCE(ch->stop_seq) != rf->stop_seq;
+}
+
+/*
  * True if a RESERVE would not have to wait, including when it would fail
  * with -EPIPE. Lockless, like rtpm_ring_can_pop(): wait_event() evaluates
  * it in TASK_INTERRUPTIBLE, and a stale answer only costs a retry under
@@ -538,9 +565,12 @@ int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 				err = rtpm_ring_reserve_one(ch, rf, &index);
 				if (err)
 					break;
+				/* Every byte goes back to user space. */
 				refs[done].index = index;
 				refs[done].len = ch->ring->cfg.slot_payload;
 				refs[done].arrival_ns = 0;
+				refs[done].flags = 0;
+				refs[done].pad = 0;
 				done++;
 			}
 			if (done)
@@ -635,6 +665,12 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 				break;
 			done++;
 		}
+		/* Drained after a STOP: nothing comes until START (pipe EOF). */
+		if (!done && rtpm_ring_hung_up(ch, rf)) {
+			spin_unlock(&ch->lock);
+			err = -EPIPE;
+			break;
+		}
 		if (!done && !counted)
 			ch->stats.underruns++;
 		counted = true;
@@ -642,7 +678,8 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 
 		if (done || nonblock)
 			break;
-		if (wait_event_interruptible(ch->wq, rtpm_ring_can_pop(ch))) {
+		if (wait_event_interruptible(ch->wq, rtpm_ring_can_pop(ch) ||
+					     rtpm_ring_hung_up(ch, rf))) {
 			err = -ERESTARTSYS;
 			break;
 		}
@@ -779,10 +816,11 @@ static void rtpm_ring_take_back(struct rtpm_channel *ch, u32 i)
  * rtpm_chan_evict - RECLAIM: take back slots other files held too long
  * @rf: the (privileged) caller, whose own slots stay
  * @min_held_ns: only slots held at least this long
+ * @roles: also take their roles away from the other files
  *
  * Return: the number of slots returned to FREE.
  */
-u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns)
+u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns, bool roles)
 {
 	struct rtpm_channel *ch = rf->ch;
 	u64 now = ktime_get_ns();
@@ -804,10 +842,17 @@ u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns)
 		ch->stats.evicted += n;
 		rtpm_ring_advance(ch);
 	}
+	if (roles && ch->producer_file && ch->producer_file != rf) {
+		ch->producer_file->roles &= ~RTPM_ROLE_PRODUCER;
+		ch->producer_file = NULL;
+	}
+	if (roles && ch->consumer_file && ch->consumer_file != rf) {
+		ch->consumer_file->roles &= ~RTPM_ROLE_CONSUMER;
+		ch->consumer_file = NULL;
+	}
 	spin_unlock(&ch->lock);
 
-	if (n)
-		wake_up_interruptible(&ch->wq);
+	wake_up_interruptible(&ch->wq);
 	return n;
 }
 

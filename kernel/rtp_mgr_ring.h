@@ -5,7 +5,8 @@
  * Vocabulary (used in every function name, as in net/xdp/xsk_queue.h):
  * the producer does RESERVE, WRITE (in user space) and PUSH; the consumer
  * does POP, READ (in user space) and RELEASE. Functions named rtpm_ring_*
- * need the channel spinlock; rtpm_chan_* take it themselves.
+ * need the channel spinlock, except the lockless rtpm_ring_can_*() wait
+ * conditions; rtpm_chan_* take it themselves, except those named *_locked.
  *
  * Ring indices are free-running u32 counters, slot = index & mask:
  *
@@ -107,6 +108,8 @@ struct rtpm_channel {
 
 	struct rtpm_ring *ring;
 	bool running;
+	/* Running-to-stopped transitions, under lock; poll and POP see STOP by it. */
+	u32 stop_seq;
 	/* Role holders (RTPM_IOC_CLAIM), under lock; NULL if unclaimed. */
 	struct rtpm_file *producer_file;
 	struct rtpm_file *consumer_file;
@@ -136,15 +139,16 @@ struct rtpm_file {
 	u32 owned;		/* slots this file owns, under ch->lock */
 	u32 roles;		/* RTPM_ROLE_* held, under ch->lock */
 	bool can_write;		/* opened with FMODE_WRITE */
-	bool admin;		/* the opener had CAP_NET_ADMIN */
-	bool seen_running;	/* poll(): POLLHUP after a STOP it saw */
+	bool admin;		/* a writer whose opener had CAP_NET_ADMIN */
+	u32 stop_seq;		/* ch->stop_seq at open: later STOPs hang up */
 };
 
 /* Limits of a ring, shared by the module parameters and CONFIGURE. */
 int rtpm_config_check(const struct rtpm_config *cfg);
 
 size_t rtpm_ring_bytes(const struct rtpm_config *cfg);
-struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel);
+struct rtpm_ring *rtpm_ring_alloc(const struct rtpm_config *cfg, u32 channel,
+				  gfp_t gfp);
 void rtpm_ring_free(struct rtpm_ring *ring);
 struct rtpm_ring *rtpm_chan_swap_ring_locked(struct rtpm_channel *ch,
 					     struct rtpm_ring *ring);
@@ -163,11 +167,12 @@ int rtpm_chan_cancel(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		     u32 *count);
 u32 rtpm_chan_reclaim(struct rtpm_file *rf);
 int rtpm_chan_claim(struct rtpm_file *rf, u32 roles);
-u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns);
+u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns, bool roles);
 void rtpm_chan_count_illegal(struct rtpm_channel *ch);
 void rtpm_chan_count_denied(struct rtpm_channel *ch);
 
 bool rtpm_ring_can_pop(struct rtpm_channel *ch);
+bool rtpm_ring_hung_up(struct rtpm_channel *ch, const struct rtpm_file *rf);
 bool rtpm_ring_can_reserve(struct rtpm_channel *ch);
 void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st);
 void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st);

@@ -361,6 +361,10 @@ pub struct CtlArgs {
     /// With --reclaim: only slots held at least this long, in milliseconds (default 1000).
     #[arg(long, value_name = "ms", default_value_t = 1000, requires = "reclaim")]
     pub min_held_ms: u64,
+    /// With --reclaim: also take the producer and consumer roles away from the processes that
+    /// hold them (one that claimed a channel it should not have).
+    #[arg(long, requires = "reclaim")]
+    pub revoke_roles: bool,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -105,9 +105,10 @@ pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
         })?;
         ("configure", info_fields(&ring.info()?))
     } else if args.reclaim {
-        let n = ring.reclaim(std::time::Duration::from_millis(args.min_held_ms)).with_context(|| {
-            format!("cannot reclaim slots of {what} (needs CAP_NET_ADMIN, i.e. root or a capable service)")
-        })?;
+        let n =
+            ring.reclaim(std::time::Duration::from_millis(args.min_held_ms), args.revoke_roles).with_context(|| {
+                format!("cannot reclaim slots of {what} (needs CAP_NET_ADMIN, i.e. root or a capable service)")
+            })?;
         ("reclaim", vec![("reclaimed", u64::from(n))])
     } else {
         bail!("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim");
@@ -147,6 +148,7 @@ mod tests {
             drop_policy: Some(DropPolicy::DropOldest),
             reclaim: false,
             min_held_ms: 1000,
+            revoke_roles: false,
         };
         let m = merged_config(&cur, &args);
         assert_eq!((m.ring_order, m.slot_payload, m.drop_policy), (12, 2048, 1));

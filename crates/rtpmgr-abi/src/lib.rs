@@ -57,8 +57,10 @@ pub const RTPM_ROLE_CONSUMER: u32 = 1 << 1;
 pub const RTPM_ROLES_ALL: u32 = RTPM_ROLE_PRODUCER | RTPM_ROLE_CONSUMER;
 /// Bit of [`RtpmInfo::file_caps`]: the file was opened for writing.
 pub const RTPM_FILE_WRITE: u32 = 1 << 0;
-/// Bit of [`RtpmInfo::file_caps`]: the opener had `CAP_NET_ADMIN` (control ioctls allowed).
+/// Bit of [`RtpmInfo::file_caps`]: a writer whose opener had `CAP_NET_ADMIN` (control allowed).
 pub const RTPM_FILE_ADMIN: u32 = 1 << 1;
+/// Flag of [`RtpmReclaim::flags`]: also take their roles away from the other files.
+pub const RTPM_RECLAIM_ROLES: u32 = 1 << 0;
 
 /// `drop_policy`: a full ring refuses the new packet (reserve fails, `overruns` counted).
 pub const RTPM_DROP_REJECT_NEWEST: u32 = 0;
@@ -76,6 +78,8 @@ pub const RTPM_SLOT_F_RTP: u32 = 1 << 0;
 pub const RTPM_SLOT_F_MALFORMED: u32 = 1 << 1;
 /// `rtpm_slot_desc.flags`: the RTP marker bit.
 pub const RTPM_SLOT_F_MARKER: u32 = 1 << 2;
+/// Every `RTPM_SLOT_F_*` bit: what RELEASE and CANCEL accept in [`RtpmSlotRef::flags`].
+pub const RTPM_SLOT_F_ALL: u32 = RTPM_SLOT_F_RTP | RTPM_SLOT_F_MALFORMED | RTPM_SLOT_F_MARKER;
 
 /// Byte offset of the producer-side index pair (`reserve`, `producer`) in the header page.
 pub const RTPM_HEADER_PROD_LINE: u32 = 128;
@@ -182,8 +186,8 @@ pub struct RtpmSlotRef {
     pub len: u32,
     /// PUSH: in (0: the kernel stamps it); POP: out.
     pub arrival_ns: u64,
-    /// PUSH: must be zero; POP: out, the descriptor's `RTPM_SLOT_F_*`; ignored by RELEASE and
-    /// CANCEL (popped entries can be handed back as they are).
+    /// PUSH: must be zero; POP: out, the descriptor's `RTPM_SLOT_F_*`; RELEASE and CANCEL accept
+    /// those bits ([`RTPM_SLOT_F_ALL`]), so popped entries can be handed back as they are.
     pub flags: u32,
     /// Must be zero.
     pub pad: u32,
@@ -247,7 +251,7 @@ pub struct RtpmClaim {
 pub struct RtpmReclaim {
     /// In: take back slots other files have held at least this long (0: all of them).
     pub min_held_ns: u64,
-    /// In: must be zero.
+    /// In: `RTPM_RECLAIM_*`.
     pub flags: u32,
     /// Out: slots returned to FREE.
     pub reclaimed: u32,
@@ -289,6 +293,8 @@ pub struct RtpmInfo {
     pub file_roles: u32,
     /// `RTPM_FILE_*` of this file.
     pub file_caps: u32,
+    /// Zero; later 2.x versions use them.
+    pub reserved: [u32; 8],
 }
 
 /// GET_STATS result (`struct rtpm_stats`): counters since load or RESET.
@@ -413,7 +419,7 @@ const _: () = {
     assert!(size_of::<RtpmConfig>() == 32);
     assert!(size_of::<RtpmClaim>() == 8);
     assert!(size_of::<RtpmReclaim>() == 16);
-    assert!(size_of::<RtpmInfo>() == 104);
+    assert!(size_of::<RtpmInfo>() == 136);
     assert!(size_of::<RtpmStats>() == 24 * 8);
     assert!(size_of::<RtpmStatus>() == 64);
 };
@@ -659,9 +665,10 @@ pub mod ioctl {
     }
 
     /// `RTPM_IOC_RECLAIM` (`CAP_NET_ADMIN`): take back slots other files have held at least
-    /// `min_held_ns`; returns how many.
-    pub fn reclaim(fd: BorrowedFd<'_>, min_held_ns: u64) -> nix::Result<u32> {
-        let mut r = RtpmReclaim { min_held_ns, flags: 0, reclaimed: 0 };
+    /// `min_held_ns` (and with [`RTPM_RECLAIM_ROLES`] in `flags` their roles); returns how many
+    /// slots.
+    pub fn reclaim(fd: BorrowedFd<'_>, min_held_ns: u64, flags: u32) -> nix::Result<u32> {
+        let mut r = RtpmReclaim { min_held_ns, flags, reclaimed: 0 };
         // SAFETY: `r` is a valid, writable RtpmReclaim for the duration of the call.
         unsafe { raw::reclaim(fd.as_raw_fd(), &mut r) }?;
         Ok(r.reclaimed)
@@ -720,8 +727,8 @@ mod tests {
 
     #[test]
     fn request_numbers_encode_direction_type_nr_and_size() {
-        // _IOR(0xe7, 0x00, 104 bytes) on the generic ioctl encoding (x86_64 and arm64 share it).
-        assert_eq!(request::GET_INFO, (2 << 30) | (104 << 16) | (0xe7 << 8));
+        // _IOR(0xe7, 0x00, 136 bytes) on the generic ioctl encoding (x86_64 and arm64 share it).
+        assert_eq!(request::GET_INFO, (2 << 30) | (136 << 16) | (0xe7 << 8));
         assert_eq!(request::START, (0xe7 << 8) | 0x02);
         assert_eq!(request::RELEASE_BATCH, (3 << 30) | (16 << 16) | (0xe7 << 8) | 0x23);
         // ABI 1.x's GET_INFO, still answered so that old programs can say what is wrong.

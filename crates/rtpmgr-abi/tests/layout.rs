@@ -69,7 +69,7 @@ fn layouts() -> Vec<Layout> {
             RtpmInfo::default(),
             [
                 abi_major, abi_minor, channel, channels, state, config, slot_count, slot_stride, desc_size,
-                header_size, meta_size, payload_offset, payload_size, max_ring_bytes, file_roles, file_caps,
+                header_size, meta_size, payload_offset, payload_size, max_ring_bytes, file_roles, file_caps, reserved,
             ]
         ),
         layout!(
@@ -122,6 +122,8 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RTPM_ROLES_ALL", RTPM_ROLES_ALL as u64),
         ("RTPM_FILE_WRITE", RTPM_FILE_WRITE as u64),
         ("RTPM_FILE_ADMIN", RTPM_FILE_ADMIN as u64),
+        ("RTPM_RECLAIM_ROLES", RTPM_RECLAIM_ROLES as u64),
+        ("RTPM_SLOT_F_ALL", RTPM_SLOT_F_ALL as u64),
         ("EBADSLT", EBADSLT as u64),
     ]
 }

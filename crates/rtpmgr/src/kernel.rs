@@ -59,8 +59,8 @@ impl KernelDev {
     pub(crate) fn claim_roles(&self, roles: u32) -> Result<(), Errno> {
         ioctl::claim(self.file.as_fd(), roles)
     }
-    pub(crate) fn reclaim(&self, min_held_ns: u64) -> Result<u32, Errno> {
-        ioctl::reclaim(self.file.as_fd(), min_held_ns)
+    pub(crate) fn reclaim(&self, min_held_ns: u64, flags: u32) -> Result<u32, Errno> {
+        ioctl::reclaim(self.file.as_fd(), min_held_ns, flags)
     }
     pub(crate) fn stats(&self) -> Result<RtpmStats, Errno> {
         ioctl::get_stats(self.file.as_fd())

@@ -450,15 +450,18 @@ impl Channel {
     }
 
     /// RECLAIM (ABI 2.0, `CAP_NET_ADMIN`): takes back every slot that another handle has held
-    /// for at least `min_held` (a live but hung process), and returns how many.
+    /// for at least `min_held` (a live but hung process), and returns how many. With
+    /// `revoke_roles` the roles other handles hold are taken away too (a process that claimed a
+    /// role it should not have).
     ///
     /// # Errors
     /// `EPERM` without `CAP_NET_ADMIN`; `EOPNOTSUPP` on a shm ring (its dead owners are
     /// reclaimed automatically, and a live one cannot be told apart from a slow one).
-    pub fn reclaim(&self, min_held: Duration) -> Result<u32> {
+    pub fn reclaim(&self, min_held: Duration, revoke_roles: bool) -> Result<u32> {
         let ns = u64::try_from(min_held.as_nanos()).unwrap_or(u64::MAX);
+        let flags = if revoke_roles { RTPM_RECLAIM_ROLES } else { 0 };
         match &self.inner.dev {
-            Dev::Kernel(k) => k.reclaim(ns),
+            Dev::Kernel(k) => k.reclaim(ns, flags),
             Dev::Shm(_) => Err(Errno::EOPNOTSUPP),
         }
         .context(|| self.inner.ctx("reclaim"))

@@ -464,6 +464,7 @@ impl ShmDev {
                 | (if l.consumer_owner == self.me { RTPM_ROLE_CONSUMER } else { 0 }),
             // A shm ring has no privilege model: whoever can open the file may do everything.
             file_caps: RTPM_FILE_WRITE | RTPM_FILE_ADMIN,
+            reserved: [0; 8],
         })
     }
 
@@ -1030,8 +1031,8 @@ impl RingOps<'_> {
     }
 
     fn release_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
-        // flags is ignored, like len: the entries POP filled in are handed back as they are.
-        if s.index >= self.n() || s.pad != 0 {
+        // flags may hold what POP filled in: popped entries are handed back as they are.
+        if s.index >= self.n() || s.pad != 0 || s.flags & !RTPM_SLOT_F_ALL != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
@@ -1048,7 +1049,7 @@ impl RingOps<'_> {
 
     /// CANCEL a PRODUCING slot of ours: back to FREE, never READY (also on a stopped ring).
     fn cancel_one(&mut self, me: u16, s: &RtpmSlotRef) -> Result<(), Errno> {
-        if s.index >= self.n() || s.pad != 0 {
+        if s.index >= self.n() || s.pad != 0 || s.flags & !RTPM_SLOT_F_ALL != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);

@@ -63,7 +63,7 @@ proptest! {
         let bad_magic = if junk == RTPM_MAGIC { junk ^ 1 } else { junk };
         let h = RtpmRingHeader { magic: bad_magic, ..good };
         prop_assert!(refuse(h), "magic accepted");
-        let h = RtpmRingHeader { abi_major: 2 + (junk % 100) as u16, ..good };
+        let h = RtpmRingHeader { abi_major: RTPM_ABI_MAJOR + 1 + (junk % 100) as u16, ..good };
         prop_assert!(refuse(h), "abi_major accepted");
         let h = RtpmRingHeader { slot_count: good.slot_count + 1 + junk % 7, ..good };
         prop_assert!(refuse(h), "slot_count accepted");
