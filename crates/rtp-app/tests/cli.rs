@@ -18,9 +18,10 @@ fn help_is_a_manual_with_examples() {
     let o = run(&["--help"]);
     assert!(o.status.success());
     let h = stdout(&o);
-    for needle in
-        ["Examples:", "--mode rx", "--backend shm", "rtp_app diag", "Exit status", "period:2.0", "--drop-policy"]
-    {
+    for needle in [
+        "Examples:", "--mode rx", "--backend shm", "rtp_app diag", "Exit status", "period:2.0", "--drop-policy",
+        "--ssm-source",
+    ] {
         assert!(h.contains(needle), "--help lacks {needle}");
     }
     let short = stdout(&run(&["-h"]));
@@ -38,6 +39,31 @@ fn usage_errors_exit_2_and_quote_the_value() {
     let o = run(&["--mode", "tx", "--port", "5004"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--dst"));
+}
+
+#[test]
+fn multicast_errors_name_the_flag_the_group_and_the_interface() {
+    // Usage: not a multicast group (exit 2, before anything is opened).
+    let o = run(&["--mode", "rx", "--group", "10.1.2.3", "--port", "5004", "--backend", "shm"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--group 10.1.2.3 is not a multicast address"), "{}", stderr(&o));
+    // Runtime: the interface does not exist (exit 1, the ring opened first is released).
+    let ring = ShmRing::new("mc-noif");
+    let port = free_port().to_string();
+    let o = run(&[
+        "--mode", "rx", "--group", "232.1.1.1", "--ssm-source", "10.0.0.1", "--iface", "rtpnoif0", "--port", &port,
+        "--backend", "shm", "--shm-name", &ring.0, "-t", "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("cannot join 232.1.1.1 from 10.0.0.1 on rtpnoif0"), "{e}");
+    assert!(e.contains("no network interface named 'rtpnoif0'"), "{e}");
+    let o = run(&[
+        "--mode", "tx", "--dst", "239.1.1.1", "--port", &port, "--iface", "rtpnoif0", "--backend", "shm", "--shm-name",
+        &ring.0, "-l", "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sending to 239.1.1.1 on rtpnoif0"), "{}", stderr(&o));
 }
 
 #[test]
