@@ -116,6 +116,9 @@ struct Locked {
     producer_owner: u16,
     /// Handle holding the consumer role, 0 if none.
     consumer_owner: u16,
+    /// Running-to-stopped transitions, as the module's `stop_seq`.
+    stop_seq: u32,
+    _pad: u32,
     last_dead_check_ns: u64,
     stats: RtpmStats,
     seq: SeqTracker,
@@ -149,6 +152,8 @@ pub(crate) struct ShmDev {
     ctl_size: usize,
     /// Handle index + 1 (the owner id stored in slots).
     me: u16,
+    /// `Locked::stop_seq` when this handle was opened: a later STOP hangs it up (ABI 2.0).
+    stop_seq: u32,
     /// Process-local state, only touched while the shared lock is held.
     local: Mutex<Local>,
 }
@@ -218,6 +223,7 @@ impl ShmDev {
             ctl,
             ctl_size: expect,
             me: 0,
+            stop_seq: 0,
             local: Mutex::new(Local { ring: None }),
         };
         let h = &dev.shared().head;
@@ -237,7 +243,7 @@ impl ShmDev {
                 reason: format!("file is {len} bytes, the ring it describes needs {need} (truncated?)"),
             });
         }
-        dev.me = dev.register().context(ctx)?;
+        (dev.me, dev.stop_seq) = dev.register().context(ctx)?;
         Ok(dev)
     }
 
@@ -271,7 +277,7 @@ impl ShmDev {
         Ok(Guard { dev: self })
     }
 
-    fn register(&self) -> Result<u16, Errno> {
+    fn register(&self) -> Result<(u16, u32), Errno> {
         let mut g = self.lock()?;
         let now = monotonic_ns();
         let mut wake = Wake::default();
@@ -293,9 +299,10 @@ impl ShmDev {
             pid_ns: pid_namespace(),
         };
         l.last_dead_check_ns = now;
+        let stop_seq = l.stop_seq;
         drop(g);
         self.wake(wake);
-        Ok(i as u16 + 1)
+        Ok((i as u16 + 1, stop_seq))
     }
 
     /// Maps the cached ring view for the current configuration, remapping after a CONFIGURE.
@@ -510,7 +517,11 @@ impl ShmDev {
 
     pub(crate) fn stop(&self) -> Result<(), Errno> {
         let mut g = self.lock()?;
-        g.locked().state = RTPM_STATE_STOPPED;
+        let l = g.locked();
+        if l.state == RTPM_STATE_RUNNING {
+            l.stop_seq = l.stop_seq.wrapping_add(1);
+        }
+        l.state = RTPM_STATE_STOPPED;
         drop(g);
         self.wake(Wake { readable: true, writable: true });
         Ok(())
@@ -680,6 +691,17 @@ impl ShmDev {
                 }
             }
             break;
+        }
+        // Drained after a STOP this handle did not see begin: nothing comes until START, as the
+        // module's POP answers (pipe EOF).
+        let l = g.locked();
+        if op == BatchOp::Pop
+            && done == 0
+            && err == Some(Errno::EAGAIN)
+            && l.state != RTPM_STATE_RUNNING
+            && l.stop_seq != self.stop_seq
+        {
+            err = Some(Errno::EPIPE);
         }
         let st = &mut g.locked().stats;
         match (op, err) {

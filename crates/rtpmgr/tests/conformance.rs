@@ -1158,3 +1158,28 @@ fn item6_slot_entry_padding_is_checked_and_pop_reports_flags() {
     fx.ch.raw_ops().single(SlotOp::Release, &mut back).unwrap();
     assert_eq!(fx.ch.stats().unwrap().illegal_ops, 3);
 }
+
+/// Item 6 (STOP seen by consumers): a handle that lived through a STOP gets EPIPE from a POP on
+/// the drained ring, like read() of a pipe without writers; what was READY is drained first,
+/// and after START the channel works again. A handle opened while stopped just finds it empty.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn item6_a_drained_pop_after_stop_is_epipe() {
+    let fx = Fx::small("hangup");
+    let ring = fx.ch.map().unwrap();
+    push_raw(&fx.ch, &ring, &rtp(1, false));
+    fx.ch.stop().unwrap();
+    let late = fx.open_other();
+    let p = fx.ch.raw_ops().pop().unwrap();
+    fx.ch.raw_ops().release(p.index).unwrap();
+    let underruns = fx.ch.stats().unwrap().underruns;
+    assert_eq!(errno(fx.ch.raw_ops().pop()), Errno::EPIPE);
+    assert_eq!(errno(late.raw_ops().pop()), Errno::EAGAIN);
+    // EPIPE is the end of the stream, not an underrun or misuse.
+    let st = fx.ch.stats().unwrap();
+    assert_eq!((st.underruns - underruns, st.illegal_ops), (1, 0));
+    fx.ch.start().unwrap();
+    assert_eq!(errno(fx.ch.raw_ops().pop()), Errno::EAGAIN);
+    push_raw(&fx.ch, &ring, &rtp(2, false));
+    assert_eq!(fx.ch.raw_ops().pop().unwrap().len, 20);
+}
