@@ -7,9 +7,12 @@
 #   tsan              the ring library's tests (two-thread producer/consumer included) under ThreadSanitizer
 #   module-arm64      rtp_mgr built for Debian's arm64 6.1 kernel with W=1, zero warnings
 #   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
+#   checkpatch        checkpatch.pl --strict over kernel/ and include/ (test/checkpatch/exceptions)
 #   layer-checks      oelint-adv over the layer and kas files against kas's schema
 #   image             the QEMU aarch64 test image (test/qemu/build-image.sh)
 #   device-tests      the on-device suite in QEMU aarch64 (test/device/run-device-tests)
+#   sanitizer-kernel  the whole on-device suite plus the fuzzer on the KASAN/lockdep/UBSAN/kmemleak kernel;
+#                     any sanitizer report or WARN in the kernel log fails it (RTPMGR_FUZZ_SECONDS)
 #   ota               A/B update scenarios with U-Boot + RAUC in QEMU (test/ota), if present
 #
 # Each step logs to build/logs/<step>.log; a failing step prints its log tail and the run stops with
@@ -20,7 +23,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$REPO/build}
 LOGS=$BUILD/logs
 mkdir -p "$LOGS"
-steps=${RTPMGR_STEPS:-host-cargo host-clippy miri tsan module-arm64 module-amd64 layer-checks image device-tests ota}
+steps=${RTPMGR_STEPS:-host-cargo host-clippy miri tsan module-arm64 module-amd64 checkpatch layer-checks image device-tests sanitizer-kernel ota}
 declare -a summary=()
 
 run_step() { # NAME CMD...
@@ -127,6 +130,31 @@ device_tests() {
 	"$REPO/test/qemu/boot.sh" test ${QEMU_APPEND:-}
 }
 
+# The device suite and the fuzzer on the sanitizer kernel (test/qemu/build-debug-kernel.sh, cached in
+# /var/cache/rtpmgr/debug-kernel). The guest fails its dmesg-clean and kmemleak steps on any report;
+# the console log is checked here again, as a second line of defence (the guest's own grep could be
+# skipped by a hang or a panic after the marker).
+sanitizer_kernel() {
+	local console=$BUILD/logs/console-test-debug.log reports
+	RTPMGR_KERNEL=debug "$REPO/test/qemu/build-image.sh" || return 1
+	RTPMGR_KERNEL=debug RTPMGR_QEMU_TIMEOUT=${RTPMGR_QEMU_TIMEOUT:-1500} "$REPO/test/qemu/boot.sh" test \
+		rtpmgr.suites=all,fuzz "rtpmgr.env.RTPMGR_FUZZ_SECONDS=${RTPMGR_FUZZ_SECONDS:-120}" \
+		${SANITIZER_APPEND:-} ${QEMU_APPEND:-} || return 1
+	grep '^=== suite .* took' "$console" || true
+	if grep -q '^SKIP fuzz' "$console"; then
+		echo "!!! SKIPPED: the fuzz suite ($(sed -n 's/^SKIP fuzz: //p' "$console"))"
+	fi
+	# Kernel lines only (printk timestamps): user-space output may say WARNING too.
+	reports=$(grep -E '^\[ *[0-9]+\.[0-9]+\] .*(BUG: |WARNING: |UBSAN: |kmemleak: .*suspected|Oops|general protection)' \
+		"$console" || true)
+	if [ -n "$reports" ]; then
+		echo "$reports"
+		echo "sanitizer reports in $console (see docs/testing.md, 'Reading a KASAN report')"
+		return 1
+	fi
+	echo "sanitizer kernel: no KASAN/KFENCE/lockdep/UBSAN/kmemleak report and no WARN"
+}
+
 ota_tests() {
 	if [ -x "$REPO/test/ota/run-ota-tests.sh" ]; then
 		"$REPO/test/ota/run-ota-tests.sh"
@@ -141,9 +169,11 @@ run_step miri miri_tests
 run_step tsan tsan_tests
 run_step module-arm64 module_arm64
 run_step module-amd64 module_amd64
+run_step checkpatch "$REPO/test/checkpatch/run-checkpatch.sh"
 run_step layer-checks "$REPO/scripts/check-layer.sh"
 run_step image "$REPO/test/qemu/build-image.sh"
 run_step device-tests device_tests
+run_step sanitizer-kernel sanitizer_kernel
 run_step ota ota_tests
 
 printf '\n----- summary\n'

@@ -8,6 +8,10 @@
 # RTPMGR_QEMU_TIMEOUT seconds (default 900); a hung or panicking guest is killed, and the failing step
 # is named from the guest's "@@RTPMGR step=..." markers. Exit status 0 only if the guest finished the
 # job and every step passed.
+#
+# RTPMGR_KERNEL=debug boots $BUILD/image-debug (the sanitizer kernel, RTPMGR_KERNEL=debug build-image.sh)
+# instead, with 2 GiB (KASAN's shadow and kmemleak's metadata) and kernel warnings on the console;
+# its console log is $BUILD/logs/console-JOB-debug.log.
 set -euo pipefail
 # shellcheck source=test/qemu/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -15,18 +19,25 @@ set -euo pipefail
 job=${1:?usage: boot.sh demo|test [kernel args...]}
 shift
 timeout_s=${RTPMGR_QEMU_TIMEOUT:-900}
-img=$BUILD/image
-[ -f "$img/Image" ] && [ -f "$img/initrd.gz" ] || { step "guest: boot"; fail "no image in $img: run test/qemu/build-image.sh"; }
+case "${RTPMGR_KERNEL:-debian}" in
+debian) suffix="" mem=1024 kargs="" ;;
+# loglevel=5 after quiet: lockdep and WARN reports (KERN_WARNING) reach the console log too.
+debug) suffix=-debug mem=2048 kargs="loglevel=5" ;;
+*) step "guest: boot"; fail "RTPMGR_KERNEL=$RTPMGR_KERNEL: known kernels are debian (default) and debug" ;;
+esac
+mem=${RTPMGR_QEMU_MEM:-$mem}
+img=$BUILD/image$suffix
+[ -f "$img/Image" ] && [ -f "$img/initrd.gz" ] || { step "guest: boot"; fail "no image in $img: run ${RTPMGR_KERNEL:+RTPMGR_KERNEL=$RTPMGR_KERNEL }test/qemu/build-image.sh"; }
 mkdir -p "$BUILD/logs"
-console=$BUILD/logs/console-$job.log
+console=$BUILD/logs/console-$job$suffix.log
 
-step "guest: boot qemu-system-aarch64 (TCG, cortex-a57, 2 vCPUs) and run '$job'"
+step "guest: boot qemu-system-aarch64 (TCG, cortex-a57, 2 vCPUs, ${RTPMGR_KERNEL:-debian} kernel) and run '$job'"
 info "console log: $console (timeout ${timeout_s}s)"
 # kpti=0: the Debian kernel forces KPTI under KASLR, which makes every syscall ~10x dearer under TCG.
-cmdline="console=ttyAMA0 panic=-1 quiet kpti=0 rtpmgr.job=$job $*"
+cmdline="console=ttyAMA0 panic=-1 quiet $kargs kpti=0 rtpmgr.job=$job $*"
 start=$(date +%s)
 set +e
-with_lock timeout --kill-after=10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1024 -smp 2 \
+with_lock timeout --kill-after=10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -m "$mem" -smp 2 \
 	-nographic -no-reboot -nic none -kernel "$img/Image" -initrd "$img/initrd.gz" \
 	-append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$console" | sed -u 's/^/  | /'
 qrc=${PIPESTATUS[0]}

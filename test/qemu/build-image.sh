@@ -7,51 +7,93 @@
 # udev rule, module options, feeder config — read from meta-rtpmgr/, never copied into the harness).
 #
 # Output: $BUILD/image/{Image,initrd.gz} for test/qemu/boot.sh. Every step is cached (see lib.sh).
+#
+# RTPMGR_KERNEL=debug: the same image on the sanitizer kernel (KASAN, KFENCE, lockdep, UBSAN, kmemleak;
+# test/qemu/build-debug-kernel.sh, cached under /var/cache/rtpmgr/debug-kernel), with rtp_mgr built
+# against that kernel's tree. Output: $BUILD/image-debug/; boot it with RTPMGR_KERNEL=debug boot.sh.
 set -euo pipefail
 # shellcheck source=test/qemu/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ABI=$(kernel_abi)
-[ -n "$ABI" ] || { step "kernel: find the Debian arm64 kernel"; fail "apt-cache knows no linux-image-arm64:arm64 (run scripts/setup-host.sh)"; }
-KSYSROOT=$BUILD/kernel-sysroot
-KDIR=$KSYSROOT/usr/src/linux-headers-$ABI-arm64
-KVER=$ABI-arm64
+FLAVOUR=${RTPMGR_KERNEL:-debian}
+case "$FLAVOUR" in
+debian) SUFFIX="" ;;
+debug) SUFFIX=-debug ;;
+*) step "kernel: choose"; fail "RTPMGR_KERNEL=$FLAVOUR: known kernels are debian (default) and debug" ;;
+esac
 
-# --- 1. kernel image and headers ------------------------------------------------------------------
-step "kernel: Debian arm64 $KVER image and headers"
-if stamp_ok kernel-sysroot "$ABI"; then
-	info "cached ($KSYSROOT)"
+if [ "$FLAVOUR" = debug ]; then
+	# --- 1. the sanitizer kernel: Image and the prepared build tree ---------------------------------
+	step "kernel: sanitizer kernel (test/qemu/build-debug-kernel.sh)"
+	mkdir -p "$BUILD/logs"
+	KOUT=$("$QEMU_DIR/build-debug-kernel.sh" | tee >(cat >&2) | tail -n1)
+	[ -f "$KOUT/Image" ] || fail "build-debug-kernel.sh gave no Image ($KOUT)"
+	KDIR=$KOUT/build
+	KVER=$(cat "$KDIR/include/config/kernel.release")
+	KIMAGE=$KOUT/Image
+	# modules.builtin & co. for depmod in the guest: every driver the image needs is built in.
+	KSYSROOT=$BUILD/kernel-debug-sysroot
+	if ! stamp_ok kernel-debug-sysroot "$KOUT"; then
+		rm -rf "$KSYSROOT"
+		make -s -C "$KDIR" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- INSTALL_MOD_PATH="$KSYSROOT" \
+			modules_install >"$BUILD/logs/debug-kernel-modules-install.log" 2>&1 ||
+			fail "modules_install of the sanitizer kernel failed (log: $BUILD/logs/debug-kernel-modules-install.log)"
+		stamp_set kernel-debug-sysroot "$KOUT"
+	fi
+	info "kernel $KVER ($KIMAGE)"
+	[ -z "${RTPMGR_ONLY_KERNEL:-}" ] || exit 0
 else
-	ver=$(apt-cache show "linux-image-$ABI-arm64-unsigned:arm64" | sed -n 's/^Version: //p' | awk 'NR == 1')
-	[ -n "$ver" ] || fail "no version for linux-image-$ABI-arm64-unsigned:arm64"
-	mkdir -p "$BUILD/debs"
-	(cd "$BUILD/debs" && apt-get download -q -o APT::Sandbox::User=root \
-		"linux-image-$ABI-arm64-unsigned:arm64=$ver" "linux-headers-$ABI-arm64:arm64=$ver" \
-		"linux-headers-$ABI-common=$ver" "linux-kbuild-6.1:amd64=$ver") >/dev/null ||
-		fail "apt-get download of the kernel packages ($ver) failed"
-	rm -rf "$KSYSROOT"
-	for deb in "$BUILD"/debs/linux-{image-"$ABI"-arm64-unsigned,headers-"$ABI"-arm64,headers-"$ABI"-common,kbuild-6.1}_"${ver//:/%3a}"_*.deb; do
-		dpkg -x "$deb" "$KSYSROOT"
-	done
-	# The arm64 headers include the -common tree by absolute path: point it into the sysroot.
-	sed -i "s|/usr/src/linux-headers-$ABI-common|$KSYSROOT/usr/src/linux-headers-$ABI-common|g" "$KDIR/Makefile"
-	stamp_set kernel-sysroot "$ABI"
-	info "kernel $ver unpacked into $KSYSROOT"
+	ABI=$(kernel_abi)
+	[ -n "$ABI" ] || { step "kernel: find the Debian arm64 kernel"; fail "apt-cache knows no linux-image-arm64:arm64 (run scripts/setup-host.sh)"; }
+	KSYSROOT=$BUILD/kernel-sysroot
+	KDIR=$KSYSROOT/usr/src/linux-headers-$ABI-arm64
+	KVER=$ABI-arm64
+
+	# --- 1. Debian kernel image and headers ---------------------------------------------------------
+	step "kernel: Debian arm64 $KVER image and headers"
+	if stamp_ok kernel-sysroot "$ABI"; then
+		info "cached ($KSYSROOT)"
+	else
+		ver=$(apt-cache show "linux-image-$ABI-arm64-unsigned:arm64" | sed -n 's/^Version: //p' | awk 'NR == 1')
+		[ -n "$ver" ] || fail "no version for linux-image-$ABI-arm64-unsigned:arm64"
+		mkdir -p "$BUILD/debs"
+		(cd "$BUILD/debs" && apt-get download -q -o APT::Sandbox::User=root \
+			"linux-image-$ABI-arm64-unsigned:arm64=$ver" "linux-headers-$ABI-arm64:arm64=$ver" \
+			"linux-headers-$ABI-common=$ver" "linux-kbuild-6.1:amd64=$ver") >/dev/null ||
+			fail "apt-get download of the kernel packages ($ver) failed"
+		rm -rf "$KSYSROOT"
+		for deb in "$BUILD"/debs/linux-{image-"$ABI"-arm64-unsigned,headers-"$ABI"-arm64,headers-"$ABI"-common,kbuild-6.1}_"${ver//:/%3a}"_*.deb; do
+			dpkg -x "$deb" "$KSYSROOT"
+		done
+		# The arm64 headers include the -common tree by absolute path: point it into the sysroot.
+		sed -i "s|/usr/src/linux-headers-$ABI-common|$KSYSROOT/usr/src/linux-headers-$ABI-common|g" "$KDIR/Makefile"
+		stamp_set kernel-sysroot "$ABI"
+		info "kernel $ver unpacked into $KSYSROOT"
+	fi
+	echo "$KDIR" >"$BUILD/kdir-arm64"
+	KIMAGE=$KSYSROOT/boot/vmlinuz-$KVER
+	# run-tests.sh needs only the headers for its module-arm64 step.
+	[ -z "${RTPMGR_ONLY_KERNEL:-}" ] || exit 0
 fi
-echo "$KDIR" >"$BUILD/kdir-arm64"
-# run-tests.sh needs only the headers for its module-arm64 step.
-[ -z "${RTPMGR_ONLY_KERNEL:-}" ] || exit 0
 
 # --- 2. rtp_mgr module ----------------------------------------------------------------------------
 step "kernel: build rtp_mgr.ko for arm64 $KVER (W=1)"
 MODULE=""
 if [ -f "$REPO/kernel/Makefile" ]; then
-	log=$BUILD/logs/module-arm64.log
+	log=$BUILD/logs/module-arm64$SUFFIX.log
 	mkdir -p "$BUILD/logs"
-	build_module arm64 "$KDIR" aarch64-linux-gnu- W=1 >"$log" 2>&1 ||
-		{ tail -n 30 "$log"; fail "module build failed (full log: $log)"; }
+	if [ "$FLAVOUR" = debug ]; then
+		# Its own directory (build_module's module-arm64 belongs to the Debian kernel), and -g so
+		# that scripts/faddr2line turns the rtp_mgr frames of a KASAN report into source lines.
+		MODULE_BUILD_DIR=$BUILD/module-arm64-debug build_module arm64 "$KDIR" aarch64-linux-gnu- W=1 KCFLAGS=-g \
+			>"$log" 2>&1 || { tail -n 30 "$log"; fail "module build failed (full log: $log)"; }
+		MODULE=$BUILD/module-arm64-debug/rtp_mgr.ko
+	else
+		build_module arm64 "$KDIR" aarch64-linux-gnu- W=1 >"$log" 2>&1 ||
+			{ tail -n 30 "$log"; fail "module build failed (full log: $log)"; }
+		MODULE=$BUILD/module-arm64/rtp_mgr.ko
+	fi
 	if grep -E 'warning:' "$log"; then fail "module build has warnings at W=1 (log: $log)"; fi
-	MODULE=$BUILD/module-arm64/rtp_mgr.ko
 	info "built $(basename "$MODULE") ($(stat -c %s "$MODULE") bytes), no warnings"
 else
 	info "kernel/ has no module yet: the image carries none"
@@ -122,7 +164,8 @@ fi
 
 # --- 5. overlay this repository's artifacts, pack the initramfs -----------------------------------
 step "image: overlay rtpmgr artifacts and pack the initramfs"
-root=$BUILD/rootfs
+root=$BUILD/rootfs$SUFFIX
+img=$BUILD/image$SUFFIX
 rm -rf "$root"
 cp -a "$base" "$root"
 "$QEMU_DIR/install-artifacts.sh" "$root" "$KVER" "$KSYSROOT" "$MODULE" "$SELFTEST" "$CONFORMANCE" "${RUST_BINS[@]}"
@@ -132,8 +175,13 @@ plugin=$CARGO_TARGET_DIR/$RUST_TARGET/release/libgstrtpmgr.so
 if [ -z "${RTPMGR_IMAGE_NO_RUST:-}" ] && [ -f "$plugin" ]; then
 	install -D -m 0755 "$plugin" "$root/usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstrtpmgr.so"
 fi
-mkdir -p "$BUILD/image"
-cp "$KSYSROOT/boot/vmlinuz-$KVER" "$BUILD/image/Image"
-(cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1) >"$BUILD/image/initrd.gz.tmp"
-mv "$BUILD/image/initrd.gz.tmp" "$BUILD/image/initrd.gz"
-info "initrd $(du -h "$BUILD/image/initrd.gz" | cut -f1), kernel $KVER"
+# The ioctl/mmap fuzzer (crates/rtpmgr-fuzz), run by the device suite "fuzz" when it is installed.
+fuzzer=$CARGO_TARGET_DIR/$RUST_TARGET/release/rtpmgr-fuzz
+if [ -z "${RTPMGR_IMAGE_NO_RUST:-}" ] && [ -x "$fuzzer" ]; then
+	install -D -m 0755 "$fuzzer" "$root/usr/lib/rtpmgr/tests/rtpmgr-fuzz"
+fi
+mkdir -p "$img"
+cp "$KIMAGE" "$img/Image"
+(cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1) >"$img/initrd.gz.tmp"
+mv "$img/initrd.gz.tmp" "$img/initrd.gz"
+info "initrd $(du -h "$img/initrd.gz" | cut -f1), kernel $KVER ($img)"

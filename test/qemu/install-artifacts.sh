@@ -23,7 +23,8 @@ mkdir -p "$root"/{proc,sys,dev,run,tmp,var/log,var/lib/rtpmgr,data}
 if [ -n "$module" ]; then
 	install -D -m 0644 "$module" "$root/lib/modules/$kver/extra/rtp_mgr.ko"
 	grep -v '^#' "$REPO/test/qemu/guest-modules.txt" | while read -r m; do
-		if [ -n "$m" ]; then
+		# The sanitizer kernel (RTPMGR_KERNEL=debug) has these built in: nothing to install.
+		if [ -n "$m" ] && ! grep -qxF "kernel/$m" "$ksysroot/lib/modules/$kver/modules.builtin" 2>/dev/null; then
 			install -D -m 0644 "$ksysroot/lib/modules/$kver/kernel/$m" "$root/lib/modules/$kver/kernel/$m"
 		fi
 	done

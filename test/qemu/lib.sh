@@ -47,9 +47,10 @@ with_lock() { "$REPO/scripts/heavy-lock" "$@"; }
 # build_module ARCH KDIR CROSS_COMPILE [make args...]: build rtp_mgr out of the source tree, in
 # $BUILD/module-ARCH, so builds for two kernels (and a developer's own `make -C kernel`) never mix objects.
 # The copy and the build run under one lock: `make demo` and `make test` started at once must not
-# build the same module directory under each other's feet.
+# build the same module directory under each other's feet. MODULE_BUILD_DIR overrides the directory
+# (the sanitizer kernel's build: $BUILD/module-arm64-debug).
 build_module() {
-	local arch=$1 kdir=$2 cross=$3 dir=$BUILD/module-$1
+	local arch=$1 kdir=$2 cross=$3 dir=${MODULE_BUILD_DIR:-$BUILD/module-$1}
 	shift 3
 	# shellcheck disable=SC2016 # $1.. are expanded by the inner shell
 	with_lock bash -c 'set -e; dir=$1 repo=$2; shift 2
