@@ -7,7 +7,8 @@
 //! address. A witness socket on the host joins both groups for any source: it proves that the
 //! unwanted streams did reach the host, so only rtp_app's own filter kept them out. And
 //! `rtp_app --mode tx --dst G --iface <veth> --ttl N` delivers every packet with that TTL to a
-//! receiver in the namespace.
+//! receiver in the namespace, and a copy to a receiver on the sending host only with
+//! `--multicast-loop`.
 
 mod common;
 use common::*;
@@ -281,10 +282,10 @@ mod socket2_free {
     }
 }
 
-/// Receives on `sock` until `want` datagrams arrived or 10 s passed; datagrams per SSRC.
-fn count_by_ssrc(sock: &UdpSocket, want: u32) -> HashMap<u32, u32> {
+/// Receives on `sock` until `want` datagrams arrived or `limit` passed; datagrams per SSRC.
+fn count_by_ssrc(sock: &UdpSocket, want: u32, limit: Duration) -> HashMap<u32, u32> {
     let mut by_ssrc = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + limit;
     let mut buf = [0u8; 2048];
     while by_ssrc.values().sum::<u32>() < want && Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
@@ -336,7 +337,7 @@ fn ssm_receive(test: &str, tag: &str, v6: bool) {
         send_stream(w, g1, port, &peer, 0x3333, OTHER_SOURCE);
     });
     sender.join().expect("sender in the namespace");
-    let witnessed = count_by_ssrc(&seen, JOINED + OTHER_GROUP + OTHER_SOURCE);
+    let witnessed = count_by_ssrc(&seen, JOINED + OTHER_GROUP + OTHER_SOURCE, Duration::from_secs(10));
     assert_eq!(
         witnessed,
         HashMap::from([(0x1111, JOINED), (0x2222, OTHER_GROUP), (0x3333, OTHER_SOURCE)]),
@@ -407,9 +408,9 @@ fn receive_with_ttl(sock: &UdpSocket, v6: bool, want: u32) -> (u32, Vec<i32>) {
 
 fn multicast_send(test: &str, tag: &str, v6: bool) {
     let Some(v) = Veth::new(test, tag) else { return };
-    let (group, peer_addr) = match v6 {
-        false => (addr("239.78.2.1"), SOURCE_V4),
-        true => (addr("ff1e::78:21"), SOURCE_V6),
+    let (group, peer_addr, host) = match v6 {
+        false => (addr("239.78.2.1"), SOURCE_V4, HOST_V4),
+        true => (addr("ff1e::78:21"), SOURCE_V6, HOST_V6),
     };
     const SENT: u32 = 200;
     const TTL: i32 = 5;
@@ -427,12 +428,20 @@ fn multicast_send(test: &str, tag: &str, v6: bool) {
         receive_with_ttl(&sock, v6, SENT)
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).expect("receiver in the namespace is ready");
+    // A receiver of the group on the sending host itself: it gets a copy only with
+    // --multicast-loop (on a real interface; lo would loop every packet back anyway).
+    let local = witness(addr(host), port, &[group], &v.host);
     let ring = ShmRing::new(&format!("mc-tx-{tag}"));
     let (g, p, n, ttl) = (group.to_string(), port.to_string(), SENT.to_string(), TTL.to_string());
-    let out = run(&[
-        "--mode", "tx", "--dst", &g, "--port", &p, "--iface", &v.host, "--ttl", &ttl, "--rate", "2000", "-l", &n,
-        "--backend", "shm", "--shm-name", &ring.0, "--json", "--interval", "0",
-    ]);
+    let tx = |count: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--mode", "tx", "--dst", &g, "--port", &p, "--iface", &v.host, "--ttl", &ttl, "--rate", "2000", "-l",
+            count, "--backend", "shm", "--shm-name", &ring.0, "--json", "--interval", "0",
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let out = tx(&n, &[]);
     assert!(out.status.success(), "tx failed: {}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("multicast out of {}, ttl {TTL}, loopback off", v.host)), "{stderr}");
@@ -444,6 +453,14 @@ fn multicast_send(test: &str, tag: &str, v6: bool) {
     assert_eq!(ttls.len(), SENT as usize);
     let wrong: Vec<_> = ttls.iter().filter(|t| **t != TTL).take(5).collect();
     assert!(wrong.is_empty(), "TTL/hop limit must be --ttl {TTL}; some packets had {wrong:?}");
+    let looped = count_by_ssrc(&local, 1, Duration::from_millis(300));
+    assert!(looped.is_empty(), "without --multicast-loop no copy reaches this host's receiver: {looped:?}");
+
+    let out = tx("20", &["--multicast-loop"]);
+    assert!(out.status.success(), "tx failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback on"));
+    let looped: u32 = count_by_ssrc(&local, 20, Duration::from_secs(10)).values().sum();
+    assert_eq!(looped, 20, "with --multicast-loop this host's receiver gets every packet");
 }
 
 #[test]
