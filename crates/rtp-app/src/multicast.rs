@@ -226,7 +226,15 @@ fn only_own_groups(fd: RawFd, group: IpAddr) -> Result<()> {
         IpAddr::V4(_) => ("IP_MULTICAST_ALL", libc::IP_MULTICAST_ALL),
         IpAddr::V6(_) => ("IPV6_MULTICAST_ALL", libc::IPV6_MULTICAST_ALL),
     };
-    setsockopt(fd, ip_level(group), opt, &(0 as libc::c_int)).with_context(|| format!("cannot clear {name}"))
+    match setsockopt(fd, ip_level(group), opt, &(0 as libc::c_int)) {
+        // IPV6_MULTICAST_ALL is Linux 4.20+. Without it a socket bound to the group address still
+        // gets only that group; one bound to the wildcard address also gets other processes'.
+        Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+            log::warn!("this kernel has no {name}: a socket bound to the wildcard address also receives groups other processes joined on its port");
+            Ok(())
+        }
+        r => r.with_context(|| format!("cannot clear {name}")),
+    }
 }
 
 /// Joins `m` on the UDP socket `fd` (any-source or source-specific) and makes it receive only
@@ -477,6 +485,16 @@ mod tests {
         };
         assert_eq!(s.local_addr().unwrap().ip(), ip("ff3e::7701"));
         assert_eq!(getsockopt_int(s.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_ALL), 0);
+        // A link-local group binds with the interface as its scope (the kernel refuses it
+        // without one).
+        let m = Membership::new(ip("ff12::7701"), None, Some("lo".into())).unwrap();
+        let s = bind_joined(&m, None, 0).unwrap();
+        match s.local_addr().unwrap() {
+            SocketAddr::V6(a) => {
+                assert_eq!((*a.ip(), a.scope_id()), ("ff12::7701".parse().unwrap(), interface_index("lo").unwrap()))
+            }
+            a => panic!("{a}"),
+        }
     }
 
     #[test]

@@ -222,8 +222,7 @@ fn witness(family: IpAddr, port: u16, groups: &[IpAddr], iface: &str) -> UdpSock
     let sock = UdpSocket::from(unsafe { OwnedFd::from_raw_fd(raw) });
     setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32);
     let any: IpAddr = if family.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
-    let sa: socket2_free::Sa = SocketAddr::new(any, port).into();
-    sa.bind(sock.as_raw_fd());
+    raw_sockaddr::Sockaddr::from(SocketAddr::new(any, port)).bind(sock.as_raw_fd());
     for g in groups {
         match g {
             IpAddr::V4(g) => sock.join_multicast_v4(g, &HOST_V4.parse().unwrap()).unwrap(),
@@ -234,14 +233,15 @@ fn witness(family: IpAddr, port: u16, groups: &[IpAddr], iface: &str) -> UdpSock
     sock
 }
 
-/// Binding a raw socket to a std SocketAddr without a socket crate.
-mod socket2_free {
+/// A std SocketAddr as the C sockaddr that bind(2) takes (the witness sets SO_REUSEADDR
+/// before binding, which std's UdpSocket::bind cannot).
+mod raw_sockaddr {
     use std::net::SocketAddr;
 
-    pub struct Sa(libc::sockaddr_storage, libc::socklen_t);
+    pub struct Sockaddr(libc::sockaddr_storage, libc::socklen_t);
 
-    impl From<SocketAddr> for Sa {
-        fn from(a: SocketAddr) -> Sa {
+    impl From<SocketAddr> for Sockaddr {
+        fn from(a: SocketAddr) -> Sockaddr {
             // SAFETY: all-zero sockaddr_storage is valid.
             let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             let len = match a {
@@ -269,11 +269,11 @@ mod socket2_free {
                     std::mem::size_of::<libc::sockaddr_in6>()
                 }
             };
-            Sa(ss, len as libc::socklen_t)
+            Sockaddr(ss, len as libc::socklen_t)
         }
     }
 
-    impl Sa {
+    impl Sockaddr {
         pub fn bind(&self, fd: i32) {
             // SAFETY: self.0 holds a valid address of self.1 bytes.
             let rc = unsafe { libc::bind(fd, (&self.0 as *const libc::sockaddr_storage).cast(), self.1) };
