@@ -25,9 +25,10 @@ Examples:
   Receive an IPTV channel: source-specific multicast (IGMPv3) from 10.0.0.1 on eth0:
     rtp_app --mode rx --group 232.1.1.1 --ssm-source 10.0.0.1 --iface eth0 --port 5004 --channel 0
 
-  Send to a multicast group out of eth1, across up to 4 routers:
+  Send to a multicast group out of eth1 with TTL 4 (crosses up to 3 routers):
     rtp_app --mode tx --dst 239.1.1.1 --port 5004 --iface eth1 --ttl 4 --backend shm
 
+  Channel control:
     rtp_app --mode ctl --channel 0 --stats
     rtp_app --mode ctl --channel 0 --stop
     rtp_app --mode ctl --channel 0 --configure --ring-order 12 --slot-payload 2048 --drop-policy drop-oldest
@@ -285,10 +286,11 @@ pub struct MulticastArgs {
 
     /// Receive --group only from this sender (source-specific multicast, rx).
     ///
-    /// MCAST_JOIN_SOURCE_GROUP: the host's interface filter and the socket take datagrams to the
-    /// group from this unicast address only; routers and IGMPv3/MLDv2-snooping switches forward
-    /// only this (source, group). Same address family as --group. (Named --ssm-source because
-    /// --source already says where tx takes its packets from.)
+    /// MCAST_JOIN_SOURCE_GROUP: the socket takes datagrams to the group from this unicast address
+    /// only, even when another process joined the group for all sources; routers and
+    /// IGMPv3/MLDv2-snooping switches forward only this (source, group). Same address family as
+    /// --group. (Named --ssm-source because --source already says where tx takes its packets
+    /// from.)
     #[arg(long, value_name = "addr")]
     pub ssm_source: Option<IpAddr>,
 
@@ -304,7 +306,7 @@ pub struct MulticastArgs {
     /// Time to live (IPv4) or hop limit (IPv6) of multicast sent by tx (0..255, default 1).
     ///
     /// 1, the kernel's default, keeps the stream on the local link: no router forwards it. Raise
-    /// it to the number of routers the stream must cross. 0 keeps it on this host.
+    /// it to one more than the number of routers the stream must cross. 0 keeps it on this host.
     #[arg(long, value_name = "n")]
     pub ttl: Option<u8>,
 
