@@ -101,7 +101,11 @@ fn main() -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp(None).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        // The output ends up in console logs: no colour codes.
+        .write_style(env_logger::WriteStyle::Never)
+        .init();
     match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -127,6 +131,10 @@ fn unprivileged_identity(cli: &Cli, device: &std::path::Path) -> Result<Option<(
         None => None,
     })
 }
+
+/// How often the workers get a quiet phase, and for how long (Shared::quiesce).
+const QUIET_EVERY: Duration = Duration::from_secs(4);
+const QUIET_FOR: Duration = Duration::from_millis(400);
 
 /// The conventional unprivileged uid.
 const NOBODY: u32 = 65534;
@@ -290,7 +298,15 @@ fn run(cli: &Cli) -> Result<bool> {
         sup.spawn(slot)?;
     }
     let mut next_report = start + Duration::from_secs(10);
+    let mut next_quiet = start + QUIET_EVERY;
     while Instant::now() < deadline {
+        // Quiet phases: see Shared::quiesce.
+        let now = Instant::now();
+        if now >= next_quiet {
+            let on = shared.quiesce.load(Relaxed) == 0;
+            shared.quiesce.store(u32::from(on), Relaxed);
+            next_quiet = now + if on { QUIET_FOR } else { QUIET_EVERY };
+        }
         let (respawn, _) = sup.reap(false);
         for slot in respawn {
             sup.spawn(slot)?;
@@ -308,6 +324,7 @@ fn run(cli: &Cli) -> Result<bool> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    shared.quiesce.store(0, Relaxed);
     sup.stop_all();
     let elapsed = start.elapsed().as_secs_f64();
 
@@ -326,7 +343,7 @@ fn run(cli: &Cli) -> Result<bool> {
         shared.by_errno.iter().enumerate().map(|(e, n)| (n.load(Relaxed), e as i32)).filter(|(n, _)| *n > 0).collect();
     by_errno.sort_by(|a, b| b.cmp(a));
     let errno_list: Vec<String> =
-        by_errno.iter().map(|(n, e)| format!("{} {n}", nix::errno::Errno::from_raw(*e))).collect();
+        by_errno.iter().map(|(n, e)| format!("{:?} {n}", nix::errno::Errno::from_raw(*e))).collect();
     for (i, r) in requests.iter().enumerate() {
         log::info!(
             "{:<24} ok {:>8}  refused {:>8}",
@@ -336,8 +353,9 @@ fn run(cli: &Cli) -> Result<bool> {
         );
     }
     log::info!(
-        "{ops} ops in {elapsed:.0} s ({:.0}/s): {} mmaps, {} forks, {} kill -9, {} interrupted waits, {} worker deaths",
+        "{ops} ops in {elapsed:.0} s ({:.0}/s): {} reconfigurations, {} mmaps, {} forks, {} kill -9, {} interrupted waits, {} worker deaths",
         ops as f64 / elapsed,
+        shared.reconfigured.load(Relaxed),
         shared.maps.load(Relaxed),
         shared.forks.load(Relaxed),
         shared.kills.load(Relaxed),

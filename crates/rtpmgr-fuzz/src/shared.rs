@@ -29,6 +29,10 @@ pub struct Shared {
     pub kills: AtomicU64,
     pub interrupted: AtomicU64,
     pub stop: AtomicU32,
+    /// Set for a short quiet phase now and then: workers drop their mappings and slots so that
+    /// CONFIGURE and RESET, which need an idle channel, get to run against the rest of the chaos.
+    pub quiesce: AtomicU32,
+    pub reconfigured: AtomicU64,
     /// Live worker pids by worker slot (0: none), for `kill -9` of each other.
     pub pids: [AtomicI32; MAX_PROCS],
     pub violations: AtomicU64,

@@ -244,6 +244,9 @@ impl Worker {
 
     fn step(&mut self) {
         self.reap_children();
+        if self.shared.quiesce.load(Relaxed) != 0 {
+            return self.quiet_step();
+        }
         let total: u32 = OPS.iter().map(|(_, w)| w).sum();
         let mut x = self.rng.below(u64::from(total)) as u32;
         let op = OPS
@@ -574,6 +577,54 @@ impl Worker {
 }
 
 impl Worker {
+    // --- quiet phase ---------------------------------------------------------------------------
+
+    /// During a quiet phase: give up every mapping and owned slot (close and reopen), then try
+    /// what needs an idle channel: STOP, CONFIGURE (the ring is swapped while other workers race
+    /// to map and use it), sometimes RESET, START.
+    fn quiet_step(&mut self) {
+        while let Some(m) = self.maps.pop() {
+            // SAFETY: a mapping of this process; no reference into it is held.
+            let r = Errno::result(unsafe { libc::munmap(m.addr as *mut libc::c_void, m.len) });
+            self.count(None, &r);
+        }
+        if self.files.iter().any(|f| !f.reserved.is_empty() || !f.popped.is_empty()) || self.files.len() > 1 {
+            self.files.clear();
+        }
+        if self.files.is_empty() {
+            return self.open();
+        }
+        let fd = self.files[0].fd.as_raw_fd();
+        let find = |reqs: &[Request], shape: Shape, part: &str| {
+            reqs.iter().position(|r| r.shape == shape && r.name.ends_with(part))
+        };
+        let stop = find(&self.requests, Shape::None, "STOP");
+        let start = find(&self.requests, Shape::None, "START");
+        let reset = find(&self.requests, Shape::None, "RESET");
+        let configure = self.requests.iter().position(|r| r.shape == Shape::Configure);
+        if let Some(i) = stop {
+            // SAFETY: the request carries no argument.
+            let _ = unsafe { self.raw_ioctl(fd, Some(i), self.requests[i].number, 0) };
+        }
+        if let Some(i) = configure {
+            let cfg = self.valid_config();
+            // SAFETY: `cfg` is a live RtpmConfig the kernel only reads.
+            if unsafe { self.raw_ioctl(fd, Some(i), self.requests[i].number, &cfg as *const _ as usize) }.is_ok() {
+                self.shared.reconfigured.fetch_add(1, Relaxed);
+                self.layout = None;
+            }
+        }
+        if let (Some(i), true) = (reset, self.rng.chance(1, 4)) {
+            // SAFETY: the request carries no argument.
+            let _ = unsafe { self.raw_ioctl(fd, Some(i), self.requests[i].number, 0) };
+        }
+        if let Some(i) = start {
+            // SAFETY: the request carries no argument.
+            let _ = unsafe { self.raw_ioctl(fd, Some(i), self.requests[i].number, 0) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+
     // --- hostile ioctls --------------------------------------------------------------------------
 
     /// Addresses the kernel must refuse (or, for R, may only read zeros from).
@@ -945,7 +996,8 @@ impl Worker {
                     self.tag = format!("{} child (seed {child_seed:#x})", self.tag);
                     let steps = self.rng.range(20, 300);
                     for _ in 0..steps {
-                        if self.shared.stop.load(Relaxed) != 0 {
+                        // A child leaves a quiet phase at once: it holds its parent's mappings.
+                        if self.shared.stop.load(Relaxed) != 0 || self.shared.quiesce.load(Relaxed) != 0 {
                             break;
                         }
                         self.step();
