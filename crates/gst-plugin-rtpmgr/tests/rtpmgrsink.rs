@@ -225,3 +225,22 @@ fn sink_to_src_round_trip_through_one_ring() {
     assert_eq!(ring.status().consuming, 0);
     assert_eq!(ring.channel.stats().unwrap().released, 200);
 }
+
+/// The sink claims the ring's producer role: a second producer is refused at start, by name.
+#[test]
+fn a_second_sink_on_one_ring_is_refused() {
+    init();
+    let ring = TestRing::new("sinkrole", 4, 128);
+    let launch = || {
+        gst::parse::launch(&format!("fakesrc is-live=true ! rtpmgrsink shm-name={} async=false", ring.shm_name()))
+            .unwrap()
+    };
+    let first = launch();
+    first.set_state(gst::State::Playing).unwrap();
+    let second = launch();
+    assert!(second.set_state(gst::State::Playing).is_err(), "a second producer must not start");
+    let err = bus_error(&second.bus().unwrap()).expect("an error on the bus");
+    assert!(err.contains("already has a producer") && err.contains(ring.shm_name()), "{err}");
+    second.set_state(gst::State::Null).unwrap();
+    first.set_state(gst::State::Null).unwrap();
+}

@@ -334,3 +334,23 @@ fn out_of_range_properties_are_refused() {
     }
     gst::glib::log_remove_handler(Some("GLib-GObject"), handler);
 }
+
+/// The source claims the ring's consumer role: a second consumer is refused at start, by name.
+#[test]
+fn a_second_source_on_one_ring_is_refused() {
+    init();
+    let ring = TestRing::new("role", 6, 256);
+    let launch = || gst::parse::launch(&format!("rtpmgrsrc shm-name={} ! fakesink", ring.shm_name())).unwrap();
+    let first = launch();
+    first.set_state(gst::State::Playing).unwrap();
+    let second = launch();
+    assert!(second.set_state(gst::State::Playing).is_err(), "a second consumer must not start");
+    let err = bus_error(&second.bus().unwrap()).expect("an error on the bus");
+    assert!(err.contains("already has a consumer") && err.contains(ring.shm_name()), "{err}");
+    second.set_state(gst::State::Null).unwrap();
+    first.set_state(gst::State::Null).unwrap();
+    // The role goes with the element: a new source starts.
+    let third = launch();
+    third.set_state(gst::State::Playing).unwrap();
+    third.set_state(gst::State::Null).unwrap();
+}

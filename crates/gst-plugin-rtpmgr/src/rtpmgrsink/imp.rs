@@ -234,6 +234,14 @@ impl BaseSinkImpl for RtpmgrSink {
         let err = |what: &str, e: rtpmgr::Error| {
             gst::error_msg!(gst::ResourceError::OpenWrite, ("Cannot {what} ring {}: {e}", channel.name()))
         };
+        // The producer role (ABI 2.0): no other process pushes into this stream, and it lets the
+        // sink start a stopped channel without CAP_NET_ADMIN.
+        channel.claim(rtpmgr::abi::RTPM_ROLE_PRODUCER).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Busy,
+                ("Ring {} already has a producer (rtp_app rx, rtp-feeder or another rtpmgrsink?): {e}", channel.name())
+            )
+        })?;
         if s.start_channel && !channel.is_running().map_err(|e| err("query", e))? {
             channel.start().map_err(|e| err("start", e))?;
             gst::info!(CAT, imp = self, "started stopped channel {}", channel.name());

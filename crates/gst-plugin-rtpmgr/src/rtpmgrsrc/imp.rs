@@ -244,6 +244,14 @@ impl BaseSrcImpl for RtpmgrSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = lock(&self.settings).clone();
         let channel = s.location.open().map_err(|msg| gst::error_msg!(gst::ResourceError::OpenRead, ("{msg}")))?;
+        // The consumer role (ABI 2.0): no other process pops this pipeline's packets, and a ring
+        // that already has a consumer is refused here, by name, rather than by EPERM on a pop.
+        channel.claim(rtpmgr::abi::RTPM_ROLE_CONSUMER).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Busy,
+                ("Ring {} already has a consumer (rtp-feeder, rtp_app or another rtpmgrsrc?): {e}", channel.name())
+            )
+        })?;
         let consumer = channel
             .consumer()
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("Cannot map ring {}: {e}", channel.name())))?;
