@@ -559,10 +559,11 @@ static int rtpm_ioctl_batch(struct file *file, unsigned int cmd,
 		goto illegal_free;
 	}
 	/*
-	 * Nothing done and an error: leave count alone, so that a call
-	 * restarted after a signal (-ERESTARTSYS) asks for as much again.
+	 * A call that will be restarted after a signal (nothing done,
+	 * -ERESTARTSYS) must find its request as it was: leave count alone.
+	 * Every other outcome reports the entries done, 0 on failure.
 	 */
-	if ((count || !err) && put_user(count, &ub->count)) {
+	if ((count || err != -ERESTARTSYS) && put_user(count, &ub->count)) {
 		err = -EFAULT;
 		goto illegal_free;
 	}
