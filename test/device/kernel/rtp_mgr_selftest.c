@@ -540,6 +540,8 @@ static void test_info_and_header(void)
 				    sizeof(c.info.config.reserved)));
 		ASSERT_TRUE(!memcmp(c.hdr->reserved0, zero,
 				    sizeof(c.hdr->reserved0)));
+		ASSERT_TRUE(!memcmp(c.info.reserved, zero,
+				    sizeof(c.info.reserved)));
 	}
 
 	/* The header page repeats the layout, so no offset is hard-coded. */
@@ -724,7 +726,7 @@ static void test_stopped_channel(void)
 	ASSERT_ERRNO(push1(fd, 0, 10), EPIPE);
 	n = 4;
 	ASSERT_ERRNO(batch(fd, RTPM_IOC_RESERVE_BATCH, refs, &n), EPIPE);
-	ASSERT_EQ(n, 0);
+	ASSERT_EQ(n, 4);	/* untouched when nothing was done */
 	n = 1;
 	refs[0].len = 10;	/* a valid entry: only the state refuses it */
 	ASSERT_ERRNO(batch(fd, RTPM_IOC_PUSH_BATCH, refs, &n), EPIPE);
@@ -741,7 +743,8 @@ static void test_stopped_channel(void)
 	ASSERT_OK(pop1(fd, &refs[0]));
 	ASSERT_EQ(refs[0].index, idx);
 	ASSERT_OK(release1(fd, idx));
-	ASSERT_ERRNO(pop1(fd, &refs[0]), EAGAIN);
+	/* Drained after a STOP this file saw: end of stream, like a pipe. */
+	ASSERT_ERRNO(pop1(fd, &refs[0]), EPIPE);
 
 	/* None of this is misuse. */
 	{
@@ -944,7 +947,7 @@ static void test_foreign_slots(void)
 
 		n = 1;
 		ASSERT_ERRNO(batch(fd2, RTPM_IOC_PUSH_BATCH, refs, &n), EPERM);
-		ASSERT_EQ(n, 0);
+		ASSERT_EQ(n, 1);	/* untouched when nothing was done */
 	}
 	ASSERT_OK(push1(c.fd, idx, 10));
 
@@ -1012,10 +1015,13 @@ static void test_batch_errors(void)
 	n = 3;
 	ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &n));
 	ASSERT_EQ(n, 1);
-	/* The very first entry failing fails the call with its errno. */
+	/*
+	 * The very first entry failing fails the call with its errno, and
+	 * count stays as it was (a restarted call asks for as much again).
+	 */
 	n = 2;
 	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_PUSH_BATCH, &refs[1], &n), EINVAL);
-	ASSERT_EQ(n, 0);
+	ASSERT_EQ(n, 2);
 	refs[1].len = 10;
 	n = 2;
 	ASSERT_OK(batch(c.fd, RTPM_IOC_PUSH_BATCH, &refs[1], &n));
@@ -1111,7 +1117,7 @@ static void test_nonblock_full_and_empty(void)
 	ASSERT_ERRNO(pop1(c.fd, &r), EAGAIN);
 	n = 32;
 	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n), EAGAIN);
-	ASSERT_EQ(n, 0);
+	ASSERT_EQ(n, 32);	/* untouched when nothing was done */
 	n = 32;
 	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
 	ASSERT_EQ(n, 16);	/* partial: the ring has 16 slots */
@@ -1869,16 +1875,24 @@ static void test_item1_configure_ceiling_and_cheap_checks(void)
 	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
 	ASSERT_EQ(all_rings_bytes(), total + 16 * 1024);
 
-	/* At the limit exactly: the same size again and shrinking work. */
+	/*
+	 * The new ring is allocated before the old one is freed, so both
+	 * count while CONFIGURE runs: room for exactly one more 40 KiB ring
+	 * lets this one be replaced by its like, 1 KiB less does not.
+	 */
 	total = all_rings_bytes();
-	write_param("max_total_kib", total / 1024);
+	write_param("max_total_kib", total / 1024 + 40);
 	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
-	set_config(&cfg, SMALL_ORDER, SMALL_PAYLOAD);
+	ASSERT_EQ(all_rings_bytes(), total);
+	write_param("max_total_kib", total / 1024 + 39);
+	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), ENOSPC);
+	/* Refusals and a shrink give everything back: the same size fits. */
+	set_config(&cfg, SMALL_ORDER, SMALL_PAYLOAD);	/* 12 KiB */
 	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
-	/* Shrinking gave the difference back: growing to the old size fits. */
 	set_config(&cfg, 7, 256);
 	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
-	set_config(&cfg, 7, 512);	/* beyond the limit by 32 KiB */
+	ASSERT_EQ(all_rings_bytes(), total);
+	set_config(&cfg, 7, 512);	/* 72 KiB: above the room */
 	ASSERT_ERRNO(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg), ENOSPC);
 	write_param("max_total_kib", total_kib);
 	ASSERT_OK(ioctl(fd, RTPM_IOC_CONFIGURE, &cfg));
@@ -2042,7 +2056,7 @@ static unsigned int all_slot_ops_fail(int fd, uint32_t next, int err)
 		r.len = 12;
 		count = 1;
 		ASSERT_ERRNO(batch(fd, batch_ops[i], &r, &count), err);
-		ASSERT_EQ(count, 0);
+		ASSERT_EQ(count, 1);
 		n++;
 	}
 	ASSERT_ERRNO(claim(fd, RTPM_ROLE_PRODUCER), err);
@@ -2075,12 +2089,26 @@ static void test_item2_readonly_opener_cannot_change_the_ring(void)
 	push_rtp(&c, 2, 77, 12);
 	ro = open_ro(O_NONBLOCK);
 	get_info(ro, &info);
-	ASSERT_EQ(info.file_caps & RTPM_FILE_WRITE, 0);
+	/* Root's read-only file: no write access, hence no admin rights. */
+	ASSERT_EQ(info.file_caps, 0);
 	get_stats(ro, &st0);
 	get_status(ro, &s0);
 	ASSERT_EQ(s0.ready, 2);
 
 	refused = all_slot_ops_fail(ro, next_slot(&c), EBADF);
+	{
+		struct rtpm_config cfg = {
+			.ring_order = 5, .slot_payload = 512,
+		};
+		uint32_t n;
+
+		ASSERT_ERRNO(ioctl(ro, RTPM_IOC_STOP), EPERM);
+		ASSERT_ERRNO(ioctl(ro, RTPM_IOC_START), EPERM);
+		ASSERT_ERRNO(ioctl(ro, RTPM_IOC_RESET), EPERM);
+		ASSERT_ERRNO(ioctl(ro, RTPM_IOC_CONFIGURE, &cfg), EPERM);
+		ASSERT_ERRNO(reclaim(ro, 0, &n), EPERM);
+		refused += 5;
+	}
 
 	get_stats(ro, &st1);
 	get_status(ro, &s1);
@@ -2094,12 +2122,13 @@ static void test_item2_readonly_opener_cannot_change_the_ring(void)
 	ASSERT_EQ(s1.claimed, 0);
 	ASSERT_EQ(s1.reserve, s0.reserve);
 	ASSERT_EQ(s1.consumer, s0.consumer);
+	ASSERT_EQ(s1.state, RTPM_STATE_RUNNING);
 
-	/* It may watch: poll and read-only mappings of both regions. */
+	/* It may watch: poll (never writable) and read-only mappings. */
 	p.fd = ro;
 	p.events = POLLIN | POLLOUT;
 	ASSERT_EQ(poll(&p, 1, 0), 1);
-	ASSERT_EQ(p.revents, POLLIN | POLLOUT);
+	ASSERT_EQ(p.revents, POLLIN);
 	m = mmap(NULL, pg, PROT_READ, MAP_SHARED, ro, 0);
 	ASSERT_TRUE(m != MAP_FAILED);
 	ASSERT_EQ(((struct rtpm_ring_header *)m)->producer, 2);
@@ -2344,7 +2373,7 @@ static void test_item3_implicit_push_needs_the_producer_role(void)
 		idx = 1;
 		ASSERT_ERRNO(batch(c.fd, RTPM_IOC_PUSH_BATCH, refs, &idx),
 			     EPERM);
-		ASSERT_EQ(idx, 0);
+		ASSERT_EQ(idx, 1);
 	}
 	get_status(c.fd, &s);
 	ASSERT_EQ(s.free, 16);
@@ -2352,6 +2381,7 @@ static void test_item3_implicit_push_needs_the_producer_role(void)
 	ASSERT_EQ(s.ready, 0);
 	/* Reserving first is still open to every file of an unclaimed ring. */
 	ASSERT_OK(reserve1(other, &idx));
+	put_rtp(slot_pay(&c, idx), 500, 0, 1, false);
 	ASSERT_OK(push1(other, idx, 12));
 
 	/* The holder may; another file may not even RESERVE explicitly. */
@@ -2366,15 +2396,30 @@ static void test_item3_implicit_push_needs_the_producer_role(void)
 	ASSERT_EQ(s.ready, 2);
 	ASSERT_EQ(s.producing, 0);
 
-	/* Drop-oldest: the holder's one-call pushes lap the ring safely. */
-	for (idx = 0; idx < 20; idx++)
+	/*
+	 * Drop-oldest and a full ring: the slot at the reserve index is the
+	 * oldest READY one. A one-call PUSH would have written its payload
+	 * already, so the kernel never hands that slot out (EAGAIN, no drop);
+	 * a RESERVE first may drop it as usual.
+	 */
+	for (idx = 0; idx < 14; idx++)
 		ASSERT_OK(push1(c.fd, next_slot(&c), 12));
+	get_status(c.fd, &s);
+	ASSERT_EQ(s.free, 0);
+	ASSERT_ERRNO(push1(c.fd, next_slot(&c), 12), EAGAIN);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.drops, 0);
+	ASSERT_EQ(st.overruns, 1);
+	ASSERT_EQ(c.desc[next_slot(&c)].rtp_seq, 500);	/* still READY */
+	ASSERT_OK(reserve1(c.fd, &idx));		/* drops seq 500 */
+	ASSERT_OK(push1(c.fd, idx, 12));
 	get_stats(c.fd, &st);
 	ASSERT_EQ(st.denied, 5);
 	ASSERT_EQ(st.illegal_ops, 0);
-	ASSERT_EQ(st.pushed_packets, 22);
-	ASSERT_EQ(st.drops, 6);
+	ASSERT_EQ(st.pushed_packets, 17);
+	ASSERT_EQ(st.drops, 1);
 	ASSERT_OK(pop1(other, &r));
+	ASSERT_EQ(c.desc[r.index].rtp_seq, 9);	/* seq 500 was dropped */
 	ASSERT_OK(release1(other, r.index));
 	conservation(c.fd);
 }
@@ -2466,7 +2511,8 @@ static void test_item4_cancel_and_push_after_stop(void)
  * Item 5: a live but hung process holding slots stalls the ring until an
  * administrator's RECLAIM takes back what other files held at least
  * min_held_ns (counted in evicted); the caller's own slots stay. The
- * holder's later PUSH or RELEASE of a taken slot fails.
+ * holder's later PUSH or RELEASE of a taken slot fails. With
+ * RTPM_RECLAIM_ROLES the hung consumer's role goes too.
  */
 static void test_item5_reclaim_takes_back_a_hung_holders_slots(void)
 {
@@ -2488,8 +2534,10 @@ static void test_item5_reclaim_takes_back_a_hung_holders_slots(void)
 	ASSERT_TRUE(pid >= 0);
 	if (!pid) {
 		struct rtpm_slot_ref refs[3], popped[2];
+		struct rtpm_info info;
 		int fd = open_dev(O_NONBLOCK);
 
+		ASSERT_OK(claim(fd, RTPM_ROLE_CONSUMER));
 		/* Three reservations now, two pops later: two ages. */
 		n = 3;
 		ASSERT_OK(batch(fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
@@ -2508,6 +2556,8 @@ static void test_item5_reclaim_takes_back_a_hung_holders_slots(void)
 			    (errno == EBADSLT || errno == EPERM));
 		ASSERT_TRUE(release1(fd, popped[0].index) == -1 &&
 			    (errno == EBADSLT || errno == EPERM));
+		get_info(fd, &info);
+		ASSERT_EQ(info.file_roles, 0);	/* revoked */
 		ASSERT_EQ(write(ready_pipe[1], "d", 1), 1);
 		for (;;)
 			pause();
@@ -2535,6 +2585,17 @@ static void test_item5_reclaim_takes_back_a_hung_holders_slots(void)
 	ASSERT_EQ(s.producing, 1);
 	ASSERT_EQ(s.consuming, 0);
 	ASSERT_EQ(s.openers, 2);		/* the holder lives on */
+	ASSERT_EQ(s.claimed, RTPM_ROLE_CONSUMER);	/* and holds its role */
+	{
+		struct rtpm_slot_ref r;
+		struct rtpm_reclaim rc = { .flags = RTPM_RECLAIM_ROLES };
+
+		ASSERT_ERRNO(pop1(c.fd, &r), EPERM);	/* not the consumer */
+		ASSERT_OK(ioctl(c.fd, RTPM_IOC_RECLAIM, &rc));
+		ASSERT_EQ(rc.reclaimed, 0);
+		get_status(c.fd, &s);
+		ASSERT_EQ(s.claimed, 0);
+	}
 	get_stats(c.fd, &st);
 	ASSERT_EQ(st.evicted, 5);
 	ASSERT_EQ(st.reclaimed, 0);
@@ -2639,6 +2700,34 @@ static void test_item6_interrupted_wait_restarts_with_sa_restart(void)
 	wait_child_ok(sig_pid);
 	wait_child_ok(pid);
 
+	/* A restarted POP_BATCH still asks for its whole count. */
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		sleep_ms(500);
+		push_rtp(&c, 43, 1, 12);
+		push_rtp(&c, 44, 1, 12);
+		push_rtp(&c, 45, 1, 12);
+		_exit(0);
+	}
+	sig_pid = signal_me_after(SIGUSR1, 100);
+	n = 4;
+	ASSERT_OK(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n));
+	ASSERT_TRUE(n >= 1);	/* a restart with count 0 would pop none */
+	ASSERT_EQ(signals_seen, 2);
+	wait_child_ok(sig_pid);
+	wait_child_ok(pid);
+	while (n < 3) {		/* the pushes may have come one by one */
+		uint32_t more = 4 - n;
+
+		ASSERT_OK(batch(c.fd, RTPM_IOC_POP_BATCH, refs + n, &more));
+		n += more;
+	}
+	ASSERT_EQ(n, 3);
+	ASSERT_EQ(c.desc[refs[2].index].rtp_seq, 45);
+	ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, refs, &n));
+	n = 16;
+
 	/* RESERVE on a full ring: a signal, then a cancel makes room. */
 	ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
 	ASSERT_EQ(n, 16);
@@ -2650,7 +2739,7 @@ static void test_item6_interrupted_wait_restarts_with_sa_restart(void)
 	}
 	sig_pid = signal_me_after(SIGUSR1, 100);
 	ASSERT_OK(reserve1(c.fd, &idx));
-	ASSERT_EQ(signals_seen, 2);
+	ASSERT_EQ(signals_seen, 3);
 	ASSERT_EQ(idx, refs[0].index);
 	wait_child_ok(sig_pid);
 	wait_child_ok(pid);
@@ -2732,28 +2821,39 @@ static void test_item6_mappings_are_never_executable(void)
 
 /*
  * Item 6: poll() on a stopped channel reports no POLLOUT (a RESERVE would
- * fail with -EPIPE) and POLLHUP for a file that saw it running, while
- * POLLIN still reports what is left to drain; a poller blocked for POLLIN
- * is woken by STOP. A file that opened the stopped channel sees no hangup.
+ * fail with -EPIPE) and POLLHUP for every file opened before the STOP,
+ * while POLLIN still reports what is left to drain; a poller blocked for
+ * POLLIN is woken by STOP. A file that opened the stopped channel sees no
+ * hangup. POLLOUT means a RESERVE by this file would succeed: not while
+ * another file holds the producer role.
  */
 static void test_item6_poll_after_stop(void)
 {
 	struct chan c = { 0 };
 	struct pollfd p;
 	struct rtpm_slot_ref r;
-	int late;
+	int late, quiet;
 	pid_t pid;
 
 	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
 		   O_NONBLOCK);
+	quiet = open_dev(O_NONBLOCK);	/* never polls before the STOP */
 	p.fd = c.fd;
 	p.events = POLLIN | POLLOUT;
 	ASSERT_EQ(poll(&p, 1, 0), 1);
 	ASSERT_EQ(p.revents, POLLOUT);
+	/* Another file's producer role: no RESERVE, hence no POLLOUT. */
+	ASSERT_OK(claim(quiet, RTPM_ROLE_PRODUCER));
+	ASSERT_EQ(poll(&p, 1, 0), 0);
+	ASSERT_OK(claim(quiet, 0));
 	push_rtp(&c, 1, 8, 12);
 	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
 	ASSERT_EQ(poll(&p, 1, 0), 1);
 	ASSERT_EQ(p.revents, POLLIN | POLLHUP);
+	p.fd = quiet;
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	ASSERT_EQ(p.revents, POLLIN | POLLHUP);
+	p.fd = c.fd;
 	ASSERT_OK(pop1(c.fd, &r));
 	ASSERT_OK(release1(c.fd, r.index));
 	ASSERT_EQ(poll(&p, 1, 0), 1);
@@ -2771,28 +2871,84 @@ static void test_item6_poll_after_stop(void)
 	ASSERT_EQ(p.revents, POLLOUT);
 
 	/* A blocked POLLIN waiter is woken by STOP with POLLHUP. */
-	pid = fork();
-	ASSERT_TRUE(pid >= 0);
-	if (!pid) {
-		int fd = open_dev(O_NONBLOCK);
-		struct pollfd q = { .fd = fd, .events = POLLOUT };
+	{
+		int opened[2];
+		char ch;
 
-		ASSERT_EQ(poll(&q, 1, 0), 1);	/* sees it running */
-		q.events = POLLIN;
-		ASSERT_EQ(poll(&q, 1, 10000), 1);
-		ASSERT_EQ(q.revents, POLLHUP);
-		_exit(0);
+		ASSERT_OK(pipe(opened));
+		pid = fork();
+		ASSERT_TRUE(pid >= 0);
+		if (!pid) {
+			int fd = open_dev(O_NONBLOCK);
+			struct pollfd q = { .fd = fd, .events = POLLOUT };
+
+			ASSERT_EQ(poll(&q, 1, 0), 1);	/* running */
+			ASSERT_EQ(q.revents, POLLOUT);
+			ASSERT_EQ(write(opened[1], "o", 1), 1);
+			q.events = POLLIN;
+			ASSERT_EQ(poll(&q, 1, 10000), 1);
+			ASSERT_EQ(q.revents, POLLHUP);
+			_exit(0);
+		}
+		ASSERT_EQ(read(opened[0], &ch, 1), 1);
 	}
-	sleep_ms(300);
+	sleep_ms(300);		/* let it block */
 	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
 	wait_child_ok(pid);
 }
 
 /*
+ * Item 6 (poll and waits after STOP): a consumer blocked in POP on an empty
+ * ring learns of a STOP: the call ends with -EPIPE (end of stream, like
+ * read() of a pipe without writers) instead of sleeping until START; so
+ * does a POP on a ring drained after the STOP. After START it waits again.
+ */
+static void test_item6_stop_ends_a_blocked_pop(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r, refs[4];
+	uint32_t n = 4;
+	pid_t pid;
+
+	int opened[2];
+	char ch;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	ASSERT_OK(pipe(opened));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		int fd = open_dev(0);
+
+		ASSERT_EQ(write(opened[1], "o", 1), 1);
+		ASSERT_ERRNO(pop1(fd, &r), EPIPE);
+		_exit(0);
+	}
+	ASSERT_EQ(read(opened[0], &ch, 1), 1);
+	sleep_ms(300);		/* let it block */
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
+	wait_child_ok(pid);
+	/* A batch too, and the same file after START pops again. */
+	ASSERT_ERRNO(batch(c.fd, RTPM_IOC_POP_BATCH, refs, &n), EPIPE);
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_START));
+	push_rtp(&c, 3, 1, 12);
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_OK(release1(c.fd, r.index));
+	{
+		struct rtpm_stats st;
+
+		get_stats(c.fd, &st);
+		ASSERT_EQ(st.illegal_ops, 0);
+	}
+}
+
+/*
  * Item 6: every reserved or padding field is checked on input (-EINVAL)
- * and zero on output: slot_ref flags and pad (PUSH, RELEASE, CANCEL, one
- * slot or batched), config reserved[], claim flags and unknown roles,
- * reclaim flags and its output field.
+ * and zero on output: slot_ref pad (PUSH, RELEASE, CANCEL, one slot or
+ * batched) and flags (any for PUSH; for RELEASE and CANCEL anything but
+ * the RTPM_SLOT_F_* bits POP hands out), config reserved[], claim flags
+ * and unknown roles, unknown reclaim flags and its output field; RESERVE
+ * returns no stale bytes.
  */
 static void test_item6_reserved_fields_must_be_zero(void)
 {
@@ -2827,13 +2983,15 @@ static void test_item6_reserved_fields_must_be_zero(void)
 			r.len = 12;
 			if (k)
 				r.pad = 1;
-			else
+			else if (slot_ops[i] == RTPM_IOC_PUSH_SLOT)
 				r.flags = RTPM_SLOT_F_RTP;
+			else
+				r.flags = ~RTPM_SLOT_F_ALL;
 			ASSERT_ERRNO(ioctl(c.fd, slot_ops[i], &r), EINVAL);
 			ill++;
 			n = 1;
 			ASSERT_ERRNO(batch(c.fd, batch_ops[i], &r, &n), EINVAL);
-			ASSERT_EQ(n, 0);
+			ASSERT_EQ(n, 1);
 			ill++;
 		}
 	}
@@ -2864,17 +3022,39 @@ static void test_item6_reserved_fields_must_be_zero(void)
 	get_status(c.fd, &s);
 	ASSERT_EQ(s.claimed, 0);
 
-	/* RECLAIM: flags, and its output field must come in as zero. */
+	/* RECLAIM: unknown flags; its output field must come in as zero. */
 	memset(&rc, 0, sizeof(rc));
-	rc.flags = 1;
+	rc.flags = RTPM_RECLAIM_ROLES << 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RECLAIM, &rc), EINVAL);
+	rc.flags = 0x80000000u;
 	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RECLAIM, &rc), EINVAL);
 	rc.flags = 0;
 	rc.reclaimed = 1;
 	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_RECLAIM, &rc), EINVAL);
 
+	/* RESERVE fills every byte of its entries. */
+	{
+		struct rtpm_slot_ref refs[3];
+
+		memset(refs, 0xff, sizeof(refs));
+		n = 3;
+		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
+		ASSERT_EQ(n, 3);
+		for (i = 0; i < n; i++) {
+			ASSERT_EQ(refs[i].len, SMALL_PAYLOAD);
+			ASSERT_EQ(refs[i].arrival_ns, 0);
+			ASSERT_EQ(refs[i].flags, 0);
+			ASSERT_EQ(refs[i].pad, 0);
+		}
+		ASSERT_OK(batch(c.fd, RTPM_IOC_CANCEL_BATCH, refs, &n));
+		ASSERT_EQ(n, 3);
+	}
+
 	/* CONFIGURE: each reserved word. */
 	ASSERT_OK(ioctl(c.fd, RTPM_IOC_STOP));
-	pop_release_all(&c);
+	while (!pop1(c.fd, &r))
+		ASSERT_OK(release1(c.fd, r.index));
+	ASSERT_EQ(errno, EPIPE);	/* drained after STOP */
 	chan_unmap(&c);
 	for (i = 0; i < 4; i++) {
 		set_config(&cfg, 5, 512);
@@ -2924,8 +3104,8 @@ static void test_item6_pop_returns_the_descriptor_flags(void)
 	for (idx = 0; idx < n; idx++) {
 		ASSERT_EQ(refs[idx].flags, c.desc[refs[idx].index].flags);
 		ASSERT_EQ(refs[idx].pad, 0);
-		refs[idx].flags = 0;	/* input: must be zero again */
 	}
+	/* The popped entries go back to RELEASE as they are, flags and all. */
 	ASSERT_OK(batch(c.fd, RTPM_IOC_RELEASE_BATCH, refs, &n));
 	ASSERT_EQ(n, 3);
 }
@@ -3499,6 +3679,8 @@ static const struct test tests[] = {
 	{ "item6_mappings_are_never_executable",
 	  test_item6_mappings_are_never_executable, 30 },
 	{ "item6_poll_after_stop", test_item6_poll_after_stop, 30 },
+	{ "item6_stop_ends_a_blocked_pop", test_item6_stop_ends_a_blocked_pop,
+	  30 },
 	{ "item6_reserved_fields_must_be_zero",
 	  test_item6_reserved_fields_must_be_zero, 30 },
 	{ "item6_pop_returns_the_descriptor_flags",
