@@ -203,7 +203,11 @@ struct rtpm_slot_ref {
  * call stops at the first one that fails: like sendmmsg(), the call succeeds
  * if at least one entry was done, and fails with that entry's errno if the
  * very first one fails. A blocking file waits for at least one entry of
- * RESERVE or POP; an O_NONBLOCK file gets -EAGAIN instead.
+ * RESERVE or POP; an O_NONBLOCK file gets -EAGAIN instead. count is written
+ * back whenever entries were looked at (0 if the first one failed); a call
+ * refused before that (flags, E2BIG, a bad pointer, a missing right) or
+ * interrupted by a signal leaves it as it was, so a restarted call asks for
+ * as much again.
  */
 struct rtpm_batch {
 	__u64 slots;		/* user pointer to struct rtpm_slot_ref[count] */
