@@ -454,6 +454,13 @@ impl Channel {
     /// `revoke_roles` the roles other handles hold are taken away too (a process that claimed a
     /// role it should not have).
     ///
+    /// This is an administrator's override of the ownership the guards rely on: a process
+    /// whose slots are taken back may still hold `WriteSlot`s or `ReadSlot`s (or GstBuffers
+    /// wrapping them) over memory the ring hands to someone else, so its payload bytes can
+    /// change under it or its writes land in another packet. Use it on a process that is hung
+    /// (and will be restarted), with a `min_held` well above any consumer's normal hold time
+    /// (a jitterbuffer keeps packets for its latency), never as flow control.
+    ///
     /// # Errors
     /// `EPERM` without `CAP_NET_ADMIN`; `EOPNOTSUPP` on a shm ring (its dead owners are
     /// reclaimed automatically, and a live one cannot be told apart from a slow one).
