@@ -140,6 +140,10 @@ fn ctl_size() -> usize {
 /// A cached read-write mapping of the ring region (header, descriptors, payloads).
 struct RingCache {
     gen: u32,
+    /// Channel and configuration the mapping and layout were built for: a configuration in the
+    /// control area that differs (a CONFIGURE killed midway, a hostile writer) makes it stale
+    /// even without a generation bump.
+    built_for: (u32, RtpmConfig),
     map: Mmap,
     layout: RingLayout,
 }
@@ -308,10 +312,9 @@ impl ShmDev {
     /// Maps the cached ring view for the current configuration, remapping after a CONFIGURE.
     fn view<'l>(&self, g: &mut Guard<'_>, local: &'l mut Local) -> Result<&'l RingCache, Errno> {
         let gen = self.shared().head.config_gen.load(Ordering::Acquire);
-        if local.ring.as_ref().is_none_or(|c| c.gen != gen) {
+        let (channel, cfg) = (g.locked().channel, g.locked().config);
+        if local.ring.as_ref().is_none_or(|c| c.gen != gen || c.built_for != (channel, cfg)) {
             local.ring = None;
-            let cfg = g.locked().config;
-            let channel = g.locked().channel;
             let corrupt = |reason: String| {
                 log::error!("{}: corrupt shm ring: {reason}", self.path.display());
                 Errno::EPROTO
@@ -335,7 +338,7 @@ impl ShmDev {
             if layout != expected {
                 return Err(corrupt(format!("header page {layout:?} disagrees with the configuration {expected:?}")));
             }
-            local.ring = Some(RingCache { gen, map, layout });
+            local.ring = Some(RingCache { gen, built_for: (channel, cfg), map, layout });
         }
         Ok(local.ring.as_ref().expect("set above"))
     }
@@ -566,6 +569,10 @@ impl ShmDev {
         if l.state == RTPM_STATE_RUNNING || mapped || owned {
             return Err(Errno::EBUSY);
         }
+        // Every cached view is stale from here on, before anything changes: killed anywhere
+        // below, the other handles remap (and check the header against the configuration)
+        // rather than use their old mapping with the new configuration.
+        self.shared().head.config_gen.fetch_add(1, Ordering::AcqRel);
         // Rebuild the ring region without ever making the file shorter than a mapping of it that
         // another process may touch (the control area is mapped by every handle): allocate
         // first, so a full /dev/shm is an ENOSPC here rather than a SIGBUS at first touch and a
@@ -591,9 +598,8 @@ impl ShmDev {
         // Nothing is left in the ring, so the counters restart with it (conservation holds).
         l.stats = RtpmStats::default();
         l.seq = SeqTracker::default();
-        self.shared().head.config_gen.fetch_add(1, Ordering::AcqRel);
         // Trimmed last, still under the lock: user mappings are excluded (EBUSY above) and every
-        // cached view is stale now (config_gen), so nothing touches the cut pages again; killed
+        // cached view is stale now (config_gen, bumped first), so nothing touches the cut pages again; killed
         // before this line, the file is merely longer than it needs to be.
         let trim =
             self.file.metadata().map_or(Ok(()), |m| if m.len() > total { self.file.set_len(total) } else { Ok(()) });
@@ -960,14 +966,16 @@ impl RingOps<'_> {
         let r = self.idx(IDX_RESERVE);
         *self.slot(r) = SlotCtl { state: S_PRODUCING, _pad: 0, owner: me };
         self.set_idx(IDX_RESERVE, r.wrapping_add(1));
-        *out = RtpmSlotRef::new(r & (self.n() - 1), self.l.config.slot_payload, 0);
+        *out = RtpmSlotRef::new(r & (self.n() - 1), self.v.layout.slot_payload, 0);
         Ok(())
     }
 
     /// PUSH one slot. A PRODUCING slot must be ours; the slot at the reserve index is reserved
     /// implicitly (the seed's one-call producer path); any other slot is in the wrong state.
     fn push_one(&mut self, me: u16, s: &RtpmSlotRef, now: u64) -> Result<(), Errno> {
-        if s.index >= self.n() || s.len == 0 || s.len > self.l.config.slot_payload || s.flags != 0 || s.pad != 0 {
+        // Bounded by the layout of the mapping the payload is read from, never by the
+        // configuration in the shared file (which view() checks, but which others can write).
+        if s.index >= self.n() || s.len == 0 || s.len > self.v.layout.slot_payload || s.flags != 0 || s.pad != 0 {
             return Err(Errno::EINVAL);
         }
         let st = *self.slot(s.index);
@@ -1408,6 +1416,41 @@ mod tests {
         let ch = crate::Channel::open(&crate::Backend::shm_at(&t.0)).unwrap();
         let e = ch.map().unwrap_err();
         assert_eq!(e.errno(), Errno::EPROTO, "{e}");
+    }
+
+    /// A configuration changed in the control area without a generation bump (a CONFIGURE
+    /// killed between the two, or a hostile writer) must never make a push read past the
+    /// handle's cached mapping: the view follows the configuration, and a push longer than the
+    /// mapped slots is refused (before: checked against the new slot_payload, read in the old
+    /// mapping).
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn config_changed_without_generation_bump_never_reads_past_the_mapping() {
+        let t = TmpPath::new("nogen");
+        let dev = ShmDev::open(&t.0, 0, &small()).unwrap();
+        dev.start().unwrap();
+        let mut r = [RtpmSlotRef::default()];
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1, "the view of 8 x 64 bytes is cached");
+        let big = RtpmConfig { slot_payload: 2048, ..small() };
+        let gen = dev.shared().head.config_gen.load(Ordering::Relaxed);
+        dev.lock().unwrap().locked().config = big;
+        // 2048 bytes from slot 0 stay inside the old mapping's last page: without the check the
+        // push would read them and succeed.
+        let mut p = [RtpmSlotRef::new(r[0].index, 2048, 0)];
+        assert_eq!(dev.batch(BatchOp::Push, &mut p).unwrap_err(), Errno::EPROTO, "the file is too short for it");
+        // The rest of that CONFIGURE (file grown, header page written), still without the bump:
+        // the handle remaps and the full-size slot is pushed from the new mapping.
+        let h = RingLayout::header_for(0, &big, page_size());
+        allocate(&dev.file, ctl_size() as u64 + h.payload_offset + h.payload_size).unwrap();
+        t.poke(ctl_size() as u64, &header_bytes(&h));
+        assert_eq!(dev.shared().head.config_gen.load(Ordering::Relaxed), gen);
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1);
+        assert_eq!(r[0].len, 2048, "reserved in the new layout");
+        let mut p = [RtpmSlotRef::new(r[0].index, 2048, 0)];
+        assert_eq!(dev.batch(BatchOp::Push, &mut p).unwrap(), 1);
+        // A push longer than the mapped slots is refused whatever the control area says.
+        dev.lock().unwrap().locked().config.slot_payload = 4096;
+        assert_eq!(dev.batch(BatchOp::Push, &mut [RtpmSlotRef::new(1, 4096, 0)]).unwrap_err(), Errno::EPROTO);
     }
 
     /// A ring file shorter than its configuration needs (truncated, or hostile) is refused at
