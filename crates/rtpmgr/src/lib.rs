@@ -262,6 +262,8 @@ pub(crate) enum Dev {
 pub(crate) struct ChannelInner {
     pub(crate) dev: Dev,
     pub(crate) name: String,
+    /// The slots guards of this channel borrow, shared by all its mappings.
+    pub(crate) borrows: ring::BorrowTableRef,
 }
 
 impl std::fmt::Debug for ChannelInner {
@@ -339,7 +341,7 @@ impl Channel {
                 (Dev::Shm(Box::new(d)), format!("shm:{}", path.display()))
             }
         };
-        let ch = Channel { inner: Arc::new(ChannelInner { dev, name }) };
+        let ch = Channel { inner: Arc::new(ChannelInner { dev, name, borrows: Default::default() }) };
         let info = ch.info()?;
         if info.abi_major != RTPM_ABI_MAJOR {
             return Err(Error::AbiMismatch {

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use rtpmgr_abi::*;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 struct RingInner {
@@ -27,10 +27,8 @@ struct RingInner {
     /// Payload region, read-write.
     payload: ManuallyDrop<Mmap>,
     shm_token: Option<crate::shm::ShmMapToken>,
-    /// Per slot: which guards of this process borrow its payload ([`BORROW_WRITE`],
-    /// [`BORROW_READ`]). A guard is only created for a slot nobody borrows, so even a ring that
-    /// hands out one slot twice cannot make safe code hold `&mut` and `&` to the same bytes.
-    borrowed: Box<[AtomicU8]>,
+    /// The channel's borrow table, shared with every other mapping of the channel.
+    borrowed: Arc<BorrowTable>,
     /// Entries the ring handed back that failed validation (see [`Ring::invalid_entries`]).
     invalid: AtomicU64,
 }
@@ -42,6 +40,50 @@ fn slot_ref(index: u32, len: u32, arrival_ns: u64) -> RtpmSlotRef {
     r
 }
 
+/// Per slot of a channel: which guards of this process borrow its payload ([`BORROW_WRITE`],
+/// [`BORROW_READ`]). A guard is only created for a slot nobody borrows, so even a ring that hands
+/// out one slot twice (or a RECLAIM that gives it to another handle of ours) cannot make safe
+/// code hold `&mut` and `&` to the same bytes.
+///
+/// One table per channel, not per mapping: the ring gives slots to the open channel, and every
+/// [`Ring`] of it (`Channel::producer` and `Channel::consumer` map the ring separately) lends
+/// out the same slots.
+pub(crate) struct BorrowTable {
+    slots: Box<[AtomicU8]>,
+}
+
+impl BorrowTable {
+    /// The table of `chan` for a ring of `slot_count` slots: the one its live mappings share, or
+    /// a new one when none is mapped (a channel is only reconfigured while nothing maps it).
+    /// Err(the live table's size) if a live mapping has another slot count.
+    fn of_channel(chan: &ChannelInner, slot_count: u32) -> std::result::Result<Arc<BorrowTable>, usize> {
+        let mut w = chan.borrows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = w.upgrade() {
+            return if t.slots.len() == slot_count as usize { Ok(t) } else { Err(t.slots.len()) };
+        }
+        let t = Arc::new(BorrowTable { slots: (0..slot_count).map(|_| AtomicU8::new(0)).collect() });
+        *w = Arc::downgrade(&t);
+        Ok(t)
+    }
+
+    /// Marks slot `index` borrowed by `kind`; false if out of range or borrowed already.
+    fn try_borrow(&self, index: u32, kind: u8) -> bool {
+        self.slots
+            .get(index as usize)
+            .is_some_and(|b| b.compare_exchange(0, kind, Ordering::Acquire, Ordering::Relaxed).is_ok())
+    }
+
+    fn unborrow(&self, index: u32, kind: u8) {
+        if let Some(b) = self.slots.get(index as usize) {
+            b.fetch_and(!kind, Ordering::Release);
+        }
+    }
+}
+
+/// The channel's handle on its [`BorrowTable`] (kept by [`ChannelInner`]; alive while a mapping
+/// is).
+pub(crate) type BorrowTableRef = Mutex<Weak<BorrowTable>>;
+
 /// A [`WriteSlot`] borrows the slot's payload mutably.
 const BORROW_WRITE: u8 = 1;
 /// A [`ReadSlot`] borrows the slot's payload.
@@ -51,10 +93,7 @@ impl RingInner {
     /// Marks slot `index` borrowed by a new guard of kind `kind`; false (and the entry counted
     /// invalid) if it is out of range or any guard of this process already borrows it.
     fn borrow(&self, index: u32, kind: u8, what: &str) -> bool {
-        let ok = self
-            .borrowed
-            .get(index as usize)
-            .is_some_and(|b| b.compare_exchange(0, kind, Ordering::Acquire, Ordering::Relaxed).is_ok());
+        let ok = self.borrowed.try_borrow(index, kind);
         if !ok {
             self.reject(&format!("{what}: slot {index} is out of range or already held by a guard"));
         }
@@ -63,9 +102,7 @@ impl RingInner {
 
     /// Ends a guard's borrow of slot `index`.
     fn unborrow(&self, index: u32, kind: u8) {
-        if let Some(b) = self.borrowed.get(index as usize) {
-            b.fetch_and(!kind, Ordering::Release);
-        }
+        self.borrowed.unborrow(index, kind);
     }
 
     /// Counts and logs an entry of the ring that is never handed to the caller.
@@ -130,8 +167,17 @@ impl Ring {
                 (m, p, Some(t))
             }
         };
-        let layout = match Self::validate(&meta, &payload, &info, &ctx) {
-            Ok(l) => l,
+        let checked = Self::validate(&meta, &payload, &info, &ctx).and_then(|layout| {
+            BorrowTable::of_channel(&chan, layout.slot_count).map(|t| (layout, t)).map_err(|live| Error::BadHeader {
+                context: ctx.clone(),
+                reason: format!(
+                    "{} slots, but a live mapping of this channel has {live}: reconfigured while mapped",
+                    layout.slot_count
+                ),
+            })
+        });
+        let (layout, borrowed) = match checked {
+            Ok(lt) => lt,
             Err(e) => {
                 // Unmap before un-counting, as RingInner::drop does.
                 drop((meta, payload));
@@ -141,7 +187,6 @@ impl Ring {
                 return Err(e);
             }
         };
-        let borrowed = (0..layout.slot_count).map(|_| AtomicU8::new(0)).collect();
         let inner = RingInner {
             chan,
             layout,
@@ -954,6 +999,26 @@ mod tests {
         assert!(rx.guard(&e(1, 10)).is_some());
         assert!(tx.guard(3).is_some());
         assert_eq!(ring.invalid_entries(), 6);
+    }
+
+    /// The ring gives slots to the open channel, which `Channel::producer` and
+    /// `Channel::consumer` map separately: guards of different mappings share one borrow
+    /// table, so a ReadSlot is never made over a slot a WriteSlot of another mapping writes.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+    fn mappings_of_one_channel_share_the_borrow_table() {
+        let (ring, _rm) = tmp_ring("mappings");
+        let ch = ring.channel();
+        let (tx, rx) = (ch.producer().unwrap(), ch.consumer().unwrap());
+        assert!(!tx.ring().same(&rx.ring().inner) && !ring.same(&tx.ring().inner), "three mappings");
+        let w = tx.guard(3).expect("a sane reserve entry");
+        assert!(rx.guard(&slot_ref(3, 10, 0)).is_none(), "a ReadSlot over another mapping's WriteSlot");
+        let r = rx.guard(&slot_ref(4, 10, 0)).expect("a sane pop entry");
+        assert!(ring.producer().guard(4).is_none(), "a WriteSlot over another mapping's ReadSlot");
+        assert_eq!(rx.ring().invalid_entries() + ring.invalid_entries(), 2);
+        drop((w, r));
+        assert!(rx.guard(&slot_ref(3, 10, 0)).is_some());
+        assert!(tx.guard(4).is_some());
     }
 
     proptest::proptest! {
