@@ -225,7 +225,10 @@ impl Ring {
 
     /// A producer handle (reserve, write, push).
     pub fn producer(&self) -> Producer {
-        Producer { ring: self.clone(), spares: Arc::new(SpareSlots::new(self.inner.chan.clone())) }
+        Producer {
+            ring: self.clone(),
+            spares: Arc::new(SpareSlots::new(self.inner.chan.clone(), self.inner.borrowed.clone())),
+        }
     }
 
     /// A consumer handle (pop, read, release).
@@ -327,11 +330,12 @@ pub struct Producer {
 struct SpareSlots {
     idx: Mutex<Vec<u32>>,
     chan: Arc<ChannelInner>,
+    borrowed: Arc<BorrowTable>,
 }
 
 impl SpareSlots {
-    fn new(chan: Arc<ChannelInner>) -> SpareSlots {
-        SpareSlots { idx: Mutex::new(Vec::new()), chan }
+    fn new(chan: Arc<ChannelInner>, borrowed: Arc<BorrowTable>) -> SpareSlots {
+        SpareSlots { idx: Mutex::new(Vec::new()), chan, borrowed }
     }
 }
 
@@ -350,7 +354,11 @@ impl std::fmt::Debug for SpareSlots {
 
 impl Drop for SpareSlots {
     fn drop(&mut self) {
-        let idx = std::mem::take(self.idx.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let mut idx = std::mem::take(self.idx.get_mut().unwrap_or_else(|p| p.into_inner()));
+        // A spare that a guard borrows is no longer ours to cancel: a RECLAIM took it and the
+        // ring handed it to another producer of this channel, whose WriteSlot writes it now.
+        // Borrowed for the CANCEL, so that no guard can be made over it meanwhile.
+        idx.retain(|&i| self.borrowed.try_borrow(i, BORROW_WRITE));
         let mut refs: Vec<RtpmSlotRef> = idx.iter().map(|&i| RtpmSlotRef::new(i, 0, 0)).collect();
         let mut rest = &mut refs[..];
         while !rest.is_empty() {
@@ -366,6 +374,9 @@ impl Drop for SpareSlots {
                 }
             };
             rest = &mut rest[skip..];
+        }
+        for i in idx {
+            self.borrowed.unborrow(i, BORROW_WRITE);
         }
     }
 }
@@ -1019,6 +1030,32 @@ mod tests {
         drop((w, r));
         assert!(rx.guard(&slot_ref(3, 10, 0)).is_some());
         assert!(tx.guard(4).is_some());
+    }
+
+    /// A spare slot that a RECLAIM took and the ring handed to another producer of this
+    /// channel is not cancelled under that producer's WriteSlot when its old producer goes.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+    fn dropped_producer_never_cancels_a_slot_another_producer_holds() {
+        let (ring, _rm) = tmp_ring("spare");
+        let ch = ring.channel();
+        ch.start().unwrap();
+        let mut old = ch.producer().unwrap();
+        let index = old.reserve().unwrap().index();
+        assert_eq!(old.spare_count(), 1, "dropped unpushed: a spare");
+        // What an administrator's RECLAIM does to it (a shm ring has no RECLAIM).
+        // SAFETY: no guard holds the slot: it is a spare.
+        unsafe { ch.raw() }.cancel(index).unwrap();
+        let mut new = ch.producer().unwrap();
+        let mut held = new.reserve_batch(8).unwrap();
+        assert_eq!(held.len(), 8);
+        assert!(held.iter().any(|s| s.index() == index), "the ring handed the slot out again");
+        drop(old);
+        assert_eq!(ch.status().unwrap().producing, 8, "the old producer cancelled a slot it no longer had");
+        for s in &mut held {
+            s.fill(b"packet").unwrap();
+        }
+        assert_eq!(new.push_batch(held).unwrap(), 8);
     }
 
     proptest::proptest! {
