@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run-tests.sh - every test of rtpmgr, in order, each step named; `make test` runs it.
 #
+#   host-commands     every command the tests and scripts run is installed by setup-host.sh or base
+#                     (scripts/check-commands.py, scripts/commands.txt)
 #   host-cargo        cargo test --workspace on the host (shm ring backend, real GStreamer, tshark)
 #   host-clippy       cargo clippy --workspace -D warnings, and cargo fmt --check (crates/rustfmt.toml)
 #   miri              the ring library's tests under Miri (nightly): undefined behaviour in its unsafe code
@@ -22,15 +24,45 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$REPO/build}
 LOGS=$BUILD/logs
-mkdir -p "$LOGS"
-steps=${RTPMGR_STEPS:-host-cargo host-clippy miri tsan module-arm64 module-amd64 checkpatch layer-checks image device-tests sanitizer-kernel ota}
+# Heavy, input-keyed outputs shared by every clone on this machine (debug kernel, sanitizer builds).
+TOOL_CACHE=${RTPMGR_CACHE:-/var/cache/rtpmgr}
+mkdir -p "$LOGS" "$TOOL_CACHE"
+steps=${RTPMGR_STEPS:-host-commands host-cargo host-clippy miri tsan module-arm64 module-amd64 checkpatch layer-checks image device-tests sanitizer-kernel ota}
 declare -a summary=()
+# Tests that cannot run say why, here (Rust tests through rtpmgr_testkit::skip) or as "SKIP name: why"
+# lines in a step's log (device suites, scripts); the summary lists and counts them all.
+export RTPMGR_SKIP_LOG=$LOGS/skipped-tests.txt
+: >"$RTPMGR_SKIP_LOG"
+
+# skipped_tests: every skip of this run, one line each.
+skipped_tests() {
+	cat "$RTPMGR_SKIP_LOG"
+	local name
+	for name in "${ran_steps[@]}"; do
+		grep -hE '^[[:space:]|]*(SKIP|SKIPPED)[: ]' "$LOGS/$name.log" 2>/dev/null | sed -E "s/^[[:space:]|]*/[$name] /" || true
+	done
+}
+declare -a ran_steps=()
+
+print_summary() {
+	local skips
+	skips=$(skipped_tests | sort -u)
+	printf '\n----- summary\n'
+	printf '  %s\n' "${summary[@]}"
+	if [ -n "$skips" ]; then
+		printf '\n----- skipped tests: %s\n' "$(wc -l <<<"$skips")"
+		printf '  %s\n' "$skips"
+	else
+		printf '\n----- skipped tests: 0\n'
+	fi
+}
 
 run_step() { # NAME CMD...
 	local name=$1 log=$LOGS/$1.log start rc
 	shift
 	case " $steps " in *" $name "*) ;; *) return 0 ;; esac
 	printf '\n===== step %s: %s\n' "$name" "$*"
+	ran_steps+=("$name")
 	start=$(date +%s)
 	set +e
 	"$@" 2>&1 | tee "$log"
@@ -39,8 +71,7 @@ run_step() { # NAME CMD...
 	local t=$(($(date +%s) - start))
 	if [ "$rc" != 0 ]; then
 		summary+=("FAIL  $name (${t}s)")
-		printf '\n----- summary\n'
-		printf '  %s\n' "${summary[@]}"
+		print_summary
 		printf '\nFAILED step: %s (exit %s, log: %s)\n' "$name" "$rc" "$log" >&2
 		echo "steps: $((${#summary[@]} - 1)) passed, 1 failed"
 		exit 1
@@ -72,7 +103,9 @@ miri_tests() {
 	cargo_env
 	local out rc
 	out=$(mktemp)
-	MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" \
+	# Its build cache lives outside the clone (cargo keys it by toolchain and sources), so a fresh
+	# clone on this machine does not rebuild Miri's instrumented dependencies.
+	MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" CARGO_TARGET_DIR=$TOOL_CACHE/cargo-miri \
 		cargo +nightly miri test --manifest-path "$REPO/crates/Cargo.toml" --locked -p rtpmgr --lib --tests 2>&1 |
 		tee "$out"
 	rc=${PIPESTATUS[0]}
@@ -85,10 +118,12 @@ miri_tests() {
 
 # ThreadSanitizer over the ring library's tests, std rebuilt instrumented (-Zbuild-std), in its own
 # target dir so that the normal build keeps its cache. Any report fails the step (halt_on_error).
+# That target dir is outside the clone: the instrumented std takes ~10 minutes to build cold, and
+# cargo's fingerprints (toolchain, flags, sources) decide what a new clone may reuse.
 tsan_tests() {
 	cargo_env
 	RUSTFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
-		CARGO_TARGET_DIR="$REPO/crates/target/tsan" \
+		CARGO_TARGET_DIR="$TOOL_CACHE/cargo-tsan" \
 		cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
 		--manifest-path "$REPO/crates/Cargo.toml" --locked -p rtpmgr --lib --tests
 }
@@ -163,6 +198,7 @@ ota_tests() {
 	fi
 }
 
+run_step host-commands python3 "$REPO/scripts/check-commands.py"
 run_step host-cargo host_cargo
 run_step host-clippy host_clippy
 run_step miri miri_tests
@@ -176,7 +212,6 @@ run_step device-tests device_tests
 run_step sanitizer-kernel sanitizer_kernel
 run_step ota ota_tests
 
-printf '\n----- summary\n'
-printf '  %s\n' "${summary[@]}"
+print_summary
 echo "all steps passed"
 echo "steps: ${#summary[@]} passed, 0 failed"
