@@ -14,6 +14,11 @@
 set -euo pipefail
 # shellcheck source=test/qemu/lib.sh
 . "$(dirname "$0")/lib.sh"
+# The whole assembly holds the machine's heavy lock: a second run (`make demo` while `make test`
+# builds) waits, then finds everything cached, instead of writing the same rootfs at once.
+if [ -z "${RTPMGR_IMAGE_LOCKED:-}" ]; then
+	RTPMGR_IMAGE_LOCKED=1 exec "$REPO/scripts/heavy-lock" "$0" "$@"
+fi
 
 FLAVOUR=${RTPMGR_KERNEL:-debian}
 case "$FLAVOUR" in
