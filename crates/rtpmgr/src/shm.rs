@@ -406,7 +406,7 @@ impl ShmDev {
                 count += 1;
             }
         }
-        l.stats.reclaimed += count;
+        l.stats.reclaimed = l.stats.reclaimed.wrapping_add(count);
         // The roles end with the handle, as the kernel's end with the file.
         if l.producer_owner == owner {
             l.producer_owner = 0;
@@ -502,7 +502,7 @@ impl ShmDev {
         }
         for h in l.handles.iter().filter(|h| h.in_use != 0) {
             st.openers += 1;
-            st.mappings += h.mappings;
+            st.mappings = st.mappings.wrapping_add(h.mappings);
         }
         let r = RingOps { l, v, wake: &mut Wake::default() };
         [st.reserve, st.producer, st.consumer, st.release] =
@@ -616,7 +616,8 @@ impl ShmDev {
     pub(crate) fn batch(&self, op: BatchOp, slots: &mut [RtpmSlotRef]) -> Result<usize, Errno> {
         let mut g = self.lock()?;
         if slots.len() > RTPM_BATCH_MAX as usize {
-            g.locked().stats.illegal_ops += 1;
+            let st = &mut g.locked().stats;
+            st.illegal_ops = st.illegal_ops.wrapping_add(1);
             return Err(Errno::E2BIG);
         }
         if slots.is_empty() {
@@ -713,13 +714,13 @@ impl ShmDev {
         match (op, err) {
             (_, None) => {}
             (_, Some(Errno::EPIPE)) => {}
-            (_, Some(Errno::EACCES)) => st.denied += 1,
-            (BatchOp::Reserve, Some(_)) if done == 0 => st.overruns += 1,
+            (_, Some(Errno::EACCES)) => st.denied = st.denied.wrapping_add(1),
+            (BatchOp::Reserve, Some(_)) if done == 0 => st.overruns = st.overruns.wrapping_add(1),
             (BatchOp::Reserve, Some(_)) => {}
-            (BatchOp::Pop, Some(_)) if done == 0 => st.underruns += 1,
+            (BatchOp::Pop, Some(_)) if done == 0 => st.underruns = st.underruns.wrapping_add(1),
             (BatchOp::Pop, Some(_)) => {}
-            (BatchOp::Push, Some(Errno::EAGAIN)) => st.overruns += 1,
-            (_, Some(_)) => st.illegal_ops += 1,
+            (BatchOp::Push, Some(Errno::EAGAIN)) => st.overruns = st.overruns.wrapping_add(1),
+            (_, Some(_)) => st.illegal_ops = st.illegal_ops.wrapping_add(1),
         }
         // EACCES is the internal "another handle holds the role", EPERM to the caller.
         let err = err.map(|e| if e == Errno::EACCES { Errno::EPERM } else { e });
@@ -802,7 +803,10 @@ impl ShmDev {
         let base = self.ctl_size as u64;
         let meta = Mmap::map(self.file.as_fd(), meta_size, base, false)?;
         let payload = Mmap::map(self.file.as_fd(), size, base + off, true)?;
-        g.locked().handles[self.me as usize - 1].mappings += 2;
+        // Every counter in the file wraps: others can write it, and a panic here could be one
+        // across an FFI boundary (a ReadSlot dropped in GStreamer's free callback releases).
+        let h = &mut g.locked().handles[self.me as usize - 1];
+        h.mappings = h.mappings.wrapping_add(2);
         Ok((meta, payload, ShmMapToken(())))
     }
 
@@ -945,7 +949,7 @@ impl RingOps<'_> {
     fn drop_oldest(&mut self) {
         let c = self.idx(IDX_CONSUMER);
         *self.slot(c) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
-        self.l.stats.drops += 1;
+        self.l.stats.drops = self.l.stats.drops.wrapping_add(1);
         self.advance();
     }
 
@@ -1022,18 +1026,18 @@ impl RingOps<'_> {
                 d.payload_type = i.payload_type;
                 let delta = self.l.seq.update(i.ssrc, i.seq);
                 let st = &mut self.l.stats;
-                st.rtp_lost = (st.rtp_lost + delta.lost).saturating_sub(delta.recovered);
-                st.rtp_reordered += delta.reordered;
-                st.rtp_duplicates += delta.duplicates;
+                st.rtp_lost = st.rtp_lost.wrapping_add(delta.lost).saturating_sub(delta.recovered);
+                st.rtp_reordered = st.rtp_reordered.wrapping_add(delta.reordered);
+                st.rtp_duplicates = st.rtp_duplicates.wrapping_add(delta.duplicates);
             }
-            None => self.l.stats.malformed += 1,
+            None => self.l.stats.malformed = self.l.stats.malformed.wrapping_add(1),
         }
         // SAFETY: desc_ptr(index) is inside the meta region of this mapping (validated layout);
         // the slot is PRODUCING under the lock, so no consumer reads this descriptor now.
         unsafe { std::ptr::write_volatile(self.desc_ptr(s.index), d) };
         *self.slot(s.index) = SlotCtl { state: S_READY, _pad: 0, owner: 0 };
-        self.l.stats.pushed_packets += 1;
-        self.l.stats.pushed_bytes += s.len as u64;
+        self.l.stats.pushed_packets = self.l.stats.pushed_packets.wrapping_add(1);
+        self.l.stats.pushed_bytes = self.l.stats.pushed_bytes.wrapping_add(s.len as u64);
         Ok(())
     }
 
@@ -1053,8 +1057,8 @@ impl RingOps<'_> {
         // written by push, which cannot run while we hold the lock.
         let d = unsafe { std::ptr::read_volatile(self.desc_ptr(index)) };
         *out = RtpmSlotRef { index, len: d.len, arrival_ns: d.arrival_ns, flags: d.flags, pad: 0 };
-        self.l.stats.popped_packets += 1;
-        self.l.stats.popped_bytes += d.len as u64;
+        self.l.stats.popped_packets = self.l.stats.popped_packets.wrapping_add(1);
+        self.l.stats.popped_bytes = self.l.stats.popped_bytes.wrapping_add(d.len as u64);
         self.set_idx(IDX_CONSUMER, c.wrapping_add(1));
         self.advance();
         Ok(())
@@ -1073,7 +1077,7 @@ impl RingOps<'_> {
             return Err(Errno::EPERM);
         }
         *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
-        self.l.stats.released += 1;
+        self.l.stats.released = self.l.stats.released.wrapping_add(1);
         Ok(())
     }
 
@@ -1090,7 +1094,7 @@ impl RingOps<'_> {
             return Err(Errno::EPERM);
         }
         *self.slot(s.index) = SlotCtl { state: S_FREE, _pad: 0, owner: 0 };
-        self.l.stats.cancelled += 1;
+        self.l.stats.cancelled = self.l.stats.cancelled.wrapping_add(1);
         Ok(())
     }
 }
@@ -1451,6 +1455,74 @@ mod tests {
         // A push longer than the mapped slots is refused whatever the control area says.
         dev.lock().unwrap().locked().config.slot_payload = 4096;
         assert_eq!(dev.batch(BatchOp::Push, &mut [RtpmSlotRef::new(1, 4096, 0)]).unwrap_err(), Errno::EPROTO);
+    }
+
+    /// Counters live in the shared file, where anyone can write them: near u64::MAX they wrap
+    /// and never panic (an overflow panic on the release path would abort inside GStreamer's
+    /// buffer free callback).
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn counters_in_the_file_wrap_instead_of_panicking() {
+        let t = TmpPath::new("wrap");
+        let cfg = RtpmConfig { drop_policy: RTPM_DROP_OLDEST, ..small() };
+        let dev = ShmDev::open(&t.0, 0, &cfg).unwrap();
+        dev.configure(&cfg).unwrap();
+        dev.start().unwrap();
+        let saturate = |dev: &ShmDev| {
+            let mut g = dev.lock().unwrap();
+            let l = g.locked();
+            // SAFETY: RtpmStats is plain u64 counters, for which every bit pattern is valid.
+            unsafe { std::ptr::write_bytes(&mut l.stats as *mut RtpmStats, 0xff, 1) };
+            l.handles.iter_mut().for_each(|h| h.mappings = u32::MAX);
+        };
+        let h = RingLayout::header_for(0, &cfg, page_size());
+        let push = |dev: &ShmDev, bytes: &[u8]| {
+            let mut r = [RtpmSlotRef::default()];
+            assert_eq!(dev.batch(BatchOp::Reserve, &mut r).unwrap(), 1);
+            t.poke(ctl_size() as u64 + h.payload_offset + r[0].index as u64 * h.slot_stride as u64, bytes);
+            let mut p = [RtpmSlotRef::new(r[0].index, bytes.len() as u32, 0)];
+            assert_eq!(dev.batch(BatchOp::Push, &mut p).unwrap(), 1);
+        };
+        let rtp = |seq: u16| {
+            let mut p = [0u8; 64];
+            p[0] = 0x80;
+            p[2..4].copy_from_slice(&seq.to_be_bytes());
+            p
+        };
+        saturate(&dev);
+        // Pushed, lost (1 -> 5), duplicate, reordered, dropped (a full drop-oldest ring), malformed.
+        for seq in [1, 5, 5, 3, 6, 7, 8, 9, 10, 11] {
+            push(&dev, &rtp(seq));
+        }
+        push(&dev, b"not rtp");
+        assert_eq!(dev.stats().unwrap().drops, 2, "wrapped");
+        // Popped and released, cancelled, illegal (a release of a free slot), E2BIG.
+        saturate(&dev);
+        let mut one = [RtpmSlotRef::default()];
+        assert_eq!(dev.batch(BatchOp::Pop, &mut one).unwrap(), 1);
+        assert_eq!(dev.batch(BatchOp::Release, &mut one).unwrap(), 1);
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut one).unwrap(), 1);
+        assert_eq!(dev.batch(BatchOp::Cancel, &mut one).unwrap(), 1);
+        assert_eq!(dev.batch(BatchOp::Release, &mut one).unwrap_err(), Errno::EBADSLT);
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut [RtpmSlotRef::default(); 300]).unwrap_err(), Errno::E2BIG);
+        // Overrun (every slot popped, none released), underrun, released.
+        let mut popped = [RtpmSlotRef::default(); 8];
+        let n = dev.batch(BatchOp::Pop, &mut popped).unwrap();
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut one).unwrap_err(), Errno::EAGAIN);
+        assert_eq!(dev.batch(BatchOp::Pop, &mut one).unwrap_err(), Errno::EAGAIN);
+        assert_eq!(dev.batch(BatchOp::Release, &mut popped[..n]).unwrap(), n);
+        // Denied: another handle holds the producer role.
+        let other = ShmDev::open(&t.0, 0, &cfg).unwrap();
+        other.claim_roles(RTPM_ROLE_PRODUCER).unwrap();
+        assert_eq!(dev.batch(BatchOp::Reserve, &mut one).unwrap_err(), Errno::EPERM);
+        // Reclaimed: a handle closed with a popped slot; mappings summed over the handles.
+        push(&other, &rtp(12));
+        assert_eq!(other.batch(BatchOp::Pop, &mut one).unwrap(), 1);
+        saturate(&dev);
+        assert_eq!(dev.status().unwrap().mappings, u32::MAX - 1, "wrapped");
+        drop(other);
+        assert_eq!(dev.stats().unwrap().reclaimed, 0, "wrapped");
+        drop(dev.map().unwrap());
     }
 
     /// A ring file shorter than its configuration needs (truncated, or hostile) is refused at
