@@ -1006,9 +1006,11 @@ impl RingOps<'_> {
         let n = len.min(head.len());
         let src = self.payload_ptr(s.index);
         // SAFETY: payload_ptr(index) starts slot_stride >= slot_payload >= len bytes of the
-        // mapped payload region; n <= len bytes are copied into our own buffer, and len >= 1.
+        // mapped payload region (len was bounded by this mapping's layout); n <= len bytes are
+        // copied into our own buffer, and len >= 1. Volatile reads, as the producer may still
+        // be writing these bytes.
         let last = unsafe {
-            std::ptr::copy_nonoverlapping(src, head.as_mut_ptr(), n);
+            crate::sys::copy_shared_into(src, &mut head[..n]);
             src.add(len - 1).read_volatile()
         };
         let info = rtp::parse_head(&head[..n], len, last);

@@ -84,6 +84,19 @@ pub(crate) unsafe fn copy_shared(src: *const u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| unsafe { src.add(i).read_volatile() }).collect()
 }
 
+/// Fills `dst` from `src .. src + dst.len()` of a shared mapping with volatile reads, as
+/// [`copy_shared`] does, without allocating.
+///
+/// # Safety
+/// `src .. src + dst.len()` must lie inside a live readable mapping (or allocation) that does
+/// not overlap `dst`.
+pub(crate) unsafe fn copy_shared_into(src: *const u8, dst: &mut [u8]) {
+    for (i, d) in dst.iter_mut().enumerate() {
+        // SAFETY: every byte read is inside the range the caller vouches for.
+        *d = unsafe { src.add(i).read_volatile() };
+    }
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds, the clock of `arrival_ns`.
 pub fn monotonic_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
@@ -203,5 +216,9 @@ mod tests {
         let bytes: Vec<u8> = (0..=255).collect();
         // SAFETY: the range is the vector's own.
         assert_eq!(unsafe { copy_shared(bytes.as_ptr(), bytes.len()) }, bytes);
+        let mut into = [0u8; 3];
+        // SAFETY: the range is the vector's own, and `into` is another buffer.
+        unsafe { copy_shared_into(bytes.as_ptr().add(1), &mut into) };
+        assert_eq!(into[..], bytes[1..4]);
     }
 }
