@@ -1102,9 +1102,16 @@ mod tests {
             tx.write(&[i; 16]).unwrap();
         }
         assert_eq!(tx.ring().free_hint(), 0, "the ring is full");
-        let (t0, cpu0) = (Instant::now(), thread_cpu());
-        let got = tx.reserve_batch_wait(1, Some(Duration::from_millis(500))).unwrap();
-        let (elapsed, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+        // In a thread, with a watchdog: a wait that spins may never look at its timeout again,
+        // and the test must fail rather than hang.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (t0, cpu0) = (Instant::now(), thread_cpu());
+            let got = tx.reserve_batch_wait(1, Some(Duration::from_millis(500))).unwrap();
+            let _ = done_tx.send((got, tx, t0.elapsed(), thread_cpu() - cpu0));
+        });
+        let (got, tx, elapsed, cpu) =
+            done_rx.recv_timeout(Duration::from_secs(5)).expect("reserve_batch_wait(500 ms) still spinning after 5 s");
         assert_eq!(got.len(), 1, "a slot was reserved by dropping the oldest packet");
         assert_eq!(ch.stats().unwrap().drops, 1);
         assert!(elapsed < Duration::from_millis(200), "returned after {elapsed:?}");
