@@ -957,13 +957,6 @@ impl Drop for ReadSlot {
     }
 }
 
-// SAFETY: RingInner only holds mappings (raw memory whose access the ring protocol governs), the
-// channel handle (a file or a shm handle whose state is behind the shared lock) and immutable
-// layout data; it can be dropped and read from any thread.
-unsafe impl Send for RingInner {}
-// SAFETY: see Send; &RingInner gives only reads of immutable fields and raw pointers.
-unsafe impl Sync for RingInner {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
