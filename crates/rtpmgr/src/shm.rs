@@ -64,8 +64,10 @@ const S_CONSUMING: u8 = 3;
 struct CtlHead {
     /// CTL_MAGIC, stored last when a file is created.
     magic: AtomicU64,
-    version: u32,
-    ctl_size: u32,
+    /// Atomic (like every field others can write while we hold a `&Shared`), written once at
+    /// creation and read once at open.
+    version: AtomicU32,
+    ctl_size: AtomicU32,
     /// Bumped by CONFIGURE: every cached mapping of the ring region is stale.
     config_gen: AtomicU32,
     /// Futex: bumped when slots may have become poppable.
@@ -74,7 +76,7 @@ struct CtlHead {
     writable: AtomicU32,
     /// Threads inside ShmDev::wait; wakers skip the futex syscall when zero.
     waiters: AtomicU32,
-    _pad: [u8; 96],
+    _pad: UnsafeCell<[u8; 96]>,
 }
 
 #[repr(C, align(64))]
@@ -231,7 +233,11 @@ impl ShmDev {
             local: Mutex::new(Local { ring: None }),
         };
         let h = &dev.shared().head;
-        if h.magic.load(Ordering::Acquire) != CTL_MAGIC || h.version != CTL_VERSION || h.ctl_size as usize != expect {
+        // Relaxed after the Acquire of magic, which create() stores last with Release.
+        if h.magic.load(Ordering::Acquire) != CTL_MAGIC
+            || h.version.load(Ordering::Relaxed) != CTL_VERSION
+            || h.ctl_size.load(Ordering::Relaxed) as usize != expect
+        {
             return Err(Error::BadHeader {
                 context: ctx(),
                 reason: "not an rtpmgr shm ring of this version (remove the file to recreate it)".into(),
@@ -258,7 +264,10 @@ impl ShmDev {
 
     fn shared(&self) -> &Shared {
         // SAFETY: `ctl` maps ctl_size() >= size_of::<Shared>() bytes, page aligned, initialised
-        // by create(); Shared only has atomics and UnsafeCells that are accessed under the lock.
+        // by create(). Other processes write this memory while the reference lives, so every
+        // field of Shared is an atomic or an UnsafeCell (no byte of it is assumed immutable):
+        // the head is only accessed atomically, the mutex through libc, and `locked` only under
+        // the mutex (Guard::locked). The padding is never accessed.
         unsafe { &*(self.ctl.ptr() as *const Shared) }
     }
 
@@ -1156,8 +1165,8 @@ fn create(path: &Path, channel: u32, cfg: &RtpmConfig) -> Result<File, Errno> {
             l.state = RTPM_STATE_STOPPED;
             l.channel = channel;
             l.config = *cfg;
-            (*sh).head.version = CTL_VERSION;
-            (*sh).head.ctl_size = cs as u32;
+            (*sh).head.version.store(CTL_VERSION, Ordering::Relaxed);
+            (*sh).head.ctl_size.store(cs as u32, Ordering::Relaxed);
             (*sh).head.magic.store(CTL_MAGIC, Ordering::Release);
         }
         Ok(())

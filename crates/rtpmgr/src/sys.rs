@@ -65,9 +65,13 @@ impl Drop for Mmap {
 /// `word` must be 4-byte aligned and point into a live mapping (or allocation) readable for 4
 /// bytes, which other threads or processes change only with atomic stores.
 pub(crate) unsafe fn load_index_word(word: *const u32) -> u32 {
-    // SAFETY: aligned and live (the caller's contract); only a Relaxed load is made through it,
-    // which std permits on read-only memory.
-    let w = unsafe { AtomicU32::from_ptr(word.cast_mut()) };
+    // SAFETY: aligned and live (the caller's contract), and changed by others only atomically.
+    // Not AtomicU32::from_ptr, which requires memory valid for writes: the header page is
+    // mapped read-only. std's exception for read-only memory ("Atomic accesses to read-only
+    // memory" in core::sync::atomic) makes a Relaxed load of an atomic of at most 4 bytes
+    // defined on every target it lists (x86, x86_64, arm, aarch64, riscv, ...), and nothing but
+    // that load is done through this reference.
+    let w = unsafe { &*word.cast::<AtomicU32>() };
     let v = w.load(Ordering::Relaxed);
     fence(Ordering::Acquire);
     v
