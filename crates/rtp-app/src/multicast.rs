@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// TTL (IPv4) / hop limit (IPv6) of sent multicast without `--ttl`: 1 keeps the stream on the
 /// local link, the kernel's and RFC 1112's default, so a sender never floods a routed network by
@@ -239,7 +239,8 @@ fn only_own_groups(fd: RawFd, group: IpAddr) -> Result<()> {
 
 /// Joins `m` on the UDP socket `fd` (any-source or source-specific) and makes it receive only
 /// its own groups. The socket's family must be the group's.
-pub fn join(fd: RawFd, m: &Membership) -> Result<()> {
+pub fn join(fd: BorrowedFd<'_>, m: &Membership) -> Result<()> {
+    let fd = fd.as_raw_fd();
     let what = || format!("cannot join {}", m.describe());
     let index = optional_index(m.iface()).with_context(what)?;
     only_own_groups(fd, m.group).with_context(what)?;
@@ -293,7 +294,7 @@ pub fn bind_joined(m: &Membership, bind: Option<IpAddr>, port: u16) -> Result<Ud
         IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, if a.is_multicast() { index } else { 0 })),
     };
     bind_fd(fd.as_raw_fd(), sa).with_context(|| format!("cannot bind UDP {sa} to receive {}", m.describe()))?;
-    join(fd.as_raw_fd(), m)?;
+    join(fd.as_fd(), m)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -321,7 +322,8 @@ fn bind_fd(fd: RawFd, sa: SocketAddr) -> io::Result<()> {
 
 /// Sets the outgoing interface, TTL/hop limit and loopback of a UDP socket that sends to
 /// `group` (its family decides the options' level).
-pub fn apply_send_options(fd: RawFd, group: IpAddr, o: &SendOptions) -> Result<()> {
+pub fn apply_send_options(fd: BorrowedFd<'_>, group: IpAddr, o: &SendOptions) -> Result<()> {
+    let fd = fd.as_raw_fd();
     let on_iface = o.iface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default();
     let what = |opt: &str| format!("cannot set {opt} for sending to {group}{on_iface}");
     let index = optional_index(o.iface.as_deref()).with_context(|| what("the outgoing interface"))?;
@@ -501,14 +503,14 @@ mod tests {
     fn send_options_are_applied_for_both_families() {
         let s4 = UdpSocket::bind("0.0.0.0:0").unwrap();
         let o = SendOptions { iface: Some("lo".into()), ttl: 7, loopback: false };
-        apply_send_options(s4.as_raw_fd(), ip("239.1.1.1"), &o).unwrap();
+        apply_send_options(s4.as_fd(), ip("239.1.1.1"), &o).unwrap();
         assert_eq!(getsockopt_int(s4.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MULTICAST_TTL), 7);
         assert_eq!(getsockopt_int(s4.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP), 0);
-        apply_send_options(s4.as_raw_fd(), ip("239.1.1.1"), &SendOptions { loopback: true, ..o.clone() }).unwrap();
+        apply_send_options(s4.as_fd(), ip("239.1.1.1"), &SendOptions { loopback: true, ..o.clone() }).unwrap();
         assert_eq!(getsockopt_int(s4.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP), 1);
 
         if let Ok(s6) = UdpSocket::bind("[::]:0") {
-            apply_send_options(s6.as_raw_fd(), ip("ff3e::1"), &SendOptions { ttl: 9, ..o.clone() }).unwrap();
+            apply_send_options(s6.as_fd(), ip("ff3e::1"), &SendOptions { ttl: 9, ..o.clone() }).unwrap();
             let fd = s6.as_raw_fd();
             assert_eq!(getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS), 9);
             assert_eq!(getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP), 0);
@@ -518,7 +520,7 @@ mod tests {
             );
         }
         let bad = SendOptions { iface: Some("rtpnoif0".into()), ..o };
-        let e = format!("{:#}", apply_send_options(s4.as_raw_fd(), ip("239.1.1.1"), &bad).unwrap_err());
+        let e = format!("{:#}", apply_send_options(s4.as_fd(), ip("239.1.1.1"), &bad).unwrap_err());
         assert!(e.contains("sending to 239.1.1.1 on rtpnoif0"), "{e}");
         assert!(e.contains("no network interface named 'rtpnoif0'"), "{e}");
     }
@@ -535,7 +537,7 @@ mod tests {
         let _other = bind_joined(&other, None, port).unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let o = SendOptions { iface: Some("lo".into()), ttl: 1, loopback: true };
-        apply_send_options(tx.as_raw_fd(), ip("239.77.2.1"), &o).unwrap();
+        apply_send_options(tx.as_fd(), ip("239.77.2.1"), &o).unwrap();
         tx.send_to(b"other", (ip("239.77.2.2"), port)).unwrap();
         tx.send_to(b"joined", (ip("239.77.2.1"), port)).unwrap();
         rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();

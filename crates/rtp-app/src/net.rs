@@ -10,7 +10,7 @@ use rtpmgr::monotonic_ns;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 /// Largest batch one call handles (the ring's RTPM_BATCH_MAX).
@@ -284,7 +284,7 @@ impl TxSocket {
     ) -> Result<Self> {
         let sock = UdpSocket::bind(bind).with_context(|| format!("cannot bind UDP {bind}"))?;
         if let Some(o) = multicast {
-            crate::multicast::apply_send_options(sock.as_raw_fd(), dst.ip(), o)?;
+            crate::multicast::apply_send_options(sock.as_fd(), dst.ip(), o)?;
         }
         sock.connect(dst).with_context(|| {
             let hint = match (multicast, dst.ip().is_multicast()) {
