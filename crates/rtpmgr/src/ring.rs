@@ -1025,6 +1025,20 @@ mod tests {
         assert!(tx.guard(4).is_some());
     }
 
+    /// The channel's table lives as long as a mapping does and is sized by the first one; a
+    /// mapping of another size while one is live (a ring reconfigured under a mapping, which
+    /// no sane ring allows) is refused rather than given a table of the wrong size.
+    #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
+    fn borrow_table_is_sized_by_the_live_mappings() {
+        let (ring, _rm) = tmp_ring("table");
+        let chan = ring.inner.chan.clone();
+        assert!(Arc::ptr_eq(&BorrowTable::of_channel(&chan, 8).unwrap(), &ring.inner.borrowed));
+        assert_eq!(BorrowTable::of_channel(&chan, 16).err(), Some(8));
+        drop(ring);
+        assert_eq!(BorrowTable::of_channel(&chan, 16).unwrap().slots.len(), 16, "no mapping left: a new table");
+    }
+
     /// A spare slot that a RECLAIM took and the ring handed to another producer of this
     /// channel is not cancelled under that producer's WriteSlot when its old producer goes.
     #[test]
