@@ -245,7 +245,8 @@ done
 
 # --- yocto-check-layer ----------------------------------------------------------------------------
 # In a build directory without meta-rtpmgr in BBLAYERS (kas puts it there: remove it first), with
-# every layer the layer depends on or recommends given as a dependency.
+# every layer the layer depends on or recommends given as a dependency (meta-rust-bin is removed
+# too: yocto-check-layer adds its dependencies itself and refuses a layer listed twice).
 if [ "$ycl" = 1 ]; then
 	for l in meta-rauc meta-raspberrypi; do
 		[ -d "$KAS_WORK_DIR/$l/.git" ] || skip "yocto-check-layer: no clone of $l in $KAS_WORK_DIR"
@@ -255,7 +256,7 @@ if [ "$ycl" = 1 ]; then
 	[ ${#as_user[@]} -eq 0 ] || chown "$BITBAKE_USER:" "$build"
 	printf '\n==> yocto-check-layer meta-rtpmgr (dependencies: meta-rust-bin meta-rauc meta-raspberrypi)\n'
 	start=$(date +%s)
-	ycl_cmds="bitbake-layers remove-layer meta-rtpmgr && yocto-check-layer --no-auto-dependency \
+	ycl_cmds="bitbake-layers remove-layer meta-rtpmgr meta-rust-bin && yocto-check-layer --no-auto-dependency \
 		--dependency $KAS_WORK_DIR/meta-rust-bin $KAS_WORK_DIR/meta-rauc $KAS_WORK_DIR/meta-raspberrypi \
 		-o $build/yocto-check-layer.log $TOP/meta-rtpmgr"
 	if kas_shell "$build" "kas.yml:kas/offline.yml${KAS_EXTRA:-}" "$ycl_cmds" >"$build/check.log" 2>&1; then
