@@ -396,7 +396,7 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
-RTPMGR_CARGO_LOCK_SHA256 = "cd2e056356117e78e0c6a7615b170917bea5cbea5d698aa07970ec0b6f56d560"
+RTPMGR_CARGO_LOCK_SHA256 = "342db8a7fcad61efee0f916e902f5bd025e9dbebf0e3d3faf34c4a3a32ef984e"
 
 # The licences of the crates each Rust recipe links statically (normal dependencies on
 # aarch64-unknown-linux-gnu, proc-macros and build scripts left out): the recipes add them to their LICENSE, so
