@@ -40,6 +40,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -334,6 +335,17 @@ static void wait_child_ok(pid_t pid)
 static void on_alarm(int sig)
 {
 	(void)sig;
+}
+
+/*
+ * Hang like a stuck process until killed, and die with the test: a failed
+ * test must not leave a holder of slots or roles behind for the next one.
+ */
+static void hang(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;)
+		pause();
 }
 
 static int open_ro(int flags)
@@ -1436,8 +1448,7 @@ static void test_reclaim_after_kill9(void)
 		ASSERT_OK(batch(fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
 		ASSERT_EQ(n, 5);
 		ASSERT_EQ(write(pipefd[1], "x", 1), 1);
-		for (;;)
-			pause();
+		hang();
 	}
 	ASSERT_EQ(read(pipefd[0], &ch, 1), 1);
 	get_status(c.fd, &s);
@@ -2326,8 +2337,7 @@ static void test_item2_claims_keep_a_third_file_out(void)
 
 			ASSERT_OK(claim(fd, RTPM_ROLES_ALL));
 			ASSERT_EQ(write(pipefd[1], "x", 1), 1);
-			for (;;)
-				pause();
+			hang();
 		}
 		ASSERT_EQ(read(pipefd[0], &ch, 1), 1);
 		ASSERT_ERRNO(claim(third, RTPM_ROLE_PRODUCER), EBUSY);
@@ -2560,8 +2570,7 @@ static void test_item5_reclaim_takes_back_a_hung_holders_slots(void)
 		get_info(fd, &info);
 		ASSERT_EQ(info.file_roles, 0);	/* revoked */
 		ASSERT_EQ(write(ready_pipe[1], "d", 1), 1);
-		for (;;)
-			pause();
+		hang();
 	}
 	ASSERT_EQ(read(ready_pipe[0], &ch, 1), 1);
 	sleep_ms(800);
@@ -3499,8 +3508,7 @@ static void mpmc_producer(struct mpmc_shared *sh, uint32_t id,
 
 		ASSERT_OK(batch(c.fd, RTPM_IOC_RESERVE_BATCH, refs, &n));
 		__atomic_store_n(&sh->rogue_held, n, __ATOMIC_RELEASE);
-		for (;;)
-			pause();
+		hang();
 	}
 	_exit(0);
 }
