@@ -3764,12 +3764,26 @@ static enum verdict run_one(const struct test *t)
 	if (pid < 0)
 		return FAILED;
 	if (!pid) {
+		/* Its own process group, so that its helpers can be reaped. */
+		setpgid(0, 0);
 		alarm(t->timeout);
 		t->fn();
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid)
 		return FAILED;
+	/*
+	 * A failed test may leave helpers behind (a hung holder waiting for
+	 * a message that never comes) that keep slots, roles or mappings:
+	 * end them before the next test.
+	 */
+	if (!kill(-pid, SIGKILL)) {
+		int i;
+
+		/* Their files close on exit; give them up to 2 s to go. */
+		for (i = 0; i < 200 && !kill(-pid, 0); i++)
+			sleep_ms(10);
+	}
 	if (WIFSIGNALED(status))
 		printf("# %s: killed by signal %d%s\n", t->name,
 		       WTERMSIG(status),
