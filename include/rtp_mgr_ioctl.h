@@ -218,7 +218,9 @@ struct rtpm_batch {
 /*
  * CONFIGURE: only while the channel is stopped and unmapped (-EBUSY). The
  * ring (meta and payload regions) must fit the module's max_ring_kib (-E2BIG)
- * and, with the other channels' rings, max_total_kib (-ENOSPC).
+ * and, added to all rings that exist, max_total_kib (-ENOSPC): the old ring
+ * of the channel counts too, because both exist until the new one is in
+ * place.
  */
 struct rtpm_config {
 	__u32 ring_order;	/* RTPM_RING_ORDER_MIN .. _MAX */
