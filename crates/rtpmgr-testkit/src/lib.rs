@@ -5,7 +5,8 @@
 //! prints the reason and also appends it to the file named by `RTPMGR_SKIP_LOG`, which
 //! `make test` (test/run-tests.sh) sets and counts in its summary.
 //!
-//! ```
+//! ```no_run
+//! // (not run as a doctest: under `make test` it would record this example's skip in the log)
 //! let have_root = false; // e.g. from libc::geteuid() == 0
 //! if !have_root {
 //!     rtpmgr_testkit::skip("veth::receives_every_packet", "needs root (BPF, network namespaces)");
