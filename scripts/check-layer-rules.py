@@ -155,6 +155,10 @@ def install_manifest_drives_recipes():
     harness = read("test/qemu/install-artifacts.sh")
     if "install.manifest" not in harness:
         raise Failed("test/qemu/install-artifacts.sh does not install from meta-rtpmgr/files/install.manifest")
+    cls = read("meta-rtpmgr/classes-recipe/rtpmgr_install.bbclass")
+    if not re.search(r'^do_install\[file-checksums\] \+= "\$\{RTPMGR_INSTALL_MANIFEST\}:True"', cls, re.M):
+        raise Failed("rtpmgr_install.bbclass: do_install does not hash install.manifest (file-checksums): "
+                     "an edited manifest reuses the old package from sstate")
     return f"recipes {', '.join(packages)} and the QEMU harness install from it"
 
 
@@ -400,7 +404,9 @@ def qemu_ab_bootable():
     wanted = {r"EXTRA_IMAGEDEPENDS:append:qemuall = \" u-boot\"": "U-Boot is not built for qemuarm64",
               r'QB_DEFAULT_BIOS:qemuall = "u-boot.bin"': "runqemu does not start U-Boot",
               r'QB_DEFAULT_KERNEL:qemuall = "none"': "runqemu passes -kernel and bypasses boot.scr",
-              r'QB_DEFAULT_FSTYPE:qemuall = "wic"': "runqemu boots the ext4 slot image, not the A/B disk"}
+              r'QB_DEFAULT_FSTYPE:qemuall = "wic"': "runqemu boots the ext4 slot image, not the A/B disk",
+              # image.bbclass rm_tmp_images removes a .wic not listed; runqemu/testimage need it
+              r'IMAGE_FSTYPES:append:qemuall = " wic"': "only wic.bz2 is kept: runqemu and testimage find no .wic"}
     for pattern, why in wanted.items():
         if not re.search("^" + pattern, inc, re.M):
             raise Failed(f"{AB_INC}: missing {pattern.replace(chr(92), '')}: {why}")

@@ -52,5 +52,6 @@ do_install:append() {
     ${@rtpmgr_install_commands(d)}
 }
 
-# The manifest's location is a host path: its content is what matters, and that is in do_install.
-do_install[vardepsexclude] += "RTPMGR_INSTALL_MANIFEST RTPMGR_LAYERDIR"
+# The manifest's text is no variable, so it never reaches do_install's signature by itself: hash the
+# file, or an edited mode, owner or destination would reuse the old package from sstate.
+do_install[file-checksums] += "${RTPMGR_INSTALL_MANIFEST}:True"
