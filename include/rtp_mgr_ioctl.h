@@ -28,14 +28,18 @@
  *
  * Who may do what (ABI 2.0; the threat model is in docs/kernel-module.md)
  * ------------------------------------------------------------------------
- *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS, poll(),
- *                                     read-only mmaps of both regions
+ *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS,
+ *                                     GET_WAKEUP, poll(), read-only mmaps of
+ *                                     both regions
  *   opened for writing (O_RDWR)       slot operations, CLAIM, a writable
  *                                     mapping of the payload region
  *   the producer-role holder          START and STOP of its channel, and the
  *                                     one-call PUSH_SLOT with implicit reserve
  *   CAP_NET_ADMIN (of the opener, on    CONFIGURE, RESET, RECLAIM, and START or
  *   a file opened for writing)        STOP of a channel it does not produce
+ *   a writer whose role is free or    ATTACH of a socket (2.1); DETACH by
+ *   its own (producer RX, consumer TX) the file that attached or an admin
+ *   an administrator or role holder   SET_WAKEUP (2.1)
  * A file without write access gets -EBADF for a slot operation; a missing
  * role or capability gives -EPERM. Both are counted in "denied".
  *
@@ -81,9 +85,13 @@
  * configuration, the statistics and the status. A 1.x program's GET_INFO is
  * still answered (with abi_major 2) so that it can report the mismatch; its
  * other ioctls get -ENOTTY.
+ * 2.1: ATTACH and DETACH of UDP sockets (the kernel receives into the ring
+ * and sends from it), wake-up coalescing (SET_WAKEUP, GET_WAKEUP), and the
+ * counters and status fields they need, taken from the reserved tails. A 2.0
+ * program sees zero there and works unchanged.
  */
 #define RTPM_ABI_MAJOR		2
-#define RTPM_ABI_MINOR		0
+#define RTPM_ABI_MINOR		1
 
 #define RTPM_MAGIC		0x4d505452	/* "RTPM" little endian */
 #define RTPM_DEVICE_PREFIX	"rtp_mgr"	/* /dev/rtp_mgr0 ... */
@@ -308,7 +316,13 @@ struct rtpm_stats {
 	__u64 cancelled;	/* PRODUCING slots returned FREE by CANCEL */
 	__u64 denied;		/* operations refused for role or privilege */
 	__u64 evicted;		/* slots taken back from a holder by RECLAIM */
-	__u64 reserved[7];	/* zero; later 2.x versions use them */
+	/* 2.1: the attached sockets and wake-up coalescing. */
+	__u64 rx_oversize;	/* datagrams above slot_payload, dropped */
+	__u64 rx_discarded;	/* datagrams that came while stopped, dropped */
+	__u64 wakeups;		/* consumer wake-ups (READY slots handed on) */
+	__u64 tx_sent;		/* slots the kernel sent through its socket */
+	__u64 tx_errors;	/* slots the socket refused, released unsent */
+	__u64 reserved[2];	/* zero; later 2.x versions use them */
 };
 
 /* GET_STATUS: the channel's state right now. */
@@ -325,8 +339,85 @@ struct rtpm_status {
 	__u32 producer;
 	__u32 consumer;
 	__u32 release;
-	__u32 reserved[4];	/* zero */
+	__u32 attached;		/* 2.1: RTPM_ATTACHED_* */
+	__u32 reserved[3];	/* zero */
 };
+
+/* Bits of rtpm_status.attached: which directions have a socket. */
+#define RTPM_ATTACHED_RX	(1U << 0)
+#define RTPM_ATTACHED_TX	(1U << 1)
+
+/* Values of direction in struct rtpm_attach and struct rtpm_detach. */
+#define RTPM_DIR_RX		0	/* socket -> ring: the kernel produces */
+#define RTPM_DIR_TX		1	/* ring -> socket: the kernel consumes */
+
+/*
+ * ATTACH (2.1): hand a UDP socket (AF_INET or AF_INET6, SOCK_DGRAM) that user
+ * space created, bound, joined to its groups and tuned, to the channel.
+ *
+ * RX: every datagram the socket receives is copied once, in softirq context,
+ * into the slot at the reserve index, stamped (arrival_ns), RTP-parsed and
+ * made READY exactly as PUSH does; it never reaches the socket's receive
+ * queue. A full ring applies the drop policy (overruns or drops), a datagram
+ * above slot_payload is dropped (rx_oversize), one arriving while the channel
+ * is stopped is dropped (rx_discarded): nothing queues. The attaching file
+ * becomes the producer-role holder. The channel holds a reference to the
+ * socket, not to its file: closing the last descriptor of the socket detaches
+ * it, like DETACH.
+ *
+ * TX: the kernel sends every READY slot through the socket, which must be
+ * connected (connect(2) names the destination, unicast or multicast), in
+ * order, with MSG_DONTWAIT, and releases the slot: tx_sent, or tx_errors if
+ * the socket refused it (send buffer full, no route). tx_rate_pps > 0 paces
+ * the sends to that rate with a token bucket of tx_burst packets (0: 1). The
+ * attaching file becomes the consumer-role holder. The channel holds a
+ * reference to the socket's file (it sends through it): closing your
+ * descriptor does not detach.
+ *
+ * Both end with DETACH, with the last close of the file that attached, and
+ * (RX) with the socket's close. STOP keeps them (RX discards while stopped;
+ * TX drains what is READY); RESET keeps them. CONFIGURE is refused (-EBUSY)
+ * while a socket is attached. The caller needs a writer, the role of its
+ * direction free or its own (-EPERM, counted in denied), a UDP socket
+ * (-ENOTSOCK, -EPROTONOSUPPORT), for TX a connected one (-ENOTCONN), one
+ * socket per direction (-EBUSY), and an RX socket not already used by
+ * another in-kernel receiver (-EBUSY).
+ */
+struct rtpm_attach {
+	__s32 fd;		/* the socket */
+	__u32 direction;	/* RTPM_DIR_* */
+	__u32 flags;		/* must be zero */
+	__u32 tx_rate_pps;	/* TX: packets per second, 0 = unpaced */
+	__u32 tx_burst;		/* TX: bucket depth in packets, 0 = 1 */
+	__u32 reserved[3];	/* must be zero */
+};
+
+/* DETACH (2.1): -ENOENT if no socket is attached in @direction. */
+struct rtpm_detach {
+	__u32 direction;	/* RTPM_DIR_* */
+	__u32 flags;		/* must be zero */
+};
+
+/*
+ * SET_WAKEUP / GET_WAKEUP (2.1): when a consumer blocked in POP or poll() is
+ * woken. It is woken once @slots slots became READY since its last wake-up,
+ * or once the oldest of them has waited @usecs microseconds (an hrtimer), or
+ * when the ring is full or the channel stops; poll() reports POLLIN only
+ * then, a non-blocking POP takes whatever is READY. slots 1, usecs 0 (the
+ * default at load, module parameters wake_slots and wake_usecs) wakes on
+ * every PUSH, as 2.0 did. slots > 1 needs usecs > 0, or a slow stream would
+ * never wake its consumer (-EINVAL). A kernel TX attachment is woken by the
+ * same rule. Set by an administrator or a role holder of the channel.
+ */
+struct rtpm_wakeup {
+	__u32 slots;		/* 1 .. RTPM_WAKE_SLOTS_MAX */
+	__u32 usecs;		/* 0 .. RTPM_WAKE_USECS_MAX */
+	__u32 flags;		/* must be zero */
+	__u32 reserved;		/* must be zero */
+};
+
+#define RTPM_WAKE_SLOTS_MAX	(1U << RTPM_RING_ORDER_MAX)
+#define RTPM_WAKE_USECS_MAX	1000000		/* 1 s */
 
 /*
  * 0xE7: free in Documentation/userspace-api/ioctl/ioctl-number.rst (nothing
@@ -344,6 +435,10 @@ struct rtpm_status {
 #define RTPM_IOC_GET_STATUS	_IOR(RTPM_IOC_MAGIC, 0x06, struct rtpm_status)
 #define RTPM_IOC_CLAIM		_IOW(RTPM_IOC_MAGIC, 0x07, struct rtpm_claim)
 #define RTPM_IOC_RECLAIM	_IOWR(RTPM_IOC_MAGIC, 0x08, struct rtpm_reclaim)
+#define RTPM_IOC_ATTACH		_IOW(RTPM_IOC_MAGIC, 0x09, struct rtpm_attach)
+#define RTPM_IOC_DETACH		_IOW(RTPM_IOC_MAGIC, 0x0a, struct rtpm_detach)
+#define RTPM_IOC_SET_WAKEUP	_IOW(RTPM_IOC_MAGIC, 0x0b, struct rtpm_wakeup)
+#define RTPM_IOC_GET_WAKEUP	_IOR(RTPM_IOC_MAGIC, 0x0c, struct rtpm_wakeup)
 
 /* Per-slot operations: the seed's ABI, one syscall per slot. */
 #define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)

@@ -57,6 +57,14 @@ static unsigned int max_total_kib = RTPM_MAX_TOTAL_KIB_DEFAULT;
 module_param(max_total_kib, uint, 0644);
 MODULE_PARM_DESC(max_total_kib, "memory all rings together may use, KiB (default 262144)");
 
+static unsigned int wake_slots = 1;
+module_param(wake_slots, uint, 0444);
+MODULE_PARM_DESC(wake_slots, "wake a consumer after this many READY slots (1..32768, default 1: every one)");
+
+static unsigned int wake_usecs;
+module_param(wake_usecs, uint, 0444);
+MODULE_PARM_DESC(wake_usecs, "or after the first of them waited this long, us (0..1000000, default 0: no timer)");
+
 static struct rtpm_channel *rtpm_channels;
 /* Bytes of all channels' rings; CONFIGURE checks max_total_kib against it. */
 static atomic64_t rtpm_ring_bytes_total = ATOMIC64_INIT(0);
@@ -102,10 +110,10 @@ static int rtpm_open(struct inode *inode, struct file *file)
 	rf->admin = rf->can_write &&
 		    file_ns_capable(file, &init_user_ns, CAP_NET_ADMIN);
 
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	ch->openers++;
 	rf->stop_seq = ch->stop_seq;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 
 	file->private_data = rf;
 	return stream_open(inode, file);
@@ -115,7 +123,11 @@ static int rtpm_open(struct inode *inode, struct file *file)
 static int rtpm_release(struct inode *inode, struct file *file)
 {
 	struct rtpm_file *rf = to_rtpm_file(file);
-	u32 n = rtpm_chan_reclaim(rf);
+	u32 n;
+
+	/* First the sockets, so that no new slot becomes READY for nobody. */
+	rtpm_attach_release_file(rf);
+	n = rtpm_chan_reclaim(rf);
 
 	if (n)
 		dev_info_ratelimited(rf->ch->misc.this_device,
@@ -216,7 +228,7 @@ static __poll_t rtpm_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 
 	poll_wait(file, &ch->wq, wait);
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	if (rtpm_ring_can_pop(ch))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->running && rf->can_write &&
@@ -228,7 +240,7 @@ static __poll_t rtpm_poll(struct file *file, poll_table *wait)
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	if (rtpm_ring_hung_up(ch, rf))
 		mask |= EPOLLHUP;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	return mask;
 }
 
@@ -268,7 +280,7 @@ static int rtpm_ioctl_get_info_v1(struct rtpm_channel *ch, void __user *uarg)
 	v1.channels = channels;
 	v1.desc_size = sizeof(struct rtpm_slot_desc);
 	v1.header_size = sizeof(struct rtpm_ring_header);
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	v1.state = ch->running ? RTPM_STATE_RUNNING : RTPM_STATE_STOPPED;
 	v1.ring_order = ch->ring->cfg.ring_order;
 	v1.slot_payload = ch->ring->cfg.slot_payload;
@@ -278,7 +290,7 @@ static int rtpm_ioctl_get_info_v1(struct rtpm_channel *ch, void __user *uarg)
 	v1.meta_size = ch->ring->meta_size;
 	v1.payload_offset = ch->ring->meta_size;
 	v1.payload_size = ch->ring->payload_size;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 
 	return copy_to_user(uarg, &v1, sizeof(v1)) ? -EFAULT : 0;
 }
@@ -295,7 +307,7 @@ static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg)
 	info.channels = channels;
 	info.header_size = sizeof(struct rtpm_ring_header);
 	info.desc_size = sizeof(struct rtpm_slot_desc);
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	info.state = ch->running ? RTPM_STATE_RUNNING : RTPM_STATE_STOPPED;
 	info.config = ch->ring->cfg;
 	info.slot_count = ch->ring->slot_count;
@@ -304,7 +316,7 @@ static int rtpm_ioctl_get_info(struct rtpm_file *rf, void __user *uarg)
 	info.payload_offset = ch->ring->meta_size;
 	info.payload_size = ch->ring->payload_size;
 	info.file_roles = rf->roles;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	info.max_ring_bytes = (u64)READ_ONCE(max_ring_kib) * 1024;
 	info.file_caps = (rf->can_write ? RTPM_FILE_WRITE : 0) |
 			 (rf->admin ? RTPM_FILE_ADMIN : 0);
@@ -317,9 +329,9 @@ static bool rtpm_chan_idle(struct rtpm_channel *ch)
 {
 	bool idle;
 
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	idle = !ch->n_producing && !ch->n_consuming;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	return idle;
 }
 
@@ -380,6 +392,12 @@ static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 	if (READ_ONCE(ch->running) || atomic_read(&ch->mappings) ||
 	    !rtpm_chan_idle(ch))
 		return -EBUSY;
+	/* An attached socket writes into (RX) or sends from (TX) the ring. */
+	spin_lock_bh(&ch->lock);
+	err = rtpm_attach_state_locked(ch) ? -EBUSY : 0;
+	spin_unlock_bh(&ch->lock);
+	if (err)
+		return err;
 	err = rtpm_budget_take(bytes);
 	if (err) {
 		dev_info_ratelimited(ch->misc.this_device,
@@ -397,15 +415,16 @@ static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 	err = -EINTR;
 	if (mutex_lock_killable(&ch->cfg_lock))
 		goto out_free;
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	/* running and mappings change under cfg_lock; slots under the lock. */
 	err = -EBUSY;
 	if (!ch->running && !atomic_read(&ch->mappings) &&
-	    !ch->n_producing && !ch->n_consuming) {
+	    !ch->n_producing && !ch->n_consuming &&
+	    !rtpm_attach_state_locked(ch)) {
 		old = rtpm_chan_swap_ring_locked(ch, ring);
 		err = 0;
 	}
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
 	if (!err)
 		dev_info_ratelimited(ch->misc.this_device,
@@ -423,14 +442,20 @@ static int rtpm_ioctl_run(struct rtpm_channel *ch, bool run)
 {
 	if (mutex_lock_killable(&ch->cfg_lock))
 		return -EINTR;
-	spin_lock(&ch->lock);
-	if (ch->running && !run)
+	spin_lock_bh(&ch->lock);
+	if (ch->running && !run) {
 		WRITE_ONCE(ch->stop_seq, ch->stop_seq + 1);
+		/* Consumers drain what is left, whatever the wake-up rule. */
+		rtpm_ring_wake_due_locked(ch);
+	}
 	WRITE_ONCE(ch->running, run);
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
-	/* Blocked RESERVE callers must see STOP and return -EPIPE. */
-	wake_up_interruptible(&ch->wq);
+	/*
+	 * Blocked RESERVE callers must see STOP and return -EPIPE; blocked
+	 * consumers drain, then get -EPIPE; a TX worker sends what is left.
+	 */
+	rtpm_chan_wake(ch);
 	return 0;
 }
 
@@ -440,12 +465,12 @@ static int rtpm_ioctl_reset(struct rtpm_channel *ch)
 
 	if (mutex_lock_killable(&ch->cfg_lock))
 		return -EINTR;
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	if (ch->running || ch->n_producing || ch->n_consuming)
 		err = -EBUSY;
 	else
 		rtpm_chan_reset_locked(ch);
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
 	wake_up_interruptible(&ch->wq);
 	return err;
@@ -610,6 +635,64 @@ static int rtpm_ioctl_reclaim(struct rtpm_file *rf, void __user *uarg)
 	return copy_to_user(uarg, &rc, sizeof(rc)) ? -EFAULT : 0;
 }
 
+static int rtpm_ioctl_attach(struct rtpm_file *rf, void __user *uarg)
+{
+	struct rtpm_attach req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	return rtpm_attach_ioctl(rf, &req);
+}
+
+static int rtpm_ioctl_detach(struct rtpm_file *rf, void __user *uarg)
+{
+	struct rtpm_detach req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags)
+		return -EINVAL;
+	return rtpm_detach_ioctl(rf, req.direction);
+}
+
+static int rtpm_ioctl_set_wakeup(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_wakeup w;
+	int err;
+
+	if (copy_from_user(&w, uarg, sizeof(w)))
+		return -EFAULT;
+	if (w.flags || w.reserved)
+		return -EINVAL;
+	err = rtpm_chan_set_wakeup(ch, w.slots, w.usecs);
+	if (!err)
+		dev_dbg(ch->misc.this_device, "wake-up: %u slots or %u us\n",
+			w.slots, w.usecs);
+	return err;
+}
+
+static int rtpm_ioctl_get_wakeup(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_wakeup w;
+
+	memset(&w, 0, sizeof(w));
+	rtpm_chan_get_wakeup(ch, &w.slots, &w.usecs);
+	return copy_to_user(uarg, &w, sizeof(w)) ? -EFAULT : 0;
+}
+
+/* SET_WAKEUP: an administrator, or a file holding a role of the channel. */
+static bool rtpm_may_tune(struct rtpm_file *rf)
+{
+	bool holder;
+
+	if (rf->admin)
+		return true;
+	spin_lock_bh(&rf->ch->lock);
+	holder = rf->ch->producer_file == rf || rf->ch->consumer_file == rf;
+	spin_unlock_bh(&rf->ch->lock);
+	return holder;
+}
+
 /* START and STOP: an administrator, or the file holding the producer role. */
 static bool rtpm_may_run(struct rtpm_file *rf)
 {
@@ -617,9 +700,9 @@ static bool rtpm_may_run(struct rtpm_file *rf)
 
 	if (rf->admin)
 		return true;
-	spin_lock(&rf->ch->lock);
+	spin_lock_bh(&rf->ch->lock);
 	producer = rf->ch->producer_file == rf;
-	spin_unlock(&rf->ch->lock);
+	spin_unlock_bh(&rf->ch->lock);
 	return producer;
 }
 
@@ -635,7 +718,14 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 	case RTPM_IOC_GET_INFO:
 	case RTPM_IOC_GET_STATS:
 	case RTPM_IOC_GET_STATUS:
+	case RTPM_IOC_GET_WAKEUP:
 		return 0;
+	case RTPM_IOC_SET_WAKEUP:
+		if (!rf->can_write)
+			err = -EBADF;
+		else if (!rtpm_may_tune(rf))
+			err = -EPERM;
+		break;
 	case RTPM_IOC_CONFIGURE:
 	case RTPM_IOC_RESET:
 	case RTPM_IOC_RECLAIM:
@@ -688,6 +778,10 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case RTPM_IOC_GET_STATUS:
 	case RTPM_IOC_CLAIM:
 	case RTPM_IOC_RECLAIM:
+	case RTPM_IOC_ATTACH:
+	case RTPM_IOC_DETACH:
+	case RTPM_IOC_SET_WAKEUP:
+	case RTPM_IOC_GET_WAKEUP:
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -727,6 +821,14 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return rtpm_ioctl_claim(rf, uarg);
 	case RTPM_IOC_RECLAIM:
 		return rtpm_ioctl_reclaim(rf, uarg);
+	case RTPM_IOC_ATTACH:
+		return rtpm_ioctl_attach(rf, uarg);
+	case RTPM_IOC_DETACH:
+		return rtpm_ioctl_detach(rf, uarg);
+	case RTPM_IOC_SET_WAKEUP:
+		return rtpm_ioctl_set_wakeup(ch, uarg);
+	case RTPM_IOC_GET_WAKEUP:
+		return rtpm_ioctl_get_wakeup(ch, uarg);
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -764,6 +866,9 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(sizeof(struct rtpm_info) != 136);
 	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 24 * sizeof(__u64));
 	BUILD_BUG_ON(sizeof(struct rtpm_status) != 16 * sizeof(__u32));
+	BUILD_BUG_ON(sizeof(struct rtpm_attach) != 32);
+	BUILD_BUG_ON(sizeof(struct rtpm_detach) != 8);
+	BUILD_BUG_ON(sizeof(struct rtpm_wakeup) != 16);
 	/* ABI 1.x callers read the 1.0 layout, 72 bytes. */
 	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) !=
 		     sizeof(struct rtpm_info_v1));
@@ -788,12 +893,17 @@ static int __init rtpm_check_params(void)
 	       rtpm_check_param("slot_payload", slot_payload,
 				RTPM_SLOT_PAYLOAD_MIN, RTPM_SLOT_PAYLOAD_MAX) ?:
 	       rtpm_check_param("drop_policy", drop_policy,
-				RTPM_DROP_REJECT_NEWEST, RTPM_DROP_OLDEST);
+				RTPM_DROP_REJECT_NEWEST, RTPM_DROP_OLDEST) ?:
+	       rtpm_check_param("wake_slots", wake_slots, 1,
+				RTPM_WAKE_SLOTS_MAX) ?:
+	       rtpm_check_param("wake_usecs", wake_usecs, wake_slots > 1,
+				RTPM_WAKE_USECS_MAX);
 }
 
 /* Undo rtpm_channel_init(); the device node is already gone or never was. */
 static void rtpm_channel_free(struct rtpm_channel *ch)
 {
+	hrtimer_cancel(&ch->wake_timer);
 	rtpm_ring_free_accounted(ch->ring);
 	ch->ring = NULL;
 	mutex_destroy(&ch->cfg_lock);
@@ -813,6 +923,7 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 	spin_lock_init(&ch->lock);
 	init_waitqueue_head(&ch->wq);
 	atomic_set(&ch->mappings, 0);
+	rtpm_chan_wake_init(ch, wake_slots, wake_usecs);
 
 	ring = rtpm_ring_alloc(cfg, index, GFP_KERNEL);
 	if (!ring) {
@@ -821,9 +932,9 @@ static int __init rtpm_channel_init(struct rtpm_channel *ch, u32 index,
 		mutex_destroy(&ch->cfg_lock);
 		return -ENOMEM;
 	}
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	rtpm_chan_swap_ring_locked(ch, ring);
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 	atomic64_add(ring->meta_size + ring->payload_size,
 		     &rtpm_ring_bytes_total);
 
@@ -864,9 +975,14 @@ static int __init rtpm_init(void)
 		return -ENOSPC;
 	}
 
+	err = rtpm_attach_init();
+	if (err)
+		return err;
 	rtpm_channels = kcalloc(channels, sizeof(*rtpm_channels), GFP_KERNEL);
-	if (!rtpm_channels)
+	if (!rtpm_channels) {
+		rtpm_attach_exit();
 		return -ENOMEM;
+	}
 
 	/*
 	 * Every ring first, the device nodes last: once a node exists it can be
@@ -899,6 +1015,7 @@ err_free:
 	while (i--)
 		rtpm_channel_free(&rtpm_channels[i]);
 	kfree(rtpm_channels);
+	rtpm_attach_exit();
 	return err;
 }
 
@@ -910,10 +1027,12 @@ static void __exit rtpm_exit(void)
 {
 	unsigned int i;
 
-	for (i = 0; i < channels; i++) {
+	for (i = 0; i < channels; i++)
 		misc_deregister(&rtpm_channels[i].misc);
+	/* Before the channels go: a softirq may still be in encap_rcv. */
+	rtpm_attach_exit();
+	for (i = 0; i < channels; i++)
 		rtpm_channel_free(&rtpm_channels[i]);
-	}
 	kfree(rtpm_channels);
 	pr_info("unloaded\n");
 }
@@ -924,4 +1043,4 @@ module_exit(rtpm_exit);
 MODULE_DESCRIPTION("Zero-copy RTP slot rings shared through mmap");
 MODULE_AUTHOR("rtpmgr developers");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("2.0");
+MODULE_VERSION("2.1");

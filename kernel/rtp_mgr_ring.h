@@ -26,6 +26,7 @@
 #ifndef _RTP_MGR_RING_H
 #define _RTP_MGR_RING_H
 
+#include <linux/hrtimer.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -43,6 +44,8 @@ enum rtpm_slot_state {
 };
 
 struct rtpm_file;
+struct rtpm_attachment;
+struct sk_buff;
 
 /*
  * Kernel-private per-slot state; never mapped to user space. The owner is
@@ -96,6 +99,12 @@ struct rtpm_ring {
  * little while making ownership checks (which need a consistent view of
  * state and owner) much harder to get right. ring may only be replaced with
  * both locks held, so holding either one keeps it alive.
+ *
+ * Since ABI 2.1 the kernel itself produces (an attached RX socket, in
+ * softirq context) and consumes (the TX worker), so process context takes
+ * lock with spin_lock_bh(); the softirq paths (encap_rcv, the hrtimers in
+ * HRTIMER_MODE_*_SOFT) take it with spin_lock(). Nothing takes it in hard
+ * interrupt context.
  */
 struct rtpm_channel {
 	struct miscdevice misc;
@@ -131,6 +140,23 @@ struct rtpm_channel {
 
 	struct rtpm_stats stats;
 	struct rtpm_seq_tracker seq;
+
+	/*
+	 * Wake-up coalescing (SET_WAKEUP), under lock. wake_due says that
+	 * consumers may run: set when wake_slots slots became READY since the
+	 * last wake-up, when wake_timer fired (the oldest of them waited
+	 * wake_ns), when the ring is full or the channel stopped; cleared when
+	 * the ring is drained. The wait conditions read it locklessly.
+	 */
+	u32 wake_slots;
+	u64 wake_ns;
+	u32 wake_pending;
+	bool wake_due;
+	struct hrtimer wake_timer;
+
+	/* Attached sockets (rtp_mgr_attach.c), under lock; NULL if none. */
+	struct rtpm_attachment *rx_att;
+	struct rtpm_attachment *tx_att;
 };
 
 /* Per open file: the identity that owns PRODUCING and CONSUMING slots. */
@@ -169,13 +195,38 @@ u32 rtpm_chan_reclaim(struct rtpm_file *rf);
 int rtpm_chan_claim(struct rtpm_file *rf, u32 roles);
 u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns, bool roles);
 void rtpm_chan_count_illegal(struct rtpm_channel *ch);
+void rtpm_chan_count_illegal_locked(struct rtpm_channel *ch);
 void rtpm_chan_count_denied(struct rtpm_channel *ch);
+
+/* Wake-up coalescing. */
+void rtpm_chan_wake_init(struct rtpm_channel *ch, u32 slots, u32 usecs);
+int rtpm_chan_set_wakeup(struct rtpm_channel *ch, u32 slots, u32 usecs);
+void rtpm_chan_get_wakeup(struct rtpm_channel *ch, u32 *slots, u32 *usecs);
+void rtpm_chan_wake(struct rtpm_channel *ch);
+void rtpm_ring_wake_due_locked(struct rtpm_channel *ch);
+
+/* The kernel as producer (RX socket) and consumer (TX worker). */
+void rtpm_chan_receive(struct rtpm_channel *ch, const struct sk_buff *skb,
+		       unsigned int offset, unsigned int len);
+u32 rtpm_ring_take_ready_locked(struct rtpm_channel *ch, u32 *index,
+				u32 *len, u32 max);
+void rtpm_ring_give_back_locked(struct rtpm_channel *ch, const u32 *index,
+				u32 n);
 
 bool rtpm_ring_can_pop(struct rtpm_channel *ch);
 bool rtpm_ring_hung_up(struct rtpm_channel *ch, const struct rtpm_file *rf);
 bool rtpm_ring_can_reserve(struct rtpm_channel *ch);
 void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st);
 void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st);
+
+/* Attached sockets (rtp_mgr_attach.c). */
+int rtpm_attach_ioctl(struct rtpm_file *rf, const struct rtpm_attach *req);
+int rtpm_detach_ioctl(struct rtpm_file *rf, u32 direction);
+void rtpm_attach_release_file(struct rtpm_file *rf);
+void rtpm_attach_kick_tx(struct rtpm_channel *ch);
+u32 rtpm_attach_state_locked(struct rtpm_channel *ch);
+int rtpm_attach_init(void);
+void rtpm_attach_exit(void);
 
 extern const struct attribute_group *rtpm_sysfs_groups[];
 

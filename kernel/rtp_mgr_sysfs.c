@@ -48,6 +48,11 @@ static ssize_t stats_show(struct device *dev, struct device_attribute *attr,
 	RTPM_EMIT(st, cancelled);
 	RTPM_EMIT(st, denied);
 	RTPM_EMIT(st, evicted);
+	RTPM_EMIT(st, rx_oversize);
+	RTPM_EMIT(st, rx_discarded);
+	RTPM_EMIT(st, wakeups);
+	RTPM_EMIT(st, tx_sent);
+	RTPM_EMIT(st, tx_errors);
 	return len;
 }
 static DEVICE_ATTR_RO(stats);
@@ -76,9 +81,40 @@ static ssize_t status_show(struct device *dev, struct device_attribute *attr,
 	RTPM_EMIT(st, producer);
 	RTPM_EMIT(st, consumer);
 	RTPM_EMIT(st, release);
+	len += sysfs_emit_at(buf, len, "attached%s%s%s\n",
+			     st.attached & RTPM_ATTACHED_RX ? " rx" : "",
+			     st.attached & RTPM_ATTACHED_TX ? " tx" : "",
+			     st.attached ? "" : " none");
 	return len;
 }
 static DEVICE_ATTR_RO(status);
+
+/*
+ * The wake-up rule (SET_WAKEUP), "slots usecs": readable by all, writable
+ * by root (the file mode), e.g. from a udev rule or an init script.
+ */
+static ssize_t wakeup_show(struct device *dev, struct device_attribute *attr,
+			   char *buf)
+{
+	u32 slots, usecs;
+
+	rtpm_chan_get_wakeup(rtpm_dev_to_channel(dev), &slots, &usecs);
+	return sysfs_emit(buf, "%u %u\n", slots, usecs);
+}
+
+static ssize_t wakeup_store(struct device *dev, struct device_attribute *attr,
+			    const char *buf, size_t count)
+{
+	u32 slots, usecs;
+	char end;
+
+	if (sscanf(buf, "%u %u%c", &slots, &usecs, &end) < 2 ||
+	    (sscanf(buf, "%u %u%c", &slots, &usecs, &end) == 3 && end != '\n'))
+		return -EINVAL;
+	return rtpm_chan_set_wakeup(rtpm_dev_to_channel(dev), slots, usecs) ?:
+	       count;
+}
+static DEVICE_ATTR_RW(wakeup);
 
 static ssize_t config_show(struct device *dev, struct device_attribute *attr,
 			   char *buf)
@@ -90,13 +126,13 @@ static ssize_t config_show(struct device *dev, struct device_attribute *attr,
 	int len = 0;
 
 	/* The ring may be replaced by CONFIGURE: read it under the lock. */
-	spin_lock(&ch->lock);
+	spin_lock_bh(&ch->lock);
 	cfg = ch->ring->cfg;
 	slot_count = ch->ring->slot_count;
 	slot_stride = ch->ring->slot_stride;
 	meta_size = ch->ring->meta_size;
 	payload_size = ch->ring->payload_size;
-	spin_unlock(&ch->lock);
+	spin_unlock_bh(&ch->lock);
 
 	len += sysfs_emit_at(buf, len, "ring_order %u\n", cfg.ring_order);
 	len += sysfs_emit_at(buf, len, "slot_payload %u\n", cfg.slot_payload);
@@ -119,6 +155,7 @@ static struct attribute *rtpm_attrs[] = {
 	&dev_attr_stats.attr,
 	&dev_attr_status.attr,
 	&dev_attr_config.attr,
+	&dev_attr_wakeup.attr,
 	NULL,
 };
 
