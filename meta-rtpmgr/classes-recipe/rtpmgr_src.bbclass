@@ -6,6 +6,11 @@
 # commit; two builds of one commit are identical. Fetching a file:// git repository needs no
 # network, even with BB_NO_NETWORK = "1". Uncommitted edits are not built (kas/local-src.yml is
 # for those). The commit must be on some branch or tag: BitBake fetches refs, not loose commits.
+# Where the checkout is does not reach the task signatures (layer.conf lists RTPMGR_TOPDIR in
+# BB_BASEHASH_IGNORE_VARS; the git fetcher adds only the commit, bb.fetch2.get_hashvalue), so two
+# workspaces at one commit share sstate. The git fetcher still names its clone in DL_DIR after the
+# path (git2/<path with dots>), and so a mirror tarball (BB_GENERATE_MIRROR_TARBALLS): a shared
+# DL_DIR keeps one clone per checkout. Builds that publish a source mirror use a server, below.
 #
 # Releases built from a server set, in local.conf or their distro (nothing then depends on a
 # checkout on the build host, and no host path reaches SRC_URI or the SPDX documents):
