@@ -46,5 +46,6 @@ def rtpmgr_modprobe_conf(d):
 
 FILES:${PN} += "${nonarch_base_libdir}/udev/rules.d/60-rtp-mgr.rules"
 
-# module.bbclass names the package of rtp_mgr.ko kernel-module-rtp-mgr-<kernel version>.
-RPROVIDES:${PN} += "kernel-module-rtp-mgr"
+# No RPROVIDES of kernel-module-rtp-mgr here: kernel-module-split names the package of rtp_mgr.ko
+# kernel-module-rtp-mgr-<kernel version> and already lets it RPROVIDE kernel-module-rtp-mgr
+# (KERNEL_MODULE_PROVIDE_VIRTUAL); this package providing it too would make two providers.
