@@ -30,10 +30,12 @@ do_compile:append() {
     # CC, CFLAGS and LDFLAGS come from the environment, the Makefile appends its warnings and include
     # path to them. cargo_bin_do_compile, which runs first in this shell, pointed CC at its wrapper
     # and emptied LDFLAGS for cargo: restore the target's, or the hash style QA check fails.
+    # WERROR= drops the Makefile's -Werror: it is for the developers' compilers; under OE's CFLAGS
+    # and whatever newer GCC the build uses, a new warning must not fail the product build.
     export CC="${CC}"
     export CFLAGS="${CFLAGS}"
     export LDFLAGS="${LDFLAGS}"
-    oe_runmake -C ${S}/test/device/kernel
+    oe_runmake -C ${S}/test/device/kernel WERROR=
 }
 
 # Replaces cargo_bin's do_install, which installs binaries to bindir: these are tests, not tools.
