@@ -30,7 +30,21 @@ TOP = pathlib.Path(__file__).resolve().parent.parent
 LOCK = TOP / "crates" / "Cargo.lock"
 INC = TOP / "meta-rtpmgr" / "classes-recipe" / "rtpmgr_crates.bbclass"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
-TARGET = "aarch64-unknown-linux-gnu"
+# The licences are those of the crates linked on ANY target the layer may be built for, so they do
+# not depend on MACHINE: the union of every Linux target meta-rust-bin maps OE's architectures to
+# (arm 32-bit hard and soft float, aarch64, x86 32 and 64-bit, riscv64; glibc and musl). A crate
+# that only one of them links (a cfg(target_arch) dependency) is in every recipe's LICENSE.
+TARGETS = [
+    "aarch64-unknown-linux-gnu",
+    "aarch64-unknown-linux-musl",
+    "armv7-unknown-linux-gnueabihf",
+    "armv7-unknown-linux-musleabihf",
+    "arm-unknown-linux-gnueabi",
+    "x86_64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "i686-unknown-linux-gnu",
+    "riscv64gc-unknown-linux-gnu",
+]
 
 LAYER = TOP / "meta-rtpmgr"
 
@@ -80,12 +94,13 @@ def spdx_to_bitbake(expr: str, crate: str) -> str:
 
 def crate_licenses(manifest: pathlib.Path) -> dict:
     """recipe -> BitBake licence expression of every crates.io crate its binary links: the normal
-    dependencies on the target (plus the package's dev-dependencies for a test), without
+    dependencies on any of TARGETS (plus the package's dev-dependencies for a test), without
     proc-macros and build scripts, which run on the build host and are not linked."""
     def metadata(flags):
         try:
-            out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform", TARGET,
-                                  "--manifest-path", str(manifest)] + flags,
+            platforms = [arg for target in TARGETS for arg in ("--filter-platform", target)]
+            out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked"] + platforms +
+                                 ["--manifest-path", str(manifest)] + flags,
                                  capture_output=True, text=True, check=True).stdout
         except (OSError, subprocess.CalledProcessError) as e:
             sys.exit(f"gen-crates-inc: cargo metadata for {manifest} failed: {getattr(e, 'stderr', e)}")
@@ -166,9 +181,13 @@ def render(lock_path: pathlib.Path, manifest: pathlib.Path) -> str:
         "# the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).",
         f'RTPMGR_CARGO_LOCK_SHA256 = "{hashlib.sha256(lock_path.read_bytes()).hexdigest()}"',
         "",
-        "# The licences of the crates each Rust recipe links statically (normal dependencies on",
-        f"# {TARGET}, proc-macros and build scripts left out): the recipes add them to their LICENSE, so",
-        "# that the packages and the SPDX documents name every licence in the binaries.",
+        "# The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros",
+        "# and build scripts left out) on any of these targets, so that they hold for every MACHINE:",
+    ]
+    out += [f"#   {' '.join(TARGETS[i:i + 3])}" for i in range(0, len(TARGETS), 3)]
+    out += [
+        "# The recipes add them to their LICENSE, so that the packages and the SPDX documents name every",
+        "# licence in the binaries.",
     ]
     for recipe, (expr, count) in crate_licenses(manifest).items():
         out.append(f"# {recipe}: {count} crates")

@@ -398,14 +398,18 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
 RTPMGR_CARGO_LOCK_SHA256 = "342db8a7fcad61efee0f916e902f5bd025e9dbebf0e3d3faf34c4a3a32ef984e"
 
-# The licences of the crates each Rust recipe links statically (normal dependencies on
-# aarch64-unknown-linux-gnu, proc-macros and build scripts left out): the recipes add them to their LICENSE, so
-# that the packages and the SPDX documents name every licence in the binaries.
+# The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
+# and build scripts left out) on any of these targets, so that they hold for every MACHINE:
+#   aarch64-unknown-linux-gnu aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
+#   armv7-unknown-linux-musleabihf arm-unknown-linux-gnueabi x86_64-unknown-linux-gnu
+#   x86_64-unknown-linux-musl i686-unknown-linux-gnu riscv64gc-unknown-linux-gnu
+# The recipes add them to their LICENSE, so that the packages and the SPDX documents name every
+# licence in the binaries.
 # gstreamer1.0-plugin-rtpmgr: 35 crates
 RTPMGR_CRATES_LICENSE[gstreamer1.0-plugin-rtpmgr] = "(Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
 # rtp-app: 41 crates
 RTPMGR_CRATES_LICENSE[rtp-app] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
 # rtp-feeder: 79 crates
 RTPMGR_CRATES_LICENSE[rtp-feeder] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
-# rtpmgr-tests: 35 crates
+# rtpmgr-tests: 36 crates
 RTPMGR_CRATES_LICENSE[rtpmgr-tests] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & MIT"
