@@ -245,7 +245,8 @@ def systemd_units_exec_paths():
             m = re.match(r"^Exec[A-Za-z]*=[-@:+!]*(\S+)", line)
             if not m:
                 continue
-            path = m.group(1)
+            # @libexecdir@ and the like: do_install replaces them (systemd_units_use_dir_placeholders).
+            path = re.sub(r"@(\w+)@", lambda v: rtpmgr.manifest.DEFAULT_PATHS.get(v.group(1), v.group(0)), m.group(1))
             where = f"{unit.relative_to(TOP)}:{n}"
             if path.startswith("/etc/"):
                 raise Failed(f"{where}: {path}: /etc/init.d is removed when the distro has no sysvinit; "
@@ -461,7 +462,7 @@ def raspberrypi_ab_boots():
     if not re.search(r"raspberrypi:\$\{LAYERDIR\}/dynamic-layers/raspberrypi/", read("meta-rtpmgr/conf/layer.conf")):
         raise Failed("layer.conf: no BBFILES_DYNAMIC entry for dynamic-layers/raspberrypi")
     bbappend = LAYER / "dynamic-layers/raspberrypi/recipes-kernel/linux/linux-raspberrypi_%.bbappend"
-    if not bbappend.is_file() or "linux-rtpmgr-ab.inc" not in bbappend.read_text():
+    if not bbappend.is_file() or not any(f.name == "linux-rtpmgr-ab.inc" for f in bitbake_requires(bbappend)):
         raise Failed("linux-raspberrypi gets no RAUC kernel options (dm-verity, squashfs, loop)")
     layout = read("meta-rtpmgr/recipes-bsp/u-boot/rtpmgr-ab-layout.inc")
     default = re.search(r'^RTPMGR_BOOT_SCRATCH_ADDR \?\?= "(0x[0-9a-fA-F]+)"', layout, re.M)
@@ -533,6 +534,260 @@ def offline_and_layer_metadata():
     if not re.search(r"^Maintainer: .+<[^@>]+@[^>]+>", readme, re.M) or ".example" in readme and "placeholder" not in readme:
         raise Failed("README.md: no maintainer address, or a placeholder without saying how to set it")
     return "uninative kept offline; LAYERRECOMMENDS rauc raspberrypi; maintainer line explained"
+
+
+# ---------------------------------------------------------------- review of the layer by a Yocto maintainer
+# The rules below each guard one finding of that review; oelint-adv and `bitbake -p/-g` pass without them.
+
+# Variables BitBake and oe-core already keep out of the signatures (bitbake.conf, BB_HASHEXCLUDE_COMMON)
+# or that never reach a task (BitBake's own layer settings).
+BITBAKE_PATH_VARS = {"BBPATH", "BBFILES", "BBFILES_DYNAMIC", "FILESEXTRAPATHS", "THISDIR", "FILESPATH", "TOPDIR"}
+
+
+@rule
+def host_paths_not_hashed():
+    """review a: no host path of the checkout enters a task signature: the layer's path variables are in BB_BASEHASH_IGNORE_VARS (:append), nothing copies them with :=."""
+    conf = read("meta-rtpmgr/conf/layer.conf")
+    # Variables layer.conf sets from LAYERDIR: they hold where this checkout is on the build host.
+    path_vars = {m.group(1) for m in re.finditer(r"^([A-Za-z0-9_]+)\s*:?=\s*\"[^\"]*\$\{(?:@[^}]*)?LAYERDIR", conf, re.M)
+                 if not m.group(1).startswith("BBFILE")} - BITBAKE_PATH_VARS
+    if not path_vars:
+        raise Failed("layer.conf sets no variable from LAYERDIR: the rule no longer knows what to look for")
+    ignored = set()
+    for m in re.finditer(r"^BB_BASEHASH_IGNORE_VARS(\S*)\s*(\S*=)\s*\"([^\"]*)\"", conf, re.M):
+        if m.group(1) != ":append":
+            # layer.conf is parsed before bitbake.conf, whose "?=" is skipped once the variable is set.
+            raise Failed(f"layer.conf: BB_BASEHASH_IGNORE_VARS{m.group(1)} {m.group(2)}: only :append keeps "
+                         "bitbake.conf's defaults (it sets them with ?= after every layer.conf)")
+        ignored |= set(m.group(3).split())
+    missing = sorted(path_vars - ignored)
+    if missing:
+        raise Failed(f"layer.conf: {', '.join(missing)} hold the checkout's absolute path and are not in "
+                     "BB_BASEHASH_IGNORE_VARS: every task that reads them (do_fetch through SRC_URI) gets "
+                     "another signature in every workspace, so no sstate is shared")
+    # A copy made with := holds the expanded path in a variable nobody ignores.
+    watched = path_vars | {"LAYERDIR", "THISDIR", "TOPDIR", "COREBASE", "WORKDIR"}
+    for f in layer_files("*.bb", "*.bbappend", "*.bbclass", "*.inc", "*.conf"):
+        for n, line in code_lines(f):
+            m = re.match(r"\s*([A-Za-z0-9_:${}-]+)\s*:=\s*\"(.*)\"", line)
+            if not m or m.group(1) in path_vars or m.group(1).split(":")[0] in BITBAKE_PATH_VARS:
+                continue
+            used = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", m.group(2))) & watched
+            if used:
+                raise Failed(f"{f.relative_to(TOP)}:{n}: {m.group(1)} := expands {', '.join(sorted(used))} at "
+                             "parse time: the host path is then in its value and in every signature that uses it")
+    return f"{', '.join(sorted(path_vars))} ignored by the signatures (:append); no := copies of host paths"
+
+
+@rule
+def module_virtual_provide_once():
+    """review b: a module recipe does not RPROVIDE kernel-module-<name> itself: kernel-module-split's package of the .ko already does."""
+    checked = []
+    for recipe in layer_files("*.bb", "*.bbappend"):
+        text = recipe.read_text()
+        if not re.search(r"^inherit .*\b(module|kernel-module-split)\b", text, re.M):
+            continue
+        checked.append(recipe.stem.split("_")[0])
+        # Without KERNEL_MODULE_PROVIDE_VIRTUAL = "0" kernel-module-split.bbclass sets
+        # RPROVIDES:kernel-module-<name>-<kver> = kernel-module-<name> for every module it splits.
+        if re.search(r'^KERNEL_MODULE_PROVIDE_VIRTUAL\s*=\s*"0"', text, re.M):
+            continue
+        for n, line in code_lines(recipe):
+            m = re.match(r"\s*RPROVIDES[^=]*=\s*\"([^\"]*)\"", line)
+            if m and re.search(r"\bkernel-module-[\w-]+", m.group(1)):
+                raise Failed(f"{recipe.relative_to(TOP)}:{n}: RPROVIDES {m.group(1).strip()}: kernel-module-split "
+                             "already provides it from the module's package (KERNEL_MODULE_PROVIDE_VIRTUAL): two providers")
+    if not checked:
+        raise Failed("no recipe inherits module: the rule no longer finds the module recipe")
+    return f"{', '.join(checked)}: the virtual kernel-module-* provide comes from kernel-module-split only"
+
+
+@rule
+def selftest_without_werror():
+    """review c: the C selftest is built without -Werror under OE's CFLAGS (the recipe passes WERROR=, the Makefile honours it)."""
+    makefile = read("test/device/kernel/Makefile")
+    werror = [l for l in makefile.splitlines() if "-Werror" in l and not l.lstrip().startswith("#")]
+    if any(not re.match(r"\s*WERROR\s*\?=", l) for l in werror):
+        raise Failed("test/device/kernel/Makefile adds -Werror outside `WERROR ?=`: no recipe can drop it")
+    recipe = layer_files("rtpmgr-tests_*.bb")[0]
+    calls = [(n, l) for n, l in code_lines(recipe) if "oe_runmake" in l and "test/device/kernel" in l]
+    if not calls:
+        raise Failed(f"{recipe.relative_to(TOP)}: no oe_runmake of test/device/kernel: the rule no longer finds the build")
+    for n, l in calls:
+        if not re.search(r"(^|\s)WERROR=(\s|$)", l):
+            raise Failed(f"{recipe.relative_to(TOP)}:{n}: the selftest is built with the Makefile's -Werror: a warning "
+                         "of a newer compiler under OE's CFLAGS fails the product build; pass WERROR=")
+    return "rtpmgr-tests builds test/device/kernel with WERROR= (the Makefile's -Werror only through WERROR ?=)"
+
+
+def bitbake_requires(path, seen=None):
+    """path and every file it requires/includes (through BBPATH: the layer root, or the file's directory),
+    following ${@bb.utils.contains(..., 'file', '', d)} gates as if the feature were on."""
+    seen = seen if seen is not None else []
+    seen.append(path)
+    for m in re.finditer(r"^(?:require|include)\s+(.+)$", path.read_text(), re.M):
+        arg = m.group(1).strip()
+        gated = re.search(r"contains\([^,]+,[^,]+,\s*'([^']+)'", arg)
+        name = gated.group(1) if gated else arg
+        for cand in (LAYER / name, path.parent / name):
+            if cand.is_file() and cand not in seen:
+                bitbake_requires(cand, seen)
+                break
+    return seen
+
+
+# kernel-devicetree.bbclass: KERNEL_DTBDEST defaults to KERNEL_IMAGEDEST ("boot"); KERNEL_DTBVENDORED
+# to "0" (kernel.bbclass), which installs every dtb flat, under its basename. U-Boot's rpi board code
+# (board/raspberrypi/rpi/rpi.c, DTB_DIR) sets fdtfile to "broadcom/<name>.dtb" on arm64.
+RPI_UBOOT_FDTFILE = "broadcom/bcm2711-rpi-4-b.dtb"
+
+
+@rule
+def rpi_devicetree_path():
+    """review d: on the Raspberry Pi, boot.scr loads the slot's device tree from where kernel-devicetree installs it."""
+    script = read("meta-rtpmgr/recipes-bsp/u-boot/files/boot.cmd.in")
+    m = re.search(r"^\s*if load \S+ \S+ \$\{fdt_addr_r\} (\S+); then", script, re.M)
+    if not m:
+        raise Failed("boot.cmd.in: no `load ... ${fdt_addr_r} PATH` of the device tree: the rule no longer finds it")
+    loaded = m.group(1).replace("${fdtfile}", RPI_UBOOT_FDTFILE)
+    bbappend = LAYER / "dynamic-layers/raspberrypi/recipes-kernel/linux/linux-raspberrypi_%.bbappend"
+    vendored = "0"
+    for f in bitbake_requires(bbappend) + [LAYER / "conf/include/rtpmgr-ab.inc"]:
+        v = re.search(r'^KERNEL_DTBVENDORED(?::rpi)?\s*\??=\s*"(\w*)"', f.read_text(), re.M)
+        if v:
+            vendored = v.group(1)
+    entry = RPI_UBOOT_FDTFILE  # meta-raspberrypi's KERNEL_DEVICETREE entry for the Pi 4 (raspberrypi4-64.conf)
+    installed = "/boot/" + (entry if vendored.lower() in ("1", "yes", "true", "y") else os.path.basename(entry))
+    if loaded != installed:
+        raise Failed(f"boot.cmd.in loads {loaded} on a Pi 4 (fdtfile={RPI_UBOOT_FDTFILE}), the kernel installs "
+                     f"{installed} (KERNEL_DTBVENDORED={vendored!r}): the slot's device tree is never loaded")
+    return f"boot.scr loads {loaded}, the Pi kernel installs it there (KERNEL_DTBVENDORED={vendored})"
+
+
+# The Linux targets the layer is built for: qemuarm64 and raspberrypi4-64 (aarch64), 32-bit arm and x86-64.
+REQUIRED_CRATE_TARGETS = {"aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf", "x86_64-unknown-linux-gnu"}
+
+
+@rule
+def crate_licences_every_target():
+    """review e: the crates' licences are computed for every target the layer builds for, not only aarch64."""
+    spec = __import__("importlib.util").util.spec_from_file_location("gen_crates_inc", TOP / "scripts/gen-crates-inc.py")
+    gen = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    targets = set(getattr(gen, "TARGETS", [getattr(gen, "TARGET", "")]))
+    missing = sorted(REQUIRED_CRATE_TARGETS - targets)
+    if missing:
+        raise Failed(f"scripts/gen-crates-inc.py computes the crates' licences for {', '.join(sorted(targets))} only, "
+                     f"not {', '.join(missing)}: a crate only those link (cfg(target_arch)) is missing from LICENSE")
+    crates = read("meta-rtpmgr/classes-recipe/rtpmgr_crates.bbclass")
+    named = set(re.findall(r"\b[a-z0-9_]+-unknown-linux-[a-z0-9]+\b", crates))
+    if not REQUIRED_CRATE_TARGETS <= named:
+        raise Failed("rtpmgr_crates.bbclass was generated for other targets: run scripts/gen-crates-inc.py")
+    return f"licences over {len(targets)} targets, {', '.join(sorted(REQUIRED_CRATE_TARGETS))} among them"
+
+
+@rule
+def systemd_units_use_dir_placeholders():
+    """review f: systemd units name directories as @libexecdir@/@bindir@/... and do_install replaces them (no hard-coded /usr/libexec)."""
+    dirs = {v: p for v, p in rtpmgr.manifest.DEFAULT_PATHS.items() if not v.startswith("RTPMGR_")}
+    units = layer_files("*.service", "*.socket", "*.timer", "*.path", "*.mount")
+    for unit in units:
+        for n, line in enumerate(unit.read_text().splitlines(), 1):
+            if line.lstrip().startswith("#") or "=" not in line:
+                continue
+            value = line.split("=", 1)[1]
+            for word in re.findall(r"(?:^|[\s=:-])(/[^\s]*)", value):
+                hit = next((v for v, p in sorted(dirs.items(), key=lambda x: -len(x[1]))
+                            if word == p or word.startswith(p + "/")), None)
+                if hit:
+                    raise Failed(f"{unit.relative_to(TOP)}:{n}: {word}: write @{hit}@ (replaced in do_install with the "
+                                 f"build's ${{{hit}}}), as oe-core's units do; {dirs[hit]} is only poky's default")
+    # The class must replace them: run its command generator for one unit and look at what it emits.
+    cls = read("meta-rtpmgr/classes-recipe/rtpmgr_install.bbclass")
+    m = re.search(r"^def rtpmgr_install_commands\(d\):\n(?:[ \t]+.*\n|\n)+", cls, re.M)
+    if not m:
+        raise Failed("rtpmgr_install.bbclass: no rtpmgr_install_commands(d): the rule no longer finds the installer")
+    entry = next(e for e in rtpmgr.manifest.read(MANIFEST) if e.dest.endswith("rtpmgr-data.service"))
+    values = {"RTPMGR_UNIT_SUFFIXES": var_value(cls, "RTPMGR_UNIT_SUFFIXES") or ".service",
+              **{v: "/opt/" + v for v in dirs}}
+    scope = {"rtpmgr_install_entries": lambda d: [entry]}
+    exec(m.group(0), scope)
+    commands = scope["rtpmgr_install_commands"](FakeData(values))
+    with tempfile.TemporaryDirectory() as tmp:
+        unit = pathlib.Path(tmp, "unit")
+        shutil.copy(LAYER / entry.path, unit)
+        for line in commands.splitlines():
+            if line.startswith("sed ") and entry.dest in line:
+                script = expand_vars(line.replace("${D}" + entry.dest, str(unit)), values)
+                subprocess.run(["sh", "-c", script], check=True)
+        text = unit.read_text()
+    if "ExecStart=/opt/libexecdir/rtpmgr/rtpmgr-data start" not in text:
+        raise Failed("rtpmgr_install.bbclass does not replace @libexecdir@ in rtpmgr-data.service with ${libexecdir} "
+                     "(with libexecdir=/opt/libexecdir the unit would not run the installed script)")
+    return f"{len(units)} units use @dir@ placeholders; rtpmgr_install replaces them with the build's directories"
+
+
+# What U-Boot's defconfigs of the supported machines do with U-Boot's own environment (u-boot 2024.01,
+# the scarthgap version): rpi_arm64_defconfig keeps it in uboot.env on the FAT boot partition
+# (ENV_IS_IN_FAT defaults to y on BCM283x, ENV_FAT_FILE "uboot.env", one copy, ENV_SIZE 0x4000);
+# qemu_arm64_defconfig keeps it in flash.
+UBOOT_DEFCONFIG_ENV = {
+    "qemuarm64": ("qemuall", {"ENV_IS_IN_FLASH": "y"}),
+    "raspberrypi4-64": ("rpi", {"ENV_IS_IN_FAT": "y", "ENV_FAT_FILE": '"uboot.env"', "ENV_SIZE": "0x4000"}),
+}
+
+
+def kconfig_fragment(text):
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^CONFIG_(\w+)=(.*)$", line) or re.match(r"^# CONFIG_(\w+) is not set$", line)
+        if m:
+            out[m.group(1)] = m.group(2) if m.lastindex == 2 else "n"
+    return out
+
+
+@rule
+def uboot_env_layouts_agree():
+    """review g: U-Boot's own environment never lands in the boot-state files in another layout (a manual saveenv); fw_env.config and mkenvimage agree."""
+    fw = [l.split() for l in read("meta-rtpmgr/recipes-bsp/u-boot/files/fw_env.config").splitlines()
+          if l.strip() and not l.lstrip().startswith("#")]
+    recipe = layer_files("rtpmgr-boot-script_*.bb")[0].read_text()
+    mk = re.search(r"mkenvimage (-r )?-s (0x[0-9a-fA-F]+) -o \$\{B\}/(\S+)", recipe)
+    if len(fw) != 2 or not mk or not mk.group(1):
+        raise Failed("fw_env.config must list two copies and rtpmgr-boot-script must write them with mkenvimage -r "
+                     "(redundant layout): boot.scr reads the flags byte")
+    files = [os.path.basename(f[0]) for f in fw]
+    sizes = {int(f[2], 16) for f in fw}
+    if sizes != {int(mk.group(2), 16)} or mk.group(3) != files[0]:
+        raise Failed(f"fw_env.config ({fw}) and mkenvimage (-s {mk.group(2)} -o {mk.group(3)}) disagree on size or file")
+    inc = read("meta-rtpmgr/recipes-bsp/u-boot/u-boot-rtpmgr-ab.inc")
+    frag_dir = LAYER / "recipes-bsp/u-boot/files"
+    done = []
+    for machine, (override, defconfig) in UBOOT_DEFCONFIG_ENV.items():
+        cfg = dict(defconfig)
+        for m in re.finditer(r'^SRC_URI(:append(?::(\w+))?)?\s*\+?=\s*"([^"]*)"', inc, re.M):
+            if m.group(2) not in (None, override):
+                continue
+            for name in re.findall(r"file://(\S+\.cfg)", m.group(3)):
+                cfg.update(kconfig_fragment((frag_dir / name).read_text()))
+        if cfg.get("ENV_IS_IN_FAT", "n") == "y":
+            env_file = cfg.get("ENV_FAT_FILE", '"uboot.env"').strip('"')
+            if env_file in files:
+                redund = cfg.get("ENV_FAT_FILE_REDUND", '"uboot-redund.env"').strip('"')
+                if cfg.get("SYS_REDUNDAND_ENVIRONMENT") != "y" or [env_file, redund] != files or \
+                        int(cfg.get("ENV_SIZE", "0x2000"), 16) not in sizes:
+                    raise Failed(f"{machine}: U-Boot keeps its environment in {env_file} on the boot partition in the "
+                                 "single-copy layout (no flags byte), a file fw_env.config and boot.scr read as a copy of "
+                                 "the redundant boot state: a manual `saveenv` writes a copy both reject. Make U-Boot's "
+                                 "environment redundant with the same files and size, or store it elsewhere/nowhere")
+                # U-Boot would load the boot state as its whole environment and lose bootcmd.
+                if cfg.get("ENV_APPEND") != "y":
+                    raise Failed(f"{machine}: U-Boot reads the boot state as its environment without ENV_APPEND: its "
+                                 "default environment (bootcmd) would be replaced by three RAUC variables")
+        where = "nowhere" if cfg.get("ENV_IS_NOWHERE") == "y" else \
+            "flash" if cfg.get("ENV_IS_IN_FLASH") == "y" else cfg.get("ENV_FAT_FILE", "?")
+        done.append(f"{machine}: U-Boot env {where}")
+    return f"boot state: {' + '.join(files)} (redundant, {mk.group(2)}); " + "; ".join(done)
 
 
 def main(argv):

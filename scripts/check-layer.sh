@@ -59,7 +59,8 @@ cat >"$tmp/constants.json" <<'EOF'
   "QB_DEFAULT_KERNEL", "RTPMGR_AB_BOOT_FILES", "RTPMGR_DEVELOPMENT_CA_DIR", "RTPMGR_READ_ONLY_ROOTFS",
   "RTPMGR_VERSION", "EXTRA_RUSTFLAGS", "RTPMGR_CRATES_LICENSE",
   "RTPMGR_CARGO_LOCK_SHA256", "RTPMGR_GIT_URI", "RTPMGR_GSTREAMER", "RTPMGR_INSTALL_MANIFEST",
-  "RTPMGR_INSTALL_PACKAGE", "RTPMGR_LAYERDIR", "RTPMGR_SRCREV", "RTPMGR_TESTDIR", "RTPMGR_TOPDIR"
+  "RTPMGR_INSTALL_PACKAGE", "RTPMGR_LAYERDIR", "RTPMGR_SRCREV", "RTPMGR_TESTDIR", "RTPMGR_TOPDIR",
+  "RTPMGR_UNIT_SUFFIXES", "KERNEL_DTBVENDORED"
 ]}}
 EOF
 # Suppressions are inline (`# nooelint: <rule> - <reason>`), next to what they excuse. Findings of
@@ -174,8 +175,10 @@ else
 	units=$tmp/units
 	mkdir -p "$units"
 	for f in "$LAYER"/recipes-apps/*/files/*.service; do
-		# The binaries are not installed on the build host: verify against /bin/true.
-		sed -E 's|^ExecStart=/usr/bin/[^ ]+|ExecStart=/bin/true|' "$f" >"$units/$(basename "$f")"
+		# @bindir@ and the like are replaced in do_install (rtpmgr_install.bbclass): here with poky's
+		# defaults. The binaries are not installed on the build host: verify against /bin/true.
+		sed -E -e 's|@bindir@|/usr/bin|g' -e 's|@sysconfdir@|/etc|g' -e 's|@libexecdir@|/usr/libexec|g' \
+			-e 's|^ExecStart=/usr/bin/[^ ]+|ExecStart=/bin/true|' "$f" >"$units/$(basename "$f")"
 	done
 	if systemd-analyze verify "$units"/*.service; then
 		for u in "$units"/*.service; do

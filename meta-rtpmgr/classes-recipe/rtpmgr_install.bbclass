@@ -38,12 +38,27 @@ def rtpmgr_install_src_uri(d):
     import os
     return ' '.join('file://' + os.path.basename(e.path) for e in rtpmgr_install_entries(d) if e.kind == 'layer')
 
+# systemd units name the programs they run by the recipe's directories, as oe-core's units do:
+# @libexecdir@, @bindir@, ... (any destination variable of the manifest) are replaced with this
+# build's values when the unit is installed, so a distro with another libexecdir gets a unit that
+# runs what the package installed. A placeholder left over stops do_install.
+RTPMGR_UNIT_SUFFIXES = ".service .socket .timer .path .mount"
+
 def rtpmgr_install_commands(d):
     import os
+    import rtpmgr.manifest
     lines = []
     for e in rtpmgr_install_entries(d):
         src = '${WORKDIR}/' + os.path.basename(e.path) if e.kind == 'layer' else '${S}/' + e.path
         lines.append('install -D -m %s -o %s -g %s "%s" "${D}%s"' % (e.mode, e.owner, e.group, src, e.dest))
+        if e.dest.endswith(tuple(d.getVar('RTPMGR_UNIT_SUFFIXES').split())):
+            subst = ' '.join("-e 's|@%s@|${%s}|g'" % (v, v) for v in sorted(rtpmgr.manifest.DEFAULT_PATHS)
+                             if d.getVar(v) is not None)
+            lines.append('sed -i %s "${D}%s"' % (subst, e.dest))
+            # Only these names: systemd's own "@system-service" syscall sets must stay.
+            names = '|'.join(sorted(rtpmgr.manifest.DEFAULT_PATHS))
+            lines.append('! grep -nE "@(%s)@" "${D}%s" || bbfatal "%s: placeholder not replaced (above)"'
+                         % (names, e.dest, e.dest))
     return '\n'.join(lines) or 'true'
 
 SRC_URI += "${@rtpmgr_install_src_uri(d)}"
