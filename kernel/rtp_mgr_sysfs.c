@@ -106,10 +106,8 @@ static ssize_t wakeup_store(struct device *dev, struct device_attribute *attr,
 			    const char *buf, size_t count)
 {
 	u32 slots, usecs;
-	char end;
 
-	if (sscanf(buf, "%u %u%c", &slots, &usecs, &end) < 2 ||
-	    (sscanf(buf, "%u %u%c", &slots, &usecs, &end) == 3 && end != '\n'))
+	if (sscanf(buf, "%u %u", &slots, &usecs) != 2)
 		return -EINVAL;
 	return rtpm_chan_set_wakeup(rtpm_dev_to_channel(dev), slots, usecs) ?:
 	       count;
