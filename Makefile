@@ -5,6 +5,8 @@
 #   make test    every test: host (cargo), module W=1 builds, Yocto layer checks, on-device suite in QEMU
 #   make bench   rtpmgr-bench in the QEMU guest (kpti=0): ring vs per-slot ioctls, UDP, pipe, GStreamer;
 #                results in build/logs/console-bench.log, plots with docs/perf/plot.py (docs/performance.md)
+#   make diagrams  re-render the drawings in docs/ (docs/NAME.dot -> docs/NAME.svg, Graphviz); make test
+#                fails while a committed SVG is older than its source (scripts/render-diagrams.sh)
 #   make clean   remove build outputs (keeps downloaded packages: make distclean removes those too)
 #
 # Variables: BUILD (output dir, default ./build), RTPMGR_QEMU_TIMEOUT (seconds per guest boot),
@@ -15,7 +17,7 @@ DEMO_SECONDS ?= 10
 DEMO_RATE ?= 200
 QEMU_APPEND ?=
 
-.PHONY: all demo test bench setup image clean distclean
+.PHONY: all demo test bench setup image diagrams clean distclean
 
 all: test
 
@@ -33,6 +35,9 @@ bench: image
 
 test: setup
 	QEMU_APPEND="$(QEMU_APPEND)" test/run-tests.sh
+
+diagrams: setup
+	scripts/render-diagrams.sh
 
 clean:
 	rm -rf build/image build/rootfs build/logs build/device-tests build/stamps/rootfs-base

@@ -10,6 +10,8 @@
 #   6. the systemd units pass systemd-analyze verify (when available).
 #   7. the layer's own rules (scripts/check-layer-rules.py): reproducible sources, one install
 #      manifest, the RAUC and systemd integration; see `scripts/check-layer-rules.py --list`.
+#   8. the drawings in docs/ were rendered from their current Graphviz sources (not a layer check,
+#      but a static one that needs no build, like these: scripts/render-diagrams.sh --check).
 #
 # Needs python3 with venv; installs kas and oelint-adv (pinned) into build/venv on first use (~10 s,
 # network to PyPI once). Exit status 0 only if every check passes.
@@ -193,6 +195,14 @@ fi
 step "layer rules: defects a full build would show (scripts/check-layer-rules.py)"
 if ! python3 "$TOP/scripts/check-layer-rules.py"; then
 	bad "layer rules (above)"
+fi
+
+# --- 8. drawings ---------------------------------------------------------------------------------
+step "drawings: every docs/*.svg rendered from its docs/*.dot (scripts/render-diagrams.sh --check)"
+if "$TOP/scripts/render-diagrams.sh" --check; then
+	ok "up to date"
+else
+	bad "stale drawings (above): run \`make diagrams\`"
 fi
 
 echo

@@ -43,6 +43,8 @@ host_pkgs=(
 	u-boot-qemu u-boot-tools libubootenv-tool rauc squashfs-tools dosfstools mtools e2fsprogs fdisk
 	# rtpmgr-xdp: its build.rs compiles the XDP program with clang -target bpf (libbpf headers)
 	clang libbpf-dev
+	# `make diagrams`: docs/*.dot rendered to SVG (scripts/render-diagrams.sh)
+	graphviz
 )
 # Target packages (arm64) needed on the host to cross-link the GStreamer crates.
 arm64_pkgs=(libgstreamer1.0-dev:arm64)
