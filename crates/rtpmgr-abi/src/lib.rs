@@ -1,4 +1,4 @@
-//! `#[repr(C)]` mirror of `include/rtp_mgr_ioctl.h`, the user-space ABI (v1.0) of the `rtp_mgr`
+//! `#[repr(C)]` mirror of `include/rtp_mgr_ioctl.h`, the user-space ABI (v2.1) of the `rtp_mgr`
 //! kernel module, and its ioctls.
 //!
 //! This crate owns nothing but the ABI: every structure, constant and ioctl number of the header,
@@ -25,7 +25,7 @@ use core::mem::{offset_of, size_of};
 /// ABI major version: a change breaks old user space.
 pub const RTPM_ABI_MAJOR: u16 = 2;
 /// ABI minor version: a change only adds.
-pub const RTPM_ABI_MINOR: u16 = 0;
+pub const RTPM_ABI_MINOR: u16 = 1;
 /// `rtpm_ring_header.magic`: "RTPM" little endian.
 pub const RTPM_MAGIC: u32 = 0x4d50_5452;
 /// Device node prefix: `/dev/rtp_mgr0` ...
@@ -61,6 +61,19 @@ pub const RTPM_FILE_WRITE: u32 = 1 << 0;
 pub const RTPM_FILE_ADMIN: u32 = 1 << 1;
 /// Flag of [`RtpmReclaim::flags`]: also take their roles away from the other files.
 pub const RTPM_RECLAIM_ROLES: u32 = 1 << 0;
+
+/// Bit of [`RtpmStatus::attached`] (2.1): a socket is attached for RX (socket -> ring).
+pub const RTPM_ATTACHED_RX: u32 = 1 << 0;
+/// Bit of [`RtpmStatus::attached`] (2.1): a socket is attached for TX (ring -> socket).
+pub const RTPM_ATTACHED_TX: u32 = 1 << 1;
+/// [`RtpmAttach::direction`] / [`RtpmDetach::direction`] (2.1): socket -> ring, the kernel produces.
+pub const RTPM_DIR_RX: u32 = 0;
+/// [`RtpmAttach::direction`] / [`RtpmDetach::direction`] (2.1): ring -> socket, the kernel consumes.
+pub const RTPM_DIR_TX: u32 = 1;
+/// Largest [`RtpmWakeup::slots`] (2.1): the largest ring.
+pub const RTPM_WAKE_SLOTS_MAX: u32 = 1 << RTPM_RING_ORDER_MAX;
+/// Largest [`RtpmWakeup::usecs`] (2.1): one second.
+pub const RTPM_WAKE_USECS_MAX: u32 = 1_000_000;
 
 /// `drop_policy`: a full ring refuses the new packet (reserve fails, `overruns` counted).
 pub const RTPM_DROP_REJECT_NEWEST: u32 = 0;
@@ -337,8 +350,18 @@ pub struct RtpmStats {
     pub denied: u64,
     /// Slots taken back from a holder by RECLAIM.
     pub evicted: u64,
+    /// 2.1: datagrams of an attached RX socket above `slot_payload`, dropped.
+    pub rx_oversize: u64,
+    /// 2.1: datagrams of an attached RX socket that came while the channel was stopped, dropped.
+    pub rx_discarded: u64,
+    /// 2.1: consumer wake-ups (READY slots handed on under the wake-up rule).
+    pub wakeups: u64,
+    /// 2.1: slots the kernel sent through its attached TX socket.
+    pub tx_sent: u64,
+    /// 2.1: slots the attached TX socket refused, released unsent.
+    pub tx_errors: u64,
     /// Zero; later 2.x versions use them.
-    pub reserved: [u64; 7],
+    pub reserved: [u64; 2],
 }
 
 /// GET_STATUS result (`struct rtpm_status`).
@@ -369,8 +392,61 @@ pub struct RtpmStatus {
     pub consumer: u32,
     /// The ring's release index.
     pub release: u32,
+    /// 2.1: `RTPM_ATTACHED_*`, the directions that have a socket attached.
+    pub attached: u32,
     /// Zero.
-    pub reserved: [u32; 4],
+    pub reserved: [u32; 3],
+}
+
+/// ATTACH argument (`struct rtpm_attach`, 2.1): hand a UDP socket to the channel.
+///
+/// RX: the kernel copies every datagram the socket receives into a slot (softirq context) and
+/// makes it READY as PUSH does; the attaching file becomes the producer. TX: the kernel sends
+/// every READY slot through the (connected) socket and releases it; the attaching file becomes
+/// the consumer. The header's comment has the lifetimes and error numbers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmAttach {
+    /// The socket's file descriptor.
+    pub fd: i32,
+    /// [`RTPM_DIR_RX`] or [`RTPM_DIR_TX`].
+    pub direction: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// TX: packets per second, 0 = unpaced.
+    pub tx_rate_pps: u32,
+    /// TX: token bucket depth in packets, 0 = 1.
+    pub tx_burst: u32,
+    /// Must be zero.
+    pub reserved: [u32; 3],
+}
+
+/// DETACH argument (`struct rtpm_detach`, 2.1): `ENOENT` if nothing is attached there.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmDetach {
+    /// [`RTPM_DIR_RX`] or [`RTPM_DIR_TX`].
+    pub direction: u32,
+    /// Must be zero.
+    pub flags: u32,
+}
+
+/// SET_WAKEUP / GET_WAKEUP argument (`struct rtpm_wakeup`, 2.1): when a blocked consumer is woken.
+///
+/// Once `slots` slots became READY since its last wake-up, or once the oldest of them has waited
+/// `usecs` microseconds, or when the ring is full or the channel stops. `slots` 1, `usecs` 0 wakes
+/// on every push (2.0's behaviour); `slots` > 1 needs `usecs` > 0 (`EINVAL`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmWakeup {
+    /// 1 ..= [`RTPM_WAKE_SLOTS_MAX`].
+    pub slots: u32,
+    /// 0 ..= [`RTPM_WAKE_USECS_MAX`].
+    pub usecs: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: u32,
 }
 
 impl Default for RtpmRingHeader {
@@ -422,6 +498,9 @@ const _: () = {
     assert!(size_of::<RtpmInfo>() == 136);
     assert!(size_of::<RtpmStats>() == 24 * 8);
     assert!(size_of::<RtpmStatus>() == 64);
+    assert!(size_of::<RtpmAttach>() == 32);
+    assert!(size_of::<RtpmDetach>() == 8);
+    assert!(size_of::<RtpmWakeup>() == 16);
 };
 
 /// ioctl request numbers, as the C macros `_IO*` compute them (exported for tests and tracing).
@@ -455,6 +534,14 @@ pub mod request {
     pub const CLAIM: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x07, size_of::<RtpmClaim>()) as u64;
     /// `RTPM_IOC_RECLAIM`.
     pub const RECLAIM: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x08, size_of::<RtpmReclaim>()) as u64;
+    /// `RTPM_IOC_ATTACH` (2.1).
+    pub const ATTACH: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x09, size_of::<RtpmAttach>()) as u64;
+    /// `RTPM_IOC_DETACH` (2.1).
+    pub const DETACH: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0a, size_of::<RtpmDetach>()) as u64;
+    /// `RTPM_IOC_SET_WAKEUP` (2.1).
+    pub const SET_WAKEUP: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0b, size_of::<RtpmWakeup>()) as u64;
+    /// `RTPM_IOC_GET_WAKEUP` (2.1).
+    pub const GET_WAKEUP: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x0c, size_of::<RtpmWakeup>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
     pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
@@ -479,7 +566,7 @@ pub mod request {
     pub const GET_INFO_V1: u64 = request_code_read!(RTPM_IOC_MAGIC_V1, 0x00, 72) as u64;
 
     /// Every request number with its C macro name, for the layout test and diagnostics.
-    pub const ALL: [(&str, u64); 20] = [
+    pub const ALL: [(&str, u64); 24] = [
         ("RTPM_IOC_GET_INFO", GET_INFO),
         ("RTPM_IOC_CONFIGURE", CONFIGURE),
         ("RTPM_IOC_START", START),
@@ -500,6 +587,10 @@ pub mod request {
         ("RTPM_IOC_CANCEL_SLOT", CANCEL_SLOT),
         ("RTPM_IOC_CANCEL_BATCH", CANCEL_BATCH),
         ("RTPM_IOC_GET_INFO_V1", GET_INFO_V1),
+        ("RTPM_IOC_ATTACH", ATTACH),
+        ("RTPM_IOC_DETACH", DETACH),
+        ("RTPM_IOC_SET_WAKEUP", SET_WAKEUP),
+        ("RTPM_IOC_GET_WAKEUP", GET_WAKEUP),
     ];
 }
 
@@ -536,6 +627,18 @@ mod raw {
     nix::ioctl_readwrite!(
         /// `RTPM_IOC_RECLAIM`
         reclaim, RTPM_IOC_MAGIC, 0x08, RtpmReclaim);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_ATTACH`
+        attach, RTPM_IOC_MAGIC, 0x09, RtpmAttach);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_DETACH`
+        detach, RTPM_IOC_MAGIC, 0x0a, RtpmDetach);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_SET_WAKEUP`
+        set_wakeup, RTPM_IOC_MAGIC, 0x0b, RtpmWakeup);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_GET_WAKEUP`
+        get_wakeup, RTPM_IOC_MAGIC, 0x0c, RtpmWakeup);
     nix::ioctl_write_ptr!(
         /// `RTPM_IOC_CANCEL_SLOT`
         cancel_slot, RTPM_IOC_MAGIC, 0x14, RtpmSlotRef);
@@ -674,6 +777,38 @@ pub mod ioctl {
         Ok(r.reclaimed)
     }
 
+    /// `RTPM_IOC_ATTACH` (2.1): hand the UDP socket `attach.fd` to the channel for
+    /// `attach.direction` (`EPERM` role held elsewhere, `EBUSY` already attached or the socket
+    /// has another in-kernel receiver, `ENOTCONN` unconnected TX socket, `ENOTSOCK`,
+    /// `EPROTONOSUPPORT` not UDP).
+    pub fn attach(fd: BorrowedFd<'_>, attach: &RtpmAttach) -> nix::Result<()> {
+        // SAFETY: `attach` is a valid RtpmAttach the kernel only reads.
+        unsafe { raw::attach(fd.as_raw_fd(), attach) }.map(drop)
+    }
+
+    /// `RTPM_IOC_DETACH` (2.1): `ENOENT` if no socket is attached in `direction`.
+    pub fn detach(fd: BorrowedFd<'_>, direction: u32) -> nix::Result<()> {
+        let d = RtpmDetach { direction, flags: 0 };
+        // SAFETY: `d` is a valid RtpmDetach the kernel only reads.
+        unsafe { raw::detach(fd.as_raw_fd(), &d) }.map(drop)
+    }
+
+    /// `RTPM_IOC_SET_WAKEUP` (2.1): the consumer wake-up rule (`EINVAL` out of range or
+    /// `slots` > 1 with `usecs` 0; `EPERM` neither administrator nor role holder).
+    pub fn set_wakeup(fd: BorrowedFd<'_>, slots: u32, usecs: u32) -> nix::Result<()> {
+        let w = RtpmWakeup { slots, usecs, flags: 0, reserved: 0 };
+        // SAFETY: `w` is a valid RtpmWakeup the kernel only reads.
+        unsafe { raw::set_wakeup(fd.as_raw_fd(), &w) }.map(drop)
+    }
+
+    /// `RTPM_IOC_GET_WAKEUP` (2.1): the consumer wake-up rule in force.
+    pub fn get_wakeup(fd: BorrowedFd<'_>) -> nix::Result<RtpmWakeup> {
+        let mut out = RtpmWakeup::default();
+        // SAFETY: `out` is a valid, writable RtpmWakeup for the duration of the call.
+        unsafe { raw::get_wakeup(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
     /// `RTPM_IOC_CANCEL_SLOT`: give an unpushed reservation back.
     pub fn cancel_slot(fd: BorrowedFd<'_>, slot: &RtpmSlotRef) -> nix::Result<()> {
         // SAFETY: `slot` is a valid RtpmSlotRef the kernel only reads.
@@ -733,6 +868,9 @@ mod tests {
         assert_eq!(request::RELEASE_BATCH, (3 << 30) | (16 << 16) | (0xe7 << 8) | 0x23);
         // ABI 1.x's GET_INFO, still answered so that old programs can say what is wrong.
         assert_eq!(request::GET_INFO_V1, (2 << 30) | (72 << 16) | (0xb5 << 8));
+        // 2.1: ATTACH is _IOW(0xe7, 0x09, 32 bytes), GET_WAKEUP _IOR(0xe7, 0x0c, 16 bytes).
+        assert_eq!(request::ATTACH, (1 << 30) | (32 << 16) | (0xe7 << 8) | 0x09);
+        assert_eq!(request::GET_WAKEUP, (2 << 30) | (16 << 16) | (0xe7 << 8) | 0x0c);
     }
 
     #[test]

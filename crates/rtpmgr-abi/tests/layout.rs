@@ -79,7 +79,7 @@ fn layouts() -> Vec<Layout> {
             [
                 pushed_packets, pushed_bytes, popped_packets, popped_bytes, released, drops, overruns, underruns,
                 rtp_lost, rtp_reordered, rtp_duplicates, malformed, reclaimed, illegal_ops, cancelled, denied, evicted,
-                reserved,
+                rx_oversize, rx_discarded, wakeups, tx_sent, tx_errors, reserved,
             ]
         ),
         layout!(
@@ -88,9 +88,17 @@ fn layouts() -> Vec<Layout> {
             RtpmStatus::default(),
             [
                 state, openers, mappings, free, producing, ready, consuming, claimed, reserve, producer, consumer,
-                release, reserved,
+                release, attached, reserved,
             ]
         ),
+        layout!(
+            RtpmAttach,
+            "rtpm_attach",
+            RtpmAttach::default(),
+            [fd, direction, flags, tx_rate_pps, tx_burst, reserved]
+        ),
+        layout!(RtpmDetach, "rtpm_detach", RtpmDetach::default(), [direction, flags]),
+        layout!(RtpmWakeup, "rtpm_wakeup", RtpmWakeup::default(), [slots, usecs, flags, reserved]),
     ]
 }
 
@@ -125,6 +133,12 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RTPM_RECLAIM_ROLES", RTPM_RECLAIM_ROLES as u64),
         ("RTPM_SLOT_F_ALL", RTPM_SLOT_F_ALL as u64),
         ("EBADSLT", EBADSLT as u64),
+        ("RTPM_ATTACHED_RX", RTPM_ATTACHED_RX as u64),
+        ("RTPM_ATTACHED_TX", RTPM_ATTACHED_TX as u64),
+        ("RTPM_DIR_RX", RTPM_DIR_RX as u64),
+        ("RTPM_DIR_TX", RTPM_DIR_TX as u64),
+        ("RTPM_WAKE_SLOTS_MAX", RTPM_WAKE_SLOTS_MAX as u64),
+        ("RTPM_WAKE_USECS_MAX", RTPM_WAKE_USECS_MAX as u64),
     ]
 }
 
