@@ -9,6 +9,14 @@
 # is named from the guest's "@@RTPMGR step=..." markers. Exit status 0 only if the guest finished the
 # job and every step passed.
 #
+# The bench and demo jobs get a NIC: a virtio-net device whose other end is `rtpmgr-bench peer` on this
+# host (QEMU -netdev dgram: each Ethernet frame is one UDP datagram on 127.0.0.1), so that RTP enters
+# the guest through its NIC from a sender outside it, as on a set-top box. The guest is 10.77.0.2,
+# the host peer 10.77.0.1 (it answers ARP and builds the frames, so the guest sees a real source
+# address for source-specific multicast). The peer is $CARGO_TARGET_DIR/release/rtpmgr-bench (host
+# build: `make bench-peer`); its log is $BUILD/logs/peer-JOB.log. RTPMGR_QEMU_NET=0|1 overrides
+# which jobs get the NIC.
+#
 # RTPMGR_KERNEL=debug boots $BUILD/image-debug (the sanitizer kernel, RTPMGR_KERNEL=debug build-image.sh)
 # instead, with 2 GiB (KASAN's shadow and kmemleak's metadata) and kernel warnings on the console;
 # its console log is $BUILD/logs/console-JOB-debug.log.
@@ -31,6 +39,26 @@ img=$BUILD/image$suffix
 mkdir -p "$BUILD/logs"
 console=$BUILD/logs/console-$job$suffix.log
 
+# The NIC (bench and demo): QEMU's end and the peer's end of the dgram link on two free ports.
+netargs=(-nic none)
+peer_pid=""
+case "${RTPMGR_QEMU_NET:-auto}:$job" in
+1:* | auto:bench | auto:demo)
+	peer=$CARGO_TARGET_DIR/release/rtpmgr-bench
+	[ -x "$peer" ] || { step "guest: network"; fail "no host build of rtpmgr-bench at $peer (run: make bench-peer)"; }
+	read -r qport pport < <(python3 -c 'import socket
+s = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+	"$peer" peer --listen "127.0.0.1:$pport" --qemu "127.0.0.1:$qport" >"$BUILD/logs/peer-$job.log" 2>&1 &
+	peer_pid=$!
+	trap '[ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null' EXIT
+	netargs=(-nic none -netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=$qport,remote.type=inet,remote.host=127.0.0.1,remote.port=$pport"
+		-device virtio-net-device,netdev=net0,mac=52:54:00:77:00:02)
+	info "guest NIC: virtio-net 10.77.0.2 <-> host peer 10.77.0.1 (pid $peer_pid, udp 127.0.0.1:$pport <-> qemu :$qport)"
+	;;
+esac
+
 step "guest: boot qemu-system-aarch64 (TCG, cortex-a57, 2 vCPUs, ${RTPMGR_KERNEL:-debian} kernel) and run '$job'"
 info "console log: $console (timeout ${timeout_s}s)"
 # kpti=0: the Debian kernel forces KPTI under KASLR, which makes every syscall ~10x dearer under TCG.
@@ -38,7 +66,7 @@ cmdline="console=ttyAMA0 panic=-1 quiet $kargs kpti=0 rtpmgr.job=$job $*"
 start=$(date +%s)
 set +e
 with_lock timeout --kill-after=10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -m "$mem" -smp 2 \
-	-nographic -no-reboot -nic none -kernel "$img/Image" -initrd "$img/initrd.gz" \
+	-nographic -no-reboot "${netargs[@]}" -kernel "$img/Image" -initrd "$img/initrd.gz" \
 	-append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$console" | sed -u 's/^/  | /'
 qrc=${PIPESTATUS[0]}
 set -e

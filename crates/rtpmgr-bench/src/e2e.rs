@@ -1,10 +1,17 @@
 //! End to end: UDP RTP in -> GStreamer `rtpjitterbuffer ! appsink`, through the ring or not.
 //!
 //! ```text
-//! ring: sender --UDP--> rtp_app --mode rx (own process) --ring--> rtp-feeder RX code
-//!       (pop batch, zero-copy lend to {appsrc}) ! rtpjitterbuffer ! {appsink}
-//! gst:  sender --UDP--> {udpsrc} ! rtpjitterbuffer ! {appsink}
+//! kernel: sender --NIC--> encap_rcv (softirq) --ring--> rtp-feeder RX code ! rtpjitterbuffer ! {appsink}
+//!         (rtp_app --mode rx --path kernel made and attached the socket, and only supervises)
+//! ring:   sender --UDP--> rtp_app --mode rx (own process, recvmmsg) --ring--> rtp-feeder RX code
+//!         (pop batch, zero-copy lend to {appsrc}) ! rtpjitterbuffer ! {appsink}
+//! gst:    sender --UDP--> {udpsrc} ! rtpjitterbuffer ! {appsink}
+//! floor-xdp / floor-sock: the same traffic dropped by XDP_DROP on the NIC / at a full, unread socket
 //! ```
+//!
+//! With `--wire` the sender is `rtpmgr-bench peer` on the HOST and the traffic enters the guest
+//! through its NIC (crate::wire); CPU per packet is then guest-wide busy time from /proc/stat.
+//! Without it (host runs, tests) the sender is a local child process over loopback.
 //!
 //! The ring path runs the feeder's own RX code (`rtp_feeder::rx::RxFeed`, `rx_appsrc`) in this
 //! process instead of the `rtp-feeder` binary, so that the appsink, where each packet's latency
@@ -47,7 +54,19 @@ pub enum E2ePath {
     RingLists,
     /// The GStreamer element: `rtpmgrsrc ! rtpjitterbuffer ! appsink`, a buffer list per batch.
     Rtpmgrsrc,
+    /// Kernel-attached RX (`rtp_app --mode rx --path kernel`: the module receives in softirq), consumed
+    /// as `ring` (the feeder's need-data RX, one buffer per packet).
+    Kernel,
+    /// Kernel-attached RX, consumed as `ring-lists`.
+    KernelLists,
+    /// Kernel-attached RX, consumed by `rtpmgrsrc`.
+    KernelRtpmgrsrc,
+    /// Plain `udpsrc ! rtpjitterbuffer ! appsink`.
     Gst,
+    /// Floor: XDP_DROP on the guest NIC (per packet: the NIC and driver only).
+    FloorXdp,
+    /// Floor: a socket nobody reads with the smallest SO_RCVBUF (NIC, IP and UDP, then dropped).
+    FloorSock,
 }
 
 impl E2ePath {
@@ -57,8 +76,22 @@ impl E2ePath {
             E2ePath::RingThread => "ring-thread",
             E2ePath::RingLists => "ring-lists",
             E2ePath::Rtpmgrsrc => "rtpmgrsrc",
+            E2ePath::Kernel => "kernel",
+            E2ePath::KernelLists => "kernel-lists",
+            E2ePath::KernelRtpmgrsrc => "kernel-rtpmgrsrc",
             E2ePath::Gst => "gst",
+            E2ePath::FloorXdp => "floor-xdp",
+            E2ePath::FloorSock => "floor-sock",
         }
+    }
+
+    /// The ring is filled by the kernel from an attached socket.
+    pub fn kernel_rx(self) -> bool {
+        matches!(self, E2ePath::Kernel | E2ePath::KernelLists | E2ePath::KernelRtpmgrsrc)
+    }
+
+    pub fn is_floor(self) -> bool {
+        matches!(self, E2ePath::FloorXdp | E2ePath::FloorSock)
     }
 }
 
@@ -70,7 +103,8 @@ pub struct Step {
     pub sent: u64,
     pub received: u64,
     pub lost: u64,
-    /// CPU µs per delivered packet, receiving side only.
+    /// CPU µs per delivered packet: guest-wide busy time with `--wire`, else the receiving
+    /// processes only. Floors: per frame the NIC received.
     pub cpu_us_per_pkt: f64,
     /// Share of one CPU the receiving side used.
     pub cpu_load: f64,
@@ -81,6 +115,24 @@ pub struct Step {
     /// CPU µs per delivered packet by thread ("process/thread name"), largest first: where the
     /// time goes (perf is not available in the guest).
     pub threads: Vec<(String, f64)>,
+    /// Kernel-attached paths: consumer wake-ups per packet pushed (stats.wakeups / pushed).
+    pub wakeups_per_pkt: f64,
+    /// Frames the guest NIC received in the step (`--wire`).
+    pub nic_rx: u64,
+}
+
+/// Traffic from the host through the guest NIC.
+#[derive(Clone)]
+pub struct Wire {
+    pub peer: Arc<crate::wire::Peer>,
+    /// The guest interface (XDP floor, counters).
+    pub iface: String,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Wire({})", self.iface)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +146,21 @@ pub struct E2eParams {
     pub backend_shm: Option<String>,
     /// Path of rtp_app.
     pub rtp_app: String,
+    /// Sender on the host, through the NIC (else a local child over loopback).
+    pub wire: Option<Wire>,
+    /// Kernel-attached paths: the wake-up rule (slots, µs); None: rtp_app's default.
+    pub wake: Option<(u32, u32)>,
+}
+
+impl E2eParams {
+    /// The address the receivers bind.
+    fn bind_addr(&self) -> String {
+        if self.wire.is_some() {
+            crate::wire::GUEST_IP.to_string()
+        } else {
+            "127.0.0.1".into()
+        }
+    }
 }
 
 /// What the appsink callback collects.
@@ -101,6 +168,8 @@ pub struct E2eParams {
 struct Sink {
     received: AtomicU64,
     lat_ns: Mutex<Vec<u64>>,
+    /// Sender clock minus this clock, ns (0 when both are this machine's).
+    offset_ns: std::sync::atomic::AtomicI64,
 }
 
 fn build_appsink(sink: &Arc<Sink>) -> Result<gst::Element> {
@@ -109,7 +178,7 @@ fn build_appsink(sink: &Arc<Sink>) -> Result<gst::Element> {
     appsink.element().set_property("sync", false);
     let s = Arc::clone(sink);
     appsink.on_sample(move |_, sample| {
-        let now = monotonic_ns();
+        let now = (monotonic_ns() as i64).wrapping_add(s.offset_ns.load(Relaxed)) as u64;
         if let Some(buf) = sample.buffer() {
             if let Ok(map) = buf.map_readable() {
                 if map.len() >= 20 {
@@ -188,7 +257,10 @@ impl Receiver {
         m
     }
 
-    fn cpu_us(&self) -> Result<u64> {
+    fn cpu_us(&self, wire: bool) -> Result<u64> {
+        if wire {
+            return crate::wire::guest_busy_us();
+        }
         let mut t = self_cpu_us();
         if let Some(c) = &self.rx_proc {
             t += proc_cpu_us(c.id())?;
@@ -223,7 +295,7 @@ fn start_gst(p: &E2eParams) -> Result<Receiver> {
     let sink = Arc::new(Sink::default());
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("udpsrc")
-        .property("address", "127.0.0.1")
+        .property("address", p.bind_addr())
         .property("port", i32::from(p.port))
         .property("caps", gst::Caps::from_str(CAPS)?)
         // As much socket buffer as rtp_app rx asks for, so both paths queue bursts alike.
@@ -249,8 +321,9 @@ fn ring_backend(p: &E2eParams) -> Backend {
     }
 }
 
-/// A clean ring and `rtp_app --mode rx` filling it, owned by a receiver with an empty pipeline.
-fn start_rtp_app_rx(p: &E2eParams, backend: &Backend) -> Result<Receiver> {
+/// A clean ring and `rtp_app --mode rx` filling it (recvmmsg, or with `kernel` an attached socket
+/// the module receives from), owned by a receiver with an empty pipeline.
+fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Receiver> {
     // A clean ring: rtp_app starts the channel when it finds it stopped.
     {
         let ch = Channel::open(backend)?;
@@ -259,23 +332,48 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend) -> Result<Receiver> {
         }
     }
     let mut cmd = Command::new(&p.rtp_app);
-    cmd.args(["--mode", "rx", "--bind", "127.0.0.1", "--port", &p.port.to_string(), "--interval", "3600"]);
+    cmd.args(["--mode", "rx", "--bind", &p.bind_addr(), "--port", &p.port.to_string(), "--interval", "3600"]);
+    if kernel {
+        cmd.args(["--path", "kernel"]);
+        if let Some((slots, usecs)) = p.wake {
+            cmd.args(["--wake-slots", &slots.to_string(), "--wake-usecs", &usecs.to_string()]);
+        }
+    }
     match &p.backend_shm {
         Some(name) => cmd.args(["--backend", "shm", "--shm-name", name]),
         None => cmd.args(["--channel", &p.channel.to_string()]),
     };
-    let child =
-        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("start {}", p.rtp_app))?;
+    let log = std::fs::File::create(format!("/tmp/rtpmgr-bench-rtp_app-{}.log", p.channel))
+        .context("create the rtp_app log in /tmp")?;
+    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().with_context(|| format!("start {}", p.rtp_app))?;
     // From here on the receiver owns rtp_app and the pipeline: both go on every exit path, so a
     // failed run cannot leave a process holding the device.
-    Ok(Receiver { pipeline: gst::Pipeline::new(), sink: Arc::new(Sink::default()), rx_proc: Some(child), feeder: None })
+    let mut rx = Receiver {
+        pipeline: gst::Pipeline::new(),
+        sink: Arc::new(Sink::default()),
+        rx_proc: Some(child),
+        feeder: None,
+    };
+    // A receiver that exits at once (a flag it does not know, a port in use) says why.
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(status) = rx.rx_proc.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        rx.rx_proc = None;
+        let why = std::fs::read_to_string(format!("/tmp/rtpmgr-bench-rtp_app-{}.log", p.channel)).unwrap_or_default();
+        bail!(
+            "{} --mode rx{} exited with {status}: {}",
+            p.rtp_app,
+            if kernel { " --path kernel" } else { "" },
+            why.trim()
+        );
+    }
+    Ok(rx)
 }
 
 /// The GStreamer element path: `rtpmgrsrc ! rtpjitterbuffer ! appsink`, fed by rtp_app rx.
-fn start_rtpmgrsrc(p: &E2eParams) -> Result<Receiver> {
+fn start_rtpmgrsrc(p: &E2eParams, kernel: bool) -> Result<Receiver> {
     gstrtpmgr::plugin_register_static().context("register the rtpmgr plugin")?;
     let backend = ring_backend(p);
-    let rx = start_rtp_app_rx(p, &backend)?;
+    let rx = start_rtp_app_rx(p, &backend, kernel)?;
     let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
     let mut src = gst::ElementFactory::make("rtpmgrsrc")
         .property("caps", gst::Caps::from_str(CAPS)?)
@@ -308,9 +406,9 @@ enum RingMode {
     Thread,
 }
 
-fn start_ring(p: &E2eParams, mode: RingMode) -> Result<Receiver> {
+fn start_ring(p: &E2eParams, mode: RingMode, kernel: bool) -> Result<Receiver> {
     let backend = ring_backend(p);
-    let mut rx = start_rtp_app_rx(p, &backend)?;
+    let mut rx = start_rtp_app_rx(p, &backend, kernel)?;
     let (pipeline, sink) = (rx.pipeline.clone(), Arc::clone(&rx.sink));
     let ch = Channel::open(&backend)?;
     let consumer = ch.consumer()?;
@@ -359,22 +457,25 @@ fn start_ring(p: &E2eParams, mode: RingMode) -> Result<Receiver> {
 
 /// Runs every rate step on one path; the receiver is started once per call.
 pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<Vec<Step>> {
-    let rx = match path {
-        E2ePath::Ring => start_ring(p, RingMode::NeedData)?,
-        E2ePath::RingThread => start_ring(p, RingMode::Thread)?,
-        E2ePath::RingLists => start_ring(p, RingMode::NeedDataLists)?,
-        E2ePath::Rtpmgrsrc => start_rtpmgrsrc(p)?,
-        E2ePath::Gst => start_gst(p)?,
-    };
+    if path.is_floor() {
+        return run_floor(path, p);
+    }
+    let rx = start_receiver(path, p)?;
     // Warm-up: plugin caches, page faults, the jitterbuffer's first-packet handling.
     let mut seq0 = 0u64;
     send(exe, p, 200, 0.5, &mut seq0)?;
     std::thread::sleep(Duration::from_millis(300));
+    let wire = p.wire.is_some();
     let mut steps = Vec::new();
     for &rate in &p.rates {
+        if let Some(w) = &p.wire {
+            rx.sink.offset_ns.store(w.peer.clock_offset()?.0, Relaxed);
+        }
         rx.sink.lat_ns.lock().expect("latency list").clear();
         let r0 = rx.sink.received.load(Relaxed);
-        let c0 = rx.cpu_us()?;
+        let ring0 = ring_counts(path, p.channel);
+        let nic0 = nic_rx(p);
+        let c0 = rx.cpu_us(wire)?;
         let th0 = rx.threads();
         let t0 = Instant::now();
         let sent = send(exe, p, rate, p.secs, &mut seq0)?;
@@ -389,7 +490,13 @@ pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<V
             last = now;
         }
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = rx.cpu_us()? - c0;
+        let cpu = rx.cpu_us(wire)? - c0;
+        let nic = nic_rx(p).saturating_sub(nic0);
+        let ring1 = ring_counts(path, p.channel);
+        let wakeups_per_pkt = match (ring0, ring1) {
+            (Some((w0, p0)), Some((w1, p1))) if p1 > p0 => (w1 - w0) as f64 / (p1 - p0) as f64,
+            _ => f64::NAN,
+        };
         let received = rx.sink.received.load(Relaxed) - r0;
         let mut threads: Vec<(String, f64)> = rx
             .threads()
@@ -421,6 +528,82 @@ pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<V
             lat_p99_us: q(0.99),
             lat_cdf_us: (0..=100).map(|i| q(i as f64 / 100.0)).collect(),
             threads,
+            wakeups_per_pkt,
+            nic_rx: nic,
+        });
+    }
+    Ok(steps)
+}
+
+/// Starts the receiving side of `path` (not a floor).
+fn start_receiver(path: E2ePath, p: &E2eParams) -> Result<Receiver> {
+    match path {
+        E2ePath::Ring => start_ring(p, RingMode::NeedData, false),
+        E2ePath::RingThread => start_ring(p, RingMode::Thread, false),
+        E2ePath::RingLists => start_ring(p, RingMode::NeedDataLists, false),
+        E2ePath::Rtpmgrsrc => start_rtpmgrsrc(p, false),
+        E2ePath::Kernel => start_ring(p, RingMode::NeedData, true),
+        E2ePath::KernelLists => start_ring(p, RingMode::NeedDataLists, true),
+        E2ePath::KernelRtpmgrsrc => start_rtpmgrsrc(p, true),
+        E2ePath::Gst => start_gst(p),
+        E2ePath::FloorXdp | E2ePath::FloorSock => bail!("{} is a floor, not a receiver", path.name()),
+    }
+}
+
+/// (wakeups, pushed_packets) of the channel, for the kernel-attached paths.
+fn ring_counts(path: E2ePath, channel: u32) -> Option<(u64, u64)> {
+    if !path.kernel_rx() {
+        return None;
+    }
+    Some((crate::wire::ring_stat(channel, "wakeups")?, crate::wire::ring_stat(channel, "pushed_packets")?))
+}
+
+fn nic_rx(p: &E2eParams) -> u64 {
+    p.wire.as_ref().and_then(|w| crate::wire::nic_rx_packets(&w.iface).ok()).unwrap_or(0)
+}
+
+/// A floor: the same traffic, dropped as early as possible (XDP) or after the UDP stack (an
+/// unread socket). CPU per packet = guest busy time / frames the NIC received.
+fn run_floor(path: E2ePath, p: &E2eParams) -> Result<Vec<Step>> {
+    let Some(w) = &p.wire else {
+        bail!("{}: needs traffic through the NIC (--wire); over loopback there is no NIC to drop at", path.name())
+    };
+    let mut steps = Vec::new();
+    let mut seq0 = 0u64;
+    for &rate in &p.rates {
+        let unread = if path == E2ePath::FloorSock { Some(crate::wire::unread_socket(p.port)?) } else { None };
+        let nic0 = crate::wire::nic_rx_packets(&w.iface)?;
+        let c0 = crate::wire::guest_busy_us()?;
+        let t0 = Instant::now();
+        let id = w.peer.start(&crate::wire::Streams::one(p.port, p.payload), rate, p.secs, seq0)?;
+        // XDP_DROP drops every frame, the peer's answers too: attach only while the peer sends.
+        let xdp = if path == E2ePath::FloorXdp { Some(crate::wire::XdpDrop::attach(&w.iface)?) } else { None };
+        std::thread::sleep(Duration::from_secs_f64(p.secs + 0.2));
+        let cpu = crate::wire::guest_busy_us()? - c0;
+        let wall = t0.elapsed().as_secs_f64();
+        let nic = crate::wire::nic_rx_packets(&w.iface)?.saturating_sub(nic0);
+        let mode = xdp.as_ref().map(|x| x.mode);
+        drop(xdp);
+        drop(unread);
+        let sent = w.peer.result(id, p.secs)?;
+        seq0 += sent;
+        if let Some(mode) = mode {
+            eprintln!("  floor-xdp at {rate} pps: XDP_DROP attached in {mode} mode");
+        }
+        steps.push(Step {
+            path,
+            rate,
+            sent,
+            received: nic,
+            lost: 0,
+            cpu_us_per_pkt: if nic == 0 { f64::NAN } else { cpu as f64 / nic as f64 },
+            cpu_load: cpu as f64 / 1e6 / wall,
+            lat_p50_us: f64::NAN,
+            lat_p99_us: f64::NAN,
+            lat_cdf_us: Vec::new(),
+            threads: Vec::new(),
+            wakeups_per_pkt: f64::NAN,
+            nic_rx: nic,
         });
     }
     Ok(steps)
@@ -428,6 +611,11 @@ pub fn run_path(path: E2ePath, p: &E2eParams, exe: &std::path::Path) -> Result<V
 
 /// Runs the sender child for `secs` at `rate`; returns the packets it sent.
 fn send(exe: &std::path::Path, p: &E2eParams, rate: u64, secs: f64, seq0: &mut u64) -> Result<u64> {
+    if let Some(w) = &p.wire {
+        let n = w.peer.send(&crate::wire::Streams::one(p.port, p.payload), rate, secs, *seq0)?;
+        *seq0 += n;
+        return Ok(n);
+    }
     let out = Command::new(exe)
         .args(["send", "--port", &p.port.to_string(), "--rate", &rate.to_string(), "--secs", &secs.to_string()])
         .args(["--seq0", &(*seq0 as u16).to_string()])
@@ -482,4 +670,76 @@ pub fn sender(port: u16, rate: u64, secs: f64, payload: usize, seq0: u16) -> Res
 /// GStreamer init for the e2e runs (registry in a writable place, as the guest needs).
 pub fn init() -> Result<()> {
     rtp_feeder::pipeline::init()
+}
+
+/// One point of the scaling comparison: `streams` concurrent streams, one receiver (and, for the
+/// kernel path, one channel) each.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePoint {
+    pub path: E2ePath,
+    pub streams: u32,
+    pub rate_per_stream: u64,
+    pub sent: u64,
+    pub lost: u64,
+    pub cpu_us_per_pkt: f64,
+    pub cpu_load: f64,
+    pub lat_p99_us: f64,
+}
+
+/// Runs `streams` concurrent streams at `rate` each through `path` (Kernel or Gst; the ring
+/// paths work too), stream k on port + k and channel `first_channel` + k.
+pub fn run_scale(path: E2ePath, p: &E2eParams, streams: u32, rate: u64, first_channel: u32) -> Result<ScalePoint> {
+    let Some(w) = &p.wire else { bail!("scaling needs traffic through the NIC (--wire)") };
+    let mut rxs = Vec::new();
+    for k in 0..streams {
+        let mut pk = p.clone();
+        pk.port = p.port + k as u16;
+        pk.channel = first_channel + k;
+        rxs.push(
+            start_receiver(path, &pk)
+                .with_context(|| format!("stream {k} (port {}, channel {})", pk.port, pk.channel))?,
+        );
+    }
+    // Warm-up, then the measured step.
+    let many = crate::wire::Streams { count: streams, ..crate::wire::Streams::one(p.port, p.payload) };
+    w.peer.send(&many, 200, 0.5, 0)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let off = w.peer.clock_offset()?.0;
+    for rx in &rxs {
+        rx.sink.offset_ns.store(off, Relaxed);
+        rx.sink.lat_ns.lock().expect("latency list").clear();
+    }
+    let r0: u64 = rxs.iter().map(|r| r.sink.received.load(Relaxed)).sum();
+    let c0 = crate::wire::guest_busy_us()?;
+    let t0 = Instant::now();
+    let sent = w.peer.send(&many, rate, p.secs, 100)?;
+    let mut last = rxs.iter().map(|r| r.sink.received.load(Relaxed)).sum::<u64>();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = rxs.iter().map(|r| r.sink.received.load(Relaxed)).sum::<u64>();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let cpu = crate::wire::guest_busy_us()? - c0;
+    let wall = t0.elapsed().as_secs_f64();
+    let received = last - r0;
+    let mut lat: Vec<u64> = Vec::new();
+    for rx in &rxs {
+        lat.extend(rx.sink.lat_ns.lock().expect("latency list").iter());
+    }
+    lat.sort_unstable();
+    let p99 =
+        if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * 0.99).round() as usize] as f64 / 1e3 };
+    Ok(ScalePoint {
+        path,
+        streams,
+        rate_per_stream: rate,
+        sent,
+        lost: sent.saturating_sub(received),
+        cpu_us_per_pkt: if received == 0 { f64::NAN } else { cpu as f64 / received as f64 },
+        cpu_load: cpu as f64 / 1e6 / wall,
+        lat_p99_us: p99,
+    })
 }
