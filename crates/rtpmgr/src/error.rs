@@ -40,6 +40,26 @@ pub enum Error {
         /// The module's minor version.
         minor: u16,
     },
+    /// The kernel refused a request with `errno`, and the errno alone would not say why:
+    /// `reason` says it in the request's terms (e.g. which role another file holds).
+    #[error("{context}: {reason} ({})", describe(*.errno))]
+    Refused {
+        /// What was being done, e.g. "attach RX socket (fd 5) to /dev/rtp_mgr0".
+        context: String,
+        /// The kernel's errno.
+        errno: Errno,
+        /// What the errno means for this request.
+        reason: String,
+    },
+    /// The backend cannot do this at all (e.g. attaching a socket to a shm ring, which has no
+    /// kernel to move packets). [`Error::errno`] is `EOPNOTSUPP`.
+    #[error("{context}: not supported: {reason}")]
+    Unsupported {
+        /// What was being asked, and of which ring.
+        context: String,
+        /// Why not, and what to use instead.
+        reason: String,
+    },
 }
 
 fn describe(e: Errno) -> String {
@@ -52,11 +72,12 @@ fn describe(e: Errno) -> String {
 }
 
 impl Error {
-    /// The errno of this error: the kernel's answer for [`Error::Sys`], `EPROTO` for a header or
-    /// ABI mismatch.
+    /// The errno of this error: the kernel's answer for [`Error::Sys`] and [`Error::Refused`],
+    /// `EOPNOTSUPP` for [`Error::Unsupported`], `EPROTO` for a header or ABI mismatch.
     pub fn errno(&self) -> Errno {
         match self {
-            Error::Sys { errno, .. } => *errno,
+            Error::Sys { errno, .. } | Error::Refused { errno, .. } => *errno,
+            Error::Unsupported { .. } => Errno::EOPNOTSUPP,
             Error::BadHeader { .. } | Error::AbiMismatch { .. } => Errno::EPROTO,
         }
     }

@@ -69,6 +69,19 @@ impl KernelDev {
         ioctl::get_status(self.file.as_fd())
     }
 
+    pub(crate) fn attach(&self, req: &RtpmAttach) -> Result<(), Errno> {
+        ioctl::attach(self.file.as_fd(), req)
+    }
+    pub(crate) fn detach(&self, direction: u32) -> Result<(), Errno> {
+        ioctl::detach(self.file.as_fd(), direction)
+    }
+    pub(crate) fn set_wakeup(&self, slots: u32, usecs: u32) -> Result<(), Errno> {
+        ioctl::set_wakeup(self.file.as_fd(), slots, usecs)
+    }
+    pub(crate) fn get_wakeup(&self) -> Result<RtpmWakeup, Errno> {
+        ioctl::get_wakeup(self.file.as_fd())
+    }
+
     pub(crate) fn batch(&self, op: BatchOp, slots: &mut [RtpmSlotRef]) -> Result<usize, Errno> {
         ioctl::batch(self.file.as_fd(), op, slots)
     }

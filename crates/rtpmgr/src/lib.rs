@@ -21,6 +21,11 @@
 //!   [`Backend::Shm`] keeps the same ring (same header page, same descriptor table) in a file
 //!   under `/dev/shm` for hosts without the module. Both return the same errnos (see
 //!   `include/rtp_mgr_ioctl.h`), checked by one conformance suite (`tests/conformance.rs`).
+//! - **Kernel-attached sockets (ABI 2.1, kernel backend only).** [`Channel::attach`] hands a UDP
+//!   socket to the channel: the kernel then receives its datagrams straight into the ring (RX)
+//!   or sends READY slots through it (TX, optionally paced by [`TxPacing`]); [`Channel::set_wakeup`]
+//!   coalesces consumer wake-ups ([`Wakeup`]). A shm ring answers these with
+//!   [`Error::Unsupported`].
 //!
 //! # Example
 //!
@@ -53,6 +58,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod attach;
 mod error;
 mod kernel;
 pub mod layout;
@@ -61,6 +67,7 @@ pub mod rtp;
 mod shm;
 mod sys;
 
+pub use attach::{Attached, SocketDir, TxPacing, Wakeup};
 pub use error::{Error, Result};
 pub use ring::{Consumer, Producer, ReadSlot, Ring, WriteSlot};
 pub use rtpmgr_abi as abi;
@@ -619,7 +626,7 @@ impl Raw<'_> {
 }
 
 /// The counters of [`Stats`] as `(name, value)`, names as in the UAPI (and in sysfs).
-pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 17] {
+pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 22] {
     [
         ("pushed_packets", s.pushed_packets),
         ("pushed_bytes", s.pushed_bytes),
@@ -638,11 +645,16 @@ pub fn stats_fields(s: &Stats) -> [(&'static str, u64); 17] {
         ("cancelled", s.cancelled),
         ("denied", s.denied),
         ("evicted", s.evicted),
+        ("rx_oversize", s.rx_oversize),
+        ("rx_discarded", s.rx_discarded),
+        ("wakeups", s.wakeups),
+        ("tx_sent", s.tx_sent),
+        ("tx_errors", s.tx_errors),
     ]
 }
 
 /// The fields of [`Status`] as `(name, value)`, names as in the UAPI.
-pub fn status_fields(s: &Status) -> [(&'static str, u32); 12] {
+pub fn status_fields(s: &Status) -> [(&'static str, u32); 13] {
     [
         ("state", s.state),
         ("openers", s.openers),
@@ -656,5 +668,6 @@ pub fn status_fields(s: &Status) -> [(&'static str, u32); 12] {
         ("producer", s.producer),
         ("consumer", s.consumer),
         ("release", s.release),
+        ("attached", s.attached),
     ]
 }
