@@ -396,7 +396,7 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
-RTPMGR_CARGO_LOCK_SHA256 = "342db8a7fcad61efee0f916e902f5bd025e9dbebf0e3d3faf34c4a3a32ef984e"
+RTPMGR_CARGO_LOCK_SHA256 = "0fd69051dacc687beacb106d1378e1c0f9b53aa641bca0eadff8d621b0d1dc29"
 
 # The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
 # and build scripts left out) on any of these targets, so that they hold for every MACHINE:

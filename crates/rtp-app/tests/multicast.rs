@@ -12,15 +12,15 @@
 
 mod common;
 use common::*;
+use rtpmgr_testkit::netns::{Veth, VethSpec};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Subnets of these tests (the AF_XDP veth tests use 10.203.77.0/24).
+/// Subnets of these tests (the AF_XDP veth tests use 10.203.77.0/24, rtpmgr-testkit's own 10.203.79.0/24).
 const HOST_V4: &str = "10.203.78.1";
 const SOURCE_V4: &str = "10.203.78.2";
 const WRONG_SOURCE_V4: &str = "10.203.78.3";
@@ -28,114 +28,24 @@ const HOST_V6: &str = "fd00:78::1";
 const SOURCE_V6: &str = "fd00:78::2";
 const WRONG_SOURCE_V6: &str = "fd00:78::3";
 
+/// The pair: the host end has HOST_*, the end in the namespace both sources of each family.
+const VETH: VethSpec = VethSpec {
+    host_prefix: "mr",
+    peer_prefix: "mp",
+    ns_prefix: "rtpmgr-mc",
+    host_addrs: &["10.203.78.1/24", "fd00:78::1/64"],
+    peer_addrs: &["10.203.78.2/24", "10.203.78.3/24", "fd00:78::2/64", "fd00:78::3/64"],
+    needs_root_because: "the multicast veth tests need root (network namespaces, veth)",
+    needs_ipv6: true,
+};
+
 /// Packets of each stream; all different, so any leak shows in the count.
 const JOINED: u32 = 50;
 const OTHER_GROUP: u32 = 70;
 const OTHER_SOURCE: u32 = 90;
 
-fn ip(args: &[&str]) -> Result<String, String> {
-    let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-    if !o.status.success() {
-        return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
 fn addr(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// The machine-wide turn of one veth test (the lock the AF_XDP veth tests take too): two test
-/// runs at once would put the same addresses on two links. Released on drop, also on panic.
-struct MachineTurn(#[allow(dead_code)] std::fs::File);
-
-impl MachineTurn {
-    fn take() -> MachineTurn {
-        let dir = std::path::Path::new("/tmp/rtpmgr");
-        std::fs::create_dir_all(dir).expect("create /tmp/rtpmgr");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("veth-tests.lock"))
-            .expect("open /tmp/rtpmgr/veth-tests.lock");
-        // SAFETY: flock on an fd this struct owns; blocks until the other run's test is done.
-        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0, "flock veth-tests.lock");
-        MachineTurn(f)
-    }
-}
-
-/// A veth pair, `host` here and `peer` in namespace `ns`, with both subnets; removed on drop,
-/// on panic too. Names are unique per test and run, so a leftover of a killed run never
-/// collides.
-struct Veth {
-    host: String,
-    peer: String,
-    ns: String,
-    _turn: MachineTurn,
-}
-
-impl Veth {
-    fn new(test: &str, tag: &str) -> Option<Veth> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            rtpmgr_testkit::skip(test, "the multicast veth tests need root (network namespaces, veth)");
-            return None;
-        }
-        if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
-            rtpmgr_testkit::skip(test, "IPv6 is disabled in this kernel (no /proc/sys/net/ipv6)");
-            return None;
-        }
-        let turn = MachineTurn::take();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let id = (std::process::id() ^ nanos) & 0xf_ffff;
-        let v = Veth {
-            host: format!("mr{tag}{id:05x}"),
-            peer: format!("mp{tag}{id:05x}"),
-            ns: format!("rtpmgr-mc-{tag}-{id:05x}"),
-            _turn: turn,
-        };
-        let (h, p, ns) = (v.host.as_str(), v.peer.as_str(), v.ns.as_str());
-        let setup = || -> Result<(), String> {
-            ip(&["netns", "add", ns])?;
-            ip(&["link", "add", h, "type", "veth", "peer", "name", p])?;
-            ip(&["link", "set", p, "netns", ns])?;
-            ip(&["addr", "add", &format!("{HOST_V4}/24"), "dev", h])?;
-            ip(&["addr", "add", &format!("{HOST_V6}/64"), "dev", h, "nodad"])?;
-            ip(&["link", "set", h, "up"])?;
-            for a in [SOURCE_V4, WRONG_SOURCE_V4] {
-                ip(&["-n", ns, "addr", "add", &format!("{a}/24"), "dev", p])?;
-            }
-            for a in [SOURCE_V6, WRONG_SOURCE_V6] {
-                ip(&["-n", ns, "addr", "add", &format!("{a}/64"), "dev", p, "nodad"])?;
-            }
-            ip(&["-n", ns, "link", "set", p, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            Ok(())
-        };
-        // As root, a failure here is a broken host, not a reason to skip: fail with the cause.
-        if let Err(e) = setup() {
-            panic!("cannot set up a veth pair in a netns (iproute2, veth module?): {e}");
-        }
-        Some(v)
-    }
-
-    /// Runs `f` in a thread that entered the namespace (sockets it creates live there).
-    fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let path = format!("/var/run/netns/{}", self.ns);
-        std::thread::spawn(move || {
-            let f_ns = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on a namespace fd; affects only this thread.
-            assert_eq!(unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
-            f()
-        })
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = ip(&["link", "del", &self.host]);
-        let _ = ip(&["netns", "del", &self.ns]);
-    }
 }
 
 /// An rtp_app child that is killed if the test fails before it is stopped.
@@ -312,7 +222,7 @@ fn start_rx(v: &Veth, ring: &ShmRing, group: IpAddr, source: IpAddr, port: u16, 
 
 /// The source-specific receive test for one address family.
 fn ssm_receive(test: &str, tag: &str, v6: bool) {
-    let Some(v) = Veth::new(test, tag) else { return };
+    let Some(v) = Veth::new(test, tag, &VETH) else { return };
     let (host, src, wrong, wildcard) = match v6 {
         false => (HOST_V4, SOURCE_V4, WRONG_SOURCE_V4, "0.0.0.0"),
         true => (HOST_V6, SOURCE_V6, WRONG_SOURCE_V6, "::"),
@@ -407,7 +317,7 @@ fn receive_with_ttl(sock: &UdpSocket, v6: bool, want: u32) -> (u32, Vec<i32>) {
 }
 
 fn multicast_send(test: &str, tag: &str, v6: bool) {
-    let Some(v) = Veth::new(test, tag) else { return };
+    let Some(v) = Veth::new(test, tag, &VETH) else { return };
     let (group, peer_addr, host) = match v6 {
         false => (addr("239.78.2.1"), SOURCE_V4, HOST_V4),
         true => (addr("ff1e::78:21"), SOURCE_V6, HOST_V6),

@@ -13,9 +13,13 @@
 //!     return;
 //! }
 //! ```
+//!
+//! [`netns`]: a veth pair with one end in a network namespace, for tests that need a real link.
 #![deny(missing_docs)]
 
 use std::io::Write;
+
+pub mod netns;
 
 /// Environment variable naming the file that collects skips (one line each).
 pub const SKIP_LOG_ENV: &str = "RTPMGR_SKIP_LOG";

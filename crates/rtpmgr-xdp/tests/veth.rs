@@ -4,12 +4,12 @@
 //! Also the seed-bug tests that need real kernel objects: bug 4 (cleanup after a failure at every
 //! setup step) and bug 6 (a signal while setup is under way).
 
+use rtpmgr_testkit::netns::{ip, Veth, VethSpec};
 use rtpmgr_xdp::frame::build;
 use rtpmgr_xdp::session::Step;
 use rtpmgr_xdp::steer::loaded_steer_program_ids;
 use rtpmgr_xdp::{run_rx, run_rx_with_hook, CopyMode, Error, Limits, StopReason, WaitMode, XdpConfig, XdpMode};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,83 +22,25 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const HOST_IP: &str = "10.203.77.1";
 const PEER_IP: &str = "10.203.77.2";
 
-fn ip(args: &[&str]) -> Result<String, String> {
-    let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-    if !o.status.success() {
-        return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+/// The pair: one IPv4 subnet (the transmit test adds IPv6 addresses itself).
+const VETH: VethSpec = VethSpec {
+    host_prefix: "xr",
+    peer_prefix: "xp",
+    ns_prefix: "rtpmgr-xt",
+    host_addrs: &["10.203.77.1/24"],
+    peer_addrs: &["10.203.77.2/24"],
+    needs_root_because: "the AF_XDP veth tests need root (BPF, network namespaces)",
+    needs_ipv6: false,
+};
+
+/// What these tests ask of their link beyond the shared fixture: its XDP program, and a ping.
+trait XdpLink {
+    fn attached_program(&self) -> Option<u32>;
+    fn xdp_attached(&self) -> bool;
+    fn ping_from_peer(&self);
 }
 
-/// The machine-wide turn of one veth test: two `cargo test` runs at once (two `make test`s) would
-/// otherwise put the same addresses on two links and route each other's packets. Released on drop,
-/// also when the test panics (the file closes).
-struct MachineTurn(#[allow(dead_code)] std::fs::File);
-
-impl MachineTurn {
-    fn take() -> MachineTurn {
-        let dir = std::path::Path::new("/tmp/rtpmgr");
-        std::fs::create_dir_all(dir).expect("create /tmp/rtpmgr");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("veth-tests.lock"))
-            .expect("open /tmp/rtpmgr/veth-tests.lock");
-        // SAFETY: flock on an fd this struct owns; blocks until the other run's test is done.
-        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0, "flock veth-tests.lock");
-        MachineTurn(f)
-    }
-}
-
-/// A veth pair, `host` here and `peer` in namespace `ns`; removed on drop, on panic too.
-///
-/// Names are unique per test and run (tag, pid and clock), so a leftover of a killed run never
-/// collides with a new one. Declare it before anything that uses the link (an [`RxRun`]): locals
-/// drop in reverse order, so the run stops and detaches before the link goes.
-struct Veth {
-    host: String,
-    /// The other end, in `ns`.
-    peer: String,
-    ns: String,
-    _turn: MachineTurn,
-}
-
-impl Veth {
-    fn new(test: &str, tag: &str) -> Option<Veth> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            rtpmgr_testkit::skip(test, "the AF_XDP veth tests need root (BPF, network namespaces)");
-            return None;
-        }
-        let turn = MachineTurn::take();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        // Interface names have at most 15 bytes: "xr" + tag + 5 hex digits.
-        let id = (std::process::id() ^ nanos) & 0xf_ffff;
-        let v = Veth {
-            host: format!("xr{tag}{id:05x}"),
-            peer: format!("xp{tag}{id:05x}"),
-            ns: format!("rtpmgr-xt-{tag}-{id:05x}"),
-            _turn: turn,
-        };
-        let peer = v.peer.clone();
-        let setup = || -> Result<(), String> {
-            ip(&["netns", "add", &v.ns])?;
-            ip(&["link", "add", &v.host, "type", "veth", "peer", "name", &peer])?;
-            ip(&["link", "set", &peer, "netns", &v.ns])?;
-            ip(&["addr", "add", &format!("{HOST_IP}/24"), "dev", &v.host])?;
-            ip(&["link", "set", &v.host, "up"])?;
-            ip(&["-n", &v.ns, "addr", "add", &format!("{PEER_IP}/24"), "dev", &peer])?;
-            ip(&["-n", &v.ns, "link", "set", &peer, "up"])?;
-            ip(&["-n", &v.ns, "link", "set", "lo", "up"])?;
-            Ok(())
-        };
-        // As root, a failure here is a broken host, not a reason to skip: fail with the cause.
-        if let Err(e) = setup() {
-            panic!("cannot set up a veth pair in a netns (iproute2, veth module?): {e}");
-        }
-        Some(v)
-    }
-
+impl XdpLink for Veth {
     /// The ID of the XDP program attached to our end, if any: `ip -d link` prints "xdp"
     /// (native) or "xdpgeneric" (skb) and "prog/xdp id N" while one is attached.
     fn attached_program(&self) -> Option<u32> {
@@ -109,17 +51,6 @@ impl Veth {
 
     fn xdp_attached(&self) -> bool {
         self.attached_program().is_some()
-    }
-
-    /// Runs `f` in a thread that entered the namespace (sockets it creates live there).
-    fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let path = format!("/var/run/netns/{}", self.ns);
-        std::thread::spawn(move || {
-            let f_ns = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on a namespace fd; affects only this thread.
-            assert_eq!(unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
-            f()
-        })
     }
 
     /// Pings the peer through our (XDP-attached) end. iputils-ping is installed by
@@ -135,13 +66,6 @@ impl Veth {
             String::from_utf8_lossy(&p.stdout),
             String::from_utf8_lossy(&p.stderr)
         );
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = ip(&["link", "del", &self.host]);
-        let _ = ip(&["netns", "del", &self.ns]);
     }
 }
 
@@ -226,7 +150,8 @@ fn send_rtp(v: &Veth, n: u16) -> std::thread::JoinHandle<()> {
 #[test]
 fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("veth::receives_every_rtp_packet_while_other_traffic_reaches_the_kernel", "a") else {
+    let Some(v) = Veth::new("veth::receives_every_rtp_packet_while_other_traffic_reaches_the_kernel", "a", &VETH)
+    else {
         return;
     };
     let before = ProgramsBefore::snapshot();
@@ -291,7 +216,9 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
 #[test]
 fn time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("veth::time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode", "t") else { return };
+    let Some(v) = Veth::new("veth::time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode", "t", &VETH) else {
+        return;
+    };
     for wait in [WaitMode::Poll, WaitMode::BusyPoll] {
         let (ch, path) = shm_ring("t");
         let c = XdpConfig { wait, ..cfg(&v, XdpMode::Skb) };
@@ -311,7 +238,7 @@ fn time_limit_stops_an_idle_run_in_poll_and_busy_poll_mode() {
 #[test]
 fn seed_bug4_failed_init_at_every_step_cleans_up() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("veth::seed_bug4_failed_init_at_every_step_cleans_up", "c") else { return };
+    let Some(v) = Veth::new("veth::seed_bug4_failed_init_at_every_step_cleans_up", "c", &VETH) else { return };
     let before = ProgramsBefore::snapshot();
     let (ch, path) = shm_ring("c");
     let steps = [
@@ -363,7 +290,7 @@ fn seed_bug4_failed_init_at_every_step_cleans_up() {
 #[test]
 fn seed_bug6_signal_before_init_complete() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("veth::seed_bug6_signal_before_init_complete", "s") else { return };
+    let Some(v) = Veth::new("veth::seed_bug6_signal_before_init_complete", "s", &VETH) else { return };
     let before = ProgramsBefore::snapshot();
     let (ch, path) = shm_ring("s");
     let stop = Arc::new(AtomicBool::new(false));
@@ -399,7 +326,7 @@ fn seed_bug6_signal_before_init_complete() {
 fn xdp_tx_delivers_every_packet_and_completes_every_frame() {
     use rtpmgr_xdp::tx::{TxConfig, XdpSender};
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(v) = Veth::new("veth::xdp_tx_delivers_every_packet_and_completes_every_frame", "x") else { return };
+    let Some(v) = Veth::new("veth::xdp_tx_delivers_every_packet_and_completes_every_frame", "x", &VETH) else { return };
     let peer_name = v.peer.clone();
     ip(&["addr", "add", "fd00:77::1/64", "dev", &v.host, "nodad"]).unwrap();
     ip(&["-n", &v.ns, "addr", "add", "fd00:77::2/64", "dev", &peer_name, "nodad"]).unwrap();
@@ -483,7 +410,7 @@ fn a_failing_test_leaves_no_program_namespace_or_link() {
     let names = Arc::new(Mutex::new(None));
     let names2 = Arc::clone(&names);
     let panicked = std::panic::catch_unwind(move || {
-        let v = Veth::new("veth::a_failing_test_leaves_no_program_namespace_or_link", "p").expect("root");
+        let v = Veth::new("veth::a_failing_test_leaves_no_program_namespace_or_link", "p", &VETH).expect("root");
         *names2.lock().unwrap() = Some((v.host.clone(), v.ns.clone()));
         let (ch, _path) = shm_ring("p");
         let c = cfg(&v, XdpMode::Skb);
