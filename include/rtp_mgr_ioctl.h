@@ -29,8 +29,8 @@
  * Who may do what (ABI 2.0; the threat model is in docs/kernel-module.md)
  * ------------------------------------------------------------------------
  *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS,
- *                                     GET_WAKEUP, poll(), read-only mmaps of
- *                                     both regions
+ *                                     GET_WAKEUP, GET_QUALITY, poll(),
+ *                                     read-only mmaps of both regions
  *   opened for writing (O_RDWR)       slot operations, CLAIM, a writable
  *                                     mapping of the payload region
  *   the producer-role holder          START and STOP of its channel, and the
@@ -39,7 +39,7 @@
  *   a file opened for writing)        STOP of a channel it does not produce
  *   a writer whose role is free or    ATTACH of a socket (2.1); DETACH by
  *   its own (producer RX, consumer TX) the file that attached or an admin
- *   an administrator or role holder   SET_WAKEUP (2.1)
+ *   an administrator or role holder   SET_WAKEUP, SET_CLOCK_RATE (2.1)
  * A file without write access gets -EBADF for a slot operation; a missing
  * role or capability gives -EPERM. Both are counted in "denied".
  *
@@ -86,9 +86,10 @@
  * still answered (with abi_major 2) so that it can report the mismatch; its
  * other ioctls get -ENOTTY.
  * 2.1: ATTACH and DETACH of UDP sockets (the kernel receives into the ring
- * and sends from it), wake-up coalescing (SET_WAKEUP, GET_WAKEUP), and the
- * counters and status fields they need, taken from the reserved tails. A 2.0
- * program sees zero there and works unchanged.
+ * and sends from it), wake-up coalescing (SET_WAKEUP, GET_WAKEUP), stream
+ * quality as an RTCP receiver report computes it (SET_CLOCK_RATE,
+ * GET_QUALITY), and the counters and status fields they need, taken from the
+ * reserved tails. A 2.0 program sees zero there and works unchanged.
  */
 #define RTPM_ABI_MAJOR		2
 #define RTPM_ABI_MINOR		1
@@ -420,6 +421,41 @@ struct rtpm_wakeup {
 #define RTPM_WAKE_USECS_MAX	1000000		/* 1 s */
 
 /*
+ * SET_CLOCK_RATE (2.1): the RTP clock rate of the channel's stream (90000
+ * for video, 48000 or 8000 for audio), needed for the interarrival jitter.
+ * 0 (the default) turns the jitter off. An administrator or a role holder.
+ */
+struct rtpm_clock_rate {
+	__u32 hz;		/* 0 or 1 .. RTPM_CLOCK_RATE_MAX */
+	__u32 flags;		/* must be zero */
+};
+
+#define RTPM_CLOCK_RATE_MAX	10000000
+
+/*
+ * GET_QUALITY (2.1): the numbers an RTCP receiver report (RFC 3550 6.4.1)
+ * carries for the stream the channel tracks, computed in the kernel as RFC
+ * 3550 appendix A.1, A.3 and A.8 do, from every packet pushed or received
+ * (arrival_ns, RTP sequence number and timestamp). They start over with a
+ * new SSRC (ssrc_changes counts that) or a sequence jump the tracker cannot
+ * explain (a sender restart), and with RESET.
+ */
+struct rtpm_quality {
+	__u32 ssrc;		/* the stream tracked now; 0 before the first */
+	__u32 clock_rate;	/* SET_CLOCK_RATE, Hz; 0: no jitter */
+	__u64 received;		/* packets of this stream, duplicates too (A.3) */
+	__u64 expected;		/* extended highest seq - base seq + 1 (A.3) */
+	__s64 lost;		/* cumulative: expected - received (A.3) */
+	__u32 ext_max_seq;	/* extended highest sequence number (A.1) */
+	__u32 base_seq;		/* first sequence number of this stream */
+	__u32 jitter;		/* interarrival jitter, timestamp units (A.8) */
+	__u32 jitter_us;	/* the same in microseconds; 0 without clock rate */
+	__u32 ssrc_changes;	/* new SSRCs after the first */
+	__u32 max_loss_burst;	/* longest run of missing sequence numbers */
+	__u64 reserved[5];	/* zero; later 2.x versions use them */
+};
+
+/*
  * 0xE7: free in Documentation/userspace-api/ioctl/ioctl-number.rst (nothing
  * between 0xE5, fuse, and 0xEC). ABI 1.x used 0xB5, which is rpmsg's.
  */
@@ -439,6 +475,8 @@ struct rtpm_wakeup {
 #define RTPM_IOC_DETACH		_IOW(RTPM_IOC_MAGIC, 0x0a, struct rtpm_detach)
 #define RTPM_IOC_SET_WAKEUP	_IOW(RTPM_IOC_MAGIC, 0x0b, struct rtpm_wakeup)
 #define RTPM_IOC_GET_WAKEUP	_IOR(RTPM_IOC_MAGIC, 0x0c, struct rtpm_wakeup)
+#define RTPM_IOC_SET_CLOCK_RATE	_IOW(RTPM_IOC_MAGIC, 0x0d, struct rtpm_clock_rate)
+#define RTPM_IOC_GET_QUALITY	_IOR(RTPM_IOC_MAGIC, 0x0e, struct rtpm_quality)
 
 /* Per-slot operations: the seed's ABI, one syscall per slot. */
 #define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)

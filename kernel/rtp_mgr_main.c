@@ -26,6 +26,8 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poll.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
@@ -680,7 +682,19 @@ static int rtpm_ioctl_get_wakeup(struct rtpm_channel *ch, void __user *uarg)
 	return copy_to_user(uarg, &w, sizeof(w)) ? -EFAULT : 0;
 }
 
-/* SET_WAKEUP: an administrator, or a file holding a role of the channel. */
+static int rtpm_ioctl_set_clock_rate(struct rtpm_channel *ch,
+				     void __user *uarg)
+{
+	struct rtpm_clock_rate c;
+
+	if (copy_from_user(&c, uarg, sizeof(c)))
+		return -EFAULT;
+	if (c.flags)
+		return -EINVAL;
+	return rtpm_chan_set_clock_rate(ch, c.hz);
+}
+
+/* SET_WAKEUP, SET_CLOCK_RATE: an administrator or a role holder. */
 static bool rtpm_may_tune(struct rtpm_file *rf)
 {
 	bool holder;
@@ -719,8 +733,10 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 	case RTPM_IOC_GET_STATS:
 	case RTPM_IOC_GET_STATUS:
 	case RTPM_IOC_GET_WAKEUP:
+	case RTPM_IOC_GET_QUALITY:
 		return 0;
 	case RTPM_IOC_SET_WAKEUP:
+	case RTPM_IOC_SET_CLOCK_RATE:
 		if (!rf->can_write)
 			err = -EBADF;
 		else if (!rtpm_may_tune(rf))
@@ -758,6 +774,7 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	struct rtpm_file *rf = to_rtpm_file(file);
 	struct rtpm_channel *ch = rf->ch;
 	void __user *uarg = (void __user *)arg;
+	struct rtpm_quality quality;
 	struct rtpm_status status;
 	struct rtpm_stats stats;
 	int err;
@@ -782,6 +799,8 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case RTPM_IOC_DETACH:
 	case RTPM_IOC_SET_WAKEUP:
 	case RTPM_IOC_GET_WAKEUP:
+	case RTPM_IOC_SET_CLOCK_RATE:
+	case RTPM_IOC_GET_QUALITY:
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -829,6 +848,12 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return rtpm_ioctl_set_wakeup(ch, uarg);
 	case RTPM_IOC_GET_WAKEUP:
 		return rtpm_ioctl_get_wakeup(ch, uarg);
+	case RTPM_IOC_SET_CLOCK_RATE:
+		return rtpm_ioctl_set_clock_rate(ch, uarg);
+	case RTPM_IOC_GET_QUALITY:
+		rtpm_chan_quality(ch, &quality);
+		return copy_to_user(uarg, &quality, sizeof(quality)) ?
+		       -EFAULT : 0;
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -869,6 +894,8 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(sizeof(struct rtpm_attach) != 32);
 	BUILD_BUG_ON(sizeof(struct rtpm_detach) != 8);
 	BUILD_BUG_ON(sizeof(struct rtpm_wakeup) != 16);
+	BUILD_BUG_ON(sizeof(struct rtpm_clock_rate) != 8);
+	BUILD_BUG_ON(sizeof(struct rtpm_quality) != 96);
 	/* ABI 1.x callers read the 1.0 layout, 72 bytes. */
 	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) !=
 		     sizeof(struct rtpm_info_v1));
@@ -898,6 +925,40 @@ static int __init rtpm_check_params(void)
 				RTPM_WAKE_SLOTS_MAX) ?:
 	       rtpm_check_param("wake_usecs", wake_usecs, wake_slots > 1,
 				RTPM_WAKE_USECS_MAX);
+}
+
+/*
+ * /proc/driver/rtp_mgr: every channel on one line, the one-screen summary a
+ * field engineer reads first (sysfs has the full counters per channel).
+ */
+static int rtpm_proc_show(struct seq_file *m, void *v)
+{
+	unsigned int i;
+
+	seq_printf(m, "rtp_mgr ABI %u.%u, %u channels\n", RTPM_ABI_MAJOR,
+		   RTPM_ABI_MINOR, channels);
+	seq_puts(m, "ch state   attach slots ready  held pushed     popped     drops      overruns   lost       jitter_us ssrc       wakeups\n");
+	for (i = 0; i < channels; i++) {
+		struct rtpm_channel *ch = &rtpm_channels[i];
+		struct rtpm_quality q;
+		struct rtpm_status st;
+		struct rtpm_stats s;
+
+		rtpm_chan_status(ch, &st);
+		rtpm_chan_stats(ch, &s);
+		rtpm_chan_quality(ch, &q);
+		seq_printf(m, "%-2u %-7s %-6s %5u %5u %5u %-10llu %-10llu %-10llu %-10llu %-10lld %-9u 0x%08x %llu\n",
+			   i, st.state == RTPM_STATE_RUNNING ? "running" :
+			   "stopped",
+			   st.attached == (RTPM_ATTACHED_RX | RTPM_ATTACHED_TX) ?
+			   "rx+tx" : st.attached & RTPM_ATTACHED_RX ? "rx" :
+			   st.attached & RTPM_ATTACHED_TX ? "tx" : "-",
+			   st.free + st.producing + st.ready + st.consuming,
+			   st.ready, st.producing + st.consuming,
+			   s.pushed_packets, s.popped_packets, s.drops,
+			   s.overruns, q.lost, q.jitter_us, q.ssrc, s.wakeups);
+	}
+	return 0;
 }
 
 /* Undo rtpm_channel_init(); the device node is already gone or never was. */
@@ -1002,6 +1063,10 @@ static int __init rtpm_init(void)
 		}
 	}
 
+	/* A summary is a convenience: the module works without it. */
+	if (!proc_create_single("driver/rtp_mgr", 0444, NULL, rtpm_proc_show))
+		pr_warn("could not create /proc/driver/rtp_mgr\n");
+
 	pr_info("%u channels /dev/%s0..%u, ring_order=%u (%u slots), slot_payload=%u, drop_policy=%u, ABI %u.%u\n",
 		channels, RTPM_DEVICE_PREFIX, channels - 1, ring_order,
 		1U << ring_order, slot_payload, drop_policy, RTPM_ABI_MAJOR,
@@ -1027,6 +1092,7 @@ static void __exit rtpm_exit(void)
 {
 	unsigned int i;
 
+	remove_proc_entry("driver/rtp_mgr", NULL);
 	for (i = 0; i < channels; i++)
 		misc_deregister(&rtpm_channels[i].misc);
 	/* Before the channels go: a softirq may still be in encap_rcv. */

@@ -430,7 +430,7 @@ static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index, u32 len,
 		d->ssrc = rtp.ssrc;
 		d->rtp_seq = rtp.seq;
 		d->payload_type = rtp.payload_type;
-		rtpm_seq_track(&ch->seq, &rtp, &ch->stats);
+		rtpm_seq_track(&ch->seq, &rtp, arrival_ns, &ch->stats);
 	} else {
 		/* Not RTP: carried as is, counted. */
 		d->flags = RTPM_SLOT_F_MALFORMED;
@@ -1249,6 +1249,26 @@ void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st)
 	st->release = ch->release;
 	st->attached = rtpm_attach_state_locked(ch);
 	spin_unlock_bh(&ch->lock);
+}
+
+void rtpm_chan_quality(struct rtpm_channel *ch, struct rtpm_quality *q)
+{
+	spin_lock_bh(&ch->lock);
+	rtpm_seq_quality(&ch->seq, q);
+	spin_unlock_bh(&ch->lock);
+}
+
+/* A new clock rate starts the jitter over: old transits are in other units. */
+int rtpm_chan_set_clock_rate(struct rtpm_channel *ch, u32 hz)
+{
+	if (hz > RTPM_CLOCK_RATE_MAX)
+		return -EINVAL;
+	spin_lock_bh(&ch->lock);
+	ch->seq.clock_rate = hz;
+	ch->seq.jitter_q4 = 0;
+	ch->seq.have_transit = false;
+	spin_unlock_bh(&ch->lock);
+	return 0;
 }
 
 void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st)

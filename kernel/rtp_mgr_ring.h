@@ -218,6 +218,8 @@ bool rtpm_ring_hung_up(struct rtpm_channel *ch, const struct rtpm_file *rf);
 bool rtpm_ring_can_reserve(struct rtpm_channel *ch);
 void rtpm_chan_status(struct rtpm_channel *ch, struct rtpm_status *st);
 void rtpm_chan_stats(struct rtpm_channel *ch, struct rtpm_stats *st);
+void rtpm_chan_quality(struct rtpm_channel *ch, struct rtpm_quality *q);
+int rtpm_chan_set_clock_rate(struct rtpm_channel *ch, u32 hz);
 
 /* Attached sockets (rtp_mgr_attach.c). */
 int rtpm_attach_ioctl(struct rtpm_file *rf, const struct rtpm_attach *req);

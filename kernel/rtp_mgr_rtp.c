@@ -5,7 +5,9 @@
  */
 #include <linux/bitmap.h>
 #include <linux/kernel.h>
+#include <linux/math64.h>
 #include <linux/string.h>
+#include <linux/time64.h>
 
 #include "rtp_mgr_rtp.h"
 
@@ -84,28 +86,94 @@ bool rtpm_rtp_parse(const void *data, u32 len, struct rtpm_rtp_hdr *out)
 	return true;
 }
 
+/* RESET: everything but the configured clock rate. */
 void rtpm_seq_reset(struct rtpm_seq_tracker *t)
 {
-	t->valid = false;
-	t->ssrc = 0;
-	t->max_seq = 0;
-	bitmap_zero(t->seen, RTPM_SEQ_WINDOW);
+	u32 clock_rate = t->clock_rate;
+
+	memset(t, 0, sizeof(*t));
+	t->clock_rate = clock_rate;
 }
 
+/* A new stream starts at @h (A.1 init_seq). */
 static void rtpm_seq_restart(struct rtpm_seq_tracker *t,
 			     const struct rtpm_rtp_hdr *h)
 {
+	if (t->valid && t->ssrc != h->ssrc)
+		t->ssrc_changes++;
 	t->valid = true;
 	t->ssrc = h->ssrc;
 	t->max_seq = h->seq;
 	bitmap_zero(t->seen, RTPM_SEQ_WINDOW);
 	__set_bit(0, t->seen);
+	t->cycles = 0;
+	t->base_seq = h->seq;
+	t->received = 0;
+	t->jitter_q4 = 0;
+	t->have_transit = false;
+	t->max_loss_burst = 0;
+}
+
+/*
+ * RFC 3550 A.8: J += (|D(i-1, i)| - J) / 16, with D the difference of the
+ * transit times (arrival in timestamp units minus the RTP timestamp) of two
+ * consecutive arrivals. Kept scaled by 16 as the RFC's integer code does.
+ */
+static void rtpm_seq_jitter(struct rtpm_seq_tracker *t,
+			    const struct rtpm_rtp_hdr *h, u64 arrival_ns)
+{
+	u32 arrival;
+	s32 transit, d;
+
+	if (!t->clock_rate)
+		return;
+	/* Wraps like an RTP timestamp; only differences matter. */
+	arrival = (u32)mul_u64_u32_div(arrival_ns, t->clock_rate,
+				       NSEC_PER_SEC);
+	transit = (s32)(arrival - h->timestamp);
+	if (t->have_transit) {
+		d = transit - t->last_transit;
+		if (d < 0)
+			d = -d;
+		t->jitter_q4 += d - ((t->jitter_q4 + 8) >> 4);
+	}
+	t->last_transit = transit;
+	t->have_transit = true;
+}
+
+/**
+ * rtpm_seq_quality - the GET_QUALITY numbers of the tracked stream
+ * @t: the channel's tracker (under the channel lock)
+ * @q: filled in; its reserved fields are zeroed
+ */
+void rtpm_seq_quality(const struct rtpm_seq_tracker *t,
+		      struct rtpm_quality *q)
+{
+	u32 ext_max = t->cycles + t->max_seq;
+
+	memset(q, 0, sizeof(*q));
+	q->clock_rate = t->clock_rate;
+	q->ssrc_changes = t->ssrc_changes;
+	if (!t->valid)
+		return;
+	q->ssrc = t->ssrc;
+	q->received = t->received;
+	q->ext_max_seq = ext_max;
+	q->base_seq = t->base_seq;
+	q->expected = (u64)ext_max - t->base_seq + 1;
+	q->lost = (s64)q->expected - (s64)q->received;
+	q->jitter = t->jitter_q4 >> 4;
+	if (t->clock_rate)
+		q->jitter_us = (u32)div_u64((u64)q->jitter * USEC_PER_SEC,
+					    t->clock_rate);
+	q->max_loss_burst = t->max_loss_burst;
 }
 
 /**
  * rtpm_seq_track - account one pushed RTP packet
  * @t: the channel's tracker
  * @h: the parsed header
+ * @arrival_ns: when it arrived (CLOCK_MONOTONIC), for the jitter
  * @stats: counters to update
  *
  * A forward jump of d counts d - 1 packets as lost. A packet that arrives
@@ -116,12 +184,14 @@ static void rtpm_seq_restart(struct rtpm_seq_tracker *t,
  * new stream (or a sender restart), not loss.
  */
 void rtpm_seq_track(struct rtpm_seq_tracker *t, const struct rtpm_rtp_hdr *h,
-		    struct rtpm_stats *stats)
+		    u64 arrival_ns, struct rtpm_stats *stats)
 {
 	s16 delta;
 
 	if (!t->valid || t->ssrc != h->ssrc) {
 		rtpm_seq_restart(t, h);
+		t->received = 1;
+		rtpm_seq_jitter(t, h, arrival_ns);
 		return;
 	}
 
@@ -129,6 +199,11 @@ void rtpm_seq_track(struct rtpm_seq_tracker *t, const struct rtpm_rtp_hdr *h,
 	delta = (s16)(u16)(h->seq - t->max_seq);
 	if (delta > 0) {
 		stats->rtp_lost += delta - 1;
+		if (delta - 1 > t->max_loss_burst)
+			t->max_loss_burst = delta - 1;
+		/* A.1: the sequence number wrapped. */
+		if (h->seq < t->max_seq)
+			t->cycles += 1U << 16;
 		if (delta >= RTPM_SEQ_WINDOW)
 			bitmap_zero(t->seen, RTPM_SEQ_WINDOW);
 		else
@@ -147,6 +222,9 @@ void rtpm_seq_track(struct rtpm_seq_tracker *t, const struct rtpm_rtp_hdr *h,
 				stats->rtp_lost--;
 		}
 	} else {
+		/* A sender restart: a new stream, counted from here. */
 		rtpm_seq_restart(t, h);
 	}
+	t->received++;
+	rtpm_seq_jitter(t, h, arrival_ns);
 }
