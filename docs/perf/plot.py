@@ -7,8 +7,10 @@ Usage: docs/perf/plot.py REPORT [OUTDIR]
   OUTDIR  where the SVGs go (default: docs/perf)
 
 Writes throughput-vs-batch.svg (delivered packets/s against batch size, log-log, one line per path,
-min..max as a bar) and latency-cdf.svg (end-to-end latency CDF of the ring and plain GStreamer at the
-highest rate both delivered without loss), and handoff.json (the report itself, for the docs).
+min..max as a bar), latency-cdf.svg (end-to-end latency CDF of the receive paths at the highest rate
+all delivered without loss), cpu-vs-rate.svg (end-to-end CPU per packet against the offered rate, the
+floors included), scaling.svg (CPU per packet against concurrent streams, kernel-attached vs udpsrc)
+and report.json (the report itself, for the docs).
 """
 import json
 import math
@@ -16,7 +18,9 @@ import os
 import sys
 
 COLORS = {"ring-batch": "#1f77b4", "ring-slot": "#ff7f0e", "udp": "#2ca02c", "pipe": "#d62728",
-          "rtrb": "#9467bd", "ring": "#1f77b4", "ring-thread": "#ff7f0e", "gst": "#2ca02c"}
+          "rtrb": "#9467bd", "ring": "#1f77b4", "ring-thread": "#ff7f0e", "gst": "#2ca02c",
+          "kernel": "#d62728", "kernel-lists": "#e377c2", "kernel-rtpmgrsrc": "#8c564b", "ring-lists": "#17becf",
+          "rtpmgrsrc": "#bcbd22", "floor-xdp": "#7f7f7f", "floor-sock": "#aaaaaa"}
 W, H, L, R, T, B = 640, 400, 80, 150, 40, 50
 
 
@@ -102,7 +106,7 @@ def main():
             f.write(svg(f"Delivered packets/s vs batch size, {payload} B{where}", "batch size (packets per call)",
                         "packets/s", series, True, True, batches, decades(min(vals), max(vals))))
 
-    e2e = rep.get("e2e", [])
+    e2e = [r for r in rep.get("e2e", []) if not r["path"].startswith("floor-")]
     if e2e:
         ok = {}
         for r in e2e:
@@ -113,7 +117,7 @@ def main():
         rate = max(common) if common else min(r["rate"] for r in e2e)
         series = []
         lat = []
-        for p in ("ring", "ring-thread", "gst"):
+        for p in paths:
             row = next((r for r in e2e if r["path"] == p and r["rate"] == rate), None)
             if row:
                 cdf = row["lat_cdf_us"]
@@ -123,6 +127,35 @@ def main():
             with open(os.path.join(out, "latency-cdf.svg"), "w") as f:
                 f.write(svg(f"Arrival -> appsink latency CDF at {rate} pps{where}", "latency (µs)", "% of packets",
                             series, True, False, decades(min(lat), max(lat)), [0, 25, 50, 75, 90, 99, 100]))
+    rows = [r for r in rep.get("e2e", []) if r["cpu_us_per_pkt"]["n"] > 0]
+    if rows:
+        paths = sorted({r["path"] for r in rows}, key=lambda p: list(COLORS).index(p) if p in COLORS else 99)
+        series = []
+        for p in paths:
+            pr = sorted((r for r in rows if r["path"] == p), key=lambda r: r["rate"])
+            series.append((p, [(r["rate"], r["cpu_us_per_pkt"]["median"], r["cpu_us_per_pkt"]["min"],
+                                r["cpu_us_per_pkt"]["max"]) for r in pr]))
+        vals = [v for r in rows for v in (r["cpu_us_per_pkt"]["min"], r["cpu_us_per_pkt"]["max"]) if v and v > 0]
+        rates = sorted({r["rate"] for r in rows})
+        with open(os.path.join(out, "cpu-vs-rate.svg"), "w") as f:
+            f.write(svg(f"Guest CPU per packet vs offered rate{where}", "offered packets/s", "CPU µs per packet",
+                        series, True, True, rates, decades(min(vals), max(vals))))
+    scale = [r for r in rep.get("scale", []) if r["cpu_us_per_pkt"] and r["cpu_us_per_pkt"] > 0]
+    if scale:
+        series = []
+        for p in sorted({r["path"] for r in scale}):
+            pr = sorted((r for r in scale if r["path"] == p), key=lambda r: r["streams"])
+            lost = sum(r["lost"] for r in pr)
+            series.append((f"{p} (lost {lost})", [(r["streams"], r["cpu_us_per_pkt"], None, None) for r in pr]))
+            COLORS.setdefault(f"{p} (lost {lost})", COLORS.get(p, "#333"))
+        vals = [r["cpu_us_per_pkt"] for r in scale]
+        top = max(vals) * 1.1
+        step = 10 ** math.floor(math.log10(top))
+        yt = [i * step for i in range(0, int(top / step) + 2)]
+        with open(os.path.join(out, "scaling.svg"), "w") as f:
+            f.write(svg(f"CPU per packet vs concurrent streams, {scale[0]['rate_per_stream']} pps each{where}",
+                        "streams (one channel each)", "CPU µs per packet", series, False, False,
+                        sorted({r["streams"] for r in scale}), yt))
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(rep, f, indent=1)
 
