@@ -223,6 +223,9 @@ struct Receiver {
     sink: Arc<Sink>,
     rx_proc: Option<Child>,
     feeder: Option<Feeder>,
+    /// Kernel-attached RX set up by the bench itself: the socket and the file that attached it
+    /// (closing the file detaches).
+    attached: Option<(UdpSocket, std::fs::File)>,
 }
 
 /// How the ring path feeds appsrc.
@@ -288,6 +291,8 @@ impl Drop for Receiver {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Detach (closing the attaching file) only once the consumer is gone.
+        drop(self.attached.take());
     }
 }
 
@@ -307,7 +312,7 @@ fn start_gst(p: &E2eParams) -> Result<Receiver> {
     pipeline.add_many([&src, jb.upcast_ref(), &appsink])?;
     gst::Element::link_many([&src, jb.upcast_ref(), &appsink])?;
     // From here on the receiver owns the pipeline (Null on drop, also on the error path).
-    let rx = Receiver { pipeline, sink, rx_proc: None, feeder: None };
+    let rx = Receiver { pipeline, sink, rx_proc: None, feeder: None, attached: None };
     rtp_feeder::pipeline::start(&rx.pipeline).context("start the udpsrc pipeline")?;
     Ok(rx)
 }
@@ -331,6 +336,9 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
             let _ = ch.reset();
         }
     }
+    if kernel && KERNEL_RX_BY_BENCH.load(Relaxed) {
+        return attach_rx_here(p, backend);
+    }
     let mut cmd = Command::new(&p.rtp_app);
     cmd.args(["--mode", "rx", "--bind", &p.bind_addr(), "--port", &p.port.to_string(), "--interval", "3600"]);
     if kernel {
@@ -353,12 +361,24 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
         sink: Arc::new(Sink::default()),
         rx_proc: Some(child),
         feeder: None,
+        attached: None,
     };
     // A receiver that exits at once (a flag it does not know, a port in use) says why.
     std::thread::sleep(Duration::from_millis(300));
     if let Some(status) = rx.rx_proc.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
         rx.rx_proc = None;
         let why = std::fs::read_to_string(format!("/tmp/rtpmgr-bench-rtp_app-{}.log", p.channel)).unwrap_or_default();
+        if kernel && why.contains("--path") && p.backend_shm.is_none() {
+            // This rtp_app has no kernel path yet: attach the socket from here (the same kernel
+            // work; rtp_app would only supervise), and say so in the report.
+            KERNEL_RX_BY_BENCH.store(true, Relaxed);
+            note(format!(
+                "kernel-attached RX: {} has no --path kernel ({}); rtpmgr-bench binds the socket and ATTACHes it itself",
+                p.rtp_app,
+                why.lines().next().unwrap_or("").trim()
+            ));
+            return attach_rx_here(p, backend);
+        }
         bail!(
             "{} --mode rx{} exited with {status}: {}",
             p.rtp_app,
@@ -367,6 +387,58 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
         );
     }
     Ok(rx)
+}
+
+/// Set once rtp_app turned out to have no kernel path: the bench attaches RX sockets itself.
+static KERNEL_RX_BY_BENCH: AtomicBool = AtomicBool::new(false);
+/// Things the report should say (how a path was measured), drained by `take_notes`.
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn note(s: String) {
+    eprintln!("  note: {s}");
+    NOTES.lock().expect("notes").push(s);
+}
+
+pub fn take_notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().expect("notes"))
+}
+
+/// rtp_app's default wake-up rule on the kernel path (32 slots or 4 ms).
+const DEFAULT_WAKE: (u32, u32) = (32, 4000);
+
+/// Kernel-attached RX without rtp_app: a UDP socket bound as rtp_app would bind it, handed to the
+/// channel with ATTACH (RX), the wake-up rule set with SET_WAKEUP, the channel started.
+fn attach_rx_here(p: &E2eParams, backend: &Backend) -> Result<Receiver> {
+    use std::os::fd::AsRawFd;
+    let sock = UdpSocket::bind((p.bind_addr().as_str(), p.port)).with_context(|| format!("bind port {}", p.port))?;
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(backend.path())
+        .with_context(|| format!("open {}", backend.path().display()))?;
+    let (slots, usecs) = p.wake.unwrap_or(DEFAULT_WAKE);
+    let w: [u32; 4] = [slots, usecs, 0, 0];
+    // _IOW(0xe7, 0x0b, struct rtpm_wakeup): slots, usecs, flags, reserved.
+    let set_wakeup: u64 = (1 << 30) | (16 << 16) | (0xe7 << 8) | 0x0b;
+    // SAFETY: SET_WAKEUP reads a 16-byte struct rtpm_wakeup.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), set_wakeup as _, w.as_ptr()) } != 0 {
+        bail!("SET_WAKEUP {slots}/{usecs} on {}: {}", backend.path().display(), std::io::Error::last_os_error());
+    }
+    // struct rtpm_attach: fd, direction (0 = RX), flags, tx_rate_pps, tx_burst, reserved[3].
+    let a: [u32; 8] = [sock.as_raw_fd() as u32, 0, 0, 0, 0, 0, 0, 0];
+    let attach: u64 = (1 << 30) | (32 << 16) | (0xe7 << 8) | 0x09;
+    // SAFETY: ATTACH reads a 32-byte struct rtpm_attach.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), attach as _, a.as_ptr()) } != 0 {
+        bail!("ATTACH RX on {}: {}", backend.path().display(), std::io::Error::last_os_error());
+    }
+    Channel::open(backend)?.start()?;
+    Ok(Receiver {
+        pipeline: gst::Pipeline::new(),
+        sink: Arc::new(Sink::default()),
+        rx_proc: None,
+        feeder: None,
+        attached: Some((sock, dev)),
+    })
 }
 
 /// The GStreamer element path: `rtpmgrsrc ! rtpjitterbuffer ! appsink`, fed by rtp_app rx.

@@ -268,6 +268,8 @@ struct Report {
     scale: Vec<e2e::ScalePoint>,
     /// TX: kernel send vs rtp_app sendmmsg.
     tx: Vec<tx::TxPoint>,
+    /// How something was measured (e.g. who attached the kernel path's socket).
+    notes: Vec<String>,
     /// What could not be measured, and why.
     skipped: Vec<String>,
 }
@@ -378,6 +380,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Send { .. } | Cmd::Peer { .. } | Cmd::WireSend { .. } => unreachable!("handled above"),
     }
+    rep.notes.extend(e2e::take_notes());
     let json = serde_json::to_string(&rep)?;
     if let Some(out) = &cli.out {
         std::fs::write(out, &json).with_context(|| format!("write {}", out.display()))?;
@@ -691,6 +694,9 @@ fn print_report(rep: &Report) {
     }
     if !rep.e2e.is_empty() {
         print_e2e(rep);
+    }
+    for n in &rep.notes {
+        println!("note: {n}");
     }
     for why in &rep.skipped {
         println!("skipped: {why}");
