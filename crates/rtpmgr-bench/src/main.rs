@@ -720,7 +720,7 @@ fn print_e2e(rep: &Report) {
     println!(
         "CPU per packet: {}",
         if rep.e2e.iter().any(|r| r.nic_rx > 0) {
-            "guest-wide busy time (/proc/stat user+nice+system+irq+softirq, all CPUs) / packets delivered to the appsink (floors: / frames the NIC received)"
+            "guest-wide busy time (wall x CPUs - idle - iowait, /proc/stat, precise under NO_HZ) / packets delivered to the appsink (floors: / frames the NIC received)"
         } else {
             "utime+stime of the receiving processes / packets delivered (local sender over loopback)"
         }
