@@ -122,6 +122,15 @@ graph_cmds='bitbake -p && bitbake -g rtpmgr-image-dev && mv task-depends.dot tas
 # shellcheck disable=SC2016  # $r is expanded by the shell kas starts, not here
 env_cmds='bitbake -e rtpmgr-image >env-image && bitbake -e rtp-feeder >env-rtp-feeder &&
 	for r in gstreamer1.0-plugins-base gstreamer1.0-plugins-good; do bitbake -e $r >env-$r || exit 1; done'
+# The signature data of rtp-mgr's do_fetch (the git source in the checkout) and do_install (the
+# install manifest in the layer), written without running anything (-S none), as bitbake-dumpsig
+# prints it: nothing in them but file names may hold the checkout's path (check-layer-rules.py,
+# host_paths_not_hashed, is the static side). From a full parse: after a partial re-parse (the
+# rtpmgr recipes re-parse whenever HEAD moves) BitBake 2.8 dumps stale variable values from its
+# SiggenRecipeInfo cache and stops with "Basehash mismatch", so the parse cache goes first.
+# shellcheck disable=SC2016  # $t and $f are expanded by the shell kas starts, not here
+sig_cmds='rm -f tmp/cache/bb_cache*.dat* && bitbake -S none -c install rtp-mgr >sig-run.log && for t in do_fetch do_install; do
+	f=$(ls -t tmp/stamps/*/rtp-mgr/*.$t.sigdata.* | head -n 1) && bitbake-dumpsig "$f" >sig-rtp-mgr-$t.txt || exit 1; done'
 
 # kas_shell BUILD_DIR KAS_FILES CMDS: one kas shell as the BitBake user, under the heavy-work lock.
 kas_shell() {
@@ -204,7 +213,8 @@ for t in "${targets[@]}"; do
 		(cd "$build" && "${as_user[@]}" bash "$KAS_WORK_DIR/meta-rauc/scripts/openssl-ca.sh" >openssl-ca.log 2>&1) ||
 			die "meta-rauc's openssl-ca.sh failed, see $build/openssl-ca.log"
 		;;
-	*) cmds="$cmds && $env_cmds" ;;
+	*-systemd) cmds="$cmds && $env_cmds" ;;
+	*) cmds="$cmds && $env_cmds && $sig_cmds" ;;
 	esac
 	start=$(date +%s)
 	if kas_shell "$build" "$files" "$cmds" >"$build/check.log" 2>&1; then
@@ -230,6 +240,13 @@ for t in "${targets[@]}"; do
 			esac
 			;;
 		*)
+			# Anything but the list of file checksums (whose names are not hashed, only the sums).
+			case $t in *-systemd) ;; *)
+				for task in do_fetch do_install; do
+					expect "no path of the checkout ($TOP) in rtp-mgr's $task signature data" \
+						bash -c "[ -s '$build/sig-rtp-mgr-$task.txt' ] && ! grep -v '^This task depends on the checksums of files' '$build/sig-rtp-mgr-$task.txt' | grep -F '$TOP'"
+				done
+			esac
 			expect "rtpmgr-tests only in rtpmgr-image-dev" \
 				bash -c "grep -qx rtpmgr-tests '$build/pn-buildlist-dev' && ! grep -qx rtpmgr-tests '$build/pn-buildlist'"
 			check_split_names "$build" || rc=1
