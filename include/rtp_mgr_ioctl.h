@@ -348,9 +348,15 @@ struct rtpm_status {
 #define RTPM_ATTACHED_RX	(1U << 0)
 #define RTPM_ATTACHED_TX	(1U << 1)
 
-/* Values of direction in struct rtpm_attach and struct rtpm_detach. */
-#define RTPM_DIR_RX		0	/* socket -> ring: the kernel produces */
-#define RTPM_DIR_TX		1	/* ring -> socket: the kernel consumes */
+/*
+ * Values of direction in struct rtpm_attach and struct rtpm_detach; 0 is
+ * invalid, so that a zeroed request attaches nothing by accident.
+ */
+#define RTPM_DIR_RX		1	/* socket -> ring: the kernel produces */
+#define RTPM_DIR_TX		2	/* ring -> socket: the kernel consumes */
+
+/* Largest TX token bucket, packets. */
+#define RTPM_TX_BURST_MAX	1024
 
 /*
  * ATTACH (2.1): hand a UDP socket (AF_INET or AF_INET6, SOCK_DGRAM) that user
@@ -368,18 +374,22 @@ struct rtpm_status {
  *
  * TX: the kernel sends every READY slot through the socket, which must be
  * connected (connect(2) names the destination, unicast or multicast), in
- * order, with MSG_DONTWAIT, and releases the slot: tx_sent, or tx_errors if
- * the socket refused it (send buffer full, no route). tx_rate_pps > 0 paces
- * the sends to that rate with a token bucket of tx_burst packets (0: 1). The
- * attaching file becomes the consumer-role holder. The channel holds a
+ * order, and releases the slot: tx_sent, or tx_errors if the socket refused
+ * it (no route, too big). A full send buffer is waited out (retried after
+ * 1 ms), not dropped. tx_rate_pps (1 .. 10^9) paces the sends to that rate
+ * with a token bucket of tx_burst packets (1 .. RTPM_TX_BURST_MAX, 0: 1);
+ * without a rate tx_burst must be 0. The attaching file becomes the
+ * consumer-role holder. The channel holds a
  * reference to the socket's file (it sends through it): closing your
  * descriptor does not detach.
  *
  * Both end with DETACH, with the last close of the file that attached, and
  * (RX) with the socket's close. STOP keeps them (RX discards while stopped;
  * TX drains what is READY); RESET keeps them. CONFIGURE is refused (-EBUSY)
- * while a socket is attached. The caller needs a writer, the role of its
- * direction free or its own (-EPERM, counted in denied), a UDP socket
+ * while a socket is attached, and so is a CLAIM that would give up the role
+ * an attachment holds; RECLAIM never takes that role away. The caller
+ * needs a writer, the role of its direction free or its own (-EPERM,
+ * counted in denied), a UDP socket
  * (-ENOTSOCK, -EPROTONOSUPPORT), for TX a connected one (-ENOTCONN), one
  * socket per direction (-EBUSY), and an RX socket not already used by
  * another in-kernel receiver (-EBUSY).
@@ -397,6 +407,7 @@ struct rtpm_attach {
 struct rtpm_detach {
 	__u32 direction;	/* RTPM_DIR_* */
 	__u32 flags;		/* must be zero */
+	__u32 reserved[2];	/* must be zero */
 };
 
 /*

@@ -27,18 +27,36 @@
  *
  * Lifetime of an RX attachment: the channel holds a reference to the sock
  * (sock_hold()), not to its file, so closing the socket's last descriptor
- * destroys it and calls encap_destroy, which detaches (as in gtp.c). Teardown
- * clears the callbacks under sk_callback_lock and frees the attachment after
- * an RCU grace period (kfree_rcu()), because encap_rcv runs under
- * rcu_read_lock() and may still hold it. Every path that ends an attachment
- * (DETACH, the close of the file that attached, encap_destroy) first takes it
- * out of the channel under ch->lock: exactly one of them wins and tears it
- * down, the others find NULL.
+ * destroys it and calls encap_destroy, which detaches (as in gtp.c). ATTACH
+ * sets up the socket side first and links the attachment into the channel
+ * last, so that no other path can see a half-built one. Every path that ends
+ * an attachment (DETACH, the close of the file that attached, encap_destroy;
+ * all in process context) first takes it out of the channel under ch->lock:
+ * exactly one of them wins and tears it down, the others find NULL.
+ * Teardown clears the callbacks under sk_callback_lock, then waits for an
+ * RCU grace period before it frees the attachment and drops the sock:
+ * encap_rcv runs under rcu_read_lock() and may still be using both, and
+ * once DETACH has returned, user space may hand the socket to another
+ * in-kernel receiver whose sk_user_data an old encap_rcv must never read.
+ * A datagram that was already in encap_rcv pushes only while the channel
+ * still names the attachment (checked under ch->lock).
+ *
+ * UDP GRO: a socket that enabled UDP_GRO may get a GSO super-packet of
+ * several datagrams of gso_size bytes; encap_rcv splits it into one slot
+ * per datagram, as udp_recvmsg() would hand them to a GRO-aware reader.
+ *
+ * What the module bypasses: encap_rcv runs before the socket's own receive
+ * path, so socket filters (SO_ATTACH_FILTER), receive timestamps and
+ * IP_PKTINFO do not apply to datagrams the channel takes, and ICMP errors
+ * for the socket are not reported (IP_RECVERR). Datagrams queued on the
+ * socket before ATTACH stay in its receive queue.
  *
  * TX: a work item sends READY slots through the socket with kernel_sendmsg()
- * and gives them back. A work item, not a kthread: it only runs when there is
- * something to send, may sleep in sendmsg, and needs no thread per channel;
- * the unbound high-priority workqueue keeps it off the CPU that pushed. The
+ * and gives them back. A full send buffer (-EAGAIN, -ENOBUFS) keeps the
+ * unsent slots and retries after RTPM_TX_RETRY_NS. A work item, not a
+ * kthread: it only runs when there is something to send, may sleep in
+ * sendmsg, and needs no thread per channel; the unbound high-priority
+ * workqueue keeps it off the CPU that pushed. The
  * channel holds a reference to the socket's file (sockfd_lookup()): the
  * worker sends through struct socket, which lives as long as the file.
  * Pacing is a token bucket kept as a virtual clock: packet k may leave at
@@ -64,11 +82,14 @@
 /* Slots the TX worker takes per lock round trip. */
 #define RTPM_TX_BATCH		32
 
+/* A full send buffer is retried after this long. */
+#define RTPM_TX_RETRY_NS	(1 * NSEC_PER_MSEC)
+
 struct rtpm_attachment {
 	struct rtpm_channel *ch;
 	struct rtpm_file *owner;	/* the file that attached */
 	u32 direction;			/* RTPM_DIR_* */
-	struct rcu_head rcu;
+	bool took_role;			/* ATTACH gave owner the role */
 
 	/* RX: the socket, held by sock_hold(). */
 	struct sock *sk;
@@ -81,30 +102,58 @@ struct rtpm_attachment {
 	u64 burst_ns;			/* (burst - 1) * interval_ns */
 	u64 next_ns;			/* when the next packet may leave */
 	bool dying;			/* under ch->lock: no new work or timer */
+	/* Slots taken from the ring and not sent yet (worker only). */
+	u32 held_index[RTPM_TX_BATCH];
+	u32 held_len[RTPM_TX_BATCH];
+	u32 held_pos, held_n;
 };
 
 static struct workqueue_struct *rtpm_tx_wq;
 
 /* ---- RX ---------------------------------------------------------------- */
 
+/*
+ * Softirq, under rcu_read_lock(), checksum verified; skb->data is the UDP
+ * header (udp_rcv() guarantees it is there). Returns 0 (consumed) or 1 (not
+ * ours: the normal UDP path takes it).
+ */
 static int rtpm_udp_encap_recv(struct sock *sk, struct sk_buff *skb)
 {
 	struct rtpm_attachment *att = rcu_dereference_sk_user_data(sk);
+	unsigned int off = sizeof(struct udphdr), seg, len;
+	bool dropped = false;
+	int err;
 
-	/* Detached a moment ago: the datagram takes the normal UDP path. */
 	if (unlikely(!att))
 		return 1;
-	if (unlikely(skb->len < sizeof(struct udphdr))) {
+	len = skb->len - off;
+	/* A UDP GRO super-packet: one slot per datagram of gso_size. */
+	seg = skb_is_gso(skb) ? skb_shinfo(skb)->gso_size : 0;
+	if (!seg || seg > len)
+		seg = len;
+	do {
+		unsigned int n = min(seg, len);
+
+		err = rtpm_chan_receive(att->ch, att, skb, off, n);
+		/* Detached a moment ago: hand the datagram back untouched. */
+		if (err == -ENOENT && off == sizeof(struct udphdr))
+			return 1;
+		dropped |= err != 0;
+		off += n;
+		len -= n;
+	} while (len);
+	/* A drop (counted by the channel) shows in the drop monitors. */
+	if (dropped)
 		kfree_skb(skb);
-		return 0;
-	}
-	rtpm_chan_receive(att->ch, skb, sizeof(struct udphdr),
-			  skb->len - sizeof(struct udphdr));
-	consume_skb(skb);
+	else
+		consume_skb(skb);
 	return 0;
 }
 
-/* Undo the socket side of an RX attachment; the channel side is gone. */
+/*
+ * Undo the socket side of an RX attachment that is out of the channel (or
+ * never got in). Process context: waits for encap_rcv on other CPUs.
+ */
 static void rtpm_rx_teardown(struct rtpm_attachment *att)
 {
 	struct sock *sk = att->sk;
@@ -116,9 +165,9 @@ static void rtpm_rx_teardown(struct rtpm_attachment *att)
 	WRITE_ONCE(up->encap_destroy, NULL);
 	rcu_assign_sk_user_data(sk, NULL);
 	write_unlock_bh(&sk->sk_callback_lock);
+	synchronize_rcu();
 	sock_put(sk);
-	/* encap_rcv may still run on another CPU with att: free after RCU. */
-	kfree_rcu(att, rcu);
+	kfree(att);
 }
 
 /*
@@ -128,24 +177,21 @@ static void rtpm_rx_teardown(struct rtpm_attachment *att)
 static bool rtpm_attach_unlink_locked(struct rtpm_attachment *att)
 {
 	struct rtpm_channel *ch = att->ch;
+	bool rx = att->direction == RTPM_DIR_RX;
+	struct rtpm_attachment **slot = rx ? &ch->rx_att : &ch->tx_att;
+	struct rtpm_file **holder = rx ? &ch->producer_file : &ch->consumer_file;
+	u32 role = rx ? RTPM_ROLE_PRODUCER : RTPM_ROLE_CONSUMER;
 
-	if (att->direction == RTPM_DIR_RX) {
-		if (ch->rx_att != att)
-			return false;
-		WRITE_ONCE(ch->rx_att, NULL);
-		/* The role ATTACH took ends with the attachment. */
-		if (ch->producer_file == att->owner)
-			ch->producer_file = NULL;
-		att->owner->roles &= ~RTPM_ROLE_PRODUCER;
-	} else {
-		if (ch->tx_att != att)
-			return false;
-		WRITE_ONCE(ch->tx_att, NULL);
-		if (ch->consumer_file == att->owner)
-			ch->consumer_file = NULL;
-		att->owner->roles &= ~RTPM_ROLE_CONSUMER;
+	if (*slot != att)
+		return false;
+	WRITE_ONCE(*slot, NULL);
+	/* The role ATTACH gave ends with the attachment; a CLAIMed one stays. */
+	if (att->took_role) {
+		if (*holder == att->owner)
+			*holder = NULL;
+		att->owner->roles &= ~role;
 	}
-	att->dying = true;
+	WRITE_ONCE(att->dying, true);
 	return true;
 }
 
@@ -158,7 +204,10 @@ static void rtpm_udp_encap_destroy(struct sock *sk)
 	struct rtpm_attachment *att;
 	bool mine = false;
 
-	/* An RX attachment is RCU-freed: att->ch is safe to follow here. */
+	/*
+	 * att is freed only after a grace period that starts once it is out
+	 * of the channel: under rcu_read_lock() it and att->ch are safe.
+	 */
 	rcu_read_lock();
 	att = rcu_dereference_sk_user_data(sk);
 	if (att) {
@@ -196,16 +245,17 @@ static int rtpm_attach_link(struct rtpm_attachment *att)
 	} else if (*holder && *holder != rf) {
 		ch->stats.denied++;
 		err = -EPERM;
-	}
-	if (!err) {
-		WRITE_ONCE(*slot, att);
+	} else {
+		att->took_role = !*holder;
 		*holder = rf;
 		rf->roles |= rx ? RTPM_ROLE_PRODUCER : RTPM_ROLE_CONSUMER;
+		WRITE_ONCE(*slot, att);
 	}
 	spin_unlock_bh(&ch->lock);
 	return err;
 }
 
+/* Attach @att for RX; on failure @att is freed. */
 static int rtpm_attach_rx(struct rtpm_attachment *att, struct socket *sock)
 {
 	struct sock *sk = sock->sk;
@@ -213,17 +263,19 @@ static int rtpm_attach_rx(struct rtpm_attachment *att, struct socket *sock)
 	int err;
 
 	lock_sock(sk);
-	/* Another in-kernel receiver (a tunnel, another channel) has it. */
-	if (up->encap_type || READ_ONCE(sk->sk_user_data)) {
-		err = -EBUSY;
-		goto out;
+	/*
+	 * Another in-kernel receiver (a tunnel, another channel, sockmap) has
+	 * it: checked and taken under sk_callback_lock, which they all use.
+	 */
+	write_lock_bh(&sk->sk_callback_lock);
+	if (up->encap_type || sk->sk_user_data) {
+		write_unlock_bh(&sk->sk_callback_lock);
+		release_sock(sk);
+		kfree(att);
+		return -EBUSY;
 	}
 	att->sk = sk;
-	err = rtpm_attach_link(att);
-	if (err)
-		goto out;
 	sock_hold(sk);
-	write_lock_bh(&sk->sk_callback_lock);
 	rcu_assign_sk_user_data(sk, att);
 	WRITE_ONCE(up->encap_destroy, rtpm_udp_encap_destroy);
 	WRITE_ONCE(up->encap_rcv, rtpm_udp_encap_recv);
@@ -231,8 +283,14 @@ static int rtpm_attach_rx(struct rtpm_attachment *att, struct socket *sock)
 	write_unlock_bh(&sk->sk_callback_lock);
 	/* Turns on the encap branch of udp(v6)_queue_rcv_one_skb(). */
 	rtpm_udp_encap_enable(sk);
-out:
+	/*
+	 * Until it is linked, encap_rcv hands datagrams back to UDP. Linking
+	 * last means no other path can see a half-built attachment.
+	 */
+	err = rtpm_attach_link(att);
 	release_sock(sk);
+	if (err)
+		rtpm_rx_teardown(att);
 	return err;
 }
 
@@ -260,42 +318,63 @@ static int rtpm_tx_send_one(struct rtpm_attachment *att, void *data, u32 len)
 	return ret == len ? 0 : (ret < 0 ? ret : -EMSGSIZE);
 }
 
+/* Arm the pace timer for @when unless the attachment is ending. */
+static void rtpm_tx_arm_locked(struct rtpm_attachment *att, u64 when)
+{
+	if (!att->dying && !hrtimer_is_queued(&att->pace_timer))
+		hrtimer_start(&att->pace_timer, ns_to_ktime(when),
+			      HRTIMER_MODE_ABS_SOFT);
+}
+
+/* Take up to a bucketful of READY slots into att->held; 0 if none may go. */
+static u32 rtpm_tx_take(struct rtpm_attachment *att)
+{
+	struct rtpm_channel *ch = att->ch;
+	u32 n = 0;
+
+	spin_lock_bh(&ch->lock);
+	if (!att->dying)
+		n = rtpm_ring_take_ready_locked(ch, att->held_index,
+						att->held_len,
+						rtpm_tx_budget(att, ktime_get_ns()));
+	/* Paced and READY slots wait: come back when a token is due. */
+	if (!n && att->interval_ns && ch->consumer != ch->producer)
+		rtpm_tx_arm_locked(att, att->next_ns);
+	spin_unlock_bh(&ch->lock);
+	att->held_pos = 0;
+	att->held_n = n;
+	return n;
+}
+
 static void rtpm_tx_work(struct work_struct *work)
 {
 	struct rtpm_attachment *att = container_of(work, struct rtpm_attachment,
 						   work);
 	struct rtpm_channel *ch = att->ch;
-	u32 index[RTPM_TX_BATCH], len[RTPM_TX_BATCH];
-	u32 n, k, sent, failed;
+	u32 k, sent, failed;
 	int err, last_err = 0;
+	bool full;
 
-	for (;;) {
-		spin_lock_bh(&ch->lock);
-		n = 0;
-		if (!att->dying)
-			n = rtpm_ring_take_ready_locked(ch, index, len,
-							rtpm_tx_budget(att, ktime_get_ns()));
-		/* Paced and READY slots wait: come back when a token is due. */
-		if (!n && !att->dying && att->interval_ns &&
-		    ch->consumer != ch->producer &&
-		    !hrtimer_is_queued(&att->pace_timer))
-			hrtimer_start(&att->pace_timer, ns_to_ktime(att->next_ns),
-				      HRTIMER_MODE_ABS_SOFT);
-		spin_unlock_bh(&ch->lock);
-		if (!n)
-			break;
-
+	while (att->held_pos < att->held_n || rtpm_tx_take(att)) {
 		/*
-		 * The slots are CONSUMING without owner: no file can touch
-		 * them, CONFIGURE is refused while attached and RESET while
-		 * slots are held, so the ring stays as it is without the lock.
+		 * The held slots are CONSUMING without owner: no file can
+		 * touch them, and CONFIGURE (attached) and RESET (slots held)
+		 * are refused, so the ring stays as it is without the lock.
 		 */
+		struct rtpm_ring *r = READ_ONCE(ch->ring);
+
 		sent = 0;
 		failed = 0;
-		for (k = 0; k < n; k++) {
-			err = rtpm_tx_send_one(att, ch->ring->payload +
-					       (size_t)index[k] * ch->ring->slot_stride,
-					       len[k]);
+		full = false;
+		for (k = att->held_pos; k < att->held_n; k++) {
+			err = rtpm_tx_send_one(att, r->payload +
+					       (size_t)att->held_index[k] *
+					       r->slot_stride,
+					       att->held_len[k]);
+			if (err == -EAGAIN || err == -ENOBUFS) {
+				full = true;	/* keep it, try again later */
+				break;
+			}
 			if (err) {
 				failed++;
 				last_err = err;
@@ -303,19 +382,26 @@ static void rtpm_tx_work(struct work_struct *work)
 				sent++;
 			}
 		}
-		att->next_ns += n * att->interval_ns;
+		att->next_ns += (u64)(sent + failed) * att->interval_ns;
 
 		spin_lock_bh(&ch->lock);
-		rtpm_ring_give_back_locked(ch, index, n);
+		rtpm_ring_give_back_locked(ch, att->held_index + att->held_pos,
+					   k - att->held_pos);
 		ch->stats.tx_sent += sent;
 		ch->stats.tx_errors += failed;
-		spin_unlock_bh(&ch->lock);
+		if (full)
+			rtpm_tx_arm_locked(att, ktime_get_ns() +
+					   RTPM_TX_RETRY_NS);
+		rtpm_chan_unlock_bh(ch);
+		att->held_pos = k;
 		/* Producers blocked in RESERVE on a full ring. */
 		wake_up_interruptible(&ch->wq);
 		if (failed)
 			dev_dbg_ratelimited(ch->misc.this_device,
-					    "tx: %u of %u sends failed, last %d\n",
-					    failed, n, last_err);
+					    "tx: %u sends failed, last %d\n",
+					    failed, last_err);
+		if (full || READ_ONCE(att->dying))
+			break;
 		cond_resched();
 	}
 }
@@ -336,9 +422,9 @@ void rtpm_attach_kick_tx(struct rtpm_channel *ch)
 	struct rtpm_attachment *att;
 
 	/*
-	 * Called after ch->lock was dropped; the attachment can only be freed
-	 * after cancel_work_sync() in rtpm_tx_teardown(), which runs after it
-	 * left ch->tx_att under the lock, so check and queue under the lock.
+	 * The attachment is freed only after cancel_work_sync() in
+	 * rtpm_tx_teardown(), which runs once it left ch->tx_att under the
+	 * lock: look it up and queue under the lock.
 	 */
 	spin_lock_bh(&ch->lock);
 	att = ch->tx_att;
@@ -349,10 +435,23 @@ void rtpm_attach_kick_tx(struct rtpm_channel *ch)
 
 static void rtpm_tx_teardown(struct rtpm_attachment *att)
 {
+	struct rtpm_channel *ch = att->ch;
+	u32 unsent;
+
 	/* dying is set: neither the timer nor the worker re-arms the other. */
 	hrtimer_cancel(&att->pace_timer);
 	cancel_work_sync(&att->work);
 	hrtimer_cancel(&att->pace_timer);
+	/* Slots the worker held for a full send buffer go back unsent. */
+	unsent = att->held_n - att->held_pos;
+	if (unsent) {
+		spin_lock_bh(&ch->lock);
+		rtpm_ring_give_back_locked(ch, att->held_index + att->held_pos,
+					   unsent);
+		ch->stats.tx_errors += unsent;
+		rtpm_chan_unlock_bh(ch);
+		wake_up_interruptible(&ch->wq);
+	}
 	sockfd_put(att->sock);
 	kfree(att);
 }
@@ -406,7 +505,10 @@ int rtpm_attach_ioctl(struct rtpm_file *rf, const struct rtpm_attach *req)
 		return -EINVAL;
 	if (req->direction == RTPM_DIR_RX && (req->tx_rate_pps || req->tx_burst))
 		return -EINVAL;
-	if (req->tx_burst > RTPM_WAKE_SLOTS_MAX)
+	/* A burst without a rate, or a rate finer than 1 ns, means nothing. */
+	if ((req->tx_burst && !req->tx_rate_pps) ||
+	    req->tx_burst > RTPM_TX_BURST_MAX ||
+	    req->tx_rate_pps > NSEC_PER_SEC)
 		return -EINVAL;
 
 	sock = sockfd_lookup(req->fd, &err);
@@ -429,8 +531,6 @@ int rtpm_attach_ioctl(struct rtpm_file *rf, const struct rtpm_attach *req)
 		err = rtpm_attach_rx(att, sock);
 		/* RX keeps the sock, not the file: closing it detaches. */
 		sockfd_put(sock);
-		if (err)
-			kfree(att);
 	} else {
 		err = rtpm_attach_tx(att, sock, req);
 		if (err) {
@@ -514,6 +614,14 @@ void rtpm_attach_release_file(struct rtpm_file *rf)
 			rtpm_attach_teardown(att[i]);
 }
 
+/* The roles @rf holds because of its attachments; ch->lock held. */
+u32 rtpm_attach_roles_locked(struct rtpm_channel *ch,
+			     const struct rtpm_file *rf)
+{
+	return (ch->rx_att && ch->rx_att->owner == rf ? RTPM_ROLE_PRODUCER : 0) |
+	       (ch->tx_att && ch->tx_att->owner == rf ? RTPM_ROLE_CONSUMER : 0);
+}
+
 /* RTPM_ATTACHED_* of @ch; the caller holds ch->lock. */
 u32 rtpm_attach_state_locked(struct rtpm_channel *ch)
 {
@@ -528,13 +636,12 @@ int __init rtpm_attach_init(void)
 }
 
 /*
- * Module exit: every file is closed, so every attachment ended. encap_rcv
- * may still be running on another CPU for a socket detached a moment ago:
- * wait for it before the channels and the code go away.
+ * Module exit: every file is closed, so every attachment ended, and each
+ * teardown waited for the encap_rcv calls it could race with. One more
+ * grace period covers a softirq that loaded encap_rcv just before.
  */
 void rtpm_attach_exit(void)
 {
 	synchronize_rcu();
-	rcu_barrier();
 	destroy_workqueue(rtpm_tx_wq);
 }

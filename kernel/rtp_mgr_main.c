@@ -652,7 +652,7 @@ static int rtpm_ioctl_detach(struct rtpm_file *rf, void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags)
+	if (req.flags || req.reserved[0] || req.reserved[1])
 		return -EINVAL;
 	return rtpm_detach_ioctl(rf, req.direction);
 }
@@ -892,7 +892,7 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(sizeof(struct rtpm_stats) != 24 * sizeof(__u64));
 	BUILD_BUG_ON(sizeof(struct rtpm_status) != 16 * sizeof(__u32));
 	BUILD_BUG_ON(sizeof(struct rtpm_attach) != 32);
-	BUILD_BUG_ON(sizeof(struct rtpm_detach) != 8);
+	BUILD_BUG_ON(sizeof(struct rtpm_detach) != 16);
 	BUILD_BUG_ON(sizeof(struct rtpm_wakeup) != 16);
 	BUILD_BUG_ON(sizeof(struct rtpm_clock_rate) != 8);
 	BUILD_BUG_ON(sizeof(struct rtpm_quality) != 96);

@@ -201,10 +201,15 @@ static void rtpm_ring_publish(struct rtpm_channel *ch)
 	smp_store_release(&hdr->release, ch->release);	/* A, matches B */
 }
 
+static void rtpm_ring_note_ready(struct rtpm_channel *ch, u32 n);
+
 /*
  * Move producer, consumer and release over finished slots (see the index
  * invariants in rtp_mgr_ring.h), then publish them. The WRITE_ONCE()s pair
- * with the lockless READ_ONCE()s of the wait conditions.
+ * with the lockless READ_ONCE()s of the wait conditions. Slots the producer
+ * index passes become poppable: whichever operation did it (PUSH, the
+ * kernel's RX, CANCEL or RECLAIM of a slot that held them back), they go to
+ * the wake-up rule, and the caller unlocks with rtpm_chan_unlock_bh().
  */
 static void rtpm_ring_advance(struct rtpm_channel *ch)
 {
@@ -220,6 +225,8 @@ static void rtpm_ring_advance(struct rtpm_channel *ch)
 	while (rel != cons && s[rel & r->mask].state == RTPM_SLOT_FREE)
 		rel++;
 
+	if (prod != ch->producer)
+		rtpm_ring_note_ready(ch, prod - ch->producer);
 	WRITE_ONCE(ch->producer, prod);
 	WRITE_ONCE(ch->consumer, cons);
 	WRITE_ONCE(ch->release, rel);
@@ -272,31 +279,50 @@ static void rtpm_ring_set_due(struct rtpm_channel *ch)
 	hrtimer_try_to_cancel(&ch->wake_timer);
 }
 
-/* Public form for the STOP path; the caller holds ch->lock. */
+/* STOP: what is READY is handed on now; the caller holds ch->lock. */
 void rtpm_ring_wake_due_locked(struct rtpm_channel *ch)
 {
-	rtpm_ring_set_due(ch);
+	if (ch->consumer != ch->producer)
+		rtpm_ring_set_due(ch);
 }
 
 /*
- * @n slots became READY. Returns true if the caller must wake the consumers
- * (after dropping ch->lock): they are due now, or were already (a consumer
- * may sleep on a due ring whose producer index was held back by an
- * unfinished slot).
+ * @n slots became poppable. Sets ch->wake_needed if the consumers must be
+ * woken once ch->lock is dropped: they are due now, or were already (one may
+ * sleep on a due ring whose producer index was held back by an unfinished
+ * slot). A stopped channel hands everything on at once: its consumers
+ * drain, then see the hang-up.
  */
-static bool rtpm_ring_note_ready(struct rtpm_channel *ch, u32 n)
+static void rtpm_ring_note_ready(struct rtpm_channel *ch, u32 n)
 {
+	ch->wake_needed = true;
 	if (ch->wake_due)
-		return true;
+		return;
 	ch->wake_pending += n;
-	if (ch->wake_pending >= ch->wake_slots || rtpm_ring_full(ch)) {
+	if (ch->wake_pending >= ch->wake_slots || rtpm_ring_full(ch) ||
+	    !ch->running) {
 		rtpm_ring_set_due(ch);
-		return true;
+		return;
 	}
+	ch->wake_needed = false;
 	if (!hrtimer_is_queued(&ch->wake_timer))
 		hrtimer_start(&ch->wake_timer, ns_to_ktime(ch->wake_ns),
 			      HRTIMER_MODE_REL_SOFT);
-	return false;
+}
+
+/*
+ * Drop ch->lock, taken with spin_lock_bh(), and wake the consumers if the
+ * ring asked for it (rtpm_ring_note_ready()).
+ */
+void rtpm_chan_unlock_bh(struct rtpm_channel *ch)
+	__releases(&ch->lock)
+{
+	bool wake = ch->wake_needed;
+
+	ch->wake_needed = false;
+	spin_unlock_bh(&ch->lock);
+	if (wake)
+		rtpm_chan_wake(ch);
 }
 
 /* The ring was drained: the next READY slot starts a new group. */
@@ -754,7 +780,6 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 {
 	struct rtpm_channel *ch = rf->ch;
 	u64 now = ktime_get_ns();
-	bool wake = false;
 	u32 done = 0;
 	int err = 0;
 
@@ -774,13 +799,8 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		else if (err)
 			err = rtpm_ring_account_error(ch, err, "push");
 		rtpm_ring_advance(ch);
-		if (done)
-			wake = rtpm_ring_note_ready(ch, done);
 	}
-	spin_unlock_bh(&ch->lock);
-
-	if (wake)
-		rtpm_chan_wake(ch);
+	rtpm_chan_unlock_bh(ch);
 	*count = done;
 	return done ? 0 : err;
 }
@@ -815,7 +835,8 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		 * A blocking POP waits for the wake-up rule (coalescing), a
 		 * non-blocking one takes whatever is READY.
 		 */
-		while (done < *count && (nonblock || ch->wake_due)) {
+		while (done < *count &&
+		       (nonblock || ch->wake_due || !ch->running)) {
 			err = rtpm_ring_pop_one(ch, rf, &refs[done]);
 			if (err)
 				break;
@@ -824,12 +845,14 @@ int rtpm_chan_pop(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		if (done)
 			rtpm_ring_note_drained(ch);
 		/* Drained after a STOP: nothing comes until START (pipe EOF). */
-		if (!done && rtpm_ring_hung_up(ch, rf)) {
+		if (!done && ch->consumer == ch->producer &&
+		    rtpm_ring_hung_up(ch, rf)) {
 			spin_unlock_bh(&ch->lock);
 			err = -EPIPE;
 			break;
 		}
-		if (!done && !counted)
+		/* An underrun is an empty ring, not one that is not due yet. */
+		if (!done && !counted && ch->consumer == ch->producer)
 			ch->stats.underruns++;
 		counted = true;
 		spin_unlock_bh(&ch->lock);
@@ -872,8 +895,9 @@ int rtpm_chan_release(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		err = rtpm_ring_account_error(ch, err, "release");
 	if (done)
 		rtpm_ring_advance(ch);
-	spin_unlock_bh(&ch->lock);
+	rtpm_chan_unlock_bh(ch);
 
+	/* Producers blocked in RESERVE on a full ring. */
 	if (done)
 		wake_up_interruptible(&ch->wq);
 	*count = done;
@@ -909,8 +933,9 @@ int rtpm_chan_cancel(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		err = rtpm_ring_account_error(ch, err, "cancel");
 	if (done)
 		rtpm_ring_advance(ch);
-	spin_unlock_bh(&ch->lock);
+	rtpm_chan_unlock_bh(ch);
 
+	/* Producers blocked in RESERVE on a full ring. */
 	if (done)
 		wake_up_interruptible(&ch->wq);
 	*count = done;
@@ -933,7 +958,10 @@ int rtpm_chan_claim(struct rtpm_file *rf, u32 roles)
 	if (roles & ~RTPM_ROLES_ALL)
 		return -EINVAL;
 	spin_lock_bh(&ch->lock);
-	if (((roles & RTPM_ROLE_PRODUCER) &&
+	/* A role that backs this file's attached socket ends with DETACH. */
+	if (rtpm_attach_roles_locked(ch, rf) & ~roles) {
+		err = -EBUSY;
+	} else if (((roles & RTPM_ROLE_PRODUCER) &&
 	     rtpm_role_taken(ch, rf, RTPM_ROLE_PRODUCER)) ||
 	    ((roles & RTPM_ROLE_CONSUMER) &&
 	     rtpm_role_taken(ch, rf, RTPM_ROLE_CONSUMER))) {
@@ -1000,15 +1028,18 @@ u32 rtpm_chan_evict(struct rtpm_file *rf, u64 min_held_ns, bool roles)
 		ch->stats.evicted += n;
 		rtpm_ring_advance(ch);
 	}
-	if (roles && ch->producer_file && ch->producer_file != rf) {
+	/* A role that backs an attached socket is the kernel's: DETACH it. */
+	if (roles && ch->producer_file && ch->producer_file != rf &&
+	    !ch->rx_att) {
 		ch->producer_file->roles &= ~RTPM_ROLE_PRODUCER;
 		ch->producer_file = NULL;
 	}
-	if (roles && ch->consumer_file && ch->consumer_file != rf) {
+	if (roles && ch->consumer_file && ch->consumer_file != rf &&
+	    !ch->tx_att) {
 		ch->consumer_file->roles &= ~RTPM_ROLE_CONSUMER;
 		ch->consumer_file = NULL;
 	}
-	spin_unlock_bh(&ch->lock);
+	rtpm_chan_unlock_bh(ch);
 
 	wake_up_interruptible(&ch->wq);
 	return n;
@@ -1048,7 +1079,7 @@ u32 rtpm_chan_reclaim(struct rtpm_file *rf)
 	if (ch->consumer_file == rf)
 		ch->consumer_file = NULL;
 	ch->openers--;
-	spin_unlock_bh(&ch->lock);
+	rtpm_chan_unlock_bh(ch);
 
 	if (n)
 		wake_up_interruptible(&ch->wq);
@@ -1058,6 +1089,7 @@ u32 rtpm_chan_reclaim(struct rtpm_file *rf)
 /**
  * rtpm_chan_receive - the kernel as producer: one datagram into the ring
  * @ch: the channel the RX socket is attached to
+ * @att: that attachment, as encap_rcv found it in sk_user_data
  * @skb: the datagram (may be non-linear)
  * @offset: where its payload starts in @skb (after the UDP header)
  * @len: payload bytes
@@ -1066,18 +1098,30 @@ u32 rtpm_chan_reclaim(struct rtpm_file *rf)
  * skb into the slot at the reserve index, then the slot is READY, parsed and
  * counted exactly as a PUSH of the same bytes. Nothing is queued: a datagram
  * that does not fit the ring right now is dropped and counted.
+ *
+ * Return: 0 if the datagram is in a slot, -ENOBUFS if it was dropped (and
+ * counted), -ENOENT if @att is no longer the channel's RX attachment (the
+ * datagram takes the normal UDP path).
  */
-void rtpm_chan_receive(struct rtpm_channel *ch, const struct sk_buff *skb,
-		       unsigned int offset, unsigned int len)
+int rtpm_chan_receive(struct rtpm_channel *ch,
+		      const struct rtpm_attachment *att,
+		      const struct sk_buff *skb, unsigned int offset,
+		      unsigned int len)
 {
 	u64 now = ktime_get_ns();
 	struct rtpm_ring *r;
 	struct rtpm_slot *s;
-	bool wake = false;
+	int ret = -ENOBUFS;
+	bool wake;
 	u32 index;
 
 	spin_lock(&ch->lock);
 	r = ch->ring;
+	/* Detached while this datagram was on its way: not ours. */
+	if (ch->rx_att != att) {
+		spin_unlock(&ch->lock);
+		return -ENOENT;
+	}
 	if (!ch->running) {
 		ch->stats.rx_discarded++;
 		goto out;
@@ -1115,11 +1159,14 @@ void rtpm_chan_receive(struct rtpm_channel *ch, const struct sk_buff *skb,
 	ch->stats.pushed_bytes += len;
 	WRITE_ONCE(ch->reserve, ch->reserve + 1);
 	rtpm_ring_advance(ch);
-	wake = rtpm_ring_note_ready(ch, 1);
+	ret = 0;
 out:
+	wake = ch->wake_needed;
+	ch->wake_needed = false;
 	spin_unlock(&ch->lock);
 	if (wake)
 		rtpm_chan_wake(ch);
+	return ret;
 }
 
 /**

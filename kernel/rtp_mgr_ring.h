@@ -152,6 +152,7 @@ struct rtpm_channel {
 	u64 wake_ns;
 	u32 wake_pending;
 	bool wake_due;
+	bool wake_needed;	/* wake once the lock is dropped */
 	struct hrtimer wake_timer;
 
 	/* Attached sockets (rtp_mgr_attach.c), under lock; NULL if none. */
@@ -206,8 +207,11 @@ void rtpm_chan_wake(struct rtpm_channel *ch);
 void rtpm_ring_wake_due_locked(struct rtpm_channel *ch);
 
 /* The kernel as producer (RX socket) and consumer (TX worker). */
-void rtpm_chan_receive(struct rtpm_channel *ch, const struct sk_buff *skb,
-		       unsigned int offset, unsigned int len);
+int rtpm_chan_receive(struct rtpm_channel *ch,
+		      const struct rtpm_attachment *att,
+		      const struct sk_buff *skb, unsigned int offset,
+		      unsigned int len);
+void rtpm_chan_unlock_bh(struct rtpm_channel *ch) __releases(&ch->lock);
 u32 rtpm_ring_take_ready_locked(struct rtpm_channel *ch, u32 *index,
 				u32 *len, u32 max);
 void rtpm_ring_give_back_locked(struct rtpm_channel *ch, const u32 *index,
@@ -227,6 +231,8 @@ int rtpm_detach_ioctl(struct rtpm_file *rf, u32 direction);
 void rtpm_attach_release_file(struct rtpm_file *rf);
 void rtpm_attach_kick_tx(struct rtpm_channel *ch);
 u32 rtpm_attach_state_locked(struct rtpm_channel *ch);
+u32 rtpm_attach_roles_locked(struct rtpm_channel *ch,
+			     const struct rtpm_file *rf);
 int rtpm_attach_init(void);
 void rtpm_attach_exit(void);
 

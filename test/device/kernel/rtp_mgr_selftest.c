@@ -2055,7 +2055,8 @@ static void test_attach_errors(void)
 	ASSERT_ERRNO(attach(c.fd, c.fd, RTPM_DIR_RX, 0, 0), ENOTSOCK);
 	ASSERT_ERRNO(attach(c.fd, 999, RTPM_DIR_RX, 0, 0), EBADF);
 	ASSERT_ERRNO(attach(c.fd, tcp, RTPM_DIR_RX, 0, 0), EPROTONOSUPPORT);
-	ASSERT_ERRNO(attach(c.fd, rx, 2, 0, 0), EINVAL);
+	ASSERT_ERRNO(attach(c.fd, rx, 0, 0, 0), EINVAL);
+	ASSERT_ERRNO(attach(c.fd, rx, 3, 0, 0), EINVAL);
 	ASSERT_ERRNO(attach(c.fd, rx, RTPM_DIR_RX, 100, 0), EINVAL);
 	ASSERT_ERRNO(attach(c.fd, unconn, RTPM_DIR_TX, 0, 0), ENOTCONN);
 	memset(&bad, 0, sizeof(bad));
@@ -2372,6 +2373,305 @@ static void test_attach_rx_coalesced_wakeups(void)
 	ASSERT_EQ(st.wakeups, st0.wakeups + 1);
 	ASSERT_EQ(st.pushed_packets, 8);
 	ASSERT_OK(set_wakeup(c.fd, 1, 0));
+}
+
+/* Review finding: ATTACH and DETACH racing never leave a dangling socket. */
+static void test_attach_detach_race(void)
+{
+	struct sockaddr_storage a;
+	socklen_t alen;
+	int ch = open_dev(0), rx = udp_bound(AF_INET, &a, &alen);
+	int tx = udp_connected(&a, alen), i;
+	pid_t pid;
+
+	configure(ch, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_OLDEST);
+	ASSERT_OK(ioctl(ch, RTPM_IOC_START));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		/* An administrator's file detaches whatever is attached. */
+		int other = open_dev(0);
+
+		for (;;)
+			detach(other, RTPM_DIR_RX);
+	}
+	for (i = 0; i < 3000; i++) {
+		if (!attach(ch, rx, RTPM_DIR_RX, 0, 0))
+			send_rtp(tx, i, 1, 40);
+		else
+			ASSERT_TRUE(errno == EBUSY || errno == EPERM);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	detach(ch, RTPM_DIR_RX);
+	ASSERT_EQ(attached(ch), 0);
+	/* Nothing dangles: the socket attaches again, and closing ends it. */
+	ASSERT_OK(attach(ch, rx, RTPM_DIR_RX, 0, 0));
+	close(rx);
+	ASSERT_EQ(attached(ch), 0);
+	close(tx);
+}
+
+/*
+ * Review finding: a slot that becomes poppable because the one ahead of
+ * it was cancelled or reclaimed wakes the consumer (default rule).
+ */
+static void test_wakeup_after_cancel_and_reclaim(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	struct pollfd p;
+	uint32_t x, a, b;
+	int other;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	p.fd = c.fd;
+	p.events = POLLIN;
+
+	/* CANCEL of A makes B poppable. */
+	ASSERT_OK(reserve1(c.fd, &x));
+	ASSERT_OK(reserve1(c.fd, &a));
+	ASSERT_OK(reserve1(c.fd, &b));
+	put_rtp(slot_pay(&c, x), 1, 0, 1, false);
+	put_rtp(slot_pay(&c, b), 3, 0, 1, false);
+	ASSERT_OK(push1(c.fd, x, 20));
+	ASSERT_OK(push1(c.fd, b, 20));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_OK(release1(c.fd, r.index));
+	r.index = a;
+	r.len = 0;
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_CANCEL_SLOT, &r));
+	ASSERT_EQ(poll(&p, 1, 2000), 1);
+	pop_release_all(&c);
+
+	/* A closing file's reclaim of A makes B poppable. */
+	other = open_dev(0);
+	ASSERT_OK(reserve1(c.fd, &x));
+	ASSERT_OK(reserve1(other, &a));
+	ASSERT_OK(reserve1(c.fd, &b));
+	ASSERT_OK(push1(c.fd, x, 20));
+	ASSERT_OK(push1(c.fd, b, 20));
+	ASSERT_OK(pop1(c.fd, &r));
+	ASSERT_OK(release1(c.fd, r.index));
+	close(other);
+	ASSERT_EQ(poll(&p, 1, 2000), 1);
+	pop_release_all(&c);
+}
+
+/* Review finding: a slot pushed after STOP is popped, not -EPIPE. */
+static void test_pop_after_stop_with_late_push(void)
+{
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	uint32_t a, b;
+	int blocking;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	blocking = c.fd;
+	ASSERT_OK(set_wakeup(blocking, 32, RTPM_WAKE_USECS_MAX));
+	ASSERT_OK(reserve1(blocking, &a));
+	ASSERT_OK(reserve1(blocking, &b));
+	ASSERT_OK(push1(blocking, a, 20));
+	ASSERT_OK(ioctl(blocking, RTPM_IOC_STOP));
+	ASSERT_OK(pop1(blocking, &r));
+	ASSERT_EQ(r.index, a);
+	ASSERT_OK(release1(blocking, a));
+	ASSERT_OK(push1(blocking, b, 20));	/* reserved before STOP */
+	ASSERT_OK(pop1(blocking, &r));
+	ASSERT_EQ(r.index, b);
+	ASSERT_OK(release1(blocking, b));
+	ASSERT_ERRNO(pop1(blocking, &r), EPIPE);
+	ASSERT_OK(set_wakeup(blocking, 1, 0));
+}
+
+/* Review finding: the role behind an attachment is not given away. */
+static void test_attach_role_stays_with_the_attachment(void)
+{
+	struct sockaddr_storage a;
+	struct rtpm_reclaim rc = { .flags = RTPM_RECLAIM_ROLES };
+	struct rtpm_status s;
+	socklen_t alen;
+	int ch = open_dev(0), other = open_dev(0);
+	int rcv = udp_bound(AF_INET, &a, &alen), tx = udp_connected(&a, alen);
+
+	ASSERT_OK(attach(ch, tx, RTPM_DIR_TX, 0, 0));
+	ASSERT_ERRNO(claim(ch, 0), EBUSY);
+	ASSERT_ERRNO(claim(other, RTPM_ROLE_CONSUMER), EBUSY);
+	ASSERT_OK(ioctl(other, RTPM_IOC_RECLAIM, &rc));
+	get_status(ch, &s);
+	ASSERT_EQ(s.claimed & RTPM_ROLE_CONSUMER, RTPM_ROLE_CONSUMER);
+	/* A role CLAIMed before ATTACH outlives DETACH. */
+	ASSERT_OK(detach(ch, RTPM_DIR_TX));
+	ASSERT_OK(claim(ch, RTPM_ROLE_CONSUMER));
+	ASSERT_OK(attach(ch, tx, RTPM_DIR_TX, 0, 0));
+	ASSERT_OK(detach(ch, RTPM_DIR_TX));
+	get_status(ch, &s);
+	ASSERT_EQ(s.claimed, RTPM_ROLE_CONSUMER);
+	close(rcv);
+}
+
+/* Review finding: pacing arguments that mean nothing are refused. */
+static void test_attach_tx_arguments(void)
+{
+	struct sockaddr_storage a;
+	socklen_t alen;
+	int ch = open_dev(0);
+	int rcv = udp_bound(AF_INET, &a, &alen), tx = udp_connected(&a, alen);
+
+	ASSERT_ERRNO(attach(ch, tx, 0, 0, 0), EINVAL);
+	ASSERT_ERRNO(attach(ch, tx, RTPM_DIR_TX, 0, 4), EINVAL);
+	ASSERT_ERRNO(attach(ch, tx, RTPM_DIR_TX, 1000000001, 0), EINVAL);
+	ASSERT_ERRNO(attach(ch, tx, RTPM_DIR_TX, 1000, RTPM_TX_BURST_MAX + 1),
+		     EINVAL);
+	ASSERT_OK(attach(ch, tx, RTPM_DIR_TX, 1000000000, RTPM_TX_BURST_MAX));
+	ASSERT_OK(detach(ch, RTPM_DIR_TX));
+	close(rcv);
+}
+
+/*
+ * Review finding: a UDP GRO super-packet (receiver with UDP_GRO, sender
+ * with UDP_SEGMENT, over loopback) becomes one slot per datagram.
+ */
+static void test_attach_rx_gro_is_split(void)
+{
+	struct sockaddr_storage a;
+	struct chan c = { 0 };
+	struct rtpm_slot_ref r;
+	uint8_t p[450];
+	socklen_t alen;
+	int rx, tx, on = 1, seg = 100, i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	rx = udp_bound(AF_INET, &a, &alen);
+	tx = udp_connected(&a, alen);
+	if (setsockopt(rx, IPPROTO_UDP, 104 /* UDP_GRO */, &on, sizeof(on)) ||
+	    setsockopt(tx, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &seg,
+		       sizeof(seg)))
+		skip_test("no UDP_GRO/UDP_SEGMENT here: %s", strerror(errno));
+	ASSERT_OK(attach(c.fd, rx, RTPM_DIR_RX, 0, 0));
+	for (i = 0; i < 4; i++)
+		put_rtp(p + i * 100, 10 + i, 0, 4, false);
+	put_rtp(p + 400, 14, 0, 4, false);
+	ASSERT_EQ(send(tx, p, 450, 0), 450);
+	WAIT_STAT(c.fd, pushed_packets, 5);
+	for (i = 0; i < 5; i++) {
+		ASSERT_OK(pop1(c.fd, &r));
+		ASSERT_EQ(r.len, i < 4 ? 100 : 50);
+		ASSERT_EQ(c.desc[r.index].rtp_seq, 10 + i);
+		ASSERT_OK(release1(c.fd, r.index));
+	}
+}
+
+/* Review finding: a tiny send buffer is waited out, nothing is dropped. */
+static void test_attach_tx_small_sndbuf_loses_nothing(void)
+{
+	struct sockaddr_storage a;
+	struct rtpm_stats st;
+	struct chan c = { 0 };
+	socklen_t alen;
+	char buf[2048];
+	int rcv, tx, i, big = 1 << 22, small = 4096;
+
+	chan_setup(&c, 10, 1200, RTPM_DROP_REJECT_NEWEST, 0);
+	rcv = udp_bound(AF_INET, &a, &alen);
+	setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	tx = udp_connected(&a, alen);
+	ASSERT_OK(setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)));
+	ASSERT_OK(attach(c.fd, tx, RTPM_DIR_TX, 0, 0));
+	for (i = 0; i < 1000; i++)
+		push_rtp(&c, i, 6, 1000);
+	for (i = 0; i < 1000; i++) {
+		struct pollfd p = { .fd = rcv, .events = POLLIN };
+
+		ASSERT_EQ(poll(&p, 1, 5000), 1);
+		ASSERT_EQ(recv(rcv, buf, sizeof(buf), 0), 1000);
+	}
+	st = WAIT_STAT(c.fd, tx_sent, 1000);
+	ASSERT_EQ(st.tx_errors, 0);
+	ASSERT_OK(detach(c.fd, RTPM_DIR_TX));
+	close(tx);
+}
+
+/* RFC 3550 numbers for a synthetic stream with known loss and jitter. */
+static void test_quality_rfc3550(void)
+{
+	struct rtpm_clock_rate cr = { .hz = 90000 };
+	struct rtpm_quality q;
+	struct chan c = { 0 };
+	uint64_t t0 = 1000000000ULL;
+	int i;
+
+	chan_setup(&c, 8, SMALL_PAYLOAD, RTPM_DROP_OLDEST, O_NONBLOCK);
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_GET_QUALITY, &q));
+	ASSERT_EQ(q.ssrc, 0);
+	ASSERT_EQ(q.received, 0);
+	cr.flags = 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_SET_CLOCK_RATE, &cr), EINVAL);
+	cr.flags = 0;
+	cr.hz = RTPM_CLOCK_RATE_MAX + 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_SET_CLOCK_RATE, &cr), EINVAL);
+	cr.hz = 90000;
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_SET_CLOCK_RATE, &cr));
+	/*
+	 * 100 packets 10 ms (900 ticks) apart, seq 65500.. (wraps), with 3
+	 * missing (a burst of 2 and 1 alone); the arrival of every odd packet
+	 * is 1 ms late: |D| alternates 90 ticks, so J converges to 90.
+	 */
+	for (i = 0; i < 103; i++) {
+		uint16_t seq = (uint16_t)(65500 + i);
+		uint64_t arrival = t0 + (uint64_t)i * 10000000ULL +
+				   (i % 2 ? 1000000ULL : 0);
+		struct rtpm_slot_ref ref = { 0 };
+		uint32_t index;
+
+		if (i == 40 || i == 41 || i == 70)
+			continue;
+		ASSERT_OK(reserve1(c.fd, &index));
+		put_rtp(slot_pay(&c, index), seq, 1000 + i * 900u, 77, false);
+		ref.index = index;
+		ref.len = 40;
+		ref.arrival_ns = arrival;
+		ASSERT_OK(ioctl(c.fd, RTPM_IOC_PUSH_SLOT, &ref));
+	}
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_GET_QUALITY, &q));
+	ASSERT_EQ(q.ssrc, 77);
+	ASSERT_EQ(q.clock_rate, 90000);
+	ASSERT_EQ(q.received, 100);
+	ASSERT_EQ(q.expected, 103);
+	ASSERT_EQ(q.lost, 3);
+	ASSERT_EQ(q.base_seq, 65500);
+	ASSERT_EQ(q.ext_max_seq, 65536 + (uint16_t)(65500 + 102));
+	ASSERT_EQ(q.max_loss_burst, 2);
+	ASSERT_TRUE(q.jitter >= 80 && q.jitter <= 90);
+	ASSERT_EQ(q.jitter_us, (uint64_t)q.jitter * 1000000 / 90000);
+	ASSERT_EQ(q.ssrc_changes, 0);
+	/* A duplicate makes lost smaller (A.3), a new SSRC starts over. */
+	push_rtp(&c, (uint16_t)(65500 + 102), 77, 40);
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_GET_QUALITY, &q));
+	ASSERT_EQ(q.lost, 2);
+	push_rtp(&c, 5, 78, 40);
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_GET_QUALITY, &q));
+	ASSERT_EQ(q.ssrc, 78);
+	ASSERT_EQ(q.ssrc_changes, 1);
+	ASSERT_EQ(q.received, 1);
+	ASSERT_EQ(q.expected, 1);
+	/* /proc/driver/rtp_mgr shows the channel's line. */
+	{
+		char buf[8192];
+		int fd = open("/proc/driver/rtp_mgr", O_RDONLY);
+		ssize_t n;
+
+		ASSERT_TRUE(fd >= 0);
+		n = read(fd, buf, sizeof(buf) - 1);
+		ASSERT_TRUE(n > 0);
+		buf[n] = 0;
+		ASSERT_TRUE(strstr(buf, "0x0000004e") != NULL);
+		close(fd);
+	}
+	cr.hz = 0;
+	ASSERT_OK(ioctl(c.fd, RTPM_IOC_SET_CLOCK_RATE, &cr));
 }
 
 /* Kernel TX: an independent receiver gets every slot, in order, intact. */
@@ -4418,6 +4718,18 @@ static const struct test tests[] = {
 	{ "attach_rmmod_refused", test_attach_rmmod_refused, 30 },
 	{ "wakeup_rule", test_wakeup_rule, 60 },
 	{ "attach_rx_coalesced_wakeups", test_attach_rx_coalesced_wakeups, 30 },
+	{ "attach_detach_race", test_attach_detach_race, 120 },
+	{ "wakeup_after_cancel_and_reclaim",
+	  test_wakeup_after_cancel_and_reclaim, 30 },
+	{ "pop_after_stop_with_late_push", test_pop_after_stop_with_late_push,
+	  30 },
+	{ "attach_role_stays_with_the_attachment",
+	  test_attach_role_stays_with_the_attachment, 30 },
+	{ "attach_tx_arguments", test_attach_tx_arguments, 30 },
+	{ "attach_rx_gro_is_split", test_attach_rx_gro_is_split, 30 },
+	{ "attach_tx_small_sndbuf_loses_nothing",
+	  test_attach_tx_small_sndbuf_loses_nothing, 60 },
+	{ "quality_rfc3550", test_quality_rfc3550, 30 },
 	{ "attach_tx_sends_every_slot", test_attach_tx_sends_every_slot, 60 },
 	{ "attach_tx_paced", test_attach_tx_paced, 60 },
 	{ "stress_batch", test_stress_batch, 600 },
