@@ -67,9 +67,14 @@ pub const RTPM_ATTACHED_RX: u32 = 1 << 0;
 /// Bit of [`RtpmStatus::attached`] (2.1): a socket is attached for TX (ring -> socket).
 pub const RTPM_ATTACHED_TX: u32 = 1 << 1;
 /// [`RtpmAttach::direction`] / [`RtpmDetach::direction`] (2.1): socket -> ring, the kernel produces.
-pub const RTPM_DIR_RX: u32 = 0;
+/// (0 is invalid, so that a zeroed request attaches nothing.)
+pub const RTPM_DIR_RX: u32 = 1;
 /// [`RtpmAttach::direction`] / [`RtpmDetach::direction`] (2.1): ring -> socket, the kernel consumes.
-pub const RTPM_DIR_TX: u32 = 1;
+pub const RTPM_DIR_TX: u32 = 2;
+/// Largest [`RtpmAttach::tx_burst`] (2.1), packets.
+pub const RTPM_TX_BURST_MAX: u32 = 1024;
+/// Largest [`RtpmClockRate::hz`] (2.1).
+pub const RTPM_CLOCK_RATE_MAX: u32 = 10_000_000;
 /// Largest [`RtpmWakeup::slots`] (2.1): the largest ring.
 pub const RTPM_WAKE_SLOTS_MAX: u32 = 1 << RTPM_RING_ORDER_MAX;
 /// Largest [`RtpmWakeup::usecs`] (2.1): one second.
@@ -429,6 +434,50 @@ pub struct RtpmDetach {
     pub direction: u32,
     /// Must be zero.
     pub flags: u32,
+    /// Must be zero.
+    pub reserved: [u32; 2],
+}
+
+/// SET_CLOCK_RATE argument (`struct rtpm_clock_rate`, 2.1): the stream's RTP clock rate, for the
+/// interarrival jitter of [`RtpmQuality`]; 0 turns the jitter off.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmClockRate {
+    /// 0 or 1 ..= [`RTPM_CLOCK_RATE_MAX`] Hz (90000 video, 48000/8000 audio).
+    pub hz: u32,
+    /// Must be zero.
+    pub flags: u32,
+}
+
+/// GET_QUALITY result (`struct rtpm_quality`, 2.1): what an RTCP receiver report carries for the
+/// tracked stream, computed in the kernel as RFC 3550 A.1, A.3 and A.8 do.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmQuality {
+    /// The stream tracked now; 0 before the first packet.
+    pub ssrc: u32,
+    /// The clock rate set by SET_CLOCK_RATE, Hz; 0: no jitter.
+    pub clock_rate: u32,
+    /// Packets of this stream, duplicates included (A.3).
+    pub received: u64,
+    /// Extended highest sequence number - base + 1 (A.3).
+    pub expected: u64,
+    /// Cumulative loss, expected - received (negative with duplicates).
+    pub lost: i64,
+    /// Extended highest sequence number (A.1).
+    pub ext_max_seq: u32,
+    /// First sequence number of this stream.
+    pub base_seq: u32,
+    /// Interarrival jitter in timestamp units (A.8).
+    pub jitter: u32,
+    /// The same in microseconds; 0 without a clock rate.
+    pub jitter_us: u32,
+    /// New SSRCs after the first.
+    pub ssrc_changes: u32,
+    /// Longest run of missing sequence numbers.
+    pub max_loss_burst: u32,
+    /// Zero.
+    pub reserved: [u64; 5],
 }
 
 /// SET_WAKEUP / GET_WAKEUP argument (`struct rtpm_wakeup`, 2.1): when a blocked consumer is woken.
@@ -499,7 +548,9 @@ const _: () = {
     assert!(size_of::<RtpmStats>() == 24 * 8);
     assert!(size_of::<RtpmStatus>() == 64);
     assert!(size_of::<RtpmAttach>() == 32);
-    assert!(size_of::<RtpmDetach>() == 8);
+    assert!(size_of::<RtpmDetach>() == 16);
+    assert!(size_of::<RtpmClockRate>() == 8);
+    assert!(size_of::<RtpmQuality>() == 96);
     assert!(size_of::<RtpmWakeup>() == 16);
 };
 
@@ -542,6 +593,10 @@ pub mod request {
     pub const SET_WAKEUP: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0b, size_of::<RtpmWakeup>()) as u64;
     /// `RTPM_IOC_GET_WAKEUP` (2.1).
     pub const GET_WAKEUP: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x0c, size_of::<RtpmWakeup>()) as u64;
+    /// `RTPM_IOC_SET_CLOCK_RATE` (2.1).
+    pub const SET_CLOCK_RATE: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0d, size_of::<RtpmClockRate>()) as u64;
+    /// `RTPM_IOC_GET_QUALITY` (2.1).
+    pub const GET_QUALITY: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x0e, size_of::<RtpmQuality>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
     pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
@@ -566,7 +621,7 @@ pub mod request {
     pub const GET_INFO_V1: u64 = request_code_read!(RTPM_IOC_MAGIC_V1, 0x00, 72) as u64;
 
     /// Every request number with its C macro name, for the layout test and diagnostics.
-    pub const ALL: [(&str, u64); 24] = [
+    pub const ALL: [(&str, u64); 26] = [
         ("RTPM_IOC_GET_INFO", GET_INFO),
         ("RTPM_IOC_CONFIGURE", CONFIGURE),
         ("RTPM_IOC_START", START),
@@ -591,6 +646,8 @@ pub mod request {
         ("RTPM_IOC_DETACH", DETACH),
         ("RTPM_IOC_SET_WAKEUP", SET_WAKEUP),
         ("RTPM_IOC_GET_WAKEUP", GET_WAKEUP),
+        ("RTPM_IOC_SET_CLOCK_RATE", SET_CLOCK_RATE),
+        ("RTPM_IOC_GET_QUALITY", GET_QUALITY),
     ];
 }
 
@@ -639,6 +696,12 @@ mod raw {
     nix::ioctl_read!(
         /// `RTPM_IOC_GET_WAKEUP`
         get_wakeup, RTPM_IOC_MAGIC, 0x0c, RtpmWakeup);
+    nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_SET_CLOCK_RATE`
+        set_clock_rate, RTPM_IOC_MAGIC, 0x0d, RtpmClockRate);
+    nix::ioctl_read!(
+        /// `RTPM_IOC_GET_QUALITY`
+        get_quality, RTPM_IOC_MAGIC, 0x0e, RtpmQuality);
     nix::ioctl_write_ptr!(
         /// `RTPM_IOC_CANCEL_SLOT`
         cancel_slot, RTPM_IOC_MAGIC, 0x14, RtpmSlotRef);
@@ -788,7 +851,7 @@ pub mod ioctl {
 
     /// `RTPM_IOC_DETACH` (2.1): `ENOENT` if no socket is attached in `direction`.
     pub fn detach(fd: BorrowedFd<'_>, direction: u32) -> nix::Result<()> {
-        let d = RtpmDetach { direction, flags: 0 };
+        let d = RtpmDetach { direction, ..Default::default() };
         // SAFETY: `d` is a valid RtpmDetach the kernel only reads.
         unsafe { raw::detach(fd.as_raw_fd(), &d) }.map(drop)
     }
@@ -806,6 +869,22 @@ pub mod ioctl {
         let mut out = RtpmWakeup::default();
         // SAFETY: `out` is a valid, writable RtpmWakeup for the duration of the call.
         unsafe { raw::get_wakeup(fd.as_raw_fd(), &mut out) }?;
+        Ok(out)
+    }
+
+    /// `RTPM_IOC_SET_CLOCK_RATE` (2.1): the stream's RTP clock rate for the jitter (`EINVAL`
+    /// above [`RTPM_CLOCK_RATE_MAX`]; `EPERM` neither administrator nor role holder).
+    pub fn set_clock_rate(fd: BorrowedFd<'_>, hz: u32) -> nix::Result<()> {
+        let c = RtpmClockRate { hz, flags: 0 };
+        // SAFETY: `c` is a valid RtpmClockRate the kernel only reads.
+        unsafe { raw::set_clock_rate(fd.as_raw_fd(), &c) }.map(drop)
+    }
+
+    /// `RTPM_IOC_GET_QUALITY` (2.1): RFC 3550 receiver-report numbers of the tracked stream.
+    pub fn get_quality(fd: BorrowedFd<'_>) -> nix::Result<RtpmQuality> {
+        let mut out = RtpmQuality::default();
+        // SAFETY: `out` is a valid, writable RtpmQuality for the duration of the call.
+        unsafe { raw::get_quality(fd.as_raw_fd(), &mut out) }?;
         Ok(out)
     }
 

@@ -97,7 +97,17 @@ fn layouts() -> Vec<Layout> {
             RtpmAttach::default(),
             [fd, direction, flags, tx_rate_pps, tx_burst, reserved]
         ),
-        layout!(RtpmDetach, "rtpm_detach", RtpmDetach::default(), [direction, flags]),
+        layout!(RtpmDetach, "rtpm_detach", RtpmDetach::default(), [direction, flags, reserved]),
+        layout!(RtpmClockRate, "rtpm_clock_rate", RtpmClockRate::default(), [hz, flags]),
+        layout!(
+            RtpmQuality,
+            "rtpm_quality",
+            RtpmQuality::default(),
+            [
+                ssrc, clock_rate, received, expected, lost, ext_max_seq, base_seq, jitter, jitter_us, ssrc_changes,
+                max_loss_burst, reserved,
+            ]
+        ),
         layout!(RtpmWakeup, "rtpm_wakeup", RtpmWakeup::default(), [slots, usecs, flags, reserved]),
     ]
 }
@@ -139,6 +149,8 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RTPM_DIR_TX", RTPM_DIR_TX as u64),
         ("RTPM_WAKE_SLOTS_MAX", RTPM_WAKE_SLOTS_MAX as u64),
         ("RTPM_WAKE_USECS_MAX", RTPM_WAKE_USECS_MAX as u64),
+        ("RTPM_TX_BURST_MAX", RTPM_TX_BURST_MAX as u64),
+        ("RTPM_CLOCK_RATE_MAX", RTPM_CLOCK_RATE_MAX as u64),
     ]
 }
 
