@@ -2572,11 +2572,13 @@ static void test_attach_tx_small_sndbuf_loses_nothing(void)
 	struct chan c = { 0 };
 	socklen_t alen;
 	char buf[2048];
-	int rcv, tx, i, big = 1 << 22, small = 4096;
+	int rcv, tx, i, big = 1 << 23, small = 4096;
 
 	chan_setup(&c, 10, 1200, RTPM_DROP_REJECT_NEWEST, 0);
 	rcv = udp_bound(AF_INET, &a, &alen);
-	setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	/* Room for all 1000 (SO_RCVBUF would be capped at rmem_max). */
+	ASSERT_OK(setsockopt(rcv, SOL_SOCKET, SO_RCVBUFFORCE, &big,
+			     sizeof(big)));
 	tx = udp_connected(&a, alen);
 	ASSERT_OK(setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)));
 	ASSERT_OK(attach(c.fd, tx, RTPM_DIR_TX, 0, 0));
