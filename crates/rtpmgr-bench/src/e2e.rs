@@ -223,9 +223,9 @@ struct Receiver {
     sink: Arc<Sink>,
     rx_proc: Option<Child>,
     feeder: Option<Feeder>,
-    /// Kernel-attached RX set up by the bench itself: the socket and the file that attached it
-    /// (closing the file detaches).
-    attached: Option<(UdpSocket, std::fs::File)>,
+    /// Kernel-attached RX set up by the bench itself: the socket and the channel handle that
+    /// attached it (closing it detaches).
+    attached: Option<(UdpSocket, Channel)>,
 }
 
 /// How the ring path feeds appsrc.
@@ -407,37 +407,21 @@ pub fn take_notes() -> Vec<String> {
 const DEFAULT_WAKE: (u32, u32) = (32, 4000);
 
 /// Kernel-attached RX without rtp_app: a UDP socket bound as rtp_app would bind it, handed to the
-/// channel with ATTACH (RX), the wake-up rule set with SET_WAKEUP, the channel started.
+/// channel with ATTACH (RX, `Channel::attach`), the wake-up rule set (SET_WAKEUP), the channel
+/// started.
 fn attach_rx_here(p: &E2eParams, backend: &Backend) -> Result<Receiver> {
-    use std::os::fd::AsRawFd;
     let sock = UdpSocket::bind((p.bind_addr().as_str(), p.port)).with_context(|| format!("bind port {}", p.port))?;
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(backend.path())
-        .with_context(|| format!("open {}", backend.path().display()))?;
+    let ch = Channel::open(backend)?;
     let (slots, usecs) = p.wake.unwrap_or(DEFAULT_WAKE);
-    let w: [u32; 4] = [slots, usecs, 0, 0];
-    // _IOW(0xe7, 0x0b, struct rtpm_wakeup): slots, usecs, flags, reserved.
-    let set_wakeup: u64 = (1 << 30) | (16 << 16) | (0xe7 << 8) | 0x0b;
-    // SAFETY: SET_WAKEUP reads a 16-byte struct rtpm_wakeup.
-    if unsafe { libc::ioctl(dev.as_raw_fd(), set_wakeup as _, w.as_ptr()) } != 0 {
-        bail!("SET_WAKEUP {slots}/{usecs} on {}: {}", backend.path().display(), std::io::Error::last_os_error());
-    }
-    // struct rtpm_attach: fd, direction (0 = RX), flags, tx_rate_pps, tx_burst, reserved[3].
-    let a: [u32; 8] = [sock.as_raw_fd() as u32, 0, 0, 0, 0, 0, 0, 0];
-    let attach: u64 = (1 << 30) | (32 << 16) | (0xe7 << 8) | 0x09;
-    // SAFETY: ATTACH reads a 32-byte struct rtpm_attach.
-    if unsafe { libc::ioctl(dev.as_raw_fd(), attach as _, a.as_ptr()) } != 0 {
-        bail!("ATTACH RX on {}: {}", backend.path().display(), std::io::Error::last_os_error());
-    }
-    Channel::open(backend)?.start()?;
+    ch.set_wakeup(rtpmgr::Wakeup { slots, usecs })?;
+    ch.attach(&sock, rtpmgr::SocketDir::Rx, rtpmgr::TxPacing::UNPACED)?;
+    ch.start()?;
     Ok(Receiver {
         pipeline: gst::Pipeline::new(),
         sink: Arc::new(Sink::default()),
         rx_proc: None,
         feeder: None,
-        attached: Some((sock, dev)),
+        attached: Some((sock, ch)),
     })
 }
 

@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use rtpmgr::{Backend, Channel};
 use serde::Serialize;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,21 +27,6 @@ pub struct TxPoint {
     pub cpu_us_per_pkt: f64,
     pub cpu_load: f64,
 }
-
-/// struct rtpm_attach (include/rtp_mgr_ioctl.h, ABI 2.1).
-#[repr(C)]
-#[derive(Default)]
-struct RtpmAttach {
-    fd: i32,
-    direction: u32,
-    flags: u32,
-    tx_rate_pps: u32,
-    tx_burst: u32,
-    reserved: [u32; 3],
-}
-/// _IOW(0xe7, 0x09, struct rtpm_attach)
-const RTPM_IOC_ATTACH: u64 = (1 << 30) | ((std::mem::size_of::<RtpmAttach>() as u64) << 16) | (0xe7 << 8) | 0x09;
-const RTPM_DIR_TX: u32 = 1;
 
 /// Runs `rtp_app --mode tx` (socket or `--path kernel`) for `secs`; Err if it fails at once.
 fn rtp_app_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64, kernel: bool) -> Result<()> {
@@ -76,17 +60,9 @@ fn attach_tx(channel: u32, rate: u64, secs: f64) -> Result<()> {
     ch.start()?;
     let sock = UdpSocket::bind((GUEST_IP, 0)).context("bind the TX socket")?;
     sock.connect((PEER_IP, TX_PORT)).context("connect the TX socket")?;
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(backend.path())
-        .with_context(|| format!("open {}", backend.path().display()))?;
-    let a = RtpmAttach { fd: sock.as_raw_fd(), direction: RTPM_DIR_TX, ..Default::default() };
-    // SAFETY: ATTACH reads a struct rtpm_attach of the size encoded in the request number.
-    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), RTPM_IOC_ATTACH as _, &a as *const RtpmAttach) };
-    if rc != 0 {
-        bail!("ATTACH TX on {}: {}", backend.path().display(), std::io::Error::last_os_error());
-    }
+    // The attaching handle becomes the consumer-role holder; closing it detaches.
+    let dev = Channel::open(&backend)?;
+    dev.attach(&sock, rtpmgr::SocketDir::Tx, rtpmgr::TxPacing::UNPACED)?;
     let done = || {
         crate::wire::ring_stat(channel, "tx_sent").unwrap_or(0)
             + crate::wire::ring_stat(channel, "tx_errors").unwrap_or(0)
