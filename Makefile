@@ -3,8 +3,10 @@
 #   make demo    build the module, the tools and the aarch64 appliance image, boot it in QEMU and run a
 #                live RTP stream through ring -> rtp-feeder -> GStreamer, with stats and a summary
 #   make test    every test: host (cargo), module W=1 builds, Yocto layer checks, on-device suite in QEMU
-#   make bench   rtpmgr-bench in the QEMU guest (kpti=0): ring vs per-slot ioctls, UDP, pipe, GStreamer;
-#                results in build/logs/console-bench.log, plots with docs/perf/plot.py (docs/performance.md)
+#   make bench   rtpmgr-bench in the QEMU guest (kpti=0): ring vs per-slot ioctls, UDP, pipe, GStreamer, and
+#                end to end with RTP sent from the host through the guest's NIC (kernel-attached path,
+#                recvmmsg, udpsrc, XDP/socket floors); results in build/logs/console-bench.log, plots with
+#                docs/perf/plot.py (docs/performance.md)
 #   make diagrams  re-render the drawings in docs/ (docs/NAME.dot -> docs/NAME.svg, Graphviz); make test
 #                fails while a committed SVG is older than its source (scripts/render-diagrams.sh)
 #   make clean   remove build outputs (keeps downloaded packages: make distclean removes those too)
