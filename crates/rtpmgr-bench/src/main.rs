@@ -210,6 +210,9 @@ struct E2eArgs {
     /// Rate of each stream in the scaling comparison.
     #[arg(long, default_value_t = 1000, value_name = "pps")]
     scale_rate: u64,
+    /// Only the e2e paths: no coalescing, scaling or TX comparison (e.g. a finer rate grid).
+    #[arg(long)]
+    paths_only: bool,
     /// TX comparison (--wire): kernel send vs rtp_app sendmmsg at these rates (empty: skip).
     #[arg(long, default_value = "1000,4000", value_parser = list::<u64>, value_name = "pps,..")]
     tx_rates: std::vec::Vec<u64>,
@@ -573,6 +576,9 @@ fn e2e_cmp(cli: &Cli, a: &E2eArgs, rounds: usize, secs: f64, rep: &mut Report) -
                 rep.e2e.push(e2e_row(&steps, path, rate, None));
             }
         }
+    }
+    if a.paths_only {
+        return Ok(());
     }
     let Some(_) = wire else {
         if !a.wakes.is_empty() || !a.scale.is_empty() {
