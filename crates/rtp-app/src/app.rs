@@ -51,6 +51,8 @@ pub struct RxRun {
     pub port: u16,
     pub sockbuf: usize,
     pub drain: bool,
+    /// The channel's wake-up rule to set (`--wake-slots`/`--wake-usecs`), None: leave it.
+    pub wakeup: Option<rtpmgr::Wakeup>,
     pub worker: RxConfig,
     pub interval: Option<Duration>,
     pub json: bool,
@@ -80,7 +82,7 @@ fn open_ring(backend: &Backend) -> Result<Ring> {
 }
 
 /// A source of ring counters for the stats thread, on its own handle.
-fn stats_source(backend: &Backend) -> Result<RingStatsFn> {
+pub(crate) fn stats_source(backend: &Backend) -> Result<RingStatsFn> {
     let ch = open(backend).with_context(|| format!("cannot open {} for stats", describe(backend)))?;
     Ok(Box::new(move || {
         let stats = ch.stats().ok()?;
@@ -93,7 +95,7 @@ fn stats_source(backend: &Backend) -> Result<RingStatsFn> {
 /// then push or pop behind our back, and a producer may START the channel without
 /// CAP_NET_ADMIN. Producers then start a stopped channel (PLAN: "Producers START the channel if
 /// it is stopped").
-fn take_roles(ch: &Channel, roles: u32, what: &str) -> Result<()> {
+pub(crate) fn take_roles(ch: &Channel, roles: u32, what: &str) -> Result<()> {
     ch.claim(roles).with_context(|| {
         format!(
             "cannot claim the {} role of {what}: another process already has it (`rtp_app ctl --status` shows \
@@ -127,7 +129,7 @@ fn ensure_started(ch: &Channel, what: &str) -> Result<()> {
 }
 
 /// Spawn a named worker thread that records an error as the stop reason.
-fn spawn_worker<F>(name: &str, stop: &Arc<StopState>, f: F) -> Result<JoinHandle<Result<()>>>
+pub(crate) fn spawn_worker<F>(name: &str, stop: &Arc<StopState>, f: F) -> Result<JoinHandle<Result<()>>>
 where
     F: FnOnce() -> Result<()> + Send + 'static,
 {
@@ -148,7 +150,7 @@ fn join_worker(h: JoinHandle<Result<()>>, name: &str) -> Result<()> {
 }
 
 /// Stop the controller, collect the last ring counters and build the summary.
-fn finish(
+pub(crate) fn finish(
     label: &'static str,
     ctl: Controller,
     idle_stats: Option<RingStatsFn>,
@@ -176,6 +178,12 @@ fn finish(
 pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Summary> {
     let ring = open_ring(backend)?;
     take_roles(&ring.channel(), rtpmgr_abi::RTPM_ROLE_PRODUCER, &describe(backend))?;
+    if let Some(rule) = cfg.wakeup {
+        // As the producer-role holder this handle may set it without CAP_NET_ADMIN.
+        ring.channel()
+            .set_wakeup(rule)
+            .with_context(|| format!("cannot set the wake-up rule of {}", describe(backend)))?;
+    }
     let mut sock = match &cfg.membership {
         Some(m) => {
             if let Some(w) = m.warning() {

@@ -6,8 +6,15 @@ use std::path::PathBuf;
 
 const AFTER_LONG_HELP: &str = "\
 Examples:
-  Receive RTP on UDP port 5004 into channel 0 of the kernel module, stats every 2 s:
+  Receive RTP on UDP port 5004 into channel 0 of the kernel module, stats every 2 s (the
+  kernel receives into the ring itself; rtp_app sets it up and supervises):
     rtp_app --mode rx --bind 0.0.0.0 --port 5004 --channel 0 --interval 2
+
+  The same through rtp_app's own recvmmsg loop (the benchmark baseline):
+    rtp_app --mode rx --path socket --bind 0.0.0.0 --port 5004 --channel 0
+
+  Let the kernel send what rtp-feeder pushes into channel 1, paced to 2,000 packets/s:
+    rtp_app --mode tx --path kernel --source ring --channel 1 --dst 192.0.2.10 --port 5004 --rate 2000
 
   Send 10,000 packets/s of 1200-byte RTP to 127.0.0.1:5004 for 5 s, no module needed:
     rtp_app --mode tx --dst 127.0.0.1 --port 5004 --rate 10000 --payload 1200 --backend shm -t 5
@@ -31,6 +38,7 @@ Examples:
   Channel control:
     rtp_app --mode ctl --channel 0 --stats
     rtp_app --mode ctl --channel 0 --stop
+    rtp_app --mode ctl --channel 0 --wakeup 32,4000
     rtp_app --mode ctl --channel 0 --configure --ring-order 12 --slot-payload 2048 --drop-policy drop-oldest
 
   Field diagnostics (one PASS/FAIL line per check, exit 1 on any FAIL):
@@ -45,10 +53,13 @@ Documentation: docs/rtp_app.md in the rtpmgr source tree.";
 
 /// rtp_app - receive, send and control RTP streams through the rtpmgr zero-copy ring.
 ///
-/// RX mode receives UDP datagrams with recvmmsg straight into reserved ring slots (one copy,
-/// socket to slot) and pushes them to the channel; TX mode generates RTP v2 into ring slots, or
-/// takes what another producer pushed, and sends it from slot memory with sendmmsg; CTL mode
-/// reads counters and configures, starts, stops or resets a channel.
+/// RX mode receives UDP datagrams into ring slots (one copy, socket to slot): on the kernel path
+/// (the default with the kernel module) rtp_app hands its bound socket to the channel and the
+/// kernel copies each datagram into a slot in softirq context, rtp_app only supervising; on the
+/// socket path rtp_app's own thread receives with recvmmsg into reserved slots and pushes them.
+/// TX mode generates RTP v2 into ring slots, or takes what another producer pushed, and sends it
+/// from slot memory with sendmmsg, or (--path kernel) lets the kernel send it. CTL mode reads
+/// counters and configures, starts, stops or resets a channel and sets its wake-up rule.
 #[derive(Debug, Parser)]
 #[command(
     name = "rtp_app",
@@ -57,7 +68,8 @@ Documentation: docs/rtp_app.md in the rtpmgr source tree.";
     after_long_help = AFTER_LONG_HELP,
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true,
-    group(ArgGroup::new("ctl_action").args(["stats", "status", "start", "stop", "reset", "configure", "reclaim"])),
+    group(ArgGroup::new("ctl_action")
+        .args(["stats", "status", "start", "stop", "reset", "configure", "reclaim", "wakeup"])),
 )]
 pub struct Cli {
     /// What to do: rx, tx or ctl.
@@ -81,6 +93,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub multicast: MulticastArgs,
+
+    #[command(flatten)]
+    pub path: PathArgs,
 
     #[command(flatten)]
     pub ctl: CtlArgs,
@@ -126,6 +141,20 @@ pub enum BackendKind {
     /// A user-space ring in shared memory (/dev/shm), for hosts without the module.
     Shm,
 }
+
+/// Who moves datagrams between the UDP socket and the ring (--path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataPath {
+    /// The kernel module: the socket is attached to the channel (ABI 2.1, kernel backend only).
+    Kernel,
+    /// rtp_app's own thread: recvmmsg into reserved slots (rx), sendmmsg from popped slots (tx).
+    Socket,
+}
+
+/// Slots of the wake-up rule rx sets on the kernel path without --wake-slots.
+pub const DEFAULT_WAKE_SLOTS: u32 = 32;
+/// Microseconds of the wake-up rule rx sets on the kernel path without --wake-usecs.
+pub const DEFAULT_WAKE_USECS: u32 = 4000;
 
 /// Where TX takes its packets from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -318,6 +347,59 @@ pub struct MulticastArgs {
     pub multicast_loop: bool,
 }
 
+/// The data path of --mode rx and --mode tx and the kernel path's settings (ABI 2.1).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Data path options (kernel path: ABI 2.1)")]
+pub struct PathArgs {
+    /// Who moves the datagrams: kernel or socket (rx default: kernel with the kernel backend,
+    /// socket with shm; tx default: socket).
+    ///
+    /// kernel: rtp_app creates and binds the UDP socket exactly as on the socket path (--bind,
+    /// --port, --group, --ssm-source, --iface; IPv4 and IPv6), then hands it to the channel
+    /// (ATTACH). In rx the kernel copies every datagram into a ring slot as it arrives (softirq
+    /// context, one copy, no rtp_app thread in between), RTP-parses, stamps and counts it;
+    /// datagrams that are not RTP are pushed flagged malformed, ones larger than a slot are
+    /// dropped and counted. In tx (with --source ring) the kernel sends every slot another
+    /// producer pushed through the connected socket, paced by --rate and --burst. rtp_app stays
+    /// as a thin supervisor: it prints the stats line from the channel's counters, obeys -t, -l
+    /// and signals, and detaches the socket when it exits. Needs the rtp_mgr module with ABI 2.1
+    /// (--backend kernel).
+    ///
+    /// socket: rtp_app's own thread receives with recvmmsg into reserved slots and pushes them
+    /// (rx), or pops slots and sends them with sendmmsg (tx). Works with both backends; the
+    /// benchmark baseline.
+    #[arg(long, value_enum, value_name = "path")]
+    pub path: Option<DataPath>,
+
+    /// Wake the channel's consumer once this many slots are READY (1..32768; rx default 32).
+    ///
+    /// The wake-up rule coalesces the consumer's wake-ups (rtp-feeder, the --drain thread): it
+    /// is woken once N slots became READY, or once the oldest of them has waited
+    /// --wake-usecs, or when the ring fills or the channel stops. rx sets it on the kernel path
+    /// (default 32 slots or 4000 us); on the socket path only if given. 1 wakes on every packet,
+    /// the module's default. The rule belongs to the channel and stays after rtp_app exits
+    /// (rtp_app --mode ctl --wakeup 1,0 restores the default).
+    #[arg(long, value_name = "n", value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub wake_slots: Option<u32>,
+
+    /// ...or once the oldest READY slot has waited this many microseconds (0..1000000; rx
+    /// default 4000).
+    ///
+    /// Why 4 ms: the jitterbuffer downstream holds at least 50 ms of packets anyway, so 4 ms of
+    /// coalescing is 8% of its latency, and at 4,000 packets/s it gives at most one wake-up per
+    /// 16 packets (<= 0.1 wake-ups per packet; 32 slots then never fill first). At 1,000
+    /// packets/s one wake-up handles 4 packets. --wake-slots above 1 needs a timer (> 0), or a
+    /// slow stream would never wake its consumer.
+    #[arg(long, value_name = "us", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub wake_usecs: Option<u32>,
+
+    /// tx --path kernel: most packets sent back to back after an idle spell, the depth of the
+    /// --rate token bucket (1..32768, default 1).
+    #[arg(long, value_name = "packets", requires = "rate",
+          value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub burst: Option<u32>,
+}
+
 /// Options of --mode ctl.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "CTL actions (one per call)")]
@@ -367,6 +449,16 @@ pub struct CtlArgs {
     /// hold them (one that claimed a channel it should not have).
     #[arg(long, requires = "reclaim")]
     pub revoke_roles: bool,
+    /// Set the channel's wake-up rule: wake its consumer once SLOTS slots are READY or the
+    /// oldest has waited USECS microseconds (kernel backend, ABI 2.1).
+    ///
+    /// 1,0 wakes on every packet (the module's default); SLOTS above 1 needs USECS > 0. Needs
+    /// CAP_NET_ADMIN, or a role on the channel. The same as writing "SLOTS USECS" to
+    /// /sys/class/misc/rtp_mgrN/wakeup. --status and --stats show the rule in force
+    /// (wake_slots, wake_usecs) and which directions have a socket attached (attached: 1 rx,
+    /// 2 tx, 3 both).
+    #[arg(long, value_name = "slots,usecs", value_parser = parse_wakeup)]
+    pub wakeup: Option<rtpmgr::Wakeup>,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -382,6 +474,10 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Ok(0.0);
     }
     parse_seconds(s)
+}
+
+fn parse_wakeup(s: &str) -> Result<rtpmgr::Wakeup, String> {
+    s.parse()
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
@@ -402,6 +498,7 @@ impl Cli {
             return Err("--ring-order, --slot-payload and --drop-policy only go with --mode ctl --configure".into());
         }
         self.validate_multicast()?;
+        self.validate_path()?;
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) => Ok(()),
             (Some(Mode::Rx), None) => {
@@ -438,22 +535,105 @@ impl Cli {
             }
             (Some(Mode::Ctl), None) => {
                 let n = [
-                    self.ctl.stats, self.ctl.status, self.ctl.start, self.ctl.stop, self.ctl.reset, self.ctl.configure,
+                    self.ctl.stats,
+                    self.ctl.status,
+                    self.ctl.start,
+                    self.ctl.stop,
+                    self.ctl.reset,
+                    self.ctl.configure,
                     self.ctl.reclaim,
+                    self.ctl.wakeup.is_some(),
                 ]
                 .iter()
                 .filter(|b| **b)
                 .count();
                 if n != 1 {
-                    return Err(
-                        "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim"
-                            .into(),
-                    );
+                    return Err(CTL_ACTIONS.into());
                 }
                 Ok(())
             }
             (None, None) => Err("give --mode rx|tx|ctl or the diag subcommand".into()),
         }
+    }
+}
+
+/// What --mode ctl without (or with two) actions is told.
+pub const CTL_ACTIONS: &str =
+    "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim, --wakeup";
+
+impl Cli {
+    /// The data path flags: which go with which mode and path. The message names the flag.
+    fn validate_path(&self) -> Result<(), String> {
+        let p = &self.path;
+        let flags = [
+            (p.path.is_some(), "--path"),
+            (p.wake_slots.is_some(), "--wake-slots"),
+            (p.wake_usecs.is_some(), "--wake-usecs"),
+            (p.burst.is_some(), "--burst"),
+        ];
+        let given = flags.iter().find(|(g, _)| *g).map(|(_, n)| *n);
+        let streaming = matches!((self.mode, &self.command), (Some(Mode::Rx | Mode::Tx), None));
+        if !streaming {
+            return match given {
+                Some(name) => Err(format!("{name} only goes with --mode rx or --mode tx")),
+                None => Ok(()),
+            };
+        }
+        if self.xdp.xdp.is_some() {
+            if let Some(name) = given {
+                return Err(format!("{name} does not go with --xdp (AF_XDP is a data path of its own)"));
+            }
+            return Ok(());
+        }
+        if p.path == Some(DataPath::Kernel) && self.common.backend == Some(BackendKind::Shm) {
+            return Err("--path kernel needs the kernel backend: a shm ring has no kernel to move packets \
+                        (use --path socket, or drop --backend shm)"
+                .into());
+        }
+        if let Some(rule) = self.wakeup_rule() {
+            rule.check()?;
+        }
+        match self.mode {
+            Some(Mode::Tx) if p.path == Some(DataPath::Kernel) => {
+                if self.tx.source != TxSource::Ring {
+                    return Err("--mode tx --path kernel sends what another producer pushed into the channel: \
+                                give --source ring"
+                        .into());
+                }
+                Ok(())
+            }
+            Some(Mode::Tx) if p.burst.is_some() => Err("--burst only goes with --mode tx --path kernel".into()),
+            Some(Mode::Tx) if self.wakeup_rule().is_some() => {
+                Err("--wake-slots and --wake-usecs go with --mode rx, or with --mode tx --path kernel".into())
+            }
+            Some(Mode::Rx) if p.burst.is_some() => Err("--burst only goes with --mode tx --path kernel".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The data path of this rx or tx run with `backend`: --path, else for rx the kernel path
+    /// on the kernel backend and the socket path on shm, for tx the socket path.
+    pub fn data_path(&self, backend: rtpmgr::BackendKind) -> DataPath {
+        match (self.path.path, self.mode, backend) {
+            (Some(p), _, _) => p,
+            (None, Some(Mode::Rx), rtpmgr::BackendKind::Kernel) => DataPath::Kernel,
+            _ => DataPath::Socket,
+        }
+    }
+
+    /// The wake-up rule --wake-slots / --wake-usecs ask for, None if neither is given (each
+    /// missing half takes its rx default).
+    pub fn wakeup_rule(&self) -> Option<rtpmgr::Wakeup> {
+        let p = &self.path;
+        (p.wake_slots.is_some() || p.wake_usecs.is_some()).then(|| rtpmgr::Wakeup {
+            slots: p.wake_slots.unwrap_or(DEFAULT_WAKE_SLOTS),
+            usecs: p.wake_usecs.unwrap_or(DEFAULT_WAKE_USECS),
+        })
+    }
+
+    /// The rule rx sets on the kernel path: the flags', else 32 slots or 4000 us.
+    pub fn rx_kernel_wakeup(&self) -> rtpmgr::Wakeup {
+        self.wakeup_rule().unwrap_or(rtpmgr::Wakeup { slots: DEFAULT_WAKE_SLOTS, usecs: DEFAULT_WAKE_USECS })
     }
 }
 
@@ -602,6 +782,69 @@ mod tests {
         assert!(parse(&["--ring-order", "3", "--mode", "ctl", "--stats"]).is_err());
         assert!(parse(&["--mode", "ctl", "--configure", "--ring-order", "16"]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn data_path_defaults_to_kernel_for_rx_on_the_kernel_backend() {
+        use rtpmgr::BackendKind as B;
+        let c = parse(&["--mode", "rx", "--port", "5004"]).unwrap();
+        assert_eq!(c.data_path(B::Kernel), DataPath::Kernel);
+        assert_eq!(c.data_path(B::Shm), DataPath::Socket);
+        assert_eq!(c.wakeup_rule(), None);
+        assert_eq!(c.rx_kernel_wakeup(), rtpmgr::Wakeup { slots: 32, usecs: 4000 });
+        let c = parse(&["--mode", "rx", "--port", "5004", "--path", "socket"]).unwrap();
+        assert_eq!(c.data_path(B::Kernel), DataPath::Socket);
+        let c = parse(&["--mode", "tx", "--dst", "10.0.0.2", "--port", "5004"]).unwrap();
+        assert_eq!(c.data_path(B::Kernel), DataPath::Socket);
+        let c = parse(&[
+            "--mode", "tx", "--path", "kernel", "--source", "ring", "--dst", "239.1.1.1", "--port", "5004", "--rate",
+            "2000", "--burst", "4", "--ttl", "2",
+        ])
+        .unwrap();
+        assert_eq!(c.data_path(B::Kernel), DataPath::Kernel);
+        assert_eq!((c.tx.rate, c.path.burst), (Some(2000), Some(4)));
+    }
+
+    #[test]
+    fn wake_flags_fill_the_missing_half_with_the_rx_default() {
+        let c = parse(&["--mode", "rx", "--port", "1", "--wake-slots", "8"]).unwrap();
+        assert_eq!(c.rx_kernel_wakeup(), rtpmgr::Wakeup { slots: 8, usecs: 4000 });
+        let c = parse(&["--mode", "rx", "--port", "1", "--wake-usecs", "0", "--wake-slots", "1"]).unwrap();
+        assert_eq!(c.wakeup_rule(), Some(rtpmgr::Wakeup::EVERY_PUSH));
+        let c = parse(&["--mode", "ctl", "--wakeup", "16,2000"]).unwrap();
+        assert_eq!(c.ctl.wakeup, Some(rtpmgr::Wakeup { slots: 16, usecs: 2000 }));
+    }
+
+    #[test]
+    fn bad_data_path_input_is_rejected_naming_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--mode", "rx", "--port", "1", "--path", "kernel", "--backend", "shm"],
+                "--path kernel needs the kernel backend",
+            ),
+            (&["--mode", "rx", "--port", "1", "--wake-usecs", "0"], "needs a timer"),
+            (&["--mode", "rx", "--port", "1", "--wake-slots", "0"], "0"),
+            (&["--mode", "rx", "--port", "1", "--wake-slots", "40000"], "40000"),
+            (&["--mode", "rx", "--port", "1", "--wake-usecs", "1000001"], "1000001"),
+            (&["--mode", "rx", "--xdp", "eth0", "--path", "kernel"], "--path does not go with --xdp"),
+            (&["--mode", "rx", "--xdp", "eth0", "--wake-slots", "4"], "--wake-slots does not go with --xdp"),
+            (&["--mode", "ctl", "--stats", "--path", "kernel"], "--path only goes with --mode rx or --mode tx"),
+            (&["--mode", "ctl", "--stats", "--wake-slots", "4"], "--wake-slots only goes with --mode rx or --mode tx"),
+            (&["--mode", "tx", "--path", "kernel", "--dst", "10.0.0.2", "--port", "1"], "give --source ring"),
+            (
+                &["--mode", "tx", "--dst", "10.0.0.2", "--port", "1", "--rate", "5", "--burst", "2"],
+                "--burst only goes with --mode tx --path kernel",
+            ),
+            (&["--mode", "rx", "--port", "1", "--burst", "2"], "--rate"),
+            (&["--mode", "tx", "--dst", "10.0.0.2", "--port", "1", "--wake-slots", "2"], "--mode tx --path kernel"),
+            (&["--mode", "ctl", "--wakeup", "32"], "expected SLOTS,USECS"),
+            (&["--mode", "ctl", "--wakeup", "32,0"], "needs a timer"),
+            (&["--mode", "ctl", "--wakeup", "32,4000", "--stats"], "cannot be used with"),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: want '{want}' in: {e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub fn status_fields(s: &RtpmStatus) -> Vec<(&'static str, u64)> {
     rtpmgr::status_fields(s).iter().map(|&(k, v)| (k, u64::from(v))).collect()
 }
 
+/// The wake-up rule in force as `wake_slots`, `wake_usecs` (GET_WAKEUP); nothing for a shm ring,
+/// which has no rule (its consumer is woken on every push).
+pub fn wakeup_fields(ch: &rtpmgr::Channel, what: &str) -> Result<Vec<(&'static str, u64)>> {
+    match ch.wakeup() {
+        Ok(w) => Ok(vec![("wake_slots", u64::from(w.slots)), ("wake_usecs", u64::from(w.usecs))]),
+        Err(rtpmgr::Error::Unsupported { .. }) => Ok(vec![]),
+        Err(e) => Err(e).with_context(|| format!("cannot read the wake-up rule of {what}")),
+    }
+}
+
 /// GET_INFO as (name, value).
 pub fn info_fields(i: &RtpmInfo) -> Vec<(&'static str, u64)> {
     vec![
@@ -75,13 +85,21 @@ pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
     // Control actions need no mapping; CONFIGURE even requires that nobody maps the ring.
     let ring = open(backend).with_context(|| format!("cannot open {what}"))?;
     let (action, body): (&str, Vec<(&str, u64)>) = if args.stats {
-        ("stats", stats_fields(&ring.stats().with_context(|| format!("cannot read the stats of {what}"))?))
+        let mut f = stats_fields(&ring.stats().with_context(|| format!("cannot read the stats of {what}"))?);
+        let status = ring.status().with_context(|| format!("cannot read the status of {what}"))?;
+        f.push(("attached", u64::from(status.attached)));
+        f.extend(wakeup_fields(&ring, &what)?);
+        ("stats", f)
     } else if args.status {
         let info = ring.info().with_context(|| format!("cannot read the configuration of {what}"))?;
         let status = ring.status().with_context(|| format!("cannot read the status of {what}"))?;
         let mut f = info_fields(&info);
         f.extend(status_fields(&status).into_iter().filter(|(k, _)| *k != "state"));
+        f.extend(wakeup_fields(&ring, &what)?);
         ("status", f)
+    } else if let Some(rule) = args.wakeup {
+        ring.set_wakeup(rule).with_context(|| format!("cannot set the wake-up rule of {what}"))?;
+        ("wakeup", wakeup_fields(&ring, &what)?)
     } else if args.start {
         ring.start().with_context(|| format!("cannot start {what}"))?;
         ("start", vec![])
@@ -111,7 +129,7 @@ pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
             })?;
         ("reclaim", vec![("reclaimed", u64::from(n))])
     } else {
-        bail!("--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim");
+        bail!("{}", crate::cli::CTL_ACTIONS);
     };
     Ok(if json {
         let mut obj = Map::new();
@@ -149,6 +167,7 @@ mod tests {
             reclaim: false,
             min_held_ms: 1000,
             revoke_roles: false,
+            wakeup: None,
         };
         let m = merged_config(&cur, &args);
         assert_eq!((m.ring_order, m.slot_payload, m.drop_policy), (12, 2048, 1));

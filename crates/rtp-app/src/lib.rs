@@ -8,6 +8,7 @@
 //! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
 //! - [`stats`]: counters and the seed's stats line / JSON records.
 //! - [`control`]: stop state (signals, limits), bounded retries, the stats thread.
+//! - [`kpath`]: `--path kernel`: the kernel moves the datagrams (ABI 2.1), rtp_app supervises.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod control;
 pub mod ctl;
 pub mod diag;
+pub mod kpath;
 pub mod multicast;
 pub mod net;
 pub mod rtp;

@@ -5,9 +5,10 @@ use anyhow::Result;
 use clap::Parser;
 use rtp_app::app::{self, RxRun, TxRun};
 use rtp_app::backend;
-use rtp_app::cli::{Cli, Command, Mode, TxSource};
+use rtp_app::cli::{Cli, Command, DataPath, Mode, TxSource};
 use rtp_app::control::{self, StopReason, StopState};
 use rtp_app::diag::{self, DiagEnv, DiagTarget};
+use rtp_app::kpath::{KernelRxRun, KernelTxRun};
 use rtp_app::rtp::StreamParams;
 use rtp_app::rx::RxConfig;
 use rtp_app::tx::TxConfig;
@@ -77,7 +78,36 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
         println!("{}", rtp_app::xdp::run(cli, &stop)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = if cli.mode == Some(Mode::Rx) {
+    let path = cli.data_path(backend.kind());
+    let summary = if cli.mode == Some(Mode::Rx) && path == DataPath::Kernel {
+        let cfg = KernelRxRun {
+            bind: cli.rx.bind,
+            membership: cli.membership().map_err(anyhow::Error::msg)?,
+            port,
+            wakeup: cli.rx_kernel_wakeup(),
+            drain: cli.rx.drain,
+            batch,
+            limits,
+            interval,
+            json: c.json,
+        };
+        rtp_app::kpath::run_rx_kernel(&cfg, &backend, Arc::clone(&stop))
+    } else if cli.mode == Some(Mode::Tx) && path == DataPath::Kernel {
+        let Some(dst_ip) = cli.tx.dst else { unreachable!("validate() requires --dst") };
+        let any: IpAddr = if dst_ip.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+        let cfg = KernelTxRun {
+            bind: SocketAddr::new(cli.rx.bind.unwrap_or(any), 0),
+            dst: SocketAddr::new(dst_ip, port),
+            sockbuf: cli.rx.sockbuf,
+            multicast: cli.send_options(),
+            pacing: rtpmgr::TxPacing::new(cli.tx.rate.unwrap_or(0), cli.path.burst.unwrap_or(0)),
+            wakeup: cli.wakeup_rule(),
+            limits,
+            interval,
+            json: c.json,
+        };
+        rtp_app::kpath::run_tx_kernel(&cfg, &backend, Arc::clone(&stop))
+    } else if cli.mode == Some(Mode::Rx) {
         let cfg = RxRun {
             bind: cli.rx.bind,
             // validate() checked the request.
@@ -85,6 +115,7 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
             port,
             sockbuf: cli.rx.sockbuf,
             drain: cli.rx.drain,
+            wakeup: cli.wakeup_rule(),
             worker: RxConfig { batch, keep_malformed: cli.rx.keep_malformed, limits },
             interval,
             json: c.json,

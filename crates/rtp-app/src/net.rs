@@ -302,6 +302,11 @@ impl TxSocket {
         self.sock.local_addr().context("cannot read the local socket address")
     }
 
+    /// The connected socket, e.g. to hand to the kernel (`--path kernel`).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
     /// One `sendmmsg` of up to [`BATCH_MAX`] buffers, one datagram each. Returns how many the
     /// kernel took (possibly fewer than offered); errors are the call's errno when it took none.
     pub fn send_batch(&mut self, bufs: &[&[u8]]) -> io::Result<usize> {

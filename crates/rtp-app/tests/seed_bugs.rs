@@ -108,6 +108,7 @@ fn rx_run(port: u16, limits: Limits) -> RxRun {
         port,
         sockbuf: 1 << 20,
         drain: true,
+        wakeup: None,
         worker: RxConfig { batch: 8, keep_malformed: false, limits },
         interval: None,
         json: true,
