@@ -467,6 +467,57 @@ struct rtpm_quality {
 };
 
 /*
+ * Events (2.1): a generic netlink family RTPM_GENL_NAME with the multicast
+ * group RTPM_GENL_MCGRP_EVENTS. Every message is RTPM_GENL_CMD_EVENT with the
+ * attributes below; a listener resolves the family and group ids through
+ * the generic netlink controller (CTRL_CMD_GETFAMILY), joins the group and
+ * reads. Events of the data path (overruns, loss, stuck holders) are
+ * rate-limited per channel and carry the count since the last one of their
+ * kind, so a listener sees how much happened, not every packet.
+ */
+#define RTPM_GENL_NAME		"rtp_mgr"
+#define RTPM_GENL_VERSION	1
+#define RTPM_GENL_MCGRP_EVENTS	"events"
+
+enum rtpm_genl_cmd {
+	RTPM_GENL_CMD_UNSPEC,
+	RTPM_GENL_CMD_EVENT,
+};
+
+enum rtpm_genl_attr {
+	RTPM_GENL_A_UNSPEC,
+	RTPM_GENL_A_CHANNEL,	/* u32: N of /dev/rtp_mgrN */
+	RTPM_GENL_A_EVENT,	/* u32: RTPM_EVENT_* */
+	RTPM_GENL_A_COUNT,	/* u64: slots, packets or 1, per event */
+	RTPM_GENL_A_PID,	/* u32: the process that caused it (0: kernel) */
+	RTPM_GENL_A_TIME_NS,	/* u64: CLOCK_MONOTONIC ns */
+	RTPM_GENL_A_PAD,	/* alignment of the u64 attributes */
+	__RTPM_GENL_A_MAX,
+};
+
+#define RTPM_GENL_A_MAX		(__RTPM_GENL_A_MAX - 1)
+
+/* Values of RTPM_GENL_A_EVENT. */
+enum rtpm_event {
+	RTPM_EVENT_START = 1,	/* count 1 */
+	RTPM_EVENT_STOP,
+	RTPM_EVENT_RESET,
+	RTPM_EVENT_CONFIGURE,
+	RTPM_EVENT_ATTACH_RX,
+	RTPM_EVENT_ATTACH_TX,
+	RTPM_EVENT_DETACH_RX,
+	RTPM_EVENT_DETACH_TX,
+	RTPM_EVENT_OVERRUN,	/* count: packets refused or dropped, full ring */
+	RTPM_EVENT_LOSS,	/* count: RTP packets lost (sequence gaps) */
+	RTPM_EVENT_RECLAIM,	/* count: slots taken back from a closed file */
+	RTPM_EVENT_EVICT,	/* count: slots taken back by RECLAIM */
+	RTPM_EVENT_STUCK,	/* count: slots held longer than stuck_ms; pid: holder */
+};
+
+/* At most one event of a data-path kind per channel per this many ms. */
+#define RTPM_EVENT_INTERVAL_MS	100
+
+/*
  * 0xE7: free in Documentation/userspace-api/ioctl/ioctl-number.rst (nothing
  * between 0xE5, fuse, and 0xEC). ABI 1.x used 0xB5, which is rpmsg's.
  */

@@ -219,6 +219,7 @@ static void rtpm_udp_encap_destroy(struct sock *sk)
 	if (mine) {
 		dev_info_ratelimited(att->ch->misc.this_device,
 				     "rx socket closed: detached\n");
+		rtpm_event_current(att->ch, RTPM_EVENT_DETACH_RX, 1);
 		rtpm_rx_teardown(att);
 	}
 }
@@ -538,12 +539,15 @@ int rtpm_attach_ioctl(struct rtpm_file *rf, const struct rtpm_attach *req)
 			sockfd_put(sock);
 		}
 	}
-	if (!err)
+	if (!err) {
 		dev_info_ratelimited(ch->misc.this_device,
 				     "%s socket attached by %s[%d]%s\n",
 				     req->direction == RTPM_DIR_RX ? "rx" : "tx",
 				     current->comm, task_tgid_nr(current),
 				     req->tx_rate_pps ? ", paced" : "");
+		rtpm_event_current(ch, req->direction == RTPM_DIR_RX ?
+				   RTPM_EVENT_ATTACH_RX : RTPM_EVENT_ATTACH_TX, 1);
+	}
 	return err;
 
 out_put:
@@ -551,8 +555,11 @@ out_put:
 	return err;
 }
 
+/* Every path that won the unlink: the event, then the socket side. */
 static void rtpm_attach_teardown(struct rtpm_attachment *att)
 {
+	rtpm_event_current(att->ch, att->direction == RTPM_DIR_RX ?
+			   RTPM_EVENT_DETACH_RX : RTPM_EVENT_DETACH_TX, 1);
 	if (att->direction == RTPM_DIR_RX)
 		rtpm_rx_teardown(att);
 	else

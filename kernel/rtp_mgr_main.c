@@ -67,6 +67,10 @@ static unsigned int wake_usecs;
 module_param(wake_usecs, uint, 0444);
 MODULE_PARM_DESC(wake_usecs, "or after the first of them waited this long, us (0..1000000, default 0: no timer)");
 
+static unsigned int stuck_ms = 2000;
+module_param(stuck_ms, uint, 0444);
+MODULE_PARM_DESC(stuck_ms, "a slot held this long is reported in a STUCK event, ms (0: never; default 2000)");
+
 static struct rtpm_channel *rtpm_channels;
 /* Bytes of all channels' rings; CONFIGURE checks max_total_kib against it. */
 static atomic64_t rtpm_ring_bytes_total = ATOMIC64_INIT(0);
@@ -104,6 +108,7 @@ static int rtpm_open(struct inode *inode, struct file *file)
 	if (!rf)
 		return -ENOMEM;
 	rf->ch = ch;
+	rf->tgid = task_tgid_nr(current);
 	rf->can_write = file->f_mode & FMODE_WRITE;
 	/*
 	 * A read-only descriptor stays harmless wherever it is passed
@@ -131,10 +136,12 @@ static int rtpm_release(struct inode *inode, struct file *file)
 	rtpm_attach_release_file(rf);
 	n = rtpm_chan_reclaim(rf);
 
-	if (n)
+	if (n) {
 		dev_info_ratelimited(rf->ch->misc.this_device,
 				     "reclaimed %u slots from a closed file\n",
 				     n);
+		rtpm_event(rf->ch, RTPM_EVENT_RECLAIM, n, rf->tgid, GFP_KERNEL);
+	}
 	kfree(rf);
 	return 0;
 }
@@ -428,11 +435,13 @@ static int rtpm_ioctl_configure(struct rtpm_channel *ch, void __user *uarg)
 	}
 	spin_unlock_bh(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
-	if (!err)
+	if (!err) {
 		dev_info_ratelimited(ch->misc.this_device,
 				     "configured: ring_order=%u slot_payload=%u drop_policy=%u\n",
 				     cfg.ring_order, cfg.slot_payload,
 				     cfg.drop_policy);
+		rtpm_event_current(ch, RTPM_EVENT_CONFIGURE, 1);
+	}
 out_free:
 	/* The ring replaced, or the new one if it could not be used. */
 	rtpm_ring_free_accounted(old);
@@ -458,6 +467,7 @@ static int rtpm_ioctl_run(struct rtpm_channel *ch, bool run)
 	 * consumers drain, then get -EPIPE; a TX worker sends what is left.
 	 */
 	rtpm_chan_wake(ch);
+	rtpm_event_current(ch, run ? RTPM_EVENT_START : RTPM_EVENT_STOP, 1);
 	return 0;
 }
 
@@ -475,6 +485,8 @@ static int rtpm_ioctl_reset(struct rtpm_channel *ch)
 	spin_unlock_bh(&ch->lock);
 	mutex_unlock(&ch->cfg_lock);
 	wake_up_interruptible(&ch->wq);
+	if (!err)
+		rtpm_event_current(ch, RTPM_EVENT_RESET, 1);
 	return err;
 }
 
@@ -627,6 +639,8 @@ static int rtpm_ioctl_reclaim(struct rtpm_file *rf, void __user *uarg)
 		return -EINVAL;
 	rc.reclaimed = rtpm_chan_evict(rf, rc.min_held_ns,
 				       rc.flags & RTPM_RECLAIM_ROLES);
+	if (rc.reclaimed)
+		rtpm_event_current(rf->ch, RTPM_EVENT_EVICT, rc.reclaimed);
 	if (rc.reclaimed || (rc.flags & RTPM_RECLAIM_ROLES))
 		dev_warn_ratelimited(rf->ch->misc.this_device,
 				     "reclaim: took back %u slots held for at least %llu ns by other files%s (pid %d, %s asked)\n",
@@ -1054,6 +1068,12 @@ static int __init rtpm_init(void)
 		if (err)
 			goto err_free;
 	}
+	err = rtpm_events_init(rtpm_channels, channels, stuck_ms);
+	if (err) {
+		pr_err("failed to register the generic netlink family %s: %d\n",
+		       RTPM_GENL_NAME, err);
+		goto err_free;
+	}
 	for (registered = 0; registered < channels; registered++) {
 		err = misc_register(&rtpm_channels[registered].misc);
 		if (err) {
@@ -1076,6 +1096,7 @@ static int __init rtpm_init(void)
 err_deregister:
 	while (registered--)
 		misc_deregister(&rtpm_channels[registered].misc);
+	rtpm_events_exit();
 err_free:
 	while (i--)
 		rtpm_channel_free(&rtpm_channels[i]);
@@ -1097,6 +1118,7 @@ static void __exit rtpm_exit(void)
 		misc_deregister(&rtpm_channels[i].misc);
 	/* Before the channels go: a softirq may still be in encap_rcv. */
 	rtpm_attach_exit();
+	rtpm_events_exit();
 	for (i = 0; i < channels; i++)
 		rtpm_channel_free(&rtpm_channels[i]);
 	kfree(rtpm_channels);

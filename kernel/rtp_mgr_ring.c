@@ -723,6 +723,7 @@ int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		      u32 *count, bool nonblock)
 {
 	struct rtpm_channel *ch = rf->ch;
+	struct rtpm_pending_events pe;
 	bool counted = false;
 	u32 done = 0;
 	int err = 0;
@@ -754,7 +755,9 @@ int rtpm_chan_reserve(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 				ch->stats.overruns++;
 			counted = true;
 		}
+		rtpm_events_collect_locked(ch, &pe);
 		spin_unlock_bh(&ch->lock);
+		rtpm_events_send(ch, &pe, GFP_KERNEL);
 
 		if (done || err != -EAGAIN || nonblock)
 			break;
@@ -779,6 +782,7 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 		   u32 *count)
 {
 	struct rtpm_channel *ch = rf->ch;
+	struct rtpm_pending_events pe;
 	u64 now = ktime_get_ns();
 	u32 done = 0;
 	int err = 0;
@@ -800,7 +804,9 @@ int rtpm_chan_push(struct rtpm_file *rf, struct rtpm_slot_ref *refs,
 			err = rtpm_ring_account_error(ch, err, "push");
 		rtpm_ring_advance(ch);
 	}
+	rtpm_events_collect_locked(ch, &pe);
 	rtpm_chan_unlock_bh(ch);
+	rtpm_events_send(ch, &pe, GFP_KERNEL);
 	*count = done;
 	return done ? 0 : err;
 }
@@ -1108,6 +1114,7 @@ int rtpm_chan_receive(struct rtpm_channel *ch,
 		      const struct sk_buff *skb, unsigned int offset,
 		      unsigned int len)
 {
+	struct rtpm_pending_events pe;
 	u64 now = ktime_get_ns();
 	struct rtpm_ring *r;
 	struct rtpm_slot *s;
@@ -1161,11 +1168,13 @@ int rtpm_chan_receive(struct rtpm_channel *ch,
 	rtpm_ring_advance(ch);
 	ret = 0;
 out:
+	rtpm_events_collect_locked(ch, &pe);
 	wake = ch->wake_needed;
 	ch->wake_needed = false;
 	spin_unlock(&ch->lock);
 	if (wake)
 		rtpm_chan_wake(ch);
+	rtpm_events_send(ch, &pe, GFP_ATOMIC);
 	return ret;
 }
 
@@ -1254,6 +1263,9 @@ void rtpm_chan_reset_locked(struct rtpm_channel *ch)
 	ch->wake_pending = 0;
 	hrtimer_try_to_cancel(&ch->wake_timer);
 	memset(&ch->stats, 0, sizeof(ch->stats));
+	/* The counters start over: so do the events derived from them. */
+	ch->ev_overruns = 0;
+	ch->ev_lost = 0;
 	rtpm_seq_reset(&ch->seq);
 	rtpm_ring_publish(ch);
 }

@@ -158,6 +158,18 @@ struct rtpm_channel {
 	/* Attached sockets (rtp_mgr_attach.c), under lock; NULL if none. */
 	struct rtpm_attachment *rx_att;
 	struct rtpm_attachment *tx_att;
+
+	/* Events (rtp_mgr_events.c), under lock: what was reported, and when. */
+	u64 ev_next_ns;
+	u64 ev_overruns;
+	u64 ev_lost;
+	u64 ev_stuck_next_ns;
+};
+
+/* OVERRUN and LOSS counts collected under the lock, sent after it. */
+struct rtpm_pending_events {
+	u64 overruns;
+	u64 lost;
 };
 
 /* Per open file: the identity that owns PRODUCING and CONSUMING slots. */
@@ -168,6 +180,7 @@ struct rtpm_file {
 	bool can_write;		/* opened with FMODE_WRITE */
 	bool admin;		/* a writer whose opener had CAP_NET_ADMIN */
 	u32 stop_seq;		/* ch->stop_seq at open: later STOPs hang up */
+	u32 tgid;		/* the opener, named in STUCK events */
 };
 
 /* Limits of a ring, shared by the module parameters and CONFIGURE. */
@@ -235,6 +248,18 @@ u32 rtpm_attach_roles_locked(struct rtpm_channel *ch,
 			     const struct rtpm_file *rf);
 int rtpm_attach_init(void);
 void rtpm_attach_exit(void);
+
+/* Events over generic netlink (rtp_mgr_events.c). */
+void rtpm_event(struct rtpm_channel *ch, u32 event, u64 count, u32 pid,
+		gfp_t gfp);
+void rtpm_event_current(struct rtpm_channel *ch, u32 event, u64 count);
+void rtpm_events_collect_locked(struct rtpm_channel *ch,
+				struct rtpm_pending_events *pe);
+void rtpm_events_send(struct rtpm_channel *ch,
+		      const struct rtpm_pending_events *pe, gfp_t gfp);
+int rtpm_events_init(struct rtpm_channel *channels, unsigned int n,
+		     u32 stuck_ms);
+void rtpm_events_exit(void);
 
 extern const struct attribute_group *rtpm_sysfs_groups[];
 

@@ -56,6 +56,8 @@
 #include <stddef.h>
 
 #include <linux/capability.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
 
 #include "rtp_mgr_ioctl.h"
 
@@ -2676,6 +2678,232 @@ static void test_quality_rfc3550(void)
 	ASSERT_OK(ioctl(c.fd, RTPM_IOC_SET_CLOCK_RATE, &cr));
 }
 
+/* ------------------------------------------- ABI 2.1: netlink events */
+
+/* One netlink request/response: the controller's answer for @name. */
+static void genl_resolve(int s, const char *name, uint16_t *family,
+			 uint32_t *group)
+{
+	struct {
+		struct nlmsghdr n;
+		struct genlmsghdr g;
+		char buf[256];
+	} req;
+	char resp[8192];
+	struct nlattr *na;
+	struct nlmsghdr *n;
+	int len, rem;
+
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_type = GENL_ID_CTRL;
+	req.n.nlmsg_flags = NLM_F_REQUEST;
+	req.n.nlmsg_seq = 1;
+	req.g.cmd = CTRL_CMD_GETFAMILY;
+	req.g.version = 1;
+	na = (struct nlattr *)req.buf;
+	na->nla_type = CTRL_ATTR_FAMILY_NAME;
+	na->nla_len = NLA_HDRLEN + strlen(name) + 1;
+	strcpy((char *)na + NLA_HDRLEN, name);
+	req.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(na->nla_len);
+	ASSERT_EQ(send(s, &req, req.n.nlmsg_len, 0), req.n.nlmsg_len);
+	len = recv(s, resp, sizeof(resp), 0);
+	ASSERT_TRUE(len > 0);
+	n = (struct nlmsghdr *)resp;
+	if (n->nlmsg_type == NLMSG_ERROR)
+		FAIL("generic netlink family %s not found", name);
+	*family = 0;
+	*group = 0;
+	na = (struct nlattr *)((char *)NLMSG_DATA(n) + GENL_HDRLEN);
+	rem = n->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	while (rem >= (int)NLA_HDRLEN && na->nla_len >= NLA_HDRLEN &&
+	       na->nla_len <= rem) {
+		if (na->nla_type == CTRL_ATTR_FAMILY_ID)
+			*family = *(uint16_t *)((char *)na + NLA_HDRLEN);
+		if (na->nla_type == CTRL_ATTR_MCAST_GROUPS) {
+			struct nlattr *grp = (void *)((char *)na + NLA_HDRLEN);
+			int grem = na->nla_len - NLA_HDRLEN;
+
+			while (grem >= (int)NLA_HDRLEN && grp->nla_len >= NLA_HDRLEN) {
+				struct nlattr *a = (void *)((char *)grp + NLA_HDRLEN);
+				int arem = grp->nla_len - NLA_HDRLEN;
+				uint32_t id = 0;
+				bool match = false;
+
+				while (arem >= (int)NLA_HDRLEN &&
+				       a->nla_len >= NLA_HDRLEN) {
+					if (a->nla_type == CTRL_ATTR_MCAST_GRP_ID)
+						id = *(uint32_t *)((char *)a + NLA_HDRLEN);
+					if (a->nla_type == CTRL_ATTR_MCAST_GRP_NAME &&
+					    !strcmp((char *)a + NLA_HDRLEN,
+						    RTPM_GENL_MCGRP_EVENTS))
+						match = true;
+					arem -= NLA_ALIGN(a->nla_len);
+					a = (void *)((char *)a + NLA_ALIGN(a->nla_len));
+				}
+				if (match)
+					*group = id;
+				grem -= NLA_ALIGN(grp->nla_len);
+				grp = (void *)((char *)grp + NLA_ALIGN(grp->nla_len));
+			}
+		}
+		rem -= NLA_ALIGN(na->nla_len);
+		na = (struct nlattr *)((char *)na + NLA_ALIGN(na->nla_len));
+	}
+	ASSERT_TRUE(*family != 0);
+	ASSERT_TRUE(*group != 0);
+}
+
+/* A socket in the events group of the rtp_mgr family. */
+static int events_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	uint16_t family;
+	uint32_t group;
+
+	ASSERT_TRUE(s >= 0);
+	ASSERT_OK(bind(s, (struct sockaddr *)&sa, sizeof(sa)));
+	genl_resolve(s, RTPM_GENL_NAME, &family, &group);
+	ASSERT_OK(setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+			     sizeof(group)));
+	return s;
+}
+
+struct event {
+	uint32_t channel, type, pid;
+	uint64_t count, time_ns;
+};
+
+/* The next event of @type on this test's channel, within @ms. */
+static struct event event_expect(int s, uint32_t type, int ms)
+{
+	uint32_t channel = (uint32_t)strtoul(strrchr(dev_path, 'r') + 1,
+					     NULL, 10);
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		char buf[8192];
+		struct nlmsghdr *n;
+		int len, left;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+				  (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			FAIL("no event %u on channel %u within %d ms", type,
+			     channel, ms);
+		len = recv(s, buf, sizeof(buf), 0);
+		ASSERT_TRUE(len > 0);
+		for (n = (struct nlmsghdr *)buf; NLMSG_OK(n, (unsigned int)len);
+		     n = NLMSG_NEXT(n, len)) {
+			struct nlattr *a = (void *)((char *)NLMSG_DATA(n) +
+						    GENL_HDRLEN);
+			int rem = n->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+			struct event e = { 0 };
+
+			while (rem >= (int)NLA_HDRLEN && a->nla_len >= NLA_HDRLEN) {
+				void *v = (char *)a + NLA_HDRLEN;
+
+				switch (a->nla_type) {
+				case RTPM_GENL_A_CHANNEL:
+					e.channel = *(uint32_t *)v;
+					break;
+				case RTPM_GENL_A_EVENT:
+					e.type = *(uint32_t *)v;
+					break;
+				case RTPM_GENL_A_PID:
+					e.pid = *(uint32_t *)v;
+					break;
+				case RTPM_GENL_A_COUNT:
+					memcpy(&e.count, v, 8);
+					break;
+				case RTPM_GENL_A_TIME_NS:
+					memcpy(&e.time_ns, v, 8);
+					break;
+				}
+				rem -= NLA_ALIGN(a->nla_len);
+				a = (void *)((char *)a + NLA_ALIGN(a->nla_len));
+			}
+			if (e.channel == channel && e.type == type) {
+				ASSERT_TRUE(e.time_ns != 0);
+				return e;
+			}
+		}
+	}
+}
+
+/* Every event type, each from the scenario that causes it. */
+static void test_events(void)
+{
+	struct sockaddr_storage a;
+	struct rtpm_reclaim rc = { 0 };
+	struct rtpm_slot_ref r;
+	struct event e;
+	socklen_t alen;
+	int ev = events_open(), ch = open_dev(O_NONBLOCK), rx, tx, other, i;
+	uint32_t idx;
+
+	configure(ch, 2, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST);
+	e = event_expect(ev, RTPM_EVENT_STOP, 2000);
+	ASSERT_EQ(e.pid, getpid());
+	event_expect(ev, RTPM_EVENT_CONFIGURE, 2000);
+	ASSERT_OK(ioctl(ch, RTPM_IOC_RESET));
+	event_expect(ev, RTPM_EVENT_RESET, 2000);
+	ASSERT_OK(ioctl(ch, RTPM_IOC_START));
+	event_expect(ev, RTPM_EVENT_START, 2000);
+
+	rx = udp_bound(AF_INET, &a, &alen);
+	tx = udp_connected(&a, alen);
+	ASSERT_OK(attach(ch, rx, RTPM_DIR_RX, 0, 0));
+	event_expect(ev, RTPM_EVENT_ATTACH_RX, 2000);
+	/* 4 slots: seq 0, 1, then a gap of 5, then 3 more that do not fit. */
+	send_rtp(tx, 0, 9, 40);
+	send_rtp(tx, 1, 9, 40);
+	send_rtp(tx, 7, 9, 40);
+	for (i = 8; i < 12; i++)
+		send_rtp(tx, i, 9, 40);
+	e = event_expect(ev, RTPM_EVENT_LOSS, 2000);
+	ASSERT_TRUE(e.count >= 1 && e.count <= 5);
+	/* Rate-limited: the overruns of this burst may follow later. */
+	sleep_ms(RTPM_EVENT_INTERVAL_MS + 20);
+	send_rtp(tx, 12, 9, 40);
+	e = event_expect(ev, RTPM_EVENT_OVERRUN, 2000);
+	ASSERT_TRUE(e.count >= 1);
+	ASSERT_OK(detach(ch, RTPM_DIR_RX));
+	event_expect(ev, RTPM_EVENT_DETACH_RX, 2000);
+	close(rx);
+	close(tx);
+	pop_release_all(&(struct chan){ .fd = ch });
+
+	/* A closed file's slots (RECLAIM), a held one taken back (EVICT). */
+	other = open_dev(O_NONBLOCK);
+	ASSERT_OK(reserve1(other, &idx));
+	close(other);
+	e = event_expect(ev, RTPM_EVENT_RECLAIM, 2000);
+	ASSERT_EQ(e.count, 1);
+	ASSERT_EQ(e.pid, getpid());
+	other = open_dev(O_NONBLOCK);
+	ASSERT_OK(reserve1(other, &idx));
+	ASSERT_OK(ioctl(ch, RTPM_IOC_RECLAIM, &rc));
+	e = event_expect(ev, RTPM_EVENT_EVICT, 2000);
+	ASSERT_EQ(e.count, 1);
+	close(other);
+
+	/* A slot held past stuck_ms (module default 2000 ms). */
+	ASSERT_OK(reserve1(ch, &idx));
+	e = event_expect(ev, RTPM_EVENT_STUCK, 6000);
+	ASSERT_EQ(e.count, 1);
+	ASSERT_EQ(e.pid, getpid());
+	r.index = idx;
+	r.len = 0;
+	r.flags = 0;
+	r.pad = 0;
+	ASSERT_OK(ioctl(ch, RTPM_IOC_CANCEL_SLOT, &r));
+	close(ev);
+}
+
 /* Kernel TX: an independent receiver gets every slot, in order, intact. */
 static void test_attach_tx_sends_every_slot(void)
 {
@@ -4732,6 +4960,7 @@ static const struct test tests[] = {
 	{ "attach_tx_small_sndbuf_loses_nothing",
 	  test_attach_tx_small_sndbuf_loses_nothing, 60 },
 	{ "quality_rfc3550", test_quality_rfc3550, 30 },
+	{ "events", test_events, 60 },
 	{ "attach_tx_sends_every_slot", test_attach_tx_sends_every_slot, 60 },
 	{ "attach_tx_paced", test_attach_tx_paced, 60 },
 	{ "stress_batch", test_stress_batch, 600 },
