@@ -341,11 +341,14 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
     }
     let mut cmd = Command::new(&p.rtp_app);
     cmd.args(["--mode", "rx", "--bind", &p.bind_addr(), "--port", &p.port.to_string(), "--interval", "3600"]);
+    // Always explicit: rtp_app's rx defaults to the kernel path on the kernel backend.
     if kernel {
         cmd.args(["--path", "kernel"]);
         if let Some((slots, usecs)) = p.wake {
             cmd.args(["--wake-slots", &slots.to_string(), "--wake-usecs", &usecs.to_string()]);
         }
+    } else {
+        cmd.args(["--path", "socket"]);
     }
     match &p.backend_shm {
         Some(name) => cmd.args(["--backend", "shm", "--shm-name", name]),
@@ -397,6 +400,11 @@ static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 fn note(s: String) {
     eprintln!("  note: {s}");
     NOTES.lock().expect("notes").push(s);
+}
+
+/// A note from another module (TX).
+pub fn note_pub(s: String) {
+    note(s);
 }
 
 pub fn take_notes() -> Vec<String> {

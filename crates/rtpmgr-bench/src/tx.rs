@@ -28,15 +28,13 @@ pub struct TxPoint {
     pub cpu_load: f64,
 }
 
-/// Runs `rtp_app --mode tx` (socket or `--path kernel`) for `secs`; Err if it fails at once.
+/// Runs `rtp_app --mode tx` generating at `rate` for `secs` (socket path: sendmmsg from slots).
 fn rtp_app_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64, kernel: bool) -> Result<()> {
     let mut cmd = Command::new(rtp_app);
     cmd.args(["--mode", "tx", "--dst", &PEER_IP.to_string(), "--port", &TX_PORT.to_string()]);
     cmd.args(["--rate", &rate.to_string(), "--payload", "148", "--channel", &channel.to_string()]);
     cmd.args(["-t", &format!("{secs}"), "--interval", "3600"]);
-    if kernel {
-        cmd.args(["--path", "kernel"]);
-    }
+    cmd.args(["--path", if kernel { "kernel" } else { "socket" }]);
     let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| format!("run {rtp_app}"))?;
     if !out.status.success() {
         bail!(
@@ -49,20 +47,57 @@ fn rtp_app_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64, kernel: bool) -
     Ok(())
 }
 
-/// The kernel TX path driven by this tool: ATTACH TX of a connected socket, then RTP produced
-/// into the ring at `rate` for `secs` (1 ms ticks, as a paced sender does).
-fn attach_tx(channel: u32, rate: u64, secs: f64) -> Result<()> {
+/// The kernel TX path: the module sends READY slots through an attached, connected socket, and
+/// this tool produces RTP into the ring at `rate` for `secs` (1 ms ticks, as a paced sender does).
+/// The socket is attached by `rtp_app --mode tx --path kernel --source ring` (the product's thin
+/// supervisor) when this rtp_app has it, else by this tool. Returns who attached it.
+fn kernel_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64) -> Result<&'static str> {
     let backend = Backend::kernel(channel);
     let ch = Channel::open(&backend)?;
     if ch.stop().is_ok() {
         let _ = ch.reset();
     }
-    ch.start()?;
-    let sock = UdpSocket::bind((GUEST_IP, 0)).context("bind the TX socket")?;
-    sock.connect((PEER_IP, TX_PORT)).context("connect the TX socket")?;
-    // The attaching handle becomes the consumer-role holder; closing it detaches.
-    let dev = Channel::open(&backend)?;
-    dev.attach(&sock, rtpmgr::SocketDir::Tx, rtpmgr::TxPacing::UNPACED)?;
+    let mut sup = Command::new(rtp_app)
+        .args(["--mode", "tx", "--path", "kernel", "--source", "ring", "--dst", &PEER_IP.to_string()])
+        .args(["--port", &TX_PORT.to_string(), "--channel", &channel.to_string(), "--interval", "3600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {rtp_app}"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    // Held while producing: the socket and the handle that attached it (when this tool did).
+    let mut own: Option<(UdpSocket, Channel)> = None;
+    let via = match sup.try_wait()? {
+        None => "rtp_app --mode tx --path kernel",
+        Some(status) => {
+            let mut err = String::new();
+            if let Some(mut e) = sup.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            crate::e2e::note_pub(format!(
+                "TX kernel path: {rtp_app} --mode tx --path kernel exited with {status} ({}); rtpmgr-bench attaches the TX socket itself",
+                err.lines().next().unwrap_or("").trim()
+            ));
+            let sock = UdpSocket::bind((GUEST_IP, 0)).context("bind the TX socket")?;
+            sock.connect((PEER_IP, TX_PORT)).context("connect the TX socket")?;
+            // The attaching handle becomes the consumer-role holder; closing it detaches.
+            let dev = Channel::open(&backend)?;
+            dev.attach(&sock, rtpmgr::SocketDir::Tx, rtpmgr::TxPacing::UNPACED)?;
+            own = Some((sock, dev));
+            "rtpmgr-bench ATTACH TX"
+        }
+    };
+    let _ = ch.start();
+    let result = produce(&ch, channel, rate, secs);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(sup.id() as i32, libc::SIGTERM) };
+    let _ = sup.wait();
+    drop(own);
+    result.map(|()| via)
+}
+
+fn produce(ch: &Channel, channel: u32, rate: u64, secs: f64) -> Result<()> {
     let done = || {
         crate::wire::ring_stat(channel, "tx_sent").unwrap_or(0)
             + crate::wire::ring_stat(channel, "tx_errors").unwrap_or(0)
@@ -91,12 +126,11 @@ fn attach_tx(channel: u32, rate: u64, secs: f64) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    // Let the kernel drain what is READY before the attachment ends with the file.
+    // Let the kernel drain what is READY before the attachment ends.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && done() - done0 < total {
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(dev);
     Ok(())
 }
 
@@ -110,45 +144,29 @@ pub fn run(
     skipped: &mut Vec<String>,
 ) -> Result<Vec<TxPoint>> {
     let mut points = Vec::new();
-    let mut kernel_via: Option<&str> = Some("rtp_app --path kernel");
     for &rate in rates {
         for path in ["socket", "kernel"] {
-            if path == "kernel" && kernel_via.is_none() {
-                continue;
-            }
             peer.received(true)?;
             let c0 = guest_busy_us()?;
             let t0 = Instant::now();
-            let r = match (path, kernel_via) {
-                ("socket", _) => rtp_app_tx(rtp_app, channel, rate, secs, false),
-                (_, Some("rtp_app --path kernel")) => match rtp_app_tx(rtp_app, channel, rate, secs, true) {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        skipped.push(format!("TX: {e:#}; the bench attaches the TX socket itself instead"));
-                        kernel_via = Some("rtpmgr-bench ATTACH TX");
-                        attach_tx(channel, rate, secs)
-                    }
-                },
-                _ => attach_tx(channel, rate, secs),
+            let r = if path == "socket" {
+                rtp_app_tx(rtp_app, channel, rate, secs, false).map(|()| "rtp_app sendmmsg")
+            } else {
+                kernel_tx(rtp_app, channel, rate, secs)
             };
             std::thread::sleep(Duration::from_millis(300));
             let cpu = guest_busy_us()? - c0;
             let wall = t0.elapsed().as_secs_f64();
             let received = peer.received(true)?;
-            if let Err(e) = r {
-                skipped.push(format!("TX {path} at {rate} pps not measured: {e:#}"));
-                if path == "kernel" {
-                    kernel_via = None;
+            let via = match r {
+                Ok(v) => v,
+                Err(e) => {
+                    skipped.push(format!("TX {path} at {rate} pps not measured: {e:#}"));
+                    continue;
                 }
-                continue;
-            }
-            let name = if path == "kernel" {
-                format!("kernel ({})", kernel_via.unwrap_or("?"))
-            } else {
-                "socket (rtp_app sendmmsg)".into()
             };
             points.push(TxPoint {
-                path: name,
+                path: format!("{path} ({via})"),
                 rate,
                 received,
                 cpu_us_per_pkt: if received == 0 { f64::NAN } else { cpu as f64 / received as f64 },
