@@ -18,6 +18,10 @@ host_pkgs=(
 	# module cross build (arm64 Debian kernel) and the second kernel series (amd64 headers), sparse
 	build-essential gcc-aarch64-linux-gnu libc6-dev-arm64-cross bc flex bison libelf-dev kmod sparse
 	linux-headers-amd64
+	# step dkms: dkms add/build/install of the module against those headers
+	dkms
+	# step lsm-policies: AppArmor profiles parsed, the SELinux module compiled (refpolicy devel files)
+	apparmor selinux-policy-dev checkpolicy semodule-utils
 	# the sanitizer kernel (test/qemu/build-debug-kernel.sh) and checkpatch.pl: Debian's kernel source
 	linux-source-6.1 xz-utils perl
 	# QEMU aarch64 harness: image assembly and boot

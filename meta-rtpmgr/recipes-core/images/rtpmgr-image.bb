@@ -50,3 +50,5 @@ IMAGE_FEATURES += "${@'read-only-rootfs' if bb.utils.to_boolean(d.getVar('RTPMGR
 
 # The A/B image for RAUC updates (conf/include/rtpmgr-ab.inc, kas/rauc.yml).
 require ${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', 'rtpmgr-image-ab.inc', '', d)}
+# AppArmor profiles of rtp_app and rtp-feeder (conf/include/rtpmgr-apparmor.inc, needs meta-security).
+IMAGE_INSTALL += "${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-apparmor', 'rtpmgr-apparmor', '', d)}"

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# check-lsm.sh - the layer's confinement policies are valid, checked on the host without a target:
+#
+#   1. the AppArmor profiles of rtp_app and rtp-feeder parse (apparmor_parser -Q -T: parse and
+#      compile only, nothing is loaded into the host's kernel), each attaches to its binary, and
+#      none grants a capability or a blanket path ("/**");
+#   2. the SELinux policy module rtpmgr (.te/.fc/.if) compiles into rtpmgr.pp with Debian's
+#      refpolicy development files (selinux-policy-dev), i.e. checkmodule and semodule_package.
+#
+# `make test` runs it as step lsm-policies (test/run-tests.sh). Exit status 0 only if all pass.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+SECURITY=$TOP/meta-rtpmgr/dynamic-layers/security/recipes-security
+APPARMOR=$SECURITY/rtpmgr-apparmor/files
+SELINUX=$SECURITY/rtpmgr-selinux/files
+SELINUX_DEVEL=/usr/share/selinux/devel/Makefile
+
+failures=0
+ok() { printf '    ok: %s\n' "$*"; }
+bad() { printf '    FAIL: %s\n' "$*"; failures=$((failures + 1)); }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+printf '==> AppArmor: apparmor_parser -Q -T over %s\n' "${APPARMOR#"$TOP"/}"
+command -v apparmor_parser >/dev/null || { echo "apparmor_parser not found (run scripts/setup-host.sh)"; exit 1; }
+for binary in rtp_app rtp-feeder; do
+	profile=$APPARMOR/usr.bin.$binary
+	if [ ! -f "$profile" ]; then
+		bad "no profile for $binary ($profile)"
+		continue
+	fi
+	# -K: no cache. Its note about the host kernel's missing AppArmor interface is not an error.
+	if ! apparmor_parser -Q -T -K "$profile" >/dev/null 2>"$tmp/err"; then
+		bad "$binary: apparmor_parser rejects $profile: $(grep -v '^Cache read/write' "$tmp/err")"
+		continue
+	fi
+	if ! grep -Eq "^profile $binary /usr/bin/$binary \{" "$profile"; then
+		bad "$binary: the profile does not attach to /usr/bin/$binary"
+	elif grep -Eqn '^[[:space:]]*(capability|/\*\*|@\{HOME\}|/home/)' "$profile"; then
+		bad "$binary: grants a capability or a blanket path: $(grep -En '^[[:space:]]*(capability|/\*\*)' "$profile")"
+	else
+		ok "$binary: profile parses, attaches to /usr/bin/$binary, no capability, no blanket path"
+	fi
+done
+# The parser must refuse a broken profile, or the check above proves nothing.
+sed 's|/dev/rtp_mgr\[0-9\]\* rw,|/dev/rtp_mgr[0-9]* rwq,|' "$APPARMOR/usr.bin.rtp_app" >"$tmp/broken"
+if apparmor_parser -Q -T -K "$tmp/broken" >/dev/null 2>&1; then
+	bad "apparmor_parser accepted a profile with an invalid permission: the check is not checking"
+else
+	ok "apparmor_parser rejects a profile with an invalid permission (rwq)"
+fi
+
+printf '==> SELinux: rtpmgr.pp from %s with %s\n' "${SELINUX#"$TOP"/}" "$SELINUX_DEVEL"
+[ -f "$SELINUX_DEVEL" ] || { echo "$SELINUX_DEVEL not found (selinux-policy-dev: run scripts/setup-host.sh)"; exit 1; }
+mkdir "$tmp/selinux"
+cp "$SELINUX"/rtpmgr.te "$SELINUX"/rtpmgr.fc "$SELINUX"/rtpmgr.if "$tmp/selinux/"
+if make -s -C "$tmp/selinux" -f "$SELINUX_DEVEL" rtpmgr.pp >"$tmp/selinux.log" 2>&1 &&
+	[ -s "$tmp/selinux/rtpmgr.pp" ]; then
+	# The package holds the file contexts: the device nodes and both binaries are labelled.
+	for ctx in rtpmgr_device_t rtpmgr_exec_t rtpmgr_feeder_exec_t; do
+		grep -aq "$ctx" "$tmp/selinux/rtpmgr.pp" || bad "rtpmgr.pp has no file context for $ctx"
+	done
+	ok "rtpmgr.pp compiled ($(stat -c %s "$tmp/selinux/rtpmgr.pp") bytes): types rtpmgr_t, rtpmgr_feeder_t, rtpmgr_device_t"
+else
+	cat "$tmp/selinux.log"
+	bad "the SELinux module rtpmgr does not compile"
+fi
+
+[ "$failures" = 0 ] || { echo "lsm-policies: $failures failure(s)"; exit 1; }
+echo "lsm-policies: AppArmor profiles and SELinux module valid"
