@@ -226,6 +226,13 @@ for t in "${targets[@]}"; do
 		grep -E '^(WARNING|ERROR):' "$build/check.log" | sort | uniq -c | sed 's/^/    /' || true
 		[ "$errors" = 0 ] || rc=1
 		summary+=("$t: ok, $errors errors, $warnings warnings")
+		# The machine the combination names, not one a later kas file put back (a fragment that
+		# includes kas.yml resets machine to qemuarm64).
+		case $t in
+		raspberrypi4-64*) expect "the image is built for the Pi (linux-raspberrypi, not linux-yocto)" \
+			bash -c "grep -qx linux-raspberrypi '$build/pn-buildlist' && ! grep -qx linux-yocto '$build/pn-buildlist'" ;;
+		*) expect "the image is built for qemuarm64 (linux-yocto)" grep -qx linux-yocto "$build/pn-buildlist" ;;
+		esac
 		case $t in
 		*-rauc*)
 			expect "do_image_wic runs after rtpmgr-boot-script:do_deploy" \

@@ -790,6 +790,19 @@ def uboot_env_layouts_agree():
     return f"boot state: {' + '.join(files)} (redundant, {mk.group(2)}); " + "; ".join(done)
 
 
+@rule
+def kas_fragments_keep_machine():
+    """review: no kas/*.yml fragment includes kas.yml: kas applies it again after the files listed before, so kas.yml:kas/raspberrypi4-64.yml:kas/rauc.yml built qemuarm64."""
+    for f in sorted((TOP / "kas").glob("*.yml")):
+        # header: includes: - FILE  (or - file: FILE); plain text, no YAML module needed
+        m = re.search(r"^  includes:\n((?:    .*\n)*)", f.read_text(), re.M)
+        names = re.findall(r"^    -\s*(?:file:\s*)?(\S+)", m.group(1), re.M) if m else []
+        if any(os.path.basename(n) == "kas.yml" for n in names):
+            raise Failed(f"{f.relative_to(TOP)} includes kas.yml: in kas.yml:kas/raspberrypi4-64.yml:{f.relative_to(TOP)} "
+                         "kas applies kas.yml again after the Pi file, and machine (qemuarm64) and target revert")
+    return "kas/*.yml are fragments after kas.yml: none re-includes it"
+
+
 def main(argv):
     if "--list" in argv:
         for r in RULES:
