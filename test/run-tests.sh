@@ -9,6 +9,11 @@
 #   tsan              the ring library's tests (two-thread producer/consumer included) under ThreadSanitizer
 #   module-arm64      rtp_mgr built for Debian's arm64 6.1 kernel with W=1, zero warnings
 #   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
+#   dkms              dkms add/build/install of rtp_mgr against Debian's amd64 headers, modinfo, remove --all
+#   module-range      rtp_mgr against Debian's 6.12 (bookworm-backports) and 5.10 (bullseye) headers,
+#                     amd64 and arm64, W=1 and sparse clean (scripts/fetch-kernel-headers.sh)
+#   lsm-policies      the AppArmor profiles parse (apparmor_parser -Q -T) and the SELinux module compiles
+#                     (selinux-policy-dev), scripts/check-lsm.sh
 #   checkpatch        checkpatch.pl --strict over kernel/ and include/ (test/checkpatch/exceptions)
 #   layer-checks      oelint-adv over the layer and kas files against kas's schema
 #   image             the QEMU aarch64 test image (test/qemu/build-image.sh)
@@ -27,7 +32,7 @@ LOGS=$BUILD/logs
 # Heavy, input-keyed outputs shared by every clone on this machine (debug kernel, sanitizer builds).
 TOOL_CACHE=${RTPMGR_CACHE:-/var/cache/rtpmgr}
 mkdir -p "$LOGS" "$TOOL_CACHE"
-steps=${RTPMGR_STEPS:-host-commands host-cargo host-clippy miri tsan module-arm64 module-amd64 checkpatch layer-checks image device-tests sanitizer-kernel ota}
+steps=${RTPMGR_STEPS:-host-commands host-cargo host-clippy miri tsan module-arm64 module-amd64 dkms module-range lsm-policies checkpatch layer-checks image device-tests sanitizer-kernel ota}
 declare -a summary=()
 # Tests that cannot run say why, here (Rust tests through rtpmgr_testkit::skip) or as "SKIP name: why"
 # lines in a step's log (device suites, scripts); the summary lists and counts them all.
@@ -128,12 +133,13 @@ tsan_tests() {
 		--manifest-path "$REPO/crates/Cargo.toml" --locked -p rtpmgr --lib --tests
 }
 
-module_build() { # ARCH KDIR CROSS: W=1 and sparse (C=1) must be silent
+module_build() { # ARCH KDIR CROSS [make args...]: W=1 and sparse (C=1) must be silent
 	local arch=$1 kdir=$2 cross=$3 out
+	shift 3
 	[ -d "$kdir" ] || { echo "kernel headers not found: $kdir"; return 1; }
 	# shellcheck source=test/qemu/lib.sh
 	. "$REPO/test/qemu/lib.sh"
-	out=$(build_module "$arch" "$kdir" "$cross" W=1 C=1 2>&1) || { echo "$out"; return 1; }
+	out=$(build_module "$arch" "$kdir" "$cross" W=1 C=1 "$@" 2>&1) || { echo "$out"; return 1; }
 	echo "$out"
 	if grep -E 'warning:|error:' <<<"$out"; then
 		echo "module build for $arch has warnings (W=1 / sparse must be clean)"
@@ -157,8 +163,90 @@ module_amd64() {
 	local kdir
 	# The headers Debian's linux-headers-amd64 points at (installed by scripts/setup-host.sh), not
 	# whatever else happens to be in /usr/src: the same kernel on every machine.
-	kdir=/usr/src/$(apt-cache depends linux-headers-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-headers-.*-amd64\)$/\1/p' | awk 'NR == 1')
+	kdir=/usr/src/linux-headers-$(debian_amd64_kver)
 	module_build x86_64 "$kdir" ""
+}
+
+# The kernel release of the headers module-amd64 builds against (Debian's linux-headers-amd64).
+debian_amd64_kver() {
+	apt-cache depends linux-headers-amd64 2>/dev/null |
+		sed -n 's/.*Depends: linux-headers-\(.*-amd64\)$/\1/p' | awk 'NR == 1'
+}
+
+# dkms as a distribution would run it: the source tree of `make -C kernel dkms-tree`, dkms's state in
+# a temporary tree (--dkmstree), the module installed into /lib/modules/KVER/updates/dkms of Debian's
+# packaged amd64 headers (named with -k: the running kernel may have no headers), then removed again.
+dkms_test() {
+	local kver version tmp ko info rc=0
+	kver=$(debian_amd64_kver)
+	if [ -z "$kver" ] || [ ! -d "/lib/modules/$kver/build" ]; then
+		echo "no headers for Debian's amd64 kernel '$kver' (run scripts/setup-host.sh)"
+		return 1
+	fi
+	version=$(sed -n 's/^VERSION := //p' "$REPO/kernel/Makefile")
+	ko=/lib/modules/$kver/updates/dkms/rtp_mgr.ko
+	if [ -e "$ko" ] || [ -e "$ko.xz" ]; then
+		echo "$ko is already installed (not by this test): remove it first (dkms remove rtp_mgr/$version --all)"
+		return 1
+	fi
+	# dkms runs depmod for KVER: if these headers have no module index yet, it goes again afterwards.
+	local had_index=0
+	[ -e "/lib/modules/$kver/modules.dep" ] && had_index=1
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/dkms"
+	local dkms_cmd=(dkms --dkmstree "$tmp/dkms" --sourcetree "$tmp/usr/src" -m rtp_mgr -v "$version")
+	local dk=("${dkms_cmd[@]}" -k "$kver")
+	{
+		make -s -C "$REPO/kernel" dkms-tree DESTDIR="$tmp" &&
+			"${dk[@]}" add &&
+			"$REPO/scripts/heavy-lock" nice -n 10 "${dk[@]}" build &&
+			"${dk[@]}" install &&
+			info=$(modinfo "$ko") &&
+			echo "$info" &&
+			grep -qx "version: *$version" <<<"$info" &&
+			grep -Eq "^vermagic: *$kver SMP " <<<"$info" &&
+			echo "modinfo: version $version, vermagic $kver"
+	} || { echo "dkms add/build/install or the modinfo check failed"; rc=1; }
+	"${dkms_cmd[@]}" remove --all || { echo "dkms remove --all failed"; rc=1; }
+	if [ -n "$(find "/lib/modules/$kver/updates" -name 'rtp_mgr.ko*' 2>/dev/null)" ]; then
+		echo "rtp_mgr is still in /lib/modules/$kver/updates after dkms remove"
+		rc=1
+	fi
+	rmdir -p "/lib/modules/$kver/updates/dkms" 2>/dev/null || true
+	[ "$had_index" = 1 ] || rm -f "/lib/modules/$kver"/modules.*
+	rm -rf "$tmp"
+	[ "$rc" = 0 ] && echo "dkms: rtp_mgr $version added, built, installed and removed for $kver"
+	return "$rc"
+}
+
+# Other Debian kernel series than bookworm's 6.1: headers fetched (not installed) into
+# /var/cache/rtpmgr/kernel-headers/<version>/. A series that cannot be obtained is a counted skip.
+# Their Makefiles name the compiler Debian built them with (gcc-10 for 5.10): the host's gcc builds.
+module_range() {
+	local series arch kdir karch cross err rc=0 status
+	err=$(mktemp)
+	for series in 6.12 5.10; do
+		for arch in amd64 arm64; do
+			status=0
+			kdir=$("$REPO/scripts/fetch-kernel-headers.sh" "$series" "$arch" 2>"$err") || status=$?
+			if [ "$status" = 2 ]; then
+				echo "SKIP module-range $series $arch: $(tail -n1 "$err")"
+				continue
+			elif [ "$status" != 0 ]; then
+				cat "$err"
+				rc=1
+				continue
+			fi
+			case $arch in
+			amd64) karch=x86_64 cross= ;;
+			arm64) karch=arm64 cross=aarch64-linux-gnu- ;;
+			esac
+			MODULE_BUILD_DIR=$BUILD/module-$series-$arch module_build "$karch" "$kdir" "$cross" \
+				CC="${cross}gcc" || rc=1
+		done
+	done
+	rm -f "$err"
+	return "$rc"
 }
 
 device_tests() {
@@ -205,6 +293,9 @@ run_step miri miri_tests
 run_step tsan tsan_tests
 run_step module-arm64 module_arm64
 run_step module-amd64 module_amd64
+run_step dkms dkms_test
+run_step module-range module_range
+run_step lsm-policies "$REPO/scripts/check-lsm.sh"
 run_step checkpatch "$REPO/test/checkpatch/run-checkpatch.sh"
 run_step layer-checks "$REPO/scripts/check-layer.sh"
 run_step image "$REPO/test/qemu/build-image.sh"
