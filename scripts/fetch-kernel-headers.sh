@@ -52,28 +52,38 @@ if [ -z "$(find "$aptroot/lists" -maxdepth 1 -name '*Packages*' -mtime -1 -print
 		die "apt-get update of '$suites' failed (no network to $MIRROR?)" 2
 fi
 
-# The newest ABI of the series: the versioned headers package the linux-headers-ARCH metapackage
-# of that suite points at.
-abi_pkg=$(apt-cache "${apt_opts[@]}" depends "linux-headers-$arch:$arch" 2>/dev/null |
-	sed -n "s/^ *Depends: \(linux-headers-${series}[^ :]*-${arch}\)\(:${arch}\)\?$/\1/p" | head -n1)
-[ -n "$abi_pkg" ] || die "no linux-headers-$series*-$arch in '$suites'" 2
-version=$(apt-cache "${apt_opts[@]}" show "$abi_pkg:$arch" | sed -n 's/^Version: //p' | head -n1)
-abi=${abi_pkg#linux-headers-}
-abi=${abi%-"$arch"}
-dest=$CACHE/$version/$arch
-kdir=$dest/usr/src/linux-headers-$abi-$arch
-if [ -f "$dest/.complete" ]; then
-	echo "$kdir"
-	exit 0
-fi
-
-# The headers package, its -common tree and the kbuild package of the same source version.
-deps=$(apt-cache "${apt_opts[@]}" depends "$abi_pkg:$arch" | sed -nE 's/^ *Depends: <?(linux-[^ :>]*).*$/\1/p')
-common=$(grep -m1 -- '-common' <<<"$deps") || die "$abi_pkg names no -common package" 
-kbuild=$(grep -m1 '^linux-kbuild-' <<<"$deps") || die "$abi_pkg names no linux-kbuild package"
-(cd "$aptroot/archives" && apt-get "${apt_opts[@]}" -q download \
-	"$abi_pkg:$arch=$version" "$common=$version" "$kbuild:amd64=$version") >&2 ||
-	die "apt-get download of $abi_pkg $version failed" 2
+# The ABIs of the series, newest first: the versioned headers package each version of the
+# linux-headers-ARCH metapackage points at. A mirror may list a version whose files are gone (a
+# security update superseded on the pool): then the next older one is tried.
+mapfile -t meta_versions < <(apt-cache "${apt_opts[@]}" madison "linux-headers-$arch:$arch" 2>/dev/null |
+	awk -F' *[|] *' -v s="$series" 'index($2, s ".") == 1 { print $2 }')
+[ "${#meta_versions[@]}" -gt 0 ] || die "no linux-headers-$arch $series.* in '$suites'" 2
+why=
+for version in "${meta_versions[@]}"; do
+	abi_pkg=$(apt-cache "${apt_opts[@]}" show "linux-headers-$arch:$arch=$version" |
+		sed -nE "s/^Depends: .*(linux-headers-${series}[^ :,]*-${arch}).*$/\1/p" | head -n1)
+	[ -n "$abi_pkg" ] || { why="linux-headers-$arch $version names no versioned headers package"; continue; }
+	abi=${abi_pkg#linux-headers-}
+	abi=${abi%-"$arch"}
+	dest=$CACHE/$version/$arch
+	kdir=$dest/usr/src/linux-headers-$abi-$arch
+	if [ -f "$dest/.complete" ]; then
+		echo "$kdir"
+		exit 0
+	fi
+	# The headers package, its -common tree and the kbuild package of the same source version.
+	deps=$(apt-cache "${apt_opts[@]}" depends "$abi_pkg:$arch=$version" | sed -nE 's/^ *Depends: <?(linux-[^ :>]*).*$/\1/p')
+	common=$(grep -m1 -- '-common' <<<"$deps") || { why="$abi_pkg $version names no -common package"; continue; }
+	kbuild=$(grep -m1 '^linux-kbuild-' <<<"$deps") || { why="$abi_pkg $version names no linux-kbuild package"; continue; }
+	if (cd "$aptroot/archives" && apt-get "${apt_opts[@]}" -q download \
+		"$abi_pkg:$arch=$version" "$common=$version" "$kbuild:amd64=$version") >"$aptroot/download.log" 2>&1; then
+		why=
+		break
+	fi
+	why="apt-get download of $abi_pkg $version failed: $(grep -m1 '^E: ' "$aptroot/download.log" || tail -n1 "$aptroot/download.log")"
+	echo "fetch-kernel-headers: $why; trying an older version" >&2
+done
+[ -z "$why" ] || die "$why" 2
 
 rm -rf "$dest"
 mkdir -p "$dest"

@@ -237,6 +237,7 @@ module_range() {
 				rc=1
 				continue
 			fi
+			grep '^fetch-kernel-headers:' "$err" || true
 			case $arch in
 			amd64) karch=x86_64 cross= ;;
 			arm64) karch=arm64 cross=aarch64-linux-gnu- ;;
