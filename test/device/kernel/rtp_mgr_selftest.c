@@ -2977,8 +2977,8 @@ static int64_t tx_paced_span(struct chan *c, int n, uint32_t pps)
 	setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	ASSERT_OK(setsockopt(rcv, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)));
 	tx = udp_connected(&a, alen);
-	/* A bucket of 4 packets absorbs a late timer on a busy host. */
-	ASSERT_OK(attach(c->fd, tx, RTPM_DIR_TX, pps, 4));
+	/* A bucket of 16 packets absorbs a late timer on a busy host. */
+	ASSERT_OK(attach(c->fd, tx, RTPM_DIR_TX, pps, 16));
 	close(tx);
 	ASSERT_OK(ioctl(c->fd, RTPM_IOC_STOP));
 	ASSERT_OK(ioctl(c->fd, RTPM_IOC_START));
@@ -3011,31 +3011,55 @@ static int64_t tx_paced_span(struct chan *c, int n, uint32_t pps)
 	return last - first;
 }
 
+/* Milliseconds 200 sleeps of 1 ms take here: about 200 unless starved. */
+static int64_t sleep_calibration_ms(void)
+{
+	struct timespec t0, t1;
+	int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 200; i++)
+		sleep_ms(1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (ts_ns(&t1) - ts_ns(&t0)) / 1000000;
+}
+
 /*
- * Paced TX: n packets at R pps take (n - 1 - (burst - 1)) / R seconds
- * (the first bucketful leaves at once); within 5 %. The guest shares a
- * noisy host: a run that misses may be tried again, twice; a pacing bug
- * (no pacing, a wrong unit) misses every time.
+ * Paced TX: n packets at R pps take (n - 1 - (burst - 1)) / R seconds (the
+ * first bucketful leaves at once); within 5 %. Never faster, whatever the
+ * load: that would be a pacing bug. Slower can also be the machine: the
+ * guest shares a noisy host, and when its own 1 ms sleeps run late, the
+ * pacing timer does too. So a slow run is tried again, twice, and if all
+ * three were slow while the guest is measurably starved the test says so
+ * and counts as skipped rather than passing or failing on noise.
  */
 static void test_attach_tx_paced(void)
 {
-	const int n = 400;
+	const int n = 600, burst = 16;
 	const uint32_t pps = 1000;
-	const int64_t want = (int64_t)(n - 1 - 3) * 1000000000LL / pps;
+	const int64_t want = (int64_t)(n - 1 - (burst - 1)) * 1000000000LL / pps;
 	struct chan c = { 0 };
+	int64_t calib;
 	int attempt;
 
-	chan_setup(&c, 9, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
+	chan_setup(&c, 10, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST, 0);
 	for (attempt = 1; attempt <= 3; attempt++) {
 		int64_t span = tx_paced_span(&c, n, pps);
 
 		printf("# attempt %d: %d packets at %u pps took %" PRId64
 		       " us, want %" PRId64 " us +-5%%\n", attempt, n, pps,
 		       span / 1000, want / 1000);
-		if (span >= want * 95 / 100 && span <= want * 105 / 100)
+		if (span < want * 95 / 100)
+			FAIL("paced TX ran faster than %u pps", pps);
+		if (span <= want * 105 / 100)
 			return;
 	}
-	FAIL("paced TX missed %u pps +-5%% three times", pps);
+	calib = sleep_calibration_ms();
+	if (calib > 250)
+		skip_test("the guest is starved (200 sleeps of 1 ms took %" PRId64
+			  " ms): pacing cannot be measured", calib);
+	FAIL("paced TX was slower than %u pps -5%% three times (1 ms sleeps are on time: %" PRId64
+	     " ms for 200)", pps, calib);
 }
 
 /* ------------------------------------------- ABI 2.0: the items of issue 15 */
