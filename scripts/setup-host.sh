@@ -20,6 +20,8 @@ host_pkgs=(
 	linux-headers-amd64
 	# step dkms: dkms add/build/install of the module against those headers
 	dkms
+	# step module-range: 6.12's kbuild generates the module's BTF with pahole
+	dwarves
 	# step lsm-policies: AppArmor profiles parsed, the SELinux module compiled (refpolicy devel files)
 	apparmor selinux-policy-dev checkpolicy semodule-utils
 	# the sanitizer kernel (test/qemu/build-debug-kernel.sh) and checkpatch.pl: Debian's kernel source
