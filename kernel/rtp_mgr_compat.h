@@ -2,15 +2,18 @@
 /*
  * rtp_mgr_compat.h - the one place for differences between kernel versions.
  *
- * Tested against what `make test` builds (Debian's 6.1 for arm64 and amd64);
- * each shim says which change it covers. Stable kernels backport some of
+ * Tested against what `make test` builds (steps module-arm64, module-amd64,
+ * module-range: Debian's 5.10, 6.1 and 6.12, arm64 and amd64); each shim
+ * says which change it covers. Stable kernels backport some of
  * these changes, so a shim tests for the feature (a macro the change added)
  * rather than for LINUX_VERSION_CODE where it can.
  */
 #ifndef _RTP_MGR_COMPAT_H
 #define _RTP_MGR_COMPAT_H
 
+#include <linux/mm.h>
 #include <linux/udp.h>
+#include <linux/version.h>
 #include <net/ipv6_stubs.h>
 #include <net/udp.h>
 
@@ -37,6 +40,21 @@ static inline void rtpm_udp_encap_enable(struct sock *sk)
 		ipv6_stub->udpv6_encap_enable();
 #endif
 	udp_encap_enable();
+}
+
+/*
+ * vm_flags_set() and vm_flags_clear() appeared in 6.3, when vma->vm_flags
+ * became const for everybody but them (per-VMA locking). Neither is a macro,
+ * so the version is the test; 6.1 stable did not take them.
+ */
+static inline void rtpm_vm_flags_clear(struct vm_area_struct *vma,
+				       unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_clear(vma, flags);
+#else
+	vma->vm_flags &= ~flags;
+#endif
 }
 
 #endif /* _RTP_MGR_COMPAT_H */

@@ -30,9 +30,9 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/version.h>
 #include <linux/vmalloc.h>
 
+#include "rtp_mgr_compat.h"
 #include "rtp_mgr_ring.h"
 
 static unsigned int channels = 4;
@@ -77,17 +77,6 @@ static atomic64_t rtpm_ring_bytes_total = ATOMIC64_INIT(0);
 
 /* Batches up to this size are copied through the stack, larger ones kmalloc. */
 #define RTPM_STACK_REFS		16
-
-/* vm_flags_set() and vm_flags_clear() appeared in 6.3. */
-static inline void rtpm_vm_flags_clear(struct vm_area_struct *vma,
-				       unsigned long flags)
-{
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	vm_flags_clear(vma, flags);
-#else
-	vma->vm_flags &= ~flags;
-#endif
-}
 
 static struct rtpm_file *to_rtpm_file(struct file *file)
 {
