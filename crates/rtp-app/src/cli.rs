@@ -394,9 +394,9 @@ pub struct PathArgs {
     pub wake_usecs: Option<u32>,
 
     /// tx --path kernel: most packets sent back to back after an idle spell, the depth of the
-    /// --rate token bucket (1..32768, default 1).
+    /// --rate token bucket (1..1024, default 1).
     #[arg(long, value_name = "packets", requires = "rate",
-          value_parser = clap::value_parser!(u32).range(1..=32768))]
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub burst: Option<u32>,
 }
 

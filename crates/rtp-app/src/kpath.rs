@@ -278,7 +278,7 @@ pub fn run_tx_kernel(cfg: &KernelTxRun, backend: &Backend, stop: Arc<StopState>)
     let counters = Arc::new(Counters::default());
     let stats = stats_source(backend)?;
     let base = ch.stats().with_context(|| format!("cannot read the stats of {what}"))?;
-    ch.attach(sock.as_fd(), SocketDir::Tx, cfg.pacing)
+    ch.attach(&sock.as_fd(), SocketDir::Tx, cfg.pacing)
         .with_context(|| format!("cannot hand the UDP socket to {} to {what}", cfg.dst))?;
     let attachment = Attachment { ch: &ch, dir: SocketDir::Tx, done: false };
     let pacing = match cfg.pacing.rate_pps {

@@ -840,13 +840,23 @@ pub mod ioctl {
         Ok(r.reclaimed)
     }
 
-    /// `RTPM_IOC_ATTACH` (2.1): hand the UDP socket `attach.fd` to the channel for
-    /// `attach.direction` (`EPERM` role held elsewhere, `EBUSY` already attached or the socket
-    /// has another in-kernel receiver, `ENOTCONN` unconnected TX socket, `ENOTSOCK`,
-    /// `EPROTONOSUPPORT` not UDP).
-    pub fn attach(fd: BorrowedFd<'_>, attach: &RtpmAttach) -> nix::Result<()> {
-        // SAFETY: `attach` is a valid RtpmAttach the kernel only reads.
-        unsafe { raw::attach(fd.as_raw_fd(), attach) }.map(drop)
+    /// `RTPM_IOC_ATTACH` (2.1): hand the UDP socket `sock` to the channel `fd` for `direction`
+    /// ([`RTPM_DIR_RX`] or [`RTPM_DIR_TX`]) with TX pacing `tx_rate_pps`/`tx_burst` (`EPERM` role
+    /// held elsewhere, `EBUSY` already attached or the socket has another in-kernel receiver,
+    /// `ENOTCONN` unconnected TX socket, `ENOTSOCK`, `EPROTONOSUPPORT` not UDP). The socket is
+    /// borrowed, never a bare number: handing the kernel a descriptor the caller does not own
+    /// would let safe code take over another component's socket.
+    pub fn attach(
+        fd: BorrowedFd<'_>,
+        sock: BorrowedFd<'_>,
+        direction: u32,
+        tx_rate_pps: u32,
+        tx_burst: u32,
+    ) -> nix::Result<()> {
+        let req = RtpmAttach { fd: sock.as_raw_fd(), direction, tx_rate_pps, tx_burst, ..Default::default() };
+        // SAFETY: `req` is a valid RtpmAttach the kernel only reads; the fd it names is borrowed
+        // from the caller for the duration of the call.
+        unsafe { raw::attach(fd.as_raw_fd(), &req) }.map(drop)
     }
 
     /// `RTPM_IOC_DETACH` (2.1): `ENOENT` if no socket is attached in `direction`.

@@ -757,7 +757,10 @@ pub fn run_scale(path: E2ePath, p: &E2eParams, streams: u32, rate: u64, first_ch
     let mut rxs = Vec::new();
     for k in 0..streams {
         let mut pk = p.clone();
-        pk.port = p.port + k as u16;
+        pk.port = u16::try_from(k)
+            .ok()
+            .and_then(|k| p.port.checked_add(k))
+            .with_context(|| format!("stream {k}: port {} + {k} is past 65535", p.port))?;
         pk.channel = first_channel + k;
         rxs.push(
             start_receiver(path, &pk)

@@ -28,6 +28,13 @@ pub struct TxPoint {
     pub cpu_load: f64,
 }
 
+/// Where the kernel TX supervisor's stderr goes (read back when it exits early).
+const TX_LOG: &str = "/tmp/rtpmgr-bench-tx-supervisor.log";
+
+fn tx_log_file() -> Result<std::fs::File> {
+    std::fs::File::create(TX_LOG).with_context(|| format!("create {TX_LOG}"))
+}
+
 /// Runs `rtp_app --mode tx` generating at `rate` for `secs` (socket path: sendmmsg from slots).
 fn rtp_app_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64, kernel: bool) -> Result<()> {
     let mut cmd = Command::new(rtp_app);
@@ -61,20 +68,27 @@ fn kernel_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64) -> Result<&'stat
         .args(["--mode", "tx", "--path", "kernel", "--source", "ring", "--dst", &PEER_IP.to_string()])
         .args(["--port", &TX_PORT.to_string(), "--channel", &channel.to_string(), "--interval", "3600"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // A file, not a pipe nobody reads while it runs: a chatty child must never block.
+        .stderr(tx_log_file()?)
         .spawn()
         .with_context(|| format!("start {rtp_app}"))?;
     std::thread::sleep(Duration::from_millis(500));
     // Held while producing: the socket and the handle that attached it (when this tool did).
     let mut own: Option<(UdpSocket, Channel)> = None;
-    let via = match sup.try_wait()? {
+    // Reaped here means exited: its pid may be reused, so it is never signalled after that.
+    let status = match sup.try_wait() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = sup.kill();
+            let _ = sup.wait();
+            return Err(e).context("wait for rtp_app --mode tx --path kernel");
+        }
+    };
+    let reaped = status.is_some();
+    let via = match status {
         None => "rtp_app --mode tx --path kernel",
         Some(status) => {
-            let mut err = String::new();
-            if let Some(mut e) = sup.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
+            let err = std::fs::read_to_string(TX_LOG).unwrap_or_default();
             crate::e2e::note_pub(format!(
                 "TX kernel path: {rtp_app} --mode tx --path kernel exited with {status} ({}); rtpmgr-bench attaches the TX socket itself",
                 err.lines().next().unwrap_or("").trim()
@@ -90,9 +104,12 @@ fn kernel_tx(rtp_app: &str, channel: u32, rate: u64, secs: f64) -> Result<&'stat
     };
     let _ = ch.start();
     let result = produce(&ch, channel, rate, secs);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(sup.id() as i32, libc::SIGTERM) };
-    let _ = sup.wait();
+    if !reaped {
+        // SAFETY: kill(2) on our own child's pid, which nothing has reaped yet (try_wait said it
+        // was running and only this function waits for it), so it cannot have been reused.
+        unsafe { libc::kill(sup.id() as i32, libc::SIGTERM) };
+        let _ = sup.wait();
+    }
     drop(own);
     result.map(|()| via)
 }

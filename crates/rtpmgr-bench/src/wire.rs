@@ -287,6 +287,9 @@ fn parse_job(req: &Value) -> Result<SendJob> {
     if job.streams == 0 || job.streams > 64 || job.rate == 0 || !(job.secs > 0.0 && job.secs <= 600.0) {
         bail!("streams 1..=64, rate > 0 and secs 0..600 expected");
     }
+    if u32::from(job.port) + job.streams > 65536 {
+        bail!("ports {}..{} run past 65535", job.port, u32::from(job.port) + job.streams);
+    }
     Ok(job)
 }
 
@@ -313,7 +316,8 @@ fn send_job(sock: &UdpSocket, qemu: SocketAddr, job: &SendJob, st: &PeerState) -
             rtp[8..12].copy_from_slice(&(0x4245_4e43u32.wrapping_add(stream)).to_be_bytes());
             rtp[12..20].copy_from_slice(&now.to_le_bytes());
             let id = st.ip_id.fetch_add(1, Relaxed) as u16;
-            let f = udp_frame(job.dst, mac, 5000, job.port + stream as u16, id, &rtp);
+            // The port range was checked when the job was accepted: no wrap here.
+            let f = udp_frame(job.dst, mac, 5000, job.port.wrapping_add(stream as u16), id, &rtp);
             if sock.send_to(&f, qemu).is_err() {
                 // ENOBUFS and friends: the frame is lost, as on a congested link; count it sent.
             }

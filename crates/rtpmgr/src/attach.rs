@@ -66,7 +66,7 @@ pub struct TxPacing {
     /// Packets per second; 0 = unpaced.
     pub rate_pps: u32,
     /// Bucket depth in packets, the most sent back to back after an idle spell; 0 counts as 1,
-    /// at most [`RTPM_WAKE_SLOTS_MAX`].
+    /// at most [`RTPM_TX_BURST_MAX`]; 0 (= 1) without a rate.
     pub burst: u32,
 }
 
@@ -82,6 +82,21 @@ impl TxPacing {
     /// True for [`TxPacing::UNPACED`] (what an RX attachment requires).
     pub fn is_unpaced(&self) -> bool {
         self.rate_pps == 0 && self.burst == 0
+    }
+
+    /// The kernel's rules for pacing (ATTACH answers `EINVAL` otherwise): a burst needs a rate,
+    /// the burst is at most [`RTPM_TX_BURST_MAX`], the rate at most 10^9 packets per second.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.burst != 0 && self.rate_pps == 0 {
+            return Err(format!("a TX burst ({}) needs a rate", self.burst));
+        }
+        if self.burst > RTPM_TX_BURST_MAX {
+            return Err(format!("TX burst must be 1 ..= {RTPM_TX_BURST_MAX}, not {}", self.burst));
+        }
+        if self.rate_pps > 1_000_000_000 {
+            return Err(format!("TX rate must be at most 10^9 packets/s, not {}", self.rate_pps));
+        }
+        Ok(())
     }
 }
 
@@ -216,7 +231,9 @@ fn attach_reason(dir: SocketDir, e: Errno) -> Option<String> {
         Errno::ENOTSOCK => "the descriptor is not a socket".into(),
         Errno::EBADF => "the descriptor is not open, or the channel was opened read-only".into(),
         Errno::EPROTONOSUPPORT => "only UDP sockets (AF_INET or AF_INET6, SOCK_DGRAM) can be attached".into(),
-        Errno::EINVAL => format!("invalid request (TX burst at most {RTPM_WAKE_SLOTS_MAX}; RX takes no pacing)"),
+        Errno::EINVAL => format!(
+            "invalid request (TX burst at most {RTPM_TX_BURST_MAX} and only with a rate, rate at most 10^9 pkt/s; RX takes no pacing)"
+        ),
         Errno::ENOTTY => OLD_MODULE.into(),
         _ => return None,
     })
@@ -279,7 +296,7 @@ impl Channel {
     /// used by another in-kernel receiver), `ENOTCONN` (unconnected TX socket), `ENOTSOCK`,
     /// `EPROTONOSUPPORT` (not UDP), `EINVAL` (pacing on RX, burst too deep) and `ENOTTY` (a
     /// module older than ABI 2.1).
-    pub fn attach(&self, socket: impl AsFd, dir: SocketDir, pacing: TxPacing) -> Result<()> {
+    pub fn attach(&self, socket: &impl AsFd, dir: SocketDir, pacing: TxPacing) -> Result<()> {
         let fd = socket.as_fd().as_raw_fd();
         let what = format!("attach {dir} socket (fd {fd})");
         let k = match &self.inner.dev {
@@ -293,6 +310,9 @@ impl Channel {
                 reason: "pacing applies to TX only; an RX socket takes packets as they arrive".into(),
             });
         }
+        if let Err(reason) = pacing.check() {
+            return Err(Error::Refused { context: self.inner.ctx(&what), errno: Errno::EINVAL, reason });
+        }
         let req = RtpmAttach {
             fd,
             direction: dir.to_raw(),
@@ -300,7 +320,7 @@ impl Channel {
             tx_burst: pacing.burst,
             ..Default::default()
         };
-        k.attach(&req).map_err(|e| refused(self.inner.ctx(&what), e, attach_reason(dir, e)))
+        k.attach(socket.as_fd(), &req).map_err(|e| refused(self.inner.ctx(&what), e, attach_reason(dir, e)))
     }
 
     /// DETACH (ABI 2.1): ends the attachment of `dir`. RX: datagrams reach the socket's own
@@ -369,6 +389,15 @@ mod tests {
         let path = std::env::temp_dir().join(format!("rtpmgr-attach-{tag}-{}", std::process::id()));
         let ch = Channel::open(&Backend::shm_at(&path)).expect("open shm ring");
         (ch, path)
+    }
+
+    #[test]
+    fn tx_pacing_is_checked_before_the_ioctl() {
+        assert!(TxPacing::new(0, 4).check().unwrap_err().contains("needs a rate"));
+        assert!(TxPacing::new(1000, RTPM_TX_BURST_MAX + 1).check().is_err());
+        assert!(TxPacing::new(1_000_000_001, 1).check().is_err());
+        assert!(TxPacing::new(1000, RTPM_TX_BURST_MAX).check().is_ok());
+        assert!(TxPacing::UNPACED.check().is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rtpmgr_abi::ioctl::{self, BatchOp};
 use rtpmgr_abi::*;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -69,8 +69,8 @@ impl KernelDev {
         ioctl::get_status(self.file.as_fd())
     }
 
-    pub(crate) fn attach(&self, req: &RtpmAttach) -> Result<(), Errno> {
-        ioctl::attach(self.file.as_fd(), req)
+    pub(crate) fn attach(&self, sock: BorrowedFd<'_>, req: &RtpmAttach) -> Result<(), Errno> {
+        ioctl::attach(self.file.as_fd(), sock, req.direction, req.tx_rate_pps, req.tx_burst)
     }
     pub(crate) fn detach(&self, direction: u32) -> Result<(), Errno> {
         ioctl::detach(self.file.as_fd(), direction)
