@@ -644,24 +644,28 @@ RPI_UBOOT_FDTFILE = "broadcom/bcm2711-rpi-4-b.dtb"
 
 @rule
 def rpi_devicetree_path():
-    """review d: on the Raspberry Pi, boot.scr loads the slot's device tree from where kernel-devicetree installs it."""
+    """review d (after the Yocto review): a Raspberry Pi boots the firmware's device tree (${fdt_addr}, with
+    config.txt's overlays), never a tree loaded from the slot, and no layer file changes where the kernel installs
+    its device trees."""
     script = read("meta-rtpmgr/recipes-bsp/u-boot/files/boot.cmd.in")
-    m = re.search(r"^\s*if load \S+ \S+ \$\{fdt_addr_r\} (\S+); then", script, re.M)
+    if re.search(r"^\s*(if )?load \S+ \S+ \S+ \S*\$\{fdtfile\}", script, re.M):
+        raise Failed("boot.cmd.in loads ${fdtfile} from the slot: on a Pi that tree lacks config.txt's dtoverlay= "
+                     "lines (vc4-kms-v3d), which the firmware applies to its own tree only; boot ${fdt_addr}")
+    if not re.search(r"^\s*setenv ota_fdt \$\{fdt_addr\}\s*$", script, re.M):
+        raise Failed("boot.cmd.in does not boot ${fdt_addr} (the firmware's tree) when the board sets it")
+    m = re.search(r"^booti .*\$\{ota_fdt\}\s*$", script, re.M)
     if not m:
-        raise Failed("boot.cmd.in: no `load ... ${fdt_addr_r} PATH` of the device tree: the rule no longer finds it")
-    loaded = m.group(1).replace("${fdtfile}", RPI_UBOOT_FDTFILE)
-    bbappend = LAYER / "dynamic-layers/raspberrypi/recipes-kernel/linux/linux-raspberrypi_%.bbappend"
-    vendored = "0"
-    for f in bitbake_requires(bbappend) + [LAYER / "conf/include/rtpmgr-ab.inc"]:
-        v = re.search(r'^KERNEL_DTBVENDORED(?::rpi)?\s*\??=\s*"(\w*)"', f.read_text(), re.M)
-        if v:
-            vendored = v.group(1)
-    entry = RPI_UBOOT_FDTFILE  # meta-raspberrypi's KERNEL_DEVICETREE entry for the Pi 4 (raspberrypi4-64.conf)
-    installed = "/boot/" + (entry if vendored.lower() in ("1", "yes", "true", "y") else os.path.basename(entry))
-    if loaded != installed:
-        raise Failed(f"boot.cmd.in loads {loaded} on a Pi 4 (fdtfile={RPI_UBOOT_FDTFILE}), the kernel installs "
-                     f"{installed} (KERNEL_DTBVENDORED={vendored!r}): the slot's device tree is never loaded")
-    return f"boot.scr loads {loaded}, the Pi kernel installs it there (KERNEL_DTBVENDORED={vendored})"
+        raise Failed("boot.cmd.in's booti does not pass ${ota_fdt}")
+    for f in LAYER.rglob("*"):
+        if f.is_file() and f.suffix in (".bb", ".bbappend", ".inc", ".conf") and \
+                re.search(r"^KERNEL_DTBVENDORED", f.read_text(errors="replace"), re.M):
+            raise Failed(f"{f.relative_to(TOP)} sets KERNEL_DTBVENDORED: the slot's tree is not what a Pi boots")
+    uboot = read("meta-rtpmgr/recipes-bsp/u-boot/u-boot-rtpmgr-ab.inc")
+    if not re.search(r"do_install:append:rpi\(\) \{[^}]*rm -f \$\{D\}\$\{sysconfdir\}/fw_env\.config", uboot):
+        raise Failed("u-boot-rtpmgr-ab.inc does not drop meta-raspberrypi's single-copy fw_env.config from u-boot-env: "
+                     "it would clash with rtpmgr-boot-script's A/B one at do_rootfs")
+    return ("boot.scr boots the firmware's device tree (${fdt_addr}) where there is one, else U-Boot's own; "
+            "u-boot-env carries no second fw_env.config")
 
 
 # The Linux targets the layer is built for: qemuarm64 and raspberrypi4-64 (aarch64), 32-bit arm and x86-64.
