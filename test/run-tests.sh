@@ -104,8 +104,20 @@ host_clippy() {
 # what Miri cannot emulate (file mappings, processes, ioctls) are ignored with that reason under
 # cfg(miri); libtest lists them and each becomes a counted SKIP line. Doctests are skipped as a
 # whole (the examples open rings). Isolation off: the tests read /proc and the clock.
+# The Miri and TSan target dirs live outside the clone and are shared by every clone on this
+# machine. Cargo gives a workspace crate the same artifact name in every clone and decides
+# freshness from the source paths in its dep-info: after a build from another clone whose sources
+# still exist (an older checkout), this clone's edits would look built and the old test binary
+# would run. So the workspace's own crates are always rebuilt there; their dependencies (and
+# TSan's instrumented std) stay cached.
+forget_workspace_builds() { # TARGET_DIR
+	find "$1" -type d -path '*/.fingerprint/*' \( -name 'rtpmgr-*' -o -name 'rtp_app-*' \
+		-o -name 'rtp-*' -o -name 'gst-plugin-rtpmgr-*' \) -prune -exec rm -rf {} + 2>/dev/null || true
+}
+
 miri_tests() {
 	cargo_env
+	forget_workspace_builds "$TOOL_CACHE/cargo-miri"
 	local out rc
 	out=$(mktemp)
 	# Its build cache lives outside the clone (cargo keys it by toolchain and sources), so a fresh
@@ -127,6 +139,7 @@ miri_tests() {
 # cargo's fingerprints (toolchain, flags, sources) decide what a new clone may reuse.
 tsan_tests() {
 	cargo_env
+	forget_workspace_builds "$TOOL_CACHE/cargo-tsan"
 	RUSTFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
 		CARGO_TARGET_DIR="$TOOL_CACHE/cargo-tsan" \
 		cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \

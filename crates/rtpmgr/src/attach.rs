@@ -401,6 +401,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files: the case opens a shm ring file")]
     fn shm_ring_refuses_attach_with_a_clear_unsupported_error() {
         let (ch, path) = shm_channel("attach");
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
