@@ -48,7 +48,7 @@ scratch_addr=0x4f000000
 find_kernel_deb() {
 	# Reuse the QEMU harness's download (build/debs, see test/qemu/build-image.sh) or ours.
 	local d
-	for d in "$repo"/build/debs "$out"/debs; do
+	for d in "${BUILD:-$repo/build}"/debs "$out"/debs; do
 		[ -d "$d" ] || continue
 		find "$d" -maxdepth 2 -name 'linux-image-*-arm64-unsigned_*_arm64.deb' 2>/dev/null
 	done | sort -V | tail -n1
@@ -57,7 +57,9 @@ find_kernel_deb() {
 kdeb=$(find_kernel_deb)
 if [ -z "$kdeb" ]; then
 	# The ABI of the current kernel meta package (linux-headers-arm64 may lag behind).
-	abi=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/.*Depends: linux-image-\(.*-arm64\)$/\1/p' | awk 'NR == 1')
+	# apt prints the dependency as linux-image-<abi>:arm64 on an amd64 host with arm64 added.
+	abi=$(apt-cache depends linux-image-arm64:arm64 |
+		sed -n 's/.*Depends: linux-image-\(.*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | awk 'NR == 1')
 	[ -n "$abi" ] || die "cannot find the arm64 kernel ABI (dpkg --add-architecture arm64 && apt-get update?)"
 	mkdir -p "$out/debs"
 	log "downloading linux-image-$abi-unsigned:arm64"
