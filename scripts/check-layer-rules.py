@@ -59,6 +59,25 @@ def var_value(text, name):
     return m.group(2).replace("\\\n", " ") if m else None
 
 
+# ---------------------------------------------------------------- 0. the layer's own Python
+@rule
+def layer_python_is_a_parse_dependency():
+    """0: a class or recipe that imports the layer's Python (lib/rtpmgr) is re-parsed when that module changes."""
+    checked = []
+    for f in layer_files("*.bb", "*.bbappend", "*.bbclass", "*.inc"):
+        text = f.read_text()
+        for mod in sorted(set(re.findall(r"^\s*import (rtpmgr\.\w+)", text, re.M))):
+            # BitBake's parse cache keys on the recipe's files only: without this, an edited
+            # lib/rtpmgr module leaves every cached recipe with what the old code computed.
+            if f"bb.parse.mark_dependency(d, {mod}.__file__)" not in text:
+                raise Failed(f"{f.relative_to(TOP)}: imports {mod} but never calls "
+                             f"bb.parse.mark_dependency(d, {mod}.__file__)")
+            checked.append(f"{f.name}:{mod}")
+    if not checked:
+        raise Failed("no class imports lib/rtpmgr: the rule checks nothing (was the layer moved?)")
+    return ", ".join(checked)
+
+
 # ---------------------------------------------------------------- 1. reproducible sources
 @rule
 def sources_pinned():
@@ -156,7 +175,7 @@ def install_manifest_drives_recipes():
     if "install.manifest" not in harness:
         raise Failed("test/qemu/install-artifacts.sh does not install from meta-rtpmgr/files/install.manifest")
     cls = read("meta-rtpmgr/classes-recipe/rtpmgr_install.bbclass")
-    if not re.search(r'^do_install\[file-checksums\] \+= "\$\{RTPMGR_INSTALL_MANIFEST\}:True"', cls, re.M):
+    if not re.search(r'^do_install\[file-checksums\] \+= "\$\{RTPMGR_INSTALL_MANIFEST\}:True[ "]', cls, re.M):
         raise Failed("rtpmgr_install.bbclass: do_install does not hash install.manifest (file-checksums): "
                      "an edited manifest reuses the old package from sstate")
     return f"recipes {', '.join(packages)} and the QEMU harness install from it"

@@ -32,14 +32,20 @@ INC = TOP / "meta-rtpmgr" / "classes-recipe" / "rtpmgr_crates.bbclass"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
 # The licences are those of the crates linked on ANY target the layer may be built for, so they do
 # not depend on MACHINE: the union of every Linux target meta-rust-bin maps OE's architectures to
-# (arm 32-bit hard and soft float, aarch64, x86 32 and 64-bit, riscv64; glibc and musl). A crate
-# that only one of them links (a cfg(target_arch) dependency) is in every recipe's LICENSE.
+# (rust_bin-common.bbclass's rust_target(): armv7 with NEON, armv6 "arm" hard and soft float,
+# armv5te, aarch64, x86 32 and 64-bit, 32 and 64-bit PowerPC, riscv64; glibc and musl). A crate that
+# only one of them links (a cfg(target_arch) dependency) is in every recipe's LICENSE.
 TARGETS = [
     "aarch64-unknown-linux-gnu",
     "aarch64-unknown-linux-musl",
     "armv7-unknown-linux-gnueabihf",
     "armv7-unknown-linux-musleabihf",
     "arm-unknown-linux-gnueabi",
+    "arm-unknown-linux-gnueabihf",
+    "armv5te-unknown-linux-gnueabi",
+    "powerpc-unknown-linux-gnu",
+    "powerpc64-unknown-linux-gnu",
+    "powerpc64le-unknown-linux-gnu",
     "x86_64-unknown-linux-gnu",
     "x86_64-unknown-linux-musl",
     "i686-unknown-linux-gnu",

@@ -401,8 +401,10 @@ RTPMGR_CARGO_LOCK_SHA256 = "0fd69051dacc687beacb106d1378e1c0f9b53aa641bca0eadff8
 # The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
 # and build scripts left out) on any of these targets, so that they hold for every MACHINE:
 #   aarch64-unknown-linux-gnu aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
-#   armv7-unknown-linux-musleabihf arm-unknown-linux-gnueabi x86_64-unknown-linux-gnu
-#   x86_64-unknown-linux-musl i686-unknown-linux-gnu riscv64gc-unknown-linux-gnu
+#   armv7-unknown-linux-musleabihf arm-unknown-linux-gnueabi arm-unknown-linux-gnueabihf
+#   armv5te-unknown-linux-gnueabi powerpc-unknown-linux-gnu powerpc64-unknown-linux-gnu
+#   powerpc64le-unknown-linux-gnu x86_64-unknown-linux-gnu x86_64-unknown-linux-musl
+#   i686-unknown-linux-gnu riscv64gc-unknown-linux-gnu
 # The recipes add them to their LICENSE, so that the packages and the SPDX documents name every
 # licence in the binaries.
 # gstreamer1.0-plugin-rtpmgr: 35 crates

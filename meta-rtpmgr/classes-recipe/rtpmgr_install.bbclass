@@ -16,8 +16,9 @@ def rtpmgr_install_entries(d):
     import os
     import rtpmgr.manifest
     path = d.getVar('RTPMGR_INSTALL_MANIFEST')
-    # Re-parse the recipes when the manifest changes.
+    # Re-parse the recipes when the manifest, or the code that reads it, changes.
     bb.parse.mark_dependency(d, path)
+    bb.parse.mark_dependency(d, rtpmgr.manifest.__file__)
     try:
         entries = rtpmgr.manifest.read(path)
     except (OSError, rtpmgr.manifest.ManifestError) as e:
@@ -69,4 +70,5 @@ do_install:append() {
 
 # The manifest's text is no variable, so it never reaches do_install's signature by itself: hash the
 # file, or an edited mode, owner or destination would reuse the old package from sstate.
-do_install[file-checksums] += "${RTPMGR_INSTALL_MANIFEST}:True"
+# The same for the reader (lib/rtpmgr/manifest.py), whose rules decide what the lines mean.
+do_install[file-checksums] += "${RTPMGR_INSTALL_MANIFEST}:True ${RTPMGR_LAYERDIR}/lib/rtpmgr/manifest.py:True"

@@ -20,6 +20,8 @@ python () {
         # Re-parse when HEAD moves (checkout, commit): the parse cache must not keep an old commit.
         for path in rtpmgr.source.head_files(topdir):
             bb.parse.mark_dependency(d, path)
+        # ... and when the code that reads it changes.
+        bb.parse.mark_dependency(d, rtpmgr.source.__file__)
         if not rtpmgr.source.reachable_from_a_ref(topdir, commit):
             bb.warn("%s: the checked-out commit %s of %s is on no branch or tag, so do_fetch cannot "
                     "find it: commit to a branch or tag, or use kas/local-src.yml" % (d.getVar('PN'), commit, topdir))
