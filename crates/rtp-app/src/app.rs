@@ -145,6 +145,15 @@ where
         .with_context(|| format!("cannot start the {name} thread"))
 }
 
+/// On the worker thread, before its loop: applies `--rt-priority`/`--cpu` to it, then tells the
+/// service manager the run is set up (channel open, socket bound): READY=1 and the readiness
+/// file. A refused priority ends the run before READY.
+pub(crate) fn worker_ready(status: &str) -> Result<()> {
+    rtpmgr_service::worker_started()?;
+    rtpmgr_service::ready(status);
+    Ok(())
+}
+
 fn join_worker(h: JoinHandle<Result<()>>, name: &str) -> Result<()> {
     h.join().map_err(|_| anyhow!("the {name} thread panicked"))?
 }
@@ -228,11 +237,12 @@ pub fn run_rx(cfg: &RxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
     };
     let worker = {
         let (c, s, wcfg) = (Arc::clone(&counters), Arc::clone(&stop), cfg.worker.clone());
+        let status = format!("receiving on udp {local}{joined} into {}", describe(backend));
         std::thread::Builder::new()
             .name("rtp-rx".into())
             .spawn(move || {
                 let mut tx = ring.producer();
-                let r = rx_loop(&mut tx, &mut sock, &wcfg, &c, &s);
+                let r = worker_ready(&status).and_then(|()| rx_loop(&mut tx, &mut sock, &wcfg, &c, &s));
                 if r.is_err() {
                     s.stop(StopReason::Error);
                 }
@@ -293,14 +303,15 @@ pub fn run_tx(cfg: &TxRun, backend: &Backend, stop: Arc<StopState>) -> Result<Su
     let t0 = Instant::now();
     let worker = {
         let (c, s, wcfg) = (Arc::clone(&counters), Arc::clone(&stop), cfg.worker.clone());
+        let status = format!("sending from {} to udp {}", describe(backend), cfg.dst);
         std::thread::Builder::new()
             .name("rtp-tx".into())
             .spawn(move || {
                 let mut rx = ring.consumer();
-                let r = match gen.as_mut() {
+                let r = worker_ready(&status).and_then(|()| match gen.as_mut() {
                     Some(g) => tx_generate_loop(&mut ring.producer(), &mut rx, sock.as_mut(), g, &wcfg, &c, &s),
                     None => tx_ring_loop(&mut rx, sock.as_mut(), &wcfg, &c, &s),
-                };
+                });
                 if r.is_err() {
                     s.stop(StopReason::Error);
                 }

@@ -103,6 +103,10 @@ pub struct Cli {
     #[command(flatten)]
     pub xdp: crate::xdp::XdpArgs,
 
+    /// Service options (rx/tx): --rt-priority, --cpu, --ready-file (docs/tuning.md).
+    #[command(flatten)]
+    pub service: rtpmgr_service::ServiceArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -154,7 +154,11 @@ fn supervise(
         SocketDir::Rx => rx_counters(base, now, counters),
         SocketDir::Tx => tx_counters(base, now, counters),
     };
+    // The socket is attached: the kernel moves the data from here on. This loop is rtp_app's
+    // worker on the kernel path (--rt-priority/--cpu apply to it, it pings the watchdog).
+    crate::app::worker_ready(&format!("kernel path: the {dir} socket is attached to {}", ch.name()))?;
     loop {
+        rtpmgr_service::watchdog_tick();
         let now = ch.stats().context("cannot read the channel's counters")?;
         update(&now);
         if limits.check(stop, started, counters.packets.load(Ordering::Relaxed)) || stop.should_stop() {

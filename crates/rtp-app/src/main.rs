@@ -56,7 +56,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::emit(&rtp_app::ctl::run(&cli.ctl, &b, json)?);
             Ok(ExitCode::SUCCESS)
         }
-        Some(Mode::Rx) | Some(Mode::Tx) => run_stream(&cli),
+        Some(Mode::Rx) | Some(Mode::Tx) => {
+            let r = run_stream(&cli);
+            // The worker has returned (signal, limit or error): the manager sees the shutdown.
+            rtpmgr_service::stopping();
+            r
+        }
         None => unreachable!("validate() requires --mode without a subcommand"),
     }
 }
@@ -67,6 +72,9 @@ fn run_stream(cli: &Cli) -> Result<ExitCode> {
     // acquired: a signal at any point from here on ends the run cleanly (seed 003 bug 6).
     let stop = StopState::new();
     let _signals = stop.install_signal_handlers()?;
+    // $NOTIFY_SOCKET/$WATCHDOG_USEC and --rt-priority/--cpu/--ready-file; READY comes from the
+    // worker once the channel is open and the socket bound.
+    rtpmgr_service::init(&cli.service)?;
     let backend = backend::select(c)?;
     let limits = app::limits(c.time, c.limit);
     let interval = (c.interval > 0.0).then(|| Duration::from_secs_f64(c.interval));

@@ -110,6 +110,8 @@ pub fn rx_loop(tx: &mut Producer, sock: &mut RxSocket, cfg: &RxConfig, c: &Count
     let mut stopped_warned = false;
 
     loop {
+        // Every turn, at least every POLL_SLICE: a hung worker stops pinging.
+        rtpmgr_service::watchdog_tick();
         let received = c.packets.load(Ordering::Relaxed);
         if stop.should_stop() || cfg.limits.check(stop, started, received) {
             return Ok(());

@@ -155,6 +155,8 @@ pub fn tx_generate_loop<S: DatagramSender + ?Sized>(
     let mut handled = 0u64;
 
     loop {
+        // Every turn (at least every 50 ms): a hung worker stops pinging.
+        rtpmgr_service::watchdog_tick();
         if stop.should_stop() || cfg.limits.check(stop, started, handled) {
             return Ok(());
         }
@@ -247,6 +249,8 @@ pub fn tx_ring_loop<S: DatagramSender + ?Sized>(
     let started = Instant::now();
     let mut pacer = cfg.rate.map(|r| Pacer::new(r, batch, started));
     loop {
+        // Every turn (at least every POLL_SLICE): a hung worker stops pinging.
+        rtpmgr_service::watchdog_tick();
         let sent = c.packets.load(Ordering::Relaxed);
         if stop.should_stop() || cfg.limits.check(stop, started, sent) {
             return Ok(());

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 /// The service options both binaries take (rtp-feeder also reads them from feeder.toml's
 /// `[tuning]`).
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Service options (docs/tuning.md)")]
 pub struct ServiceArgs {
     /// Run the worker thread with SCHED_FIFO at this priority (1-99)
     ///

@@ -1,0 +1,271 @@
+//! rtp_app under a fake service manager: the test binds the $NOTIFY_SOCKET datagram socket
+//! and checks READY (only once the socket is bound), the watchdog pings (from the worker:
+//! SIGSTOP silences them, SIGCONT brings them back), STOPPING on SIGTERM, the readiness file,
+//! and --rt-priority/--cpu on the worker thread only. Shm backend: no module needed.
+
+mod common;
+
+use common::*;
+use std::net::UdpSocket;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// WATCHDOG_USEC of the tests: pings are due every 100 ms.
+const WATCHDOG_USEC: &str = "200000";
+
+/// The manager's end of $NOTIFY_SOCKET (an abstract name, as systemd uses).
+struct FakeManager {
+    sock: UnixDatagram,
+    name: String,
+}
+
+impl FakeManager {
+    fn new(tag: &str) -> Self {
+        let name = format!("rtpapp-test-notify-{tag}-{}", std::process::id());
+        let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        FakeManager { sock, name }
+    }
+
+    fn env(&self) -> String {
+        format!("@{}", self.name)
+    }
+
+    /// The next notification within `limit`.
+    fn recv(&self, limit: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(limit.max(Duration::from_millis(1)))).unwrap();
+        let mut buf = [0u8; 4096];
+        match self.sock.recv(&mut buf) {
+            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for a notification containing `what`, returning it and everything before it.
+    fn wait_for(&self, what: &str, limit: Duration) -> (String, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let mut before = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(m) if m.lines().any(|l| l == what) => return (m, before),
+                Some(m) => before.push(m),
+                None => break,
+            }
+        }
+        panic!("no {what} within {limit:?}; got {before:?}");
+    }
+
+    /// Every notification for `span`, with its arrival time.
+    fn collect(&self, span: Duration) -> Vec<(Instant, String)> {
+        let end = Instant::now() + span;
+        let mut got = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Some(m) = self.recv(left) {
+                got.push((Instant::now(), m));
+            }
+        }
+        got
+    }
+
+    /// Throws away what is queued.
+    fn drain(&self) {
+        while self.recv(Duration::from_millis(1)).is_some() {}
+    }
+}
+
+fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -> Child {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", mgr.env())
+        .env("WATCHDOG_USEC", WATCHDOG_USEC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = watchdog_pid {
+        cmd.env("WATCHDOG_PID", p);
+    }
+    cmd.spawn().expect("rtp_app starts")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
+    assert!(st.success(), "kill -{sig}");
+}
+
+/// A minimal RTP v2 packet.
+fn rtp_packet(seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 12 + 20];
+    p[0] = 0x80;
+    p[1] = 96;
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    p
+}
+
+/// Watchdog pings of `msgs`, in order of arrival.
+fn pings(msgs: &[(Instant, String)]) -> Vec<Instant> {
+    msgs.iter().filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1")).map(|(t, _)| *t).collect()
+}
+
+fn ready_file(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("rtpapp-test-{tag}-{}.ready", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn rx_notifies_ready_after_bind_pings_from_the_worker_and_stops() {
+    let mgr = FakeManager::new("rx");
+    let ring = ShmRing::new("notify-rx");
+    let ready = ready_file("rx");
+    let port = free_port();
+    let port_s = port.to_string();
+    let ready_arg = ready.to_str().unwrap();
+    let args = ["--mode", "rx", "--bind", "127.0.0.1", "--port", &port_s, "--backend", "shm", "--shm-name", &ring.0];
+    let child =
+        spawn_managed(&[&args[..], &["--json", "--interval", "0", "--ready-file", ready_arg]].concat(), &mgr, None);
+
+    let (msg, before) = mgr.wait_for("READY=1", Duration::from_secs(10));
+    assert!(before.iter().all(|m| !m.contains("WATCHDOG=1")), "a ping before READY: {before:?}");
+    assert!(msg.lines().any(|l| l.starts_with("STATUS=receiving on udp 127.0.0.1:")), "{msg}");
+    assert!(msg.lines().any(|l| l == format!("MAINPID={}", child.id())), "{msg}");
+    // READY means bound: what is sent right now is received (it waits in the socket buffer).
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..10u16 {
+        tx.send_to(&rtp_packet(seq), ("127.0.0.1", port)).unwrap();
+    }
+    // The readiness file is written with READY, holding the pid.
+    let pid_in_file = std::fs::read_to_string(&ready).expect("readiness file written once ready");
+    assert_eq!(pid_in_file.trim(), child.id().to_string());
+
+    // Pings every WATCHDOG_USEC/2 = 100 ms: about 10 per second, never a gap the manager
+    // (200 ms) would take for a hang. 100 ms of slack for a loaded machine's scheduling.
+    let running = mgr.collect(Duration::from_secs(1));
+    let p = pings(&running);
+    assert!(p.len() >= 6, "{} pings in 1 s: {running:?}", p.len());
+    let max_gap = p.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(max_gap < Duration::from_millis(300), "a {max_gap:?} gap between pings");
+
+    // A stopped process pings no more (the manager would now kill and restart it).
+    signal(&child, "STOP");
+    std::thread::sleep(Duration::from_millis(30));
+    mgr.drain();
+    let stopped = mgr.collect(Duration::from_millis(600));
+    assert!(pings(&stopped).is_empty(), "pings while stopped: {stopped:?}");
+    signal(&child, "CONT");
+    let (_, _) = mgr.wait_for("WATCHDOG=1", Duration::from_millis(500));
+
+    signal(&child, "TERM");
+    mgr.wait_for("STOPPING=1", Duration::from_secs(5));
+    let out = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = final_record(&out.stdout);
+    assert_eq!(f["pushed"].as_u64(), Some(10), "{f}");
+    assert!(!ready.exists(), "the readiness file outlived the process");
+}
+
+#[test]
+fn tx_notifies_ready_and_pings() {
+    let mgr = FakeManager::new("tx");
+    let ring = ShmRing::new("notify-tx");
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port().to_string();
+    let child = spawn_managed(
+        &[
+            "--mode", "tx", "--dst", "127.0.0.1", "--port", &port, "--rate", "200", "--backend", "shm", "--shm-name",
+            &ring.0, "--json", "--interval", "0",
+        ],
+        &mgr,
+        None,
+    );
+    let (msg, _) = mgr.wait_for("READY=1", Duration::from_secs(10));
+    assert!(msg.lines().any(|l| l.starts_with("STATUS=sending from ")), "{msg}");
+    let p = pings(&mgr.collect(Duration::from_millis(600)));
+    assert!(p.len() >= 3, "{} pings in 600 ms", p.len());
+    signal(&child, "TERM");
+    mgr.wait_for("STOPPING=1", Duration::from_secs(5));
+    let out = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// $WATCHDOG_PID names another process (e.g. a supervising shell): READY, but no pings.
+#[test]
+fn a_watchdog_for_another_pid_is_not_pinged() {
+    let mgr = FakeManager::new("otherpid");
+    let ring = ShmRing::new("notify-otherpid");
+    let port = free_port().to_string();
+    let child = spawn_managed(
+        &["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.0],
+        &mgr,
+        Some("1"),
+    );
+    mgr.wait_for("READY=1", Duration::from_secs(10));
+    let after = mgr.collect(Duration::from_millis(400));
+    assert!(pings(&after).is_empty(), "{after:?}");
+    signal(&child, "TERM");
+    assert_eq!(wait_bounded(child, Duration::from_secs(10)).status.code(), Some(0));
+}
+
+/// (policy, rt_priority, Cpus_allowed_list) of each thread of `pid`, by thread name.
+fn threads(pid: u32) -> Vec<(String, u32, u32, String)> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = t.unwrap().path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else { continue };
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else { continue };
+        let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().collect();
+        let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("").trim().to_string();
+        v.push((name, f[41 - 3].parse().unwrap(), f[40 - 3].parse().unwrap(), cpus));
+    }
+    v
+}
+
+/// --rt-priority and --cpu make the rx worker SCHED_FIFO on CPU 0; the other threads keep
+/// SCHED_OTHER and their mask. Without CAP_SYS_NICE: the error names the fix, and no READY.
+#[test]
+fn rt_priority_and_cpu_apply_to_the_worker_thread_only() {
+    let mgr = FakeManager::new("rt");
+    let ring = ShmRing::new("notify-rt");
+    let port = free_port().to_string();
+    let mut child = spawn_managed(
+        &[
+            "--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.0,
+            "--rt-priority", "10", "--cpu", "0", "--interval", "1",
+        ],
+        &mgr,
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ready = false;
+    while Instant::now() < deadline && !ready {
+        if let Some(m) = mgr.recv(Duration::from_millis(100)) {
+            ready = m.lines().any(|l| l == "READY=1");
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    if !ready {
+        // Refused: only acceptable without the privilege, with the message that says so.
+        let out = wait_bounded(child, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("needs CAP_SYS_NICE or an RLIMIT_RTPRIO >= 10"), "{err}");
+        rtpmgr_testkit::skip(
+            "service::rt_priority_and_cpu_apply_to_the_worker_thread_only",
+            "SCHED_FIFO was refused (no CAP_SYS_NICE, RLIMIT_RTPRIO 0): checked the error instead",
+        );
+        return;
+    }
+    let t = threads(child.id());
+    let worker = t.iter().find(|x| x.0 == "rtp-rx").unwrap_or_else(|| panic!("no rtp-rx thread: {t:?}"));
+    assert_eq!((worker.1, worker.2, worker.3.as_str()), (libc::SCHED_FIFO as u32, 10, "0"), "{t:?}");
+    for other in t.iter().filter(|x| x.0 != "rtp-rx") {
+        assert_eq!(other.1, libc::SCHED_OTHER as u32, "{other:?} is not the worker: {t:?}");
+    }
+    signal(&child, "TERM");
+    let _ = child.wait();
+}
