@@ -158,12 +158,13 @@ pub fn ready(status: &str) {
         return;
     }
     s.last_ping_ns.store(s.now_ns(), Relaxed);
-    s.send(&format!("READY=1\nSTATUS={}\nMAINPID={}", one_line(status), std::process::id()));
+    // The file first: whoever sees READY=1 may look for it.
     if let Some(f) = &s.ready_file {
         if let Err(e) = write_ready_file(f) {
             log::error!("cannot write the readiness file {}: {e}", f.display());
         }
     }
+    s.send(&format!("READY=1\nSTATUS={}\nMAINPID={}", one_line(status), std::process::id()));
 }
 
 /// A free-form status line (`systemctl status` shows it).
