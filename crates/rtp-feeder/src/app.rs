@@ -30,9 +30,9 @@ use gstreamer as gst;
 use crate::appel::AppSink;
 use crate::config::{Config, Direction};
 use crate::pipeline::{self, Built};
-use crate::ring::{RingHandle, TxOutcome, TxRing};
+use crate::ring::{KernelReceiver, RingHandle, TxOutcome, TxRing};
 use crate::rx::{RxFeed, RxPusher};
-use crate::stats::{Counters, JitterStats, RingView, Snapshot};
+use crate::stats::{Counters, JitterStats, ReceiveView, RingView, Snapshot};
 use crate::status::{Activity, ActivityWatch, StatusIndicator, StreamStatus};
 
 /// Control-loop period: bounds the latency of SIGTERM handling, the LED blink and stats.
@@ -82,6 +82,8 @@ pub fn run_with<P: OutputPin>(cfg: Config, stop: Arc<AtomicBool>, led: Option<St
         led,
         started: Instant::now(),
         hwm: 0,
+        receiver: None,
+        final_receive: None,
     };
     match cfg.direction {
         Direction::Rx => s.run_rx(&stop),
@@ -98,12 +100,19 @@ struct Session<'a, P: OutputPin> {
     started: Instant,
     /// RX high watermark (0 for TX).
     hwm: u32,
+    /// RX with `[receive]`: the socket attached to the channel, while it is.
+    receiver: Option<KernelReceiver>,
+    /// Its counters at the detach, for the final report.
+    final_receive: Option<ReceiveView>,
 }
 
 impl<P: OutputPin> Session<'_, P> {
     fn run_rx(&mut self, stop: &AtomicBool) -> Result<ExitCode> {
         let cfg = self.cfg;
-        let rx = self.ring.consumer()?;
+        let rx = match &cfg.receive {
+            Some(_) => self.ring.receiving_consumer()?,
+            None => self.ring.consumer()?,
+        };
         let slot_count = rx.slot_count();
         let hwm = cfg.high_watermark.unwrap_or(slot_count / 2).max(1);
         if hwm >= slot_count {
@@ -120,6 +129,19 @@ impl<P: OutputPin> Session<'_, P> {
             rx.slot_payload(),
             cfg.fallback
         );
+        // [receive]: from here on the kernel pushes every datagram of the socket into the ring.
+        self.receiver = match &cfg.receive {
+            Some(r) => {
+                let k = self.ring.attach_receiver(r)?;
+                log::info!(
+                    "receive: attach mode kernel: the kernel receives {} into {} (no rtp_app process)",
+                    k.describe(),
+                    self.ring.describe()
+                );
+                Some(k)
+            }
+            None => None,
+        };
         // appsrc asks for data (need-data) from its streaming thread as soon as the pipeline is
         // PLAYING: the feed is attached first. PTS use the base time, read in the handler.
         let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, 0);
@@ -129,6 +151,13 @@ impl<P: OutputPin> Session<'_, P> {
             Ok(()) => self.control_loop(&built, stop, || feed.has_ended()),
         };
         feed.stop();
+        // Nothing more arrives once the socket is detached; the final report shows what came.
+        let receiver = self.receiver.take();
+        self.final_receive = receiver.as_ref().and_then(|k| k.view().ok());
+        let end = match receiver.map(KernelReceiver::detach) {
+            Some(Err(e)) if !matches!(end, End::Fatal(_)) => End::Fatal(e),
+            _ => end,
+        };
         if matches!(end, End::Stop) {
             // EOS goes downstream after the buffers still queued in appsrc.
             let _ = appsrc.end_of_stream();
@@ -230,6 +259,18 @@ impl<P: OutputPin> Session<'_, P> {
                 last_in = (now, snap.buffers_in);
                 snap.jitterbuffer = pipeline::jitterbuffer_stats(&built.pipeline);
                 snap.ring = self.ring.view();
+                snap.receive = self.receiver.as_ref().and_then(|k| k.view().ok());
+                if let Some(k) = &self.receiver {
+                    // An administrator's DETACH (or a module reload) ends the stream: say so, and
+                    // exit so the init system restarts the feeder with a fresh socket.
+                    if !k.is_attached().unwrap_or(true) {
+                        return End::Fatal(anyhow::anyhow!(
+                            "the [receive] socket {} was detached from {} behind the feeder's back",
+                            k.describe(),
+                            self.ring.describe()
+                        ));
+                    }
+                }
                 if let (Some(prev), Some(cur)) = (&last_ring, &snap.ring) {
                     // The ring starving is never silent: its producer was refused FREE slots.
                     if cur.overruns > prev.overruns {
@@ -290,6 +331,7 @@ impl<P: OutputPin> Session<'_, P> {
         snap.rate_pps = snap.buffers_in as f64 / snap.uptime_s.max(1e-9);
         snap.jitterbuffer = jitter;
         snap.ring = self.ring.view();
+        snap.receive = self.final_receive.take();
         snap.status = if fatal.is_some() { StreamStatus::Error } else { StreamStatus::Down };
         self.report(&snap);
         if let Some(l) = self.led.as_mut() {

@@ -11,11 +11,21 @@
 //! enabled = false
 //! chip = "/dev/gpiochip0"
 //! line = 17
+//!
+//! # The feeder opens the UDP socket itself and hands it to the ring channel: the kernel
+//! # receives into the ring, no rtp_app process in between. Without this section the feeder
+//! # pops what another process (rtp_app --mode rx) pushes.
+//! [receive]
+//! port = 5004
+//! group = "232.1.1.1"
+//! ssm_source = "10.0.0.1"
+//! iface = "eth0"
 //! ```
 //!
 //! Unknown keys are rejected so that a typo is an error at `--check-config`, not a silently
 //! ignored setting on the device. docs/rtp-feeder.md is the full reference.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,6 +114,105 @@ pub struct FileConfig {
     pub queue_max_buffers: Option<u32>,
     pub drain_timeout: Option<f64>,
     pub status_led: LedFile,
+    /// `[receive]`: the feeder receives from the network itself (RX only).
+    pub receive: Option<ReceiveFile>,
+}
+
+/// The `[receive]` section as written in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveFile {
+    /// How datagrams reach the ring: "kernel" (the default, and the only path the feeder has).
+    pub path: Option<String>,
+    /// Local address to bind: without `group` default 0.0.0.0; with it, default the group.
+    pub bind: Option<IpAddr>,
+    /// UDP port (required).
+    pub port: Option<u16>,
+    /// Multicast group to join.
+    pub group: Option<IpAddr>,
+    /// The one sender of a source-specific group (IGMPv3 / MLDv2).
+    pub ssm_source: Option<IpAddr>,
+    /// Interface to join on (by name).
+    pub iface: Option<String>,
+    /// Socket receive buffer to ask for, bytes.
+    pub rcvbuf: Option<u64>,
+}
+
+/// How the `[receive]` section names its keys in messages.
+pub const RECEIVE_KEYS: rtpmgr_net::InputNames = rtpmgr_net::InputNames {
+    group: "receive.group",
+    source: "receive.ssm_source",
+    iface: "receive.iface",
+    bind: "receive.bind",
+    port: "receive.port",
+};
+
+/// Which way received datagrams reach the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceivePath {
+    /// The socket is ATTACHed to the channel: the kernel copies each datagram into a slot in
+    /// softirq context.
+    Kernel,
+}
+
+/// The validated `[receive]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveConfig {
+    /// How the datagrams reach the ring.
+    pub path: ReceivePath,
+    /// The socket to open.
+    pub spec: rtpmgr_net::ReceiveSpec,
+}
+
+impl ReceiveFile {
+    /// Checks the section; every message names the key to change.
+    pub fn validate(&self) -> Result<ReceiveConfig> {
+        let path = match self.path.as_deref().unwrap_or("kernel") {
+            "kernel" => ReceivePath::Kernel,
+            "socket" => bail!(
+                "receive.path = \"socket\": the feeder receives only on the kernel path; for the socket path run \
+                 rtp_app --mode rx --path socket and remove [receive] (the feeder then pops what rtp_app pushes)"
+            ),
+            other => bail!("receive.path = \"{other}\" is not a receive path (use \"kernel\")"),
+        };
+        let port = match self.port {
+            None => bail!("[receive] needs a port (receive.port = 5004)"),
+            Some(0) => bail!("receive.port = 0: give the UDP port the stream is sent to"),
+            Some(p) => p,
+        };
+        let membership = match self.group {
+            Some(g) => Some(
+                rtpmgr_net::Membership::new(g, self.ssm_source, self.iface.clone(), RECEIVE_KEYS)
+                    .context("invalid [receive] section")?,
+            ),
+            None => {
+                if self.ssm_source.is_some() || self.iface.is_some() {
+                    let key = if self.ssm_source.is_some() { "receive.ssm_source" } else { "receive.iface" };
+                    bail!("{key} goes with receive.group (the multicast group to receive)");
+                }
+                None
+            }
+        };
+        if let (Some(b), Some(m)) = (self.bind, &membership) {
+            if b.is_ipv4() != m.group().is_ipv4() {
+                bail!("receive.bind {b} and receive.group {} are of different address families", m.group());
+            }
+        }
+        if let Some(b) = self.bind {
+            if b.is_multicast() {
+                bail!("receive.bind {b} is a multicast address: put the group in receive.group");
+            }
+        }
+        let rcvbuf = match self.rcvbuf {
+            Some(0) => bail!("receive.rcvbuf = 0: leave it unset for the system default"),
+            Some(b) if b > i32::MAX as u64 => bail!("receive.rcvbuf = {b} is above the kernel's limit of {}", i32::MAX),
+            b => b.map(|b| b as usize),
+        };
+        Ok(ReceiveConfig {
+            path,
+            spec: rtpmgr_net::ReceiveSpec { bind: self.bind, port, membership, rcvbuf, names: RECEIVE_KEYS },
+        })
+    }
 }
 
 impl FileConfig {
@@ -172,6 +281,8 @@ pub struct Config {
     pub led_idle_timeout: Duration,
     pub led_error_hold: Duration,
     pub json: bool,
+    /// `[receive]`: the feeder opens the socket and attaches it to its channel (RX only).
+    pub receive: Option<ReceiveConfig>,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration> {
@@ -215,6 +326,17 @@ impl Config {
             }
         };
         let direction = cli.direction.or(file.direction).unwrap_or(Direction::Rx);
+        let receive = match &file.receive {
+            None => None,
+            Some(_) if direction == Direction::Tx => {
+                bail!("[receive] goes with direction = \"rx\" (a tx feeder pushes into the ring; remove [receive])")
+            }
+            Some(_) if backend == BackendKind::Shm => bail!(
+                "[receive] needs the kernel backend: a shm ring has no kernel to receive into (remove [receive], or \
+                 use backend = \"kernel\")"
+            ),
+            Some(r) => Some(r.validate()?),
+        };
         let caps = cli.caps.clone().or(file.caps).unwrap_or_else(|| DEFAULT_CAPS.to_string());
         let pipeline = cli.pipeline.clone().or(file.pipeline).unwrap_or_default();
         if pipeline.trim().is_empty() {
@@ -271,6 +393,7 @@ impl Config {
             led_idle_timeout: secs("status_led.idle_timeout", file.status_led.idle_timeout)?,
             led_error_hold: secs("status_led.error_hold", file.status_led.error_hold)?,
             json: cli.json,
+            receive,
         })
     }
 }
@@ -345,6 +468,72 @@ active_low = true
         assert!(Config::merge(f, "f".into(), &cli(&[])).is_err());
         let f = FileConfig::parse("pipeline = \"fakesink\"", "f").unwrap();
         assert!(Config::merge(f, "f".into(), &cli(&["--backend", "shm", "--shm-name", ""])).is_err());
+    }
+
+    fn receive(section: &str) -> Result<Config> {
+        let f = FileConfig::parse(&format!("pipeline = \"fakesink\"\n[receive]\n{section}"), "f")?;
+        Config::merge(f, "f".into(), &cli(&[]))
+    }
+
+    fn receive_err(section: &str) -> String {
+        format!("{:#}", receive(section).unwrap_err())
+    }
+
+    #[test]
+    fn receive_section_is_read_with_the_kernel_path_by_default() {
+        let c = Config::merge(FileConfig::parse("pipeline = \"fakesink\"", "f").unwrap(), "f".into(), &cli(&[]));
+        assert_eq!(c.unwrap().receive, None, "no [receive]: pop what another process pushes");
+        let r = receive("port = 5004").unwrap().receive.unwrap();
+        assert_eq!(r.path, ReceivePath::Kernel);
+        assert_eq!((r.spec.bind, r.spec.port, &r.spec.membership, r.spec.rcvbuf), (None, 5004, &None, None));
+        assert_eq!(r.spec.describe(), "udp 0.0.0.0:5004");
+        let r = receive(
+            "path = \"kernel\"\nport = 5004\ngroup = \"232.1.1.1\"\nssm_source = \"10.0.0.1\"\niface = \"eth0\"\nrcvbuf = 4194304",
+        )
+        .unwrap()
+        .receive
+        .unwrap();
+        let m = r.spec.membership.as_ref().unwrap();
+        assert_eq!(
+            (m.group(), m.source(), m.iface()),
+            ("232.1.1.1".parse().unwrap(), "10.0.0.1".parse().ok(), Some("eth0"))
+        );
+        assert_eq!(r.spec.rcvbuf, Some(4 << 20));
+        assert_eq!(r.spec.describe(), "udp 232.1.1.1:5004 (joined 232.1.1.1 from 10.0.0.1 on eth0)");
+        let r = receive("port = 5006\ngroup = \"ff3e::8000:1\"\nssm_source = \"fd00::1\"\nbind = \"::\"").unwrap();
+        assert_eq!(r.receive.unwrap().spec.bind, Some("::".parse().unwrap()));
+    }
+
+    #[test]
+    fn receive_errors_name_the_key() {
+        assert!(receive_err("").contains("[receive] needs a port"));
+        assert!(receive_err("port = 0").contains("receive.port = 0"));
+        assert!(receive_err("port = 70000").contains("invalid config file"));
+        assert!(receive_err("port = 5004\nprot = 1").contains("unknown field `prot`"));
+        assert!(receive_err("port = 5004\npath = \"socket\"").contains("rtp_app --mode rx --path socket"));
+        assert!(receive_err("port = 5004\npath = \"dma\"").contains("receive.path = \"dma\" is not a receive path"));
+        let e = receive_err("port = 5004\ngroup = \"10.0.0.1\"");
+        assert!(e.contains("receive.group 10.0.0.1 is not a multicast address") && e.contains("receive.bind"), "{e}");
+        let e = receive_err("port = 5004\ngroup = \"232.1.1.1\"\nssm_source = \"fd00::1\"");
+        assert!(e.contains("receive.ssm_source fd00::1 and receive.group 232.1.1.1 are of different"), "{e}");
+        assert!(receive_err("port = 5004\ngroup = \"ff02::1:3\"").contains("needs receive.iface"));
+        assert!(receive_err("port = 5004\ngroup = \"239.1.1.1\"\niface = \"eth 0\"")
+            .contains("not a network interface name"));
+        assert!(receive_err("port = 5004\nssm_source = \"10.0.0.1\"")
+            .contains("receive.ssm_source goes with receive.group"));
+        assert!(receive_err("port = 5004\niface = \"eth0\"").contains("receive.iface goes with receive.group"));
+        let e = receive_err("port = 5004\ngroup = \"239.1.1.1\"\nbind = \"::\"");
+        assert!(e.contains("receive.bind :: and receive.group 239.1.1.1 are of different address families"), "{e}");
+        assert!(receive_err("port = 5004\nbind = \"239.1.1.1\"").contains("put the group in receive.group"));
+        assert!(receive_err("port = 5004\nrcvbuf = 0").contains("receive.rcvbuf = 0"));
+        assert!(receive_err("port = 5004\nrcvbuf = 4294967296").contains("above the kernel's limit"));
+        assert!(receive_err("port = 5004\ngroup = \"not-an-ip\"").contains("invalid config file"));
+        // [receive] is the RX direction's, on the kernel backend.
+        let f = FileConfig::parse("pipeline = \"fakesink\"\n[receive]\nport = 5004", "f").unwrap();
+        let e = Config::merge(f.clone(), "f".into(), &cli(&["--direction", "tx"])).unwrap_err();
+        assert!(e.to_string().contains("[receive] goes with direction = \"rx\""), "{e}");
+        let e = Config::merge(f, "f".into(), &cli(&["--backend", "shm"])).unwrap_err();
+        assert!(e.to_string().contains("[receive] needs the kernel backend"), "{e}");
     }
 
     #[test]

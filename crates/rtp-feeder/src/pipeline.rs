@@ -319,7 +319,12 @@ pub fn check(cfg: &Config) -> Result<String> {
             e.factory().map_or_else(|| e.type_().name().to_lowercase().replace("gst", ""), |f| f.name().to_string())
         })
         .collect();
-    Ok(format!("{} elements: {}", elements.len(), elements.join(", ")))
+    let receive = match &cfg.receive {
+        // The socket is not opened here (the port may be the running service's).
+        Some(r) => format!("; receive: kernel path, {}", r.spec.describe()),
+        None => String::new(),
+    };
+    Ok(format!("{} elements: {}{receive}", elements.len(), elements.join(", ")))
 }
 
 #[cfg(test)]

@@ -98,6 +98,23 @@ pub struct RingView {
     pub drops: u64,
 }
 
+/// The `[receive]` socket's side: what the kernel did with the datagrams since the attach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiveView {
+    /// How datagrams reach the ring ("kernel": the socket is attached to the channel).
+    pub path: &'static str,
+    /// "udp 232.1.1.1:5004 (joined 232.1.1.1 from 10.0.0.1 on eth0)".
+    pub socket: String,
+    /// Pushed into the ring.
+    pub pushed: u64,
+    /// Refused by a full ring (the channel's drop policy applied).
+    pub ring_full: u64,
+    /// Larger than a slot's payload: dropped, never truncated.
+    pub oversize: u64,
+    /// Arrived while the channel was stopped.
+    pub discarded: u64,
+}
+
 /// One report: everything a stats line or JSON object shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -127,6 +144,9 @@ pub struct Snapshot {
     pub rate_pps: f64,
     pub jitterbuffer: Option<JitterStats>,
     pub ring: Option<RingView>,
+    /// With `[receive]` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive: Option<ReceiveView>,
 }
 
 impl Snapshot {
@@ -158,6 +178,7 @@ impl Snapshot {
             rate_pps: 0.0,
             jitterbuffer: None,
             ring: None,
+            receive: None,
         }
     }
 
@@ -217,6 +238,12 @@ impl Snapshot {
                 r.free, r.ready, r.producing, r.consuming, r.overruns, r.drops
             );
         }
+        if let Some(r) = &self.receive {
+            s += &format!(
+                " | receive ({}) pushed {} ring-full {} oversize {} discarded {}",
+                r.path, r.pushed, r.ring_full, r.oversize, r.discarded
+            );
+        }
         s
     }
 }
@@ -254,5 +281,11 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert!(s.to_line().contains("lost 3"));
+        assert!(v.get("receive").is_none(), "no [receive]: no receive key");
+        s.receive =
+            Some(ReceiveView { path: "kernel", socket: "udp 0.0.0.0:5004".into(), pushed: 9, ..Default::default() });
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!((v["receive"]["path"].as_str(), v["receive"]["pushed"].as_u64()), (Some("kernel"), Some(9)));
+        assert!(s.to_line().contains("receive (kernel) pushed 9"), "{}", s.to_line());
     }
 }

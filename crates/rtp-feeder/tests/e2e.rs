@@ -482,6 +482,39 @@ fn check_config_validates_without_running() {
 }
 
 #[test]
+fn check_config_shows_and_checks_the_receive_section() {
+    let dir = std::env::temp_dir().join(format!("rtpfeeder-receive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let check = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_rtp-feeder"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--check-config")
+            .output()
+            .unwrap()
+    };
+    // The check neither opens the ring (no module on the host) nor binds the port.
+    let ok = check(
+        "ssm.toml",
+        "pipeline = \"fakesink\"\nchannel = 31\n[receive]\nport = 5004\ngroup = \"232.1.1.1\"\nssm_source = \"10.0.0.1\"\niface = \"eth0\"\n",
+    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("receive: kernel path, udp 232.1.1.1:5004 (joined 232.1.1.1 from 10.0.0.1 on eth0)"), "{out}");
+
+    let bad = check("bad.toml", "pipeline = \"fakesink\"\n[receive]\nport = 5004\ngroup = \"10.9.9.9\"\n");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("receive.group 10.9.9.9 is not a multicast address"), "{err}");
+    let shm = check("shm.toml", "pipeline = \"fakesink\"\nbackend = \"shm\"\n[receive]\nport = 5004\n");
+    assert_eq!(shm.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&shm.stderr).contains("[receive] needs the kernel backend"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn shipped_feeder_toml_checks() {
     let shipped =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../meta-rtpmgr/recipes-apps/rtp-feeder/files/feeder.toml");
