@@ -41,6 +41,15 @@ Examples:
     rtp_app --mode ctl --channel 0 --wakeup 32,4000
     rtp_app --mode ctl --channel 0 --configure --ring-order 12 --slot-payload 2048 --drop-policy drop-oldest
 
+  Channel metrics for Prometheus (node_exporter's textfile collector), every channel:
+    rtp_app --mode ctl --stats --all-channels --format openmetrics > /var/lib/node_exporter/rtpmgr.prom.tmp
+    mv /var/lib/node_exporter/rtpmgr.prom.tmp /var/lib/node_exporter/rtpmgr.prom
+
+  Watch the module's channel events as they happen (start/stop, attach, overruns, loss, stuck
+  holders), or collect 10 events of channel 3 as JSON within 30 s:
+    rtp_app monitor
+    rtp_app monitor --channel 3 --json --count 10 -t 30
+
   Field diagnostics (one PASS/FAIL line per check, exit 1 on any FAIL):
     rtp_app diag
     rtp_app diag --backend shm --json
@@ -124,6 +133,30 @@ pub enum Command {
     /// replaced by checks of the shared-memory ring, so diag also runs on a host.
     /// Exits 1 if any check fails.
     Diag,
+    /// Print the kernel module's channel events as they happen, one line each (like `ip monitor`).
+    ///
+    /// Listens to the multicast group "events" of the module's generic netlink family "rtp_mgr"
+    /// (ABI 2.1). Each line: UTC time, channel, event, count for the data-path events, and the
+    /// process that caused it (pid and command name while it runs; pid 0 is the kernel). Events:
+    /// start, stop, reset, configure; attach-rx, attach-tx, detach-rx, detach-tx (a socket handed
+    /// to or taken from the channel); overrun (packets refused or dropped by a full ring), loss
+    /// (RTP packets missing in the sequence), stuck (slots held longer than the module's
+    /// stuck_ms; pid: the oldest holder); reclaim (slots freed when a holder closed the device or
+    /// died), evict (slots taken back by --reclaim). Data-path events (overrun, loss) come at most
+    /// every 100 ms per channel and count what happened since the last one; stuck at most every
+    /// 5 s per channel. --channel N shows one channel (default: all); --json prints one object per
+    /// line {"time","time_ns","channel","event","event_id","count","pid","comm"}; --count and -t
+    /// end the run (exit 0), as do SIGINT and SIGTERM. Needs the module loaded (modprobe rtp_mgr);
+    /// any user may listen. Reads only events of the initial network namespace.
+    Monitor(MonitorArgs),
+}
+
+/// Options of `rtp_app monitor` (also: --channel, --json, -t).
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// Stop after this many events (those --channel lets through).
+    #[arg(long, value_name = "n", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
 }
 
 /// rtp_app modes.
@@ -463,6 +496,32 @@ pub struct CtlArgs {
     /// 2 tx, 3 both).
     #[arg(long, value_name = "slots,usecs", value_parser = parse_wakeup)]
     pub wakeup: Option<rtpmgr::Wakeup>,
+    /// Output format of ctl: text ("name value" lines, the default), json (as --json) or, with
+    /// --stats, openmetrics.
+    ///
+    /// openmetrics: the Prometheus text exposition that node_exporter's textfile collector reads
+    /// (valid per `promtool check metrics`): a HELP and a TYPE line per metric, names prefixed
+    /// rtpmgr_, one sample per channel labelled channel="N", counters ending in _total (they
+    /// restart from 0 after --reset or a module reload), the slot states and the wake-up rule
+    /// as gauges, and a last line "# EOF". Write it to a temporary file and rename it into the
+    /// collector's directory, so the collector never reads half a file.
+    #[arg(long, value_enum, value_name = "format")]
+    pub format: Option<CtlFormat>,
+    /// With --stats: every channel instead of --channel (the module's /dev/rtp_mgrN, or the shm
+    /// rings rtpmgr-N under /dev/shm).
+    #[arg(long)]
+    pub all_channels: bool,
+}
+
+/// Output formats of --mode ctl (--format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CtlFormat {
+    /// "name value" per line, as in sysfs.
+    Text,
+    /// One JSON object (the same as --json).
+    Json,
+    /// Prometheus/OpenMetrics text exposition (with --stats).
+    Openmetrics,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -503,8 +562,15 @@ impl Cli {
         }
         self.validate_multicast()?;
         self.validate_path()?;
+        self.validate_ctl_format()?;
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) => Ok(()),
+            (_, Some(Command::Monitor(_))) => match self.common.backend {
+                Some(BackendKind::Shm) => {
+                    Err("monitor reads the kernel module's events; a shm ring sends none (drop --backend shm)".into())
+                }
+                _ => Ok(()),
+            },
             (Some(Mode::Rx), None) => {
                 if self.xdp.dst_mac.is_some() {
                     return Err("--dst-mac only goes with --mode tx --xdp".into());
@@ -558,6 +624,24 @@ impl Cli {
             }
             (None, None) => Err("give --mode rx|tx|ctl or the diag subcommand".into()),
         }
+    }
+}
+
+impl Cli {
+    /// --format and --all-channels: ctl only; openmetrics and --all-channels only with --stats.
+    fn validate_ctl_format(&self) -> Result<(), String> {
+        let c = &self.ctl;
+        let is_ctl = self.mode == Some(Mode::Ctl) && self.command.is_none();
+        if !is_ctl && (c.format.is_some() || c.all_channels) {
+            return Err("--format and --all-channels only go with --mode ctl".into());
+        }
+        if !c.stats && (c.format == Some(CtlFormat::Openmetrics) || c.all_channels) {
+            return Err("--format openmetrics and --all-channels only go with --stats".into());
+        }
+        if self.common.json && matches!(c.format, Some(CtlFormat::Text | CtlFormat::Openmetrics)) {
+            return Err("--json asks for --format json; give one of them".into());
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //! same scripts read `/sys/class/misc/rtp_mgrN/stats` and `rtp_app --mode ctl --stats`.
 
 use crate::backend::{describe, open};
-use crate::cli::{CtlArgs, DropPolicy};
+use crate::cli::{CtlArgs, CtlFormat, DropPolicy};
 use anyhow::{bail, Context, Result};
 use rtpmgr::Backend;
 use rtpmgr_abi::{RtpmConfig, RtpmInfo, RtpmStats, RtpmStatus};
@@ -79,8 +79,70 @@ pub fn merged_config(current: &RtpmConfig, args: &CtlArgs) -> RtpmConfig {
     }
 }
 
-/// Run the one action `args` names and return what to print.
+/// The channels `--all-channels` reads: every /dev/rtp_mgrN of the module (as many as GET_INFO of
+/// `backend` says it has), or every shm ring "rtpmgr-N" in the shm directory, in channel order.
+pub fn all_channels(backend: &Backend) -> Result<Vec<Backend>> {
+    match backend.kind() {
+        rtpmgr::BackendKind::Kernel => {
+            let what = describe(backend);
+            let info = open(backend)?.info().with_context(|| format!("cannot read the configuration of {what}"))?;
+            Ok((0..info.channels).map(Backend::kernel).collect())
+        }
+        rtpmgr::BackendKind::Shm => {
+            let dir = rtpmgr::shm_dir();
+            let mut found: Vec<u32> = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot list the shm directory {}", dir.display()))?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("rtpmgr-")?.parse().ok())
+                .collect();
+            found.sort_unstable();
+            if found.is_empty() {
+                bail!("no shm ring rtpmgr-N in {} (a ring exists once rx, tx or ctl opened it)", dir.display());
+            }
+            Ok(found.into_iter().map(Backend::shm_channel).collect())
+        }
+    }
+}
+
+/// Stats, status, configuration and wake-up rule of one channel, for the metrics.
+fn metrics_sample(backend: &Backend) -> Result<crate::metrics::ChannelSample> {
+    let what = describe(backend);
+    let ring = open(backend).with_context(|| format!("cannot open {what}"))?;
+    let info = ring.info().with_context(|| format!("cannot read the configuration of {what}"))?;
+    let wake = wakeup_fields(&ring, &what)?;
+    Ok(crate::metrics::ChannelSample {
+        channel: info.channel,
+        stats: ring.stats().with_context(|| format!("cannot read the stats of {what}"))?,
+        status: ring.status().with_context(|| format!("cannot read the status of {what}"))?,
+        info,
+        wakeup: match wake.as_slice() {
+            [(_, slots), (_, usecs)] => Some((*slots as u32, *usecs as u32)),
+            _ => None,
+        },
+    })
+}
+
+/// Run the one action `args` names on `backend` (on every channel with --all-channels) and
+/// return what to print.
 pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
+    let json = json || args.format == Some(CtlFormat::Json);
+    let targets = if args.all_channels { all_channels(backend)? } else { vec![backend.clone()] };
+    if args.format == Some(CtlFormat::Openmetrics) {
+        let samples = targets.iter().map(metrics_sample).collect::<Result<Vec<_>>>()?;
+        // The exposition ends in a newline of its own; emit adds one.
+        return Ok(crate::metrics::exposition(&samples).trim_end().to_string());
+    }
+    if args.all_channels {
+        let mut out = vec![];
+        for b in &targets {
+            let body = run_one(args, b, json)?;
+            out.push(if json { body } else { format!("# {}\n{body}", describe(b)) });
+        }
+        return Ok(out.join("\n"));
+    }
+    run_one(args, backend, json)
+}
+
+fn run_one(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
     let what = describe(backend);
     // Control actions need no mapping; CONFIGURE even requires that nobody maps the ring.
     let ring = open(backend).with_context(|| format!("cannot open {what}"))?;
@@ -168,6 +230,8 @@ mod tests {
             min_held_ms: 1000,
             revoke_roles: false,
             wakeup: None,
+            format: None,
+            all_channels: false,
         };
         let m = merged_config(&cur, &args);
         assert_eq!((m.ring_order, m.slot_payload, m.drop_policy), (12, 2048, 1));

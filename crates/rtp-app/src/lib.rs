@@ -9,6 +9,8 @@
 //! - [`stats`]: counters and the seed's stats line / JSON records.
 //! - [`control`]: stop state (signals, limits), bounded retries, the stats thread.
 //! - [`kpath`]: `--path kernel`: the kernel moves the datagrams (ABI 2.1), rtp_app supervises.
+//! - [`monitor`]: `rtp_app monitor`, the module's channel events over generic netlink.
+//! - [`metrics`]: `--mode ctl --stats --format openmetrics` for Prometheus.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -19,6 +21,8 @@ pub mod control;
 pub mod ctl;
 pub mod diag;
 pub mod kpath;
+pub mod metrics;
+pub mod monitor;
 pub mod multicast;
 pub mod net;
 pub mod rtp;

@@ -50,6 +50,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(Command::Diag) = cli.command {
         return run_diag(&cli);
     }
+    if let Some(Command::Monitor(m)) = &cli.command {
+        return run_monitor(&cli, m);
+    }
     match cli.mode {
         Some(Mode::Ctl) => {
             let b = backend::select(&cli.common)?;
@@ -182,6 +185,20 @@ fn run_diag(cli: &Cli) -> Result<ExitCode> {
         log::warn!("{e:#}");
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_monitor(cli: &Cli, m: &rtp_app::cli::MonitorArgs) -> Result<ExitCode> {
+    let stop = StopState::new();
+    let _signals = stop.install_signal_handlers()?;
+    let cfg = rtp_app::monitor::MonitorRun {
+        // --channel has a default (0) for the other modes: here it filters only when given.
+        channel: rtp_app::monitor::channel_given(std::env::args_os()).then_some(cli.common.channel),
+        count: m.count,
+        time: cli.common.time.map(Duration::from_secs_f64),
+        json: cli.common.json,
+    };
+    rtp_app::monitor::run(&cfg, &stop)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A random 32-bit value for SSRC and initial sequence/timestamp (RFC 3550 asks for random
