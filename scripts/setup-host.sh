@@ -35,6 +35,8 @@ host_pkgs=(
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
 	# rtp_app's wire test decodes its stream with tshark
 	tshark
+	# rtp_app's metrics test validates --format openmetrics with promtool (package prometheus)
+	prometheus
 	# Yocto layer checks run kas and oelint-adv from a venv
 	python3-venv python3-pip
 	# C ABI layout test of rtpmgr-abi, curl-free tooling
