@@ -354,3 +354,154 @@ fn a_second_source_on_one_ring_is_refused() {
     third.set_state(gst::State::Playing).unwrap();
     third.set_state(gst::State::Null).unwrap();
 }
+
+/// A flushing harness on a ring already holding `seqs`, whose src pad blocks (as a slow downstream
+/// would) the list with index `block_list` (0-based), letting every other list pass.
+fn harness_blocking_one_list(ring: &TestRing, batch: u32, block_list: u64) -> (gst_check::Harness, gst::PadProbeId) {
+    init();
+    let mut h = gst_check::Harness::new("rtpmgrsrc");
+    let src = h.element().unwrap();
+    src.set_property("shm-name", ring.shm_name());
+    src.set_property("batch-size", batch);
+    src.set_property("wait-timeout", 10u32);
+    let seen = AtomicU64::new(0);
+    let probe = src
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+            if seen.fetch_add(1, Ordering::Relaxed) == block_list {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Pass
+            }
+        })
+        .unwrap();
+    h.play();
+    (h, probe)
+}
+
+/// Pulls `seqs` from the harness, each once and in order, and drops them (their slots go back).
+fn pull_in_order(h: &mut gst_check::Harness, seqs: std::ops::Range<u16>, what: &str) -> Vec<gst::Buffer> {
+    let mut first = Vec::new();
+    for want in seqs {
+        let b = h.pull().unwrap_or_else(|_| panic!("{what}: packet {want} within the harness timeout"));
+        assert_eq!(seq_of(&b.map_readable().unwrap()), want, "{what}: each packet once, in order");
+        if first.is_empty() {
+            first.push(b);
+        }
+    }
+    first
+}
+
+fn stat(src: &gst::Element, field: &str) -> u64 {
+    let stats = src.property::<gst::Structure>("stats");
+    stats.get::<u64>(field).unwrap_or_else(|e| panic!("stats field {field}: {e} in {stats}"))
+}
+
+/// A flush while a list is in flight (held at the src pad by a slow downstream) drops that list
+/// and nothing else: it is counted in `buffers-flushed`, the packets still READY in the ring are
+/// kept and come out after the flush, in order, once; then no slot is held and new packets flow.
+/// Both ways an application flushes a live source: a flushing seek sent to the element, and
+/// FLUSH_START/FLUSH_STOP sent to it. (Through a harness: in a pipeline, a flush-stop that resets
+/// the time also resets the pipeline's clock, unrelated to what the element does.)
+#[test]
+fn a_flush_loses_only_the_list_in_flight() {
+    for (kind, seek) in [("flushing seek", true), ("flush-start/stop", false)] {
+        let ring = TestRing::new("flush", 9, 256);
+        ring.send(0..200, 0);
+        // Batches of 8 from a ring holding 200: lists 0..8, 8..16, ...; the sixth (40..48) blocks.
+        let (mut h, block) = harness_blocking_one_list(&ring, 8, 5);
+        let src = h.element().unwrap();
+        let pad = src.static_pad("src").unwrap();
+        drop(pull_in_order(&mut h, 0..40, kind));
+        wait_for("the sixth list blocked at the src pad", || pad.is_blocking());
+        assert_eq!(ring.status().ready, 200 - 48, "{kind}: 6 lists popped, the rest READY in the ring");
+
+        if seek {
+            let seek = gst::event::Seek::new(
+                1.0,
+                gst::SeekFlags::FLUSH,
+                gst::SeekType::Set,
+                gst::ClockTime::ZERO,
+                gst::SeekType::None,
+                gst::ClockTime::NONE,
+            );
+            assert!(src.send_event(seek), "a flushing seek to 0 (a live source's only position) is accepted");
+        } else {
+            assert!(src.send_event(gst::event::FlushStart::new()));
+            assert!(src.send_event(gst::event::FlushStop::new(true)));
+        }
+        let first = pull_in_order(&mut h, 48..200, kind);
+        assert!(first[0].flags().contains(gst::BufferFlags::DISCONT), "{kind}: the first buffer after it is DISCONT");
+        drop(first);
+        assert!(h.try_pull().is_none(), "{kind}: no packet twice");
+
+        assert_eq!(stat(&src, "buffers-flushed"), 8, "{kind}: the list in flight, and only it, is flushed");
+        assert_eq!(stat(&src, "lists-flushed"), 1);
+        assert_eq!(stat(&src, "buffers-pushed"), 192);
+        assert_eq!(stat(&src, "popped-packets"), 200, "{kind}: every popped packet is pushed or flushed");
+        wait_for("no slot held after the flush", || ring.status().consuming == 0);
+        assert_eq!(ring.channel.stats().unwrap().released, 200);
+
+        // A flush while the source waits for packets: nothing in hand, nothing flushed.
+        pad.remove_probe(block);
+        assert!(src.send_event(gst::event::FlushStart::new()));
+        assert!(src.send_event(gst::event::FlushStop::new(true)));
+        ring.send(200..210, 0);
+        let first = pull_in_order(&mut h, 200..210, kind);
+        assert!(!first[0].flags().contains(gst::BufferFlags::DISCONT), "{kind}: an idle flush leaves no gap");
+        drop(first);
+        assert_eq!(stat(&src, "buffers-flushed"), 8, "{kind}: an idle flush drops nothing");
+        assert_eq!(stat(&src, "buffers-pushed"), 202);
+        src.set_state(gst::State::Null).unwrap();
+        assert_eq!(ring.status().consuming, 0, "{kind}: no slot held after NULL");
+    }
+}
+
+/// PLAYING -> PAUSED -> PLAYING and PLAYING -> NULL -> PLAYING with a list in flight: NULL drops
+/// that list (counted as flushed) and holds no slot; the packets READY in the ring come out after
+/// PLAYING again; what arrives while paused waits; nothing twice, nothing else lost.
+#[test]
+fn state_cycles_with_a_list_in_flight() {
+    let ring = TestRing::new("states", 9, 256);
+    ring.send(0..100, 0);
+    // The third list (16..24) blocks at the src pad.
+    let (mut h, _block) = harness_blocking_one_list(&ring, 8, 2);
+    let src = h.element().unwrap();
+    let pad = src.static_pad("src").unwrap();
+    drop(pull_in_order(&mut h, 0..16, "before the cycles"));
+    wait_for("the third list blocked at the src pad", || pad.is_blocking());
+
+    // A paused live source neither pushes nor drops: the list stays in flight.
+    src.set_state(gst::State::Paused).unwrap();
+    src.set_state(gst::State::Playing).unwrap();
+    assert!(pad.is_blocking(), "PAUSED -> PLAYING leaves the list in flight");
+    assert_eq!(stat(&src, "buffers-flushed"), 0);
+
+    src.set_state(gst::State::Null).unwrap();
+    assert_eq!(ring.status().consuming, 0, "no slot held after NULL");
+    assert_eq!(ring.status().ready, 100 - 24, "NULL keeps the READY packets in the ring");
+    assert_eq!(stat(&src, "buffers-flushed"), 8, "NULL drops the list in flight, counted");
+
+    h.play();
+    let first = pull_in_order(&mut h, 24..100, "after NULL -> PLAYING");
+    assert!(first[0].flags().contains(gst::BufferFlags::DISCONT), "the gap of the flushed list is marked");
+    drop(first);
+
+    // PAUSED while idle: what arrives meanwhile waits (at most one batch is popped and held by
+    // the paused source) and comes out after PLAYING, in order.
+    src.set_state(gst::State::Paused).unwrap();
+    ring.send(100..150, 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(h.try_pull().is_none(), "a paused live source pushes nothing");
+    src.set_state(gst::State::Playing).unwrap();
+    drop(pull_in_order(&mut h, 100..150, "after PAUSED -> PLAYING"));
+    assert!(h.try_pull().is_none(), "no packet twice");
+
+    assert_eq!(stat(&src, "buffers-pushed"), 142);
+    assert_eq!(stat(&src, "buffers-flushed"), 8);
+    assert_eq!(ring.channel.stats().unwrap().popped_packets, 150, "every popped packet is pushed or flushed");
+    src.set_state(gst::State::Null).unwrap();
+    assert_eq!(ring.status().consuming, 0, "no slot held after NULL");
+    assert_eq!(ring.status().ready, 0);
+}

@@ -18,6 +18,16 @@
  * Downstream elements that keep buffers (a jitterbuffer keeps `latency` ms worth) keep slots: size
  * the ring (ring_order) for the packets of that latency plus a batch.
  *
+ * ## Flushes and state changes
+ * The source is live and not seekable: a seek travelling upstream is refused. FLUSH_START/STOP
+ * sent to the element, or a flushing seek sent to the element itself (to 0, a live source's only
+ * position), flush it. A flush, READY and NULL drop exactly the list in flight (popped, not yet
+ * past the src pad): its slots return to the ring at once and its buffers are counted in the
+ * `stats` field `buffers-flushed`. Packets still READY in the ring are kept and pushed first
+ * afterwards, in order; the first buffer after dropped packets carries DISCONT. Every popped
+ * packet is counted once, in `buffers-pushed` or `buffers-flushed`. PLAYING -> PAUSED drops
+ * nothing (a list in flight waits for PLAYING); no slot is held after NULL.
+ *
  * ## Example pipelines
  * |[
  * gst-launch-1.0 rtpmgrsrc channel=0 caps="application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96" ! rtpjitterbuffer latency=50 ! rtpopusdepay ! opusdec ! autoaudiosink
@@ -85,12 +95,25 @@ struct Streaming {
     coalesce: Duration,
 }
 
-/// Counters of this element (the ring's own counters come from the channel).
+/// Counters of this element (the ring's own counters come from the channel). Every packet popped
+/// from the ring ends up in exactly one of `buffers_pushed` and `buffers_flushed`.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Lists (and their buffers, bytes) that left through the src pad.
     lists_pushed: AtomicU64,
     buffers_pushed: AtomicU64,
     bytes_pushed: AtomicU64,
+    /// Lists (and their buffers) that `create` returned but that never left through the src pad:
+    /// GstBaseSrc or the flushing pad dropped them in a flush, a seek or a state change.
+    lists_flushed: AtomicU64,
+    buffers_flushed: AtomicU64,
+}
+
+/// The list `create` returned last, until it leaves through the src pad or is found dropped.
+#[derive(Debug, Clone, Copy)]
+struct InHand {
+    buffers: u64,
+    bytes: u64,
 }
 
 /// The element's private state.
@@ -104,6 +127,11 @@ pub struct RtpmgrSrc {
     /// Set by `unlock` (flush, PLAYING -> PAUSED, shutdown): `create` returns FLUSHING within one
     /// `wait-timeout`.
     unlocked: AtomicBool,
+    /// Written by `create` and the src pad's probe (both the streaming thread) and settled by
+    /// `unlock_stop` and `stop`, which GstBaseSrc calls with the streaming thread stopped.
+    in_hand: Mutex<Option<InHand>>,
+    /// Packets were flushed: the next list's first buffer is marked DISCONT.
+    discont: AtomicBool,
     counters: Counters,
 }
 
@@ -212,6 +240,16 @@ impl ObjectImpl for RtpmgrSrc {
         obj.set_format(gst::Format::Time);
         // Arrival times as timestamps by default, as udpsrc does.
         obj.set_do_timestamp(true);
+        // A list that passes this probe has left the element (the pad was not flushing); one
+        // that GstBaseSrc drops after `create` or that the flushing pad refuses never gets here.
+        // GstBaseSrc has no hook for either, so this is where pushed and flushed part.
+        let weak = obj.downgrade();
+        obj.src_pad().add_probe(gst::PadProbeType::BUFFER_LIST, move |_, _| {
+            if let Some(src) = weak.upgrade() {
+                src.imp().list_left_pad();
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 }
 
@@ -287,6 +325,7 @@ impl BaseSrcImpl for RtpmgrSrc {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.settle_in_hand("stop");
         // Slots still in downstream buffers stay valid (their guards keep the mapping) and
         // return to the ring as those buffers are freed; the consumer being gone, at once.
         lock(&self.streaming).take();
@@ -332,6 +371,9 @@ impl BaseSrcImpl for RtpmgrSrc {
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         gst::debug!(CAT, imp = self, "unlock stop");
+        // GstBaseSrc calls this with the stream lock held, after a flush or seek stopped the
+        // streaming thread: a list still in hand was dropped by that flush.
+        self.settle_in_hand("flush");
         self.unlocked.store(false, Ordering::Release);
         Ok(())
     }
@@ -339,10 +381,13 @@ impl BaseSrcImpl for RtpmgrSrc {
 
 impl PushSrcImpl for RtpmgrSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
+        // The previous list either left through the pad or was dropped before it.
+        self.settle_in_hand("create");
         let mut guard = lock(&self.streaming);
         let st = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let slots = self.pop(st)?;
-        let list = self.wrap(slots);
+        let (list, in_hand) = self.wrap(slots);
+        *lock(&self.in_hand) = Some(in_hand);
         Ok(CreateSuccess::NewBufferList(list))
     }
 }
@@ -363,8 +408,8 @@ impl RtpmgrSrc {
         };
         if !st.coalesce.is_zero() && slots.len() < st.batch_size {
             let deadline = Instant::now() + st.coalesce;
-            // Popped slots are pushed even if an unlock comes now: downstream drops them if
-            // it is flushing, so nothing is lost that is not flushed.
+            // Popped slots are returned even if an unlock comes now: if GstBaseSrc is
+            // flushing it drops the list, which `settle_in_hand` counts as flushed.
             while slots.len() < st.batch_size && !self.unlocked.load(Ordering::Acquire) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -391,7 +436,7 @@ impl RtpmgrSrc {
     }
 
     /// One buffer list of the popped slots, each buffer's memory the slot itself.
-    fn wrap(&self, slots: Vec<rtpmgr::ReadSlot>) -> gst::BufferList {
+    fn wrap(&self, slots: Vec<rtpmgr::ReadSlot>) -> (gst::BufferList, InHand) {
         let obj = self.obj();
         // Arrival times are CLOCK_MONOTONIC; the pipeline clock may be another clock. Read both
         // now and shift by their difference: exact for GStreamer's default (monotonic) system
@@ -407,6 +452,7 @@ impl RtpmgrSrc {
         let mut bytes = 0u64;
         let mut list = gst::BufferList::new_sized(n);
         let lr = list.get_mut().expect("a new list is writable");
+        let mut discont = self.discont.swap(false, Ordering::Relaxed);
         for slot in slots {
             let running = clock_shift.map(|shift| {
                 // A packet that waited in the ring since before the pipeline started gets 0.
@@ -417,14 +463,37 @@ impl RtpmgrSrc {
             let b = buffer.get_mut().expect("a new buffer is writable");
             b.set_pts(running);
             b.set_dts(running);
+            if std::mem::take(&mut discont) {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
             lr.add(buffer);
         }
+        gst::trace!(CAT, imp = self, "pushing a list of {n} buffers ({bytes} bytes)");
+        (list, InHand { buffers: n as u64, bytes })
+    }
+
+    /// The list in hand passed the src pad: it is pushed.
+    fn list_left_pad(&self) {
+        let Some(h) = lock(&self.in_hand).take() else {
+            return;
+        };
         let c = &self.counters;
         c.lists_pushed.fetch_add(1, Ordering::Relaxed);
-        c.buffers_pushed.fetch_add(n as u64, Ordering::Relaxed);
-        c.bytes_pushed.fetch_add(bytes, Ordering::Relaxed);
-        gst::trace!(CAT, imp = self, "pushing a list of {n} buffers ({bytes} bytes)");
-        list
+        c.buffers_pushed.fetch_add(h.buffers, Ordering::Relaxed);
+        c.bytes_pushed.fetch_add(h.bytes, Ordering::Relaxed);
+    }
+
+    /// A list still in hand at `create`, `unlock_stop` or `stop` never left through the pad:
+    /// GstBaseSrc dropped it (and with it its slots) because of a flush or a state change.
+    fn settle_in_hand(&self, at: &str) {
+        let Some(h) = lock(&self.in_hand).take() else {
+            return;
+        };
+        self.discont.store(true, Ordering::Relaxed);
+        let c = &self.counters;
+        c.lists_flushed.fetch_add(1, Ordering::Relaxed);
+        c.buffers_flushed.fetch_add(h.buffers, Ordering::Relaxed);
+        gst::debug!(CAT, imp = self, "a list of {} buffers was flushed before it left the element ({at})", h.buffers);
     }
 
     fn stats(&self) -> gst::Structure {
@@ -433,6 +502,8 @@ impl RtpmgrSrc {
             .field("lists-pushed", c.lists_pushed.load(Ordering::Relaxed))
             .field("buffers-pushed", c.buffers_pushed.load(Ordering::Relaxed))
             .field("bytes-pushed", c.bytes_pushed.load(Ordering::Relaxed))
+            .field("lists-flushed", c.lists_flushed.load(Ordering::Relaxed))
+            .field("buffers-flushed", c.buffers_flushed.load(Ordering::Relaxed))
             .build();
         ring::add_ring_stats(&mut s, lock(&self.channel).as_ref());
         s
