@@ -102,6 +102,7 @@ SRC_URI += "\
     crate://crates.io/linux-raw-sys/0.12.1 \
     crate://crates.io/log/0.4.35 \
     crate://crates.io/memchr/2.8.3 \
+    crate://crates.io/memoffset/0.9.1 \
     crate://crates.io/muldiv/1.0.1 \
     crate://crates.io/nb/1.1.0 \
     crate://crates.io/nix/0.27.1 \
@@ -298,6 +299,7 @@ SRC_URI[linux-embedded-hal-0.5.0.sha256sum] = "c54d3532c66df7cc711f1419e4ca28086
 SRC_URI[linux-raw-sys-0.12.1.sha256sum] = "32a66949e030da00e8c7d4434b251670a91556f4144941d37452769c25d58a53"
 SRC_URI[log-0.4.35.sha256sum] = "5d15f86d12da44cd8d4ec3c73984537eb7f4cadcb9776a575a0a8a05ca11005c"
 SRC_URI[memchr-2.8.3.sha256sum] = "cf8baf1c55e62ffcace7a9f06f4bd9cd3f0c4beb022d3b367256b91b87513d98"
+SRC_URI[memoffset-0.9.1.sha256sum] = "488016bfae457b036d996092f6cb448677611ce4449e970ceaf42695203f218a"
 SRC_URI[muldiv-1.0.1.sha256sum] = "956787520e75e9bd233246045d19f42fb73242759cc57fba9611d940ae96d4b0"
 SRC_URI[nb-1.1.0.sha256sum] = "8d5439c4ad607c3c23abf66de8c8bf57ba8adcd1f129e699851a6e43935d339d"
 SRC_URI[nix-0.27.1.sha256sum] = "2eb04e9c688eff1c89d72b407f168cf79bb9e867a9d3323ed6c01519eb9cc053"
@@ -396,7 +398,7 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
-RTPMGR_CARGO_LOCK_SHA256 = "0fd69051dacc687beacb106d1378e1c0f9b53aa641bca0eadff8d621b0d1dc29"
+RTPMGR_CARGO_LOCK_SHA256 = "fd432798036efde1462566e90fc9b21e0e66157599ec4e46425de50e9d279a74"
 
 # The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
 # and build scripts left out) on any of these targets, so that they hold for every MACHINE:
@@ -407,11 +409,11 @@ RTPMGR_CARGO_LOCK_SHA256 = "0fd69051dacc687beacb106d1378e1c0f9b53aa641bca0eadff8
 #   i686-unknown-linux-gnu riscv64gc-unknown-linux-gnu
 # The recipes add them to their LICENSE, so that the packages and the SPDX documents name every
 # licence in the binaries.
-# gstreamer1.0-plugin-rtpmgr: 35 crates
+# gstreamer1.0-plugin-rtpmgr: 36 crates
 RTPMGR_CRATES_LICENSE[gstreamer1.0-plugin-rtpmgr] = "(Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
-# rtp-app: 41 crates
+# rtp-app: 42 crates
 RTPMGR_CRATES_LICENSE[rtp-app] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
-# rtp-feeder: 79 crates
+# rtp-feeder: 80 crates
 RTPMGR_CRATES_LICENSE[rtp-feeder] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
-# rtpmgr-tests: 36 crates
+# rtpmgr-tests: 37 crates
 RTPMGR_CRATES_LICENSE[rtpmgr-tests] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & MIT"
