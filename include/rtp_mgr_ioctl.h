@@ -30,7 +30,8 @@
  * ------------------------------------------------------------------------
  *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS,
  *                                     GET_WAKEUP, GET_QUALITY, poll(),
- *                                     read-only mmaps of both regions
+ *                                     read-only mmaps of both regions,
+ *                                     CAPTURE (2.2)
  *   opened for writing (O_RDWR)       slot operations, CLAIM, a writable
  *                                     mapping of the payload region
  *   the producer-role holder          START and STOP of its channel, and the
@@ -90,9 +91,12 @@
  * quality as an RTCP receiver report computes it (SET_CLOCK_RATE,
  * GET_QUALITY), and the counters and status fields they need, taken from the
  * reserved tails. A 2.0 program sees zero there and works unchanged.
+ * 2.2: CAPTURE, a read-only file that receives a copy of every packet that
+ * becomes READY, for pcap tools that must not take packets from the
+ * channel's consumer.
  */
 #define RTPM_ABI_MAJOR		2
-#define RTPM_ABI_MINOR		1
+#define RTPM_ABI_MINOR		2
 
 #define RTPM_MAGIC		0x4d505452	/* "RTPM" little endian */
 #define RTPM_DEVICE_PREFIX	"rtp_mgr"	/* /dev/rtp_mgr0 ... */
@@ -518,6 +522,49 @@ enum rtpm_event {
 #define RTPM_EVENT_INTERVAL_MS	100
 
 /*
+ * CAPTURE (2.2): observe a channel without taking part in it. The ioctl
+ * returns a new file descriptor (O_RDONLY | O_CLOEXEC, plus O_NONBLOCK with
+ * RTPM_CAPTURE_F_NONBLOCK) that receives a copy of every packet that becomes
+ * READY on the channel from then on, pushed by a producer or received from
+ * an attached socket, in ring order. The consumer's slots, counters and
+ * wake-ups are untouched; the copy is made under the channel lock, so only a
+ * captured channel pays for it. Any opener may capture (read-only openers
+ * can already map the payload region); one capture per channel at a time,
+ * -EBUSY otherwise. It ends when its file is closed; it outlives the channel
+ * file it was made from.
+ *
+ * read() returns whole records, as many as fit: struct rtpm_capture_record,
+ * then caplen bytes of the packet, then padding to the next multiple of 8.
+ * A buffer too small for the next record gets -EINVAL (it is at most
+ * sizeof(struct rtpm_capture_record) + snaplen, rounded up to 8). read()
+ * blocks until a record is queued (-EAGAIN with O_NONBLOCK); poll() reports
+ * POLLIN when one is. Nothing is queued without bound: when queue_len
+ * records wait, new packets are not copied, and the next record says how
+ * many were missed.
+ */
+struct rtpm_capture {
+	__u32 queue_len;	/* records held for the reader; 0: the default */
+	__u32 snaplen;		/* bytes kept of each packet; 0: slot_payload */
+	__u32 flags;		/* RTPM_CAPTURE_F_* */
+	__u32 reserved[5];	/* zero */
+};
+
+#define RTPM_CAPTURE_F_NONBLOCK	(1u << 0)	/* the new file is O_NONBLOCK */
+#define RTPM_CAPTURE_F_ALL	RTPM_CAPTURE_F_NONBLOCK
+
+#define RTPM_CAPTURE_QUEUE_DEFAULT	1024
+#define RTPM_CAPTURE_QUEUE_MAX		65536
+#define RTPM_CAPTURE_BYTES_MAX		(32u << 20)	/* queue_len x record */
+
+struct rtpm_capture_record {
+	__u64 arrival_ns;	/* the slot's arrival_ns, CLOCK_MONOTONIC */
+	__u32 len;		/* bytes of the packet */
+	__u32 caplen;		/* bytes that follow: min(len, snaplen) */
+	__u32 missed;		/* packets not copied (full queue) just before */
+	__u32 reserved;		/* zero */
+};
+
+/*
  * 0xE7: free in Documentation/userspace-api/ioctl/ioctl-number.rst (nothing
  * between 0xE5, fuse, and 0xEC). ABI 1.x used 0xB5, which is rpmsg's.
  */
@@ -539,6 +586,7 @@ enum rtpm_event {
 #define RTPM_IOC_GET_WAKEUP	_IOR(RTPM_IOC_MAGIC, 0x0c, struct rtpm_wakeup)
 #define RTPM_IOC_SET_CLOCK_RATE	_IOW(RTPM_IOC_MAGIC, 0x0d, struct rtpm_clock_rate)
 #define RTPM_IOC_GET_QUALITY	_IOR(RTPM_IOC_MAGIC, 0x0e, struct rtpm_quality)
+#define RTPM_IOC_CAPTURE	_IOW(RTPM_IOC_MAGIC, 0x0f, struct rtpm_capture)
 
 /* Per-slot operations: the seed's ABI, one syscall per slot. */
 #define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)

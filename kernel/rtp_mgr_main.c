@@ -685,6 +685,21 @@ static int rtpm_ioctl_get_wakeup(struct rtpm_channel *ch, void __user *uarg)
 	return copy_to_user(uarg, &w, sizeof(w)) ? -EFAULT : 0;
 }
 
+/* CAPTURE: the new descriptor is the return value, as KVM's ioctls do it. */
+static int rtpm_ioctl_capture(struct rtpm_channel *ch, void __user *uarg)
+{
+	struct rtpm_capture req;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		ret = -EFAULT;
+	else
+		ret = rtpm_capture_ioctl(ch, &req);
+	if (ret == -EINVAL || ret == -EFAULT)
+		rtpm_chan_count_illegal(ch);
+	return ret;
+}
+
 static int rtpm_ioctl_set_clock_rate(struct rtpm_channel *ch,
 				     void __user *uarg)
 {
@@ -737,6 +752,7 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 	case RTPM_IOC_GET_STATUS:
 	case RTPM_IOC_GET_WAKEUP:
 	case RTPM_IOC_GET_QUALITY:
+	case RTPM_IOC_CAPTURE:
 		return 0;
 	case RTPM_IOC_SET_WAKEUP:
 	case RTPM_IOC_SET_CLOCK_RATE:
@@ -804,6 +820,7 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case RTPM_IOC_GET_WAKEUP:
 	case RTPM_IOC_SET_CLOCK_RATE:
 	case RTPM_IOC_GET_QUALITY:
+	case RTPM_IOC_CAPTURE:
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -857,6 +874,8 @@ static long rtpm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		rtpm_chan_quality(ch, &quality);
 		return copy_to_user(uarg, &quality, sizeof(quality)) ?
 		       -EFAULT : 0;
+	case RTPM_IOC_CAPTURE:
+		return rtpm_ioctl_capture(ch, uarg);
 	case RTPM_IOC_PUSH_SLOT:
 	case RTPM_IOC_POP_SLOT:
 	case RTPM_IOC_RELEASE_SLOT:
@@ -898,6 +917,8 @@ static void __init rtpm_check_abi_layout(void)
 	BUILD_BUG_ON(sizeof(struct rtpm_detach) != 16);
 	BUILD_BUG_ON(sizeof(struct rtpm_wakeup) != 16);
 	BUILD_BUG_ON(sizeof(struct rtpm_clock_rate) != 8);
+	BUILD_BUG_ON(sizeof(struct rtpm_capture) != 32);
+	BUILD_BUG_ON(sizeof(struct rtpm_capture_record) != 24);
 	BUILD_BUG_ON(sizeof(struct rtpm_quality) != 96);
 	/* ABI 1.x callers read the 1.0 layout, 72 bytes. */
 	BUILD_BUG_ON(_IOC_SIZE(RTPM_IOC_GET_INFO_V1) !=
@@ -1120,4 +1141,4 @@ module_exit(rtpm_exit);
 MODULE_DESCRIPTION("Zero-copy RTP slot rings shared through mmap");
 MODULE_AUTHOR("rtpmgr developers");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("2.1");
+MODULE_VERSION("2.2");

@@ -444,12 +444,12 @@ static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index, u32 len,
 {
 	struct rtpm_ring *r = ch->ring;
 	struct rtpm_slot_desc *d = &r->desc[index];
+	void *data = r->payload + (size_t)index * r->slot_stride;
 	struct rtpm_rtp_hdr rtp;
 
 	d->len = len;
 	d->arrival_ns = arrival_ns;
-	if (rtpm_rtp_parse(r->payload + (size_t)index * r->slot_stride, len,
-			   &rtp)) {
+	if (rtpm_rtp_parse(data, len, &rtp)) {
 		d->flags = RTPM_SLOT_F_RTP |
 			   (rtp.marker ? RTPM_SLOT_F_MARKER : 0);
 		d->rtp_timestamp = rtp.timestamp;
@@ -468,6 +468,7 @@ static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index, u32 len,
 	}
 	d->pad0 = 0;
 	d->pad1 = 0;
+	rtpm_capture_slot_locked(ch, data, len, arrival_ns);
 }
 
 /*

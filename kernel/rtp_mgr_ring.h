@@ -45,6 +45,7 @@ enum rtpm_slot_state {
 
 struct rtpm_file;
 struct rtpm_attachment;
+struct rtpm_capture_queue;
 struct sk_buff;
 
 /*
@@ -159,6 +160,9 @@ struct rtpm_channel {
 	struct rtpm_attachment *rx_att;
 	struct rtpm_attachment *tx_att;
 
+	/* The capture (rtp_mgr_capture.c), under lock; NULL if none. */
+	struct rtpm_capture_queue *capture;
+
 	/* Events (rtp_mgr_events.c), under lock: what was reported, and when. */
 	u64 ev_next_ns;
 	u64 ev_overruns;
@@ -248,6 +252,11 @@ u32 rtpm_attach_roles_locked(struct rtpm_channel *ch,
 			     const struct rtpm_file *rf);
 int rtpm_attach_init(void);
 void rtpm_attach_exit(void);
+
+/* Capture (rtp_mgr_capture.c). */
+int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req);
+void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
+			      u32 len, u64 arrival_ns);
 
 /* Events over generic netlink (rtp_mgr_events.c). */
 void rtpm_event(struct rtpm_channel *ch, u32 event, u64 count, u32 pid,

@@ -1,4 +1,4 @@
-//! `#[repr(C)]` mirror of `include/rtp_mgr_ioctl.h`, the user-space ABI (v2.1) of the `rtp_mgr`
+//! `#[repr(C)]` mirror of `include/rtp_mgr_ioctl.h`, the user-space ABI (v2.2) of the `rtp_mgr`
 //! kernel module, and its ioctls.
 //!
 //! This crate owns nothing but the ABI: every structure, constant and ioctl number of the header,
@@ -25,7 +25,7 @@ use core::mem::{offset_of, size_of};
 /// ABI major version: a change breaks old user space.
 pub const RTPM_ABI_MAJOR: u16 = 2;
 /// ABI minor version: a change only adds.
-pub const RTPM_ABI_MINOR: u16 = 1;
+pub const RTPM_ABI_MINOR: u16 = 2;
 /// `rtpm_ring_header.magic`: "RTPM" little endian.
 pub const RTPM_MAGIC: u32 = 0x4d50_5452;
 /// Device node prefix: `/dev/rtp_mgr0` ...
@@ -480,6 +480,49 @@ pub struct RtpmQuality {
     pub reserved: [u64; 5],
 }
 
+/// [`RtpmCapture::flags`] (2.2): the capture file is opened O_NONBLOCK.
+pub const RTPM_CAPTURE_F_NONBLOCK: u32 = 1 << 0;
+/// Every valid [`RtpmCapture::flags`] bit.
+pub const RTPM_CAPTURE_F_ALL: u32 = RTPM_CAPTURE_F_NONBLOCK;
+/// [`RtpmCapture::queue_len`] 0 means this many records (2.2).
+pub const RTPM_CAPTURE_QUEUE_DEFAULT: u32 = 1024;
+/// Largest [`RtpmCapture::queue_len`] (2.2).
+pub const RTPM_CAPTURE_QUEUE_MAX: u32 = 65536;
+/// Largest queue_len x record size of a capture, bytes (2.2).
+pub const RTPM_CAPTURE_BYTES_MAX: u32 = 32 << 20;
+
+/// CAPTURE argument (`struct rtpm_capture`, 2.2): a read-only copy of every packet that becomes
+/// READY on the channel, delivered through a new file descriptor (the ioctl's return value).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmCapture {
+    /// Records held for the reader; 0: [`RTPM_CAPTURE_QUEUE_DEFAULT`].
+    pub queue_len: u32,
+    /// Bytes kept of each packet; 0: the ring's slot_payload.
+    pub snaplen: u32,
+    /// `RTPM_CAPTURE_F_*`.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: [u32; 5],
+}
+
+/// One record read from a capture file (`struct rtpm_capture_record`, 2.2), followed by `caplen`
+/// bytes of the packet and padding to the next multiple of 8.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpmCaptureRecord {
+    /// The slot's arrival time, CLOCK_MONOTONIC ns.
+    pub arrival_ns: u64,
+    /// Bytes of the packet.
+    pub len: u32,
+    /// Bytes that follow: min(len, snaplen).
+    pub caplen: u32,
+    /// Packets not copied (the reader's queue was full) just before this one.
+    pub missed: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
 /// SET_WAKEUP / GET_WAKEUP argument (`struct rtpm_wakeup`, 2.1): when a blocked consumer is woken.
 ///
 /// Once `slots` slots became READY since its last wake-up, or once the oldest of them has waited
@@ -552,6 +595,8 @@ const _: () = {
     assert!(size_of::<RtpmClockRate>() == 8);
     assert!(size_of::<RtpmQuality>() == 96);
     assert!(size_of::<RtpmWakeup>() == 16);
+    assert!(size_of::<RtpmCapture>() == 32);
+    assert!(size_of::<RtpmCaptureRecord>() == 24);
 };
 
 /// ioctl request numbers, as the C macros `_IO*` compute them (exported for tests and tracing).
@@ -597,6 +642,8 @@ pub mod request {
     pub const SET_CLOCK_RATE: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0d, size_of::<RtpmClockRate>()) as u64;
     /// `RTPM_IOC_GET_QUALITY` (2.1).
     pub const GET_QUALITY: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x0e, size_of::<RtpmQuality>()) as u64;
+    /// `RTPM_IOC_CAPTURE` (2.2).
+    pub const CAPTURE: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0f, size_of::<RtpmCapture>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
     pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
@@ -621,7 +668,7 @@ pub mod request {
     pub const GET_INFO_V1: u64 = request_code_read!(RTPM_IOC_MAGIC_V1, 0x00, 72) as u64;
 
     /// Every request number with its C macro name, for the layout test and diagnostics.
-    pub const ALL: [(&str, u64); 26] = [
+    pub const ALL: [(&str, u64); 27] = [
         ("RTPM_IOC_GET_INFO", GET_INFO),
         ("RTPM_IOC_CONFIGURE", CONFIGURE),
         ("RTPM_IOC_START", START),
@@ -648,6 +695,7 @@ pub mod request {
         ("RTPM_IOC_GET_WAKEUP", GET_WAKEUP),
         ("RTPM_IOC_SET_CLOCK_RATE", SET_CLOCK_RATE),
         ("RTPM_IOC_GET_QUALITY", GET_QUALITY),
+        ("RTPM_IOC_CAPTURE", CAPTURE),
     ];
 }
 
@@ -703,6 +751,9 @@ mod raw {
         /// `RTPM_IOC_GET_QUALITY`
         get_quality, RTPM_IOC_MAGIC, 0x0e, RtpmQuality);
     nix::ioctl_write_ptr!(
+        /// `RTPM_IOC_CAPTURE`
+        capture, RTPM_IOC_MAGIC, 0x0f, RtpmCapture);
+    nix::ioctl_write_ptr!(
         /// `RTPM_IOC_CANCEL_SLOT`
         cancel_slot, RTPM_IOC_MAGIC, 0x14, RtpmSlotRef);
     nix::ioctl_readwrite!(
@@ -744,7 +795,7 @@ mod raw {
 pub mod ioctl {
     use super::*;
     use nix::errno::Errno;
-    use std::os::fd::{AsRawFd, BorrowedFd};
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
     /// `RTPM_IOC_GET_INFO`: ABI version, layout and configuration.
     pub fn get_info(fd: BorrowedFd<'_>) -> nix::Result<RtpmInfo> {
@@ -896,6 +947,15 @@ pub mod ioctl {
         // SAFETY: `out` is a valid, writable RtpmQuality for the duration of the call.
         unsafe { raw::get_quality(fd.as_raw_fd(), &mut out) }?;
         Ok(out)
+    }
+
+    /// `RTPM_IOC_CAPTURE` (2.2): start a capture of the channel; the result owns the new capture
+    /// file (read-only, close-on-exec), whose `read()` returns [`RtpmCaptureRecord`]s.
+    pub fn capture(fd: BorrowedFd<'_>, req: &RtpmCapture) -> nix::Result<OwnedFd> {
+        // SAFETY: `req` is a valid RtpmCapture the kernel only reads.
+        let raw = unsafe { raw::capture(fd.as_raw_fd(), req) }?;
+        // SAFETY: on success the ioctl returns a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
     }
 
     /// `RTPM_IOC_CANCEL_SLOT`: give an unpushed reservation back.

@@ -109,6 +109,13 @@ fn layouts() -> Vec<Layout> {
             ]
         ),
         layout!(RtpmWakeup, "rtpm_wakeup", RtpmWakeup::default(), [slots, usecs, flags, reserved]),
+        layout!(RtpmCapture, "rtpm_capture", RtpmCapture::default(), [queue_len, snaplen, flags, reserved]),
+        layout!(
+            RtpmCaptureRecord,
+            "rtpm_capture_record",
+            RtpmCaptureRecord::default(),
+            [arrival_ns, len, caplen, missed, reserved]
+        ),
     ]
 }
 
@@ -151,6 +158,11 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RTPM_WAKE_USECS_MAX", RTPM_WAKE_USECS_MAX as u64),
         ("RTPM_TX_BURST_MAX", RTPM_TX_BURST_MAX as u64),
         ("RTPM_CLOCK_RATE_MAX", RTPM_CLOCK_RATE_MAX as u64),
+        ("RTPM_CAPTURE_F_NONBLOCK", RTPM_CAPTURE_F_NONBLOCK as u64),
+        ("RTPM_CAPTURE_F_ALL", RTPM_CAPTURE_F_ALL as u64),
+        ("RTPM_CAPTURE_QUEUE_DEFAULT", RTPM_CAPTURE_QUEUE_DEFAULT as u64),
+        ("RTPM_CAPTURE_QUEUE_MAX", RTPM_CAPTURE_QUEUE_MAX as u64),
+        ("RTPM_CAPTURE_BYTES_MAX", RTPM_CAPTURE_BYTES_MAX as u64),
     ]
 }
 

@@ -4712,6 +4712,280 @@ static void run_stress(unsigned long total, bool per_slot)
 	ASSERT_EQ(s.mappings, 0);
 }
 
+/* ------------------------------------------------------------- capture */
+
+static int start_capture(int fd, uint32_t queue_len, uint32_t snaplen,
+			 uint32_t flags)
+{
+	struct rtpm_capture req = {
+		.queue_len = queue_len, .snaplen = snaplen, .flags = flags,
+	};
+
+	return ioctl(fd, RTPM_IOC_CAPTURE, &req);
+}
+
+static size_t record_size(uint32_t caplen)
+{
+	return (sizeof(struct rtpm_capture_record) + caplen + 7) & ~(size_t)7;
+}
+
+/*
+ * Check the records in @buf (@n bytes) against the slots @index[0..count)
+ * of @c: the same bytes and arrival times, in order. Returns the records.
+ */
+static unsigned int check_records(struct chan *c, const uint8_t *buf,
+				  size_t n, const uint32_t *index,
+				  unsigned int count, uint32_t snaplen)
+{
+	unsigned int k = 0;
+	size_t off = 0;
+
+	while (off < n) {
+		const struct rtpm_capture_record *rec = (const void *)(buf + off);
+		const struct rtpm_slot_desc *d;
+
+		ASSERT_TRUE(k < count);
+		d = &c->desc[index[k]];
+		ASSERT_EQ(rec->len, d->len);
+		ASSERT_EQ(rec->caplen, d->len < snaplen ? d->len : snaplen);
+		ASSERT_EQ(rec->arrival_ns, d->arrival_ns);
+		ASSERT_EQ(rec->reserved, 0);
+		ASSERT_TRUE(!memcmp(rec + 1, slot_pay(c, index[k]),
+				    rec->caplen));
+		off += record_size(rec->caplen);
+		k++;
+	}
+	ASSERT_EQ(off, n);
+	return k;
+}
+
+/*
+ * CAPTURE copies every pushed packet, and the consumer still gets all of
+ * them: pops, counters and READY slots are as without the capture. The
+ * capture file is read-only, close-on-exec, and outlives the channel file
+ * it came from.
+ */
+static void test_capture_copies_without_taking(void)
+{
+	struct pollfd p = { .events = POLLIN };
+	struct rtpm_stats st0, st;
+	struct rtpm_slot_ref r;
+	struct chan c = { 0 };
+	uint32_t index[3];
+	uint8_t buf[4096];
+	int ro, cap, i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	ro = open_ro(0);
+	cap = start_capture(ro, 8, 0, RTPM_CAPTURE_F_NONBLOCK);
+	ASSERT_TRUE(cap >= 0);
+	ASSERT_TRUE(fcntl(cap, F_GETFD) & FD_CLOEXEC);
+	ASSERT_EQ(fcntl(cap, F_GETFL) & (O_ACCMODE | O_NONBLOCK),
+		  O_RDONLY | O_NONBLOCK);
+	ASSERT_ERRNO(write(cap, "x", 1), EBADF);
+	ASSERT_ERRNO(read(cap, buf, sizeof(buf)), EAGAIN);
+	ASSERT_OK(close(ro));
+	get_stats(c.fd, &st0);
+
+	for (i = 0; i < 3; i++)
+		index[i] = push_rtp(&c, 10 + i, 5, 100 + 50 * i);
+	p.fd = cap;
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	{
+		ssize_t n = read(cap, buf, sizeof(buf));
+
+		ASSERT_EQ(n, (long long)(record_size(100) + record_size(150) +
+					 record_size(200)));
+		ASSERT_EQ(check_records(&c, buf, n, index, 3, SMALL_PAYLOAD),
+			  3);
+	}
+	ASSERT_EQ(poll(&p, 1, 0), 0);
+
+	/* The consumer's view did not change. */
+	for (i = 0; i < 3; i++) {
+		ASSERT_OK(pop1(c.fd, &r));
+		ASSERT_EQ(r.index, index[i]);
+		ASSERT_OK(release1(c.fd, r.index));
+	}
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.pushed_packets - st0.pushed_packets, 3);
+	ASSERT_EQ(st.popped_packets - st0.popped_packets, 3);
+	ASSERT_EQ(st.illegal_ops, st0.illegal_ops);
+	ASSERT_EQ(st.drops, st0.drops);
+	conservation(c.fd);
+	ASSERT_OK(close(cap));
+}
+
+/*
+ * A reader that falls behind loses its copies, counted in the next record,
+ * never the channel's packets; snaplen cuts the copy, not the packet; a
+ * buffer too small for the next record gets EINVAL and loses nothing.
+ */
+static void test_capture_queue_full_and_snaplen(void)
+{
+	const size_t rec16 = record_size(16);
+	const struct rtpm_capture_record *rec;
+	struct rtpm_slot_ref r;
+	struct chan c = { 0 };
+	struct rtpm_stats st;
+	uint32_t index[6];
+	uint8_t buf[1024];
+	int cap, i;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	cap = start_capture(c.fd, 2, 16, RTPM_CAPTURE_F_NONBLOCK);
+	ASSERT_TRUE(cap >= 0);
+	for (i = 0; i < 5; i++)
+		index[i] = push_rtp(&c, 20 + i, 6, 100);
+
+	ASSERT_ERRNO(read(cap, buf, sizeof(*rec) - 1), EINVAL);
+	ASSERT_ERRNO(read(cap, buf, rec16 - 1), EINVAL);
+	ASSERT_EQ(read(cap, buf, rec16), (long long)rec16);
+	ASSERT_EQ(check_records(&c, buf, rec16, &index[0], 1, 16), 1);
+	ASSERT_EQ(read(cap, buf, sizeof(buf)), (long long)rec16);
+	ASSERT_EQ(check_records(&c, buf, rec16, &index[1], 1, 16), 1);
+	rec = (const void *)buf;
+	ASSERT_EQ(rec->missed, 0);
+	ASSERT_ERRNO(read(cap, buf, sizeof(buf)), EAGAIN);
+
+	/* Packets 22..24 found the queue full; the next record says so. */
+	index[5] = push_rtp(&c, 25, 6, 12);
+	ASSERT_EQ(read(cap, buf, sizeof(buf)), (long long)record_size(12));
+	ASSERT_EQ(rec->missed, 3);
+	ASSERT_EQ(rec->len, 12);
+	ASSERT_EQ(check_records(&c, buf, record_size(12), &index[5], 1, 16),
+		  1);
+
+	/* Every packet is still the consumer's. */
+	for (i = 0; i < 6; i++) {
+		ASSERT_OK(pop1(c.fd, &r));
+		ASSERT_EQ(r.index, index[i]);
+		ASSERT_OK(release1(c.fd, r.index));
+	}
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.drops, 0);
+	conservation(c.fd);
+}
+
+/* Bad requests: the right errno, counted; one capture per channel. */
+static void test_capture_errors_and_lifetime(void)
+{
+	struct rtpm_capture bad;
+	struct rtpm_stats st0, st;
+	struct chan c = { 0 };
+	int cap, cap2, ro;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	get_stats(c.fd, &st0);
+	ASSERT_ERRNO(start_capture(c.fd, 0, 0, ~RTPM_CAPTURE_F_ALL), EINVAL);
+	ASSERT_ERRNO(start_capture(c.fd, 0, RTPM_SLOT_PAYLOAD_MAX + 1, 0),
+		     EINVAL);
+	ASSERT_ERRNO(start_capture(c.fd, RTPM_CAPTURE_QUEUE_MAX + 1, 0, 0),
+		     EINVAL);
+	/* 65536 records of 16 KiB: above RTPM_CAPTURE_BYTES_MAX. */
+	ASSERT_ERRNO(start_capture(c.fd, RTPM_CAPTURE_QUEUE_MAX,
+				   RTPM_SLOT_PAYLOAD_MAX, 0), EINVAL);
+	memset(&bad, 0, sizeof(bad));
+	bad.reserved[4] = 1;
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_CAPTURE, &bad), EINVAL);
+	ASSERT_ERRNO(ioctl(c.fd, RTPM_IOC_CAPTURE, (void *)8), EFAULT);
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.illegal_ops - st0.illegal_ops, 6);
+
+	cap = start_capture(c.fd, 0, 0, 0);
+	ASSERT_TRUE(cap >= 0);
+	ro = open_ro(0);
+	ASSERT_ERRNO(start_capture(ro, 0, 0, 0), EBUSY);
+	ASSERT_OK(close(cap));
+	cap2 = start_capture(ro, 0, 0, 0);
+	ASSERT_TRUE(cap2 >= 0);
+
+	/* A capture keeps the module, as an open channel does. */
+	ASSERT_OK(close(ro));
+	chan_unmap(&c);
+	ASSERT_OK(close(c.fd));
+	errno = 0;
+	ASSERT_EQ(syscall(SYS_delete_module, "rtp_mgr", O_NONBLOCK), -1);
+	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY);
+	ASSERT_OK(close(cap2));
+}
+
+/* A blocking read sleeps until a packet is pushed, from another process. */
+static void test_capture_blocking_read(void)
+{
+	struct chan c = { 0 };
+	uint8_t buf[1024];
+	uint32_t index;
+	int cap, status;
+	ssize_t n;
+	pid_t pid;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	cap = start_capture(c.fd, 0, 0, 0);
+	ASSERT_TRUE(cap >= 0);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (!pid) {
+		sleep_ms(200);
+		push_rtp(&c, 30, 7, 64);
+		_exit(0);
+	}
+	n = read(cap, buf, sizeof(buf));
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	ASSERT_EQ(n, (long long)record_size(64));
+	index = 0;
+	ASSERT_EQ(check_records(&c, buf, n, &index, 1, SMALL_PAYLOAD), 1);
+	ASSERT_OK(close(cap));
+}
+
+/* What an attached socket receives in softirq is captured the same way. */
+static void test_capture_attached_rx(void)
+{
+	const struct rtpm_capture_record *rec;
+	struct sockaddr_storage a;
+	struct rtpm_slot_ref r;
+	struct chan c = { 0 };
+	uint8_t buf[8192];
+	size_t off = 0;
+	socklen_t alen;
+	int rx, tx, cap, i;
+	ssize_t n = 0;
+
+	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
+		   O_NONBLOCK);
+	rx = udp_bound(AF_INET, &a, &alen);
+	tx = udp_connected(&a, alen);
+	ASSERT_OK(attach(c.fd, rx, RTPM_DIR_RX, 0, 0));
+	cap = start_capture(c.fd, 0, 0, RTPM_CAPTURE_F_NONBLOCK);
+	ASSERT_TRUE(cap >= 0);
+	for (i = 0; i < 8; i++)
+		send_rtp(tx, 40 + i, 8, 60 + i);
+	WAIT_STAT(c.fd, pushed_packets, 8);
+	while (off < record_size(60) * 8) {
+		n = read(cap, buf + off, sizeof(buf) - off);
+		ASSERT_TRUE(n > 0);
+		off += n;
+	}
+	for (i = 0, n = 0; i < 8; i++) {
+		rec = (const void *)(buf + n);
+		ASSERT_EQ(rec->len, 60 + i);
+		ASSERT_EQ(((const uint8_t *)(rec + 1))[3], 40 + i);
+		ASSERT_OK(pop1(c.fd, &r));
+		ASSERT_EQ(r.arrival_ns, rec->arrival_ns);
+		ASSERT_TRUE(!memcmp(rec + 1, slot_pay(&c, r.index), r.len));
+		ASSERT_OK(release1(c.fd, r.index));
+		n += record_size(rec->caplen);
+	}
+	ASSERT_EQ((size_t)n, off);
+	ASSERT_OK(close(cap));
+	ASSERT_OK(detach(c.fd, RTPM_DIR_RX));
+}
+
 static void test_stress_batch(void)
 {
 	run_stress(stress_packets, false);
@@ -4987,6 +5261,13 @@ static const struct test tests[] = {
 	{ "events", test_events, 60 },
 	{ "attach_tx_sends_every_slot", test_attach_tx_sends_every_slot, 60 },
 	{ "attach_tx_paced", test_attach_tx_paced, 60 },
+	{ "capture_copies_without_taking", test_capture_copies_without_taking,
+	  30 },
+	{ "capture_queue_full_and_snaplen", test_capture_queue_full_and_snaplen,
+	  30 },
+	{ "capture_errors_and_lifetime", test_capture_errors_and_lifetime, 30 },
+	{ "capture_blocking_read", test_capture_blocking_read, 30 },
+	{ "capture_attached_rx", test_capture_attached_rx, 30 },
 	{ "stress_batch", test_stress_batch, 600 },
 	{ "stress_per_slot", test_stress_per_slot, 600 },
 	{ "stress_mpmc", test_stress_mpmc, 600 },
