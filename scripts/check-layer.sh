@@ -176,13 +176,14 @@ if ! command -v systemd-analyze >/dev/null; then
 else
 	units=$tmp/units
 	mkdir -p "$units"
-	for f in "$LAYER"/recipes-apps/*/files/*.service; do
+	for f in "$LAYER"/recipes-apps/*/files/*.service "$LAYER"/recipes-apps/*/files/*.timer; do
 		# @bindir@ and the like are replaced in do_install (rtpmgr_install.bbclass): here with poky's
-		# defaults. The binaries are not installed on the build host: verify against /bin/true.
+		# defaults. The programs are not installed on the build host: verify against /bin/true.
 		sed -E -e 's|@bindir@|/usr/bin|g' -e 's|@sysconfdir@|/etc|g' -e 's|@libexecdir@|/usr/libexec|g' \
-			-e 's|^ExecStart=/usr/bin/[^ ]+|ExecStart=/bin/true|' "$f" >"$units/$(basename "$f")"
+			-e 's#^ExecStart=/usr/(bin|libexec)/[^ ]+#ExecStart=/bin/true#' "$f" >"$units/$(basename "$f")"
 	done
-	if systemd-analyze verify "$units"/*.service; then
+	# A timer is verified with the service it starts (same name).
+	if systemd-analyze verify "$units"/*.service "$units"/*.timer; then
 		for u in "$units"/*.service; do
 			ok "$(basename "$u"): $(systemd-analyze security --offline=true "$u" 2>/dev/null | tail -n 1 | sed 's/^→ //')"
 		done

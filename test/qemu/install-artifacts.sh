@@ -42,7 +42,7 @@ for b in "$@"; do install -D -m 0755 "$b" "$root/usr/bin/$(basename "$b")"; done
 # The udev rule, the services with their configuration and the on-device test scripts: the lines of
 # meta-rtpmgr/files/install.manifest, the list the recipes install from, with the same modes and
 # owners. The guest runs busybox init: systemd units are left out.
-"$LAYER/lib/rtpmgr/manifest.py" "$LAYER/files/install.manifest" "$REPO" rtp-mgr rtp-app rtp-feeder rtpmgr-tests >"$root/.manifest"
+"$LAYER/lib/rtpmgr/manifest.py" "$LAYER/files/install.manifest" "$REPO" rtp-mgr rtp-app rtp-app-metrics rtp-feeder rtpmgr-tests >"$root/.manifest"
 while read -r mode owner src dest; do
 	case $dest in /lib/systemd/*) continue ;; esac
 	install -D -m "$mode" -o "${owner%:*}" -g "${owner#*:}" "$src" "$root$dest"

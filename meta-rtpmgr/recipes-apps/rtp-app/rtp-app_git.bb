@@ -1,5 +1,6 @@
 # nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "rtp_app: receive, send and control RTP streams through the rtpmgr ring"
+SUMMARY:${PN}-metrics = "rtp_mgr channel metrics for node_exporter's textfile collector"
 DESCRIPTION = "rtp_app receives RTP into an rtp_mgr ring channel, sends RTP from one, controls \
                and diagnoses the channels (rtp_app diag). Includes the rtp-rx service, which runs \
                rtp_app --mode rx as user rtpmgr under sysvinit or systemd."
@@ -31,6 +32,19 @@ INITSCRIPT_PARAMS = "defaults 90 10"
 SYSTEMD_SERVICE:${PN} = "rtp-rx.service"
 
 CONFFILES:${PN} = "${sysconfdir}/default/rtp-rx"
+
+# Opt-in (IMAGE_INSTALL:append = " rtp-app-metrics"): the channels' metrics for node_exporter's
+# textfile collector, written atomically every 15 s by rtpmgr-metrics.timer. Under sysvinit the
+# package carries the script only (systemd.bbclass drops the units); schedule it as the device's
+# other periodic jobs are.
+PACKAGES =+ "${PN}-metrics"
+FILES:${PN}-metrics += "${libexecdir}/rtpmgr/rtpmgr-metrics ${sysconfdir}/default/rtpmgr-metrics \
+                       ${systemd_system_unitdir}/rtpmgr-metrics.service \
+                       ${systemd_system_unitdir}/rtpmgr-metrics.timer"
+CONFFILES:${PN}-metrics = "${sysconfdir}/default/rtpmgr-metrics"
+RDEPENDS:${PN}-metrics = "${PN}"
+SYSTEMD_PACKAGES = "${PN} ${PN}-metrics"
+SYSTEMD_SERVICE:${PN}-metrics = "rtpmgr-metrics.timer"
 
 # The ring devices: the module and the udev rule that gives them to group rtpmgr. Recommended, not
 # required: the shm backend (--backend shm) works without the module.

@@ -54,6 +54,7 @@ do_install() {
 FILES:${PN} += "${RTPMGR_TESTDIR}"
 
 # The suites exercise the tools and the services; the module is recommended like the tools do, so
-# the tests also install where only the shm backend is used (suites that need it skip).
-RDEPENDS:${PN} = "rtp-app rtp-feeder"
+# the tests also install where only the shm backend is used (suites that need it skip). The
+# metrics suite tests the opt-in rtp-app-metrics, so a test image carries it.
+RDEPENDS:${PN} = "rtp-app rtp-app-metrics rtp-feeder"
 RRECOMMENDS:${PN} = "rtp-mgr"
