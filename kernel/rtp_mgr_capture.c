@@ -90,6 +90,10 @@ void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
 	rec->missed = cap->missed;
 	rec->reserved = 0;
 	memcpy(rec + 1, data, rec->caplen);
+	/* read() copies the padding too: never a byte of an older record. */
+	memset((u8 *)(rec + 1) + rec->caplen, 0,
+	       rtpm_capture_record_size(rec->caplen) - sizeof(*rec) -
+	       rec->caplen);
 	cap->missed = 0;
 	/* Only an empty queue can have readers asleep on it. */
 	wake = !cap->queued;

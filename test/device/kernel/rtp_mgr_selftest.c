@@ -4837,7 +4837,12 @@ static void test_capture_queue_full_and_snaplen(void)
 		   O_NONBLOCK);
 	cap = start_capture(c.fd, 2, 16, RTPM_CAPTURE_F_NONBLOCK);
 	ASSERT_TRUE(cap >= 0);
-	for (i = 0; i < 5; i++)
+	/* Packet 20's bytes after its RTP header are not zero (see below). */
+	ASSERT_OK(reserve1(c.fd, &index[0]));
+	memset(slot_pay(&c, index[0]), 0xa5, 100);
+	put_rtp(slot_pay(&c, index[0]), 20, 20 * 160u, 6, false);
+	ASSERT_OK(push1(c.fd, index[0], 100));
+	for (i = 1; i < 5; i++)
 		index[i] = push_rtp(&c, 20 + i, 6, 100);
 
 	ASSERT_ERRNO(read(cap, buf, sizeof(*rec) - 1), EINVAL);
@@ -4857,6 +4862,18 @@ static void test_capture_queue_full_and_snaplen(void)
 	ASSERT_EQ(rec->len, 12);
 	ASSERT_EQ(check_records(&c, buf, record_size(12), &index[5], 1, 16),
 		  1);
+
+	/*
+	 * A record's padding is zero, even where a longer packet lay in the
+	 * same place of the queue before: with a queue of 2, packet 25 (12
+	 * bytes, 4 of padding) is where packet 20 (cut to 16 bytes, 0xa5
+	 * after its header) was.
+	 */
+	{
+		const uint8_t *pad = (const uint8_t *)(rec + 1) + 12;
+
+		ASSERT_TRUE(!pad[0] && !pad[1] && !pad[2] && !pad[3]);
+	}
 
 	/* Every packet is still the consumer's. */
 	for (i = 0; i < 6; i++) {
