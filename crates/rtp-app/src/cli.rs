@@ -505,11 +505,11 @@ pub struct CtlArgs {
     /// restart from 0 after --reset or a module reload), the slot states and the wake-up rule
     /// as gauges, and a last line "# EOF". Write it to a temporary file and rename it into the
     /// collector's directory, so the collector never reads half a file.
-    #[arg(long, value_enum, value_name = "format")]
+    #[arg(long, value_enum, value_name = "format", hide_short_help = true)]
     pub format: Option<CtlFormat>,
     /// With --stats: every channel instead of --channel (the module's /dev/rtp_mgrN, or the shm
     /// rings rtpmgr-N under /dev/shm).
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     pub all_channels: bool,
 }
 
