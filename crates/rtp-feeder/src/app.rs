@@ -144,7 +144,8 @@ impl<P: OutputPin> Session<'_, P> {
         };
         // appsrc asks for data (need-data) from its streaming thread as soon as the pipeline is
         // PLAYING: the feed is attached first. PTS use the base time, read in the handler.
-        let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, 0);
+        let mut pusher = RxPusher::new(appsrc.clone(), Arc::clone(&self.counters), u64::from(hwm), cfg.fallback, 0);
+        pusher.buffer_lists = cfg.buffer_lists;
         let feed = RxFeed::attach(rx, pusher, cfg.batch, POP_WAIT);
         let end = match pipeline::start(&built.pipeline) {
             Err(e) => End::Fatal(e),

@@ -181,17 +181,20 @@ pub fn build(cfg: &Config, slot_payload: u32, counters: &Arc<Counters>) -> Resul
     Ok(built)
 }
 
-/// Counts buffers leaving appsrc: `buffers_out` of RX. Together with `pushed` it shows what
-/// is still queued in appsrc.
+/// Counts buffers leaving appsrc, single or in buffer lists (RX's default): `buffers_out` of
+/// RX. Together with `pushed` it shows what is still queued in appsrc.
 fn count_appsrc_output(appsrc: &AppSrc, counters: &Arc<Counters>) {
     let c = Arc::clone(counters);
     appsrc.element().static_pad("src").expect("appsrc has a src pad").add_probe(
-        gst::PadProbeType::BUFFER,
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
-            if let Some(buf) = info.buffer() {
-                c.buffers_out.fetch_add(1, Relaxed);
-                c.bytes_out.fetch_add(buf.size() as u64, Relaxed);
-            }
+            let (n, bytes) = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => (1, b.size()),
+                Some(gst::PadProbeData::BufferList(l)) => (l.len() as u64, l.calculate_size()),
+                _ => (0, 0),
+            };
+            c.buffers_out.fetch_add(n, Relaxed);
+            c.bytes_out.fetch_add(bytes as u64, Relaxed);
             gst::PadProbeReturn::Ok
         },
     );

@@ -19,7 +19,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::appel::AppSrc;
-use crate::config::Fallback;
+use crate::config::{Fallback, DEFAULT_BUFFER_LISTS};
 use crate::stats::Counters;
 
 /// What the feeder needs of a popped ring slot.
@@ -80,7 +80,7 @@ pub struct RxPusher {
     /// Counts of fallbacks already logged, so the log says "started" once per episode.
     in_fallback: bool,
     /// In `need-data`, hand a popped batch to appsrc as one buffer list (`push-buffer-list`)
-    /// instead of one `push-buffer` per packet.
+    /// instead of one `push-buffer` per packet (`false`). Default: [`DEFAULT_BUFFER_LISTS`].
     pub buffer_lists: bool,
 }
 
@@ -111,7 +111,7 @@ impl RxPusher {
             queue_max_bytes,
             base_time_ns,
             in_fallback: false,
-            buffer_lists: false,
+            buffer_lists: DEFAULT_BUFFER_LISTS,
         }
     }
 
@@ -318,7 +318,15 @@ fn need_data<R: RxSource>(sh: &FeedShared<R>, src: &gst::Element) {
     let mut guard = sh.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
     let pad = src.static_pad("src");
+    // The feeder's worker is this streaming thread: --rt-priority/--cpu apply to it (once).
+    if let Err(e) = rtpmgr_service::worker_started() {
+        st.error = Some(e.into());
+        sh.ended.store(true, Relaxed);
+        return;
+    }
     loop {
+        // Every turn, at least every pop wait: a hung streaming thread stops pinging.
+        rtpmgr_service::watchdog_tick();
         if sh.stop.load(Relaxed) || sh.ended.load(Relaxed) {
             return;
         }
@@ -486,6 +494,7 @@ mod tests {
 
     /// need-data drives the feed: every slot reaches the sink from appsrc's own thread, the
     /// pipeline stops promptly while the handler waits for more, and every slot is released.
+    /// Single buffers (`buffer_lists = false`); the next test covers lists.
     #[test]
     fn need_data_feed_delivers_everything_and_stops_while_waiting() {
         let (p, appsrc, got) = feed_pipeline();
@@ -499,7 +508,8 @@ mod tests {
             released: Arc::clone(&released),
             pops: Arc::clone(&pops),
         };
-        let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
+        let mut pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
+        pusher.buffer_lists = false;
         let feed = RxFeed::attach(src, pusher, 32, Duration::from_millis(20));
         crate::pipeline::start(&p).unwrap();
         wait_for("100 buffers at the sink", || got.load(Relaxed) == 100);
@@ -515,8 +525,8 @@ mod tests {
         assert_eq!(counters.pushed.load(Relaxed), 100);
     }
 
-    /// buffer_lists: each popped batch reaches the sink as one buffer list, every slot once, and
-    /// every slot is released after NULL.
+    /// buffer_lists (the default): each popped batch reaches the sink as one buffer list, every
+    /// slot once, and every slot is released after NULL.
     #[test]
     fn need_data_feed_pushes_batches_as_buffer_lists() {
         let (p, appsrc, got) = feed_pipeline();
@@ -534,8 +544,8 @@ mod tests {
         let released = Arc::new(AtomicU64::new(0));
         let pops = Arc::new(AtomicU64::new(0));
         let src = FakeSource { left: 100, per_pop: 7, fail_when_empty: false, released: Arc::clone(&released), pops };
-        let mut pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
-        pusher.buffer_lists = true;
+        let pusher = RxPusher::new(appsrc.clone(), Arc::clone(&counters), 1000, Fallback::Copy, 0);
+        assert!(pusher.buffer_lists, "lists are the default");
         let feed = RxFeed::attach(src, pusher, 32, Duration::from_millis(20));
         crate::pipeline::start(&p).unwrap();
         wait_for("100 buffers at the sink", || got.load(Relaxed) == 100);
