@@ -81,6 +81,9 @@ impl KernelDev {
     pub(crate) fn get_wakeup(&self) -> Result<RtpmWakeup, Errno> {
         ioctl::get_wakeup(self.file.as_fd())
     }
+    pub(crate) fn capture(&self, req: &RtpmCapture) -> Result<std::os::fd::OwnedFd, Errno> {
+        ioctl::capture(self.file.as_fd(), req)
+    }
 
     pub(crate) fn batch(&self, op: BatchOp, slots: &mut [RtpmSlotRef]) -> Result<usize, Errno> {
         ioctl::batch(self.file.as_fd(), op, slots)

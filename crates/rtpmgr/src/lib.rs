@@ -26,6 +26,9 @@
 //!   or sends READY slots through it (TX, optionally paced by [`TxPacing`]); [`Channel::set_wakeup`]
 //!   coalesces consumer wake-ups ([`Wakeup`]). A shm ring answers these with
 //!   [`Error::Unsupported`].
+//! - **Capture (ABI 2.2, kernel backend only).** [`Channel::capture`] gets a copy of every packet
+//!   that becomes READY, through its own bounded queue ([`Capture`]), so a pcap tool observes a
+//!   channel without taking packets from its consumer.
 //!
 //! # Example
 //!
@@ -59,6 +62,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod attach;
+pub mod capture;
 mod error;
 mod kernel;
 pub mod layout;
@@ -68,6 +72,7 @@ mod shm;
 mod sys;
 
 pub use attach::{Attached, SocketDir, TxPacing, Wakeup};
+pub use capture::{Capture, CaptureOptions, CapturedPacket};
 pub use error::{Error, Result};
 pub use ring::{Consumer, Producer, ReadSlot, Ring, WriteSlot};
 pub use rtpmgr_abi as abi;
