@@ -798,7 +798,7 @@ impl Cli {
     /// The group rx joins (--group, --ssm-source, --iface), checked; None without --group.
     pub fn membership(&self) -> Result<Option<crate::multicast::Membership>, String> {
         let m = &self.multicast;
-        m.group.map(|g| crate::multicast::Membership::new(g, m.ssm_source, m.iface.clone())).transpose()
+        m.group.map(|g| crate::multicast::membership(g, m.ssm_source, m.iface.clone())).transpose()
     }
 
     /// How tx sends to a multicast --dst (--iface, --ttl, --multicast-loop); None for unicast.

@@ -23,7 +23,7 @@ use crate::stats::Counters;
 use anyhow::{Context, Result};
 use rtpmgr::{Backend, Channel, SocketDir, Stats, TxPacing, Wakeup};
 use rtpmgr_abi::{RTPM_ROLE_CONSUMER, RTPM_ROLE_PRODUCER};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,22 +179,17 @@ fn supervise(
     }
 }
 
-/// The UDP socket rx hands to the kernel: bound and joined exactly as the socket path's.
+/// The UDP socket rx hands to the kernel: bound and joined exactly as the socket path's, by the
+/// socket library rtp-feeder's `[receive]` section uses too.
 fn rx_socket(cfg: &KernelRxRun) -> Result<UdpSocket> {
-    match &cfg.membership {
-        Some(m) => {
-            if let Some(w) = m.warning() {
-                log::warn!("{w}");
-            }
-            crate::multicast::bind_joined(m, cfg.bind, cfg.port)
-        }
-        None => {
-            let sa = SocketAddr::new(cfg.bind.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), cfg.port);
-            UdpSocket::bind(sa).with_context(|| {
-                format!("cannot bind UDP {sa}: is another receiver already using the port? (try --port)")
-            })
-        }
-    }
+    let spec = rtpmgr_net::ReceiveSpec {
+        bind: cfg.bind,
+        port: cfg.port,
+        membership: cfg.membership.clone(),
+        rcvbuf: None,
+        names: crate::multicast::FLAGS,
+    };
+    Ok(rtpmgr_net::open_receiver(&spec)?)
 }
 
 /// `--mode rx --path kernel`.
@@ -312,6 +307,7 @@ pub fn run_tx_kernel(cfg: &KernelTxRun, backend: &Backend, stop: Arc<StopState>)
 mod tests {
     use super::*;
     use crate::stats::Snapshot;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn rx_counters_are_the_growth_since_the_attach() {

@@ -4,7 +4,8 @@
 //! - [`backend`]: which ring (kernel device or shm), opened with messages that name the fix;
 //!   rings are used only through the ring library's guards (`rtpmgr::Producer`/`Consumer`).
 //! - [`rtp`]: RTP v2 generation and validation.
-//! - [`multicast`]: joining groups (any-source, source-specific) and multicast send options.
+//! - [`multicast`]: joining groups (any-source, source-specific) and multicast send options,
+//!   from the shared socket library `rtpmgr-net`, with messages that name rtp_app's flags.
 //! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
 //! - [`stats`]: counters and the seed's stats line / JSON records.
 //! - [`control`]: stop state (signals, limits), bounded retries, the stats thread.

@@ -2,7 +2,8 @@
 //! time of every datagram, and `sendmmsg` straight from caller buffers.
 //!
 //! Nothing here allocates per datagram: the `mmsghdr`/`iovec`/control arrays are kept in the
-//! socket object and only re-pointed at the caller's buffers on each call.
+//! socket object and only re-pointed at the caller's buffers on each call. Binding, joining and
+//! buffer sizes are the shared socket library's ([`rtpmgr_net`]).
 
 use crate::multicast::{Membership, SendOptions};
 use anyhow::{Context, Result};
@@ -54,18 +55,6 @@ fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, val: libc::c
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// Ask for a large socket buffer. SO_*BUFFORCE (root / CAP_NET_ADMIN) goes past
-/// net.core.[rw]mem_max; without the capability the plain option is clamped by the kernel,
-/// which is still better than the default at high packet rates.
-fn grow_buffer(fd: RawFd, force: libc::c_int, plain: libc::c_int, bytes: usize) {
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    if setsockopt_int(fd, libc::SOL_SOCKET, force, v).is_err() {
-        if let Err(e) = setsockopt_int(fd, libc::SOL_SOCKET, plain, v) {
-            log::warn!("cannot set socket buffer to {bytes} bytes: {e}");
-        }
     }
 }
 
@@ -129,16 +118,16 @@ impl RxSocket {
         Ok(Self::from_socket(sock, rcvbuf))
     }
 
-    /// Bind `port` on the group (or on `bind`) and join `m`: see
-    /// [`crate::multicast::bind_joined`]. Then as [`RxSocket::bind`].
+    /// Bind `port` on the group (or on `bind`) and join `m`: see [`rtpmgr_net::bind_joined`].
+    /// Then as [`RxSocket::bind`].
     pub fn bind_multicast(m: &Membership, bind: Option<IpAddr>, port: u16, rcvbuf: usize) -> Result<Self> {
-        Ok(Self::from_socket(crate::multicast::bind_joined(m, bind, port)?, rcvbuf))
+        Ok(Self::from_socket(rtpmgr_net::bind_joined(m, bind, port)?, rcvbuf))
     }
 
     /// A large receive buffer and SO_TIMESTAMPNS on a bound socket.
     fn from_socket(sock: UdpSocket, rcvbuf: usize) -> Self {
+        rtpmgr_net::set_receive_buffer(sock.as_fd(), rcvbuf);
         let fd = sock.as_raw_fd();
-        grow_buffer(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, rcvbuf);
         let timestamps = match setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1) {
             Ok(()) => true,
             Err(e) => {
@@ -284,7 +273,7 @@ impl TxSocket {
     ) -> Result<Self> {
         let sock = UdpSocket::bind(bind).with_context(|| format!("cannot bind UDP {bind}"))?;
         if let Some(o) = multicast {
-            crate::multicast::apply_send_options(sock.as_fd(), dst.ip(), o)?;
+            rtpmgr_net::apply_send_options(sock.as_fd(), dst.ip(), o)?;
         }
         sock.connect(dst).with_context(|| {
             let hint = match (multicast, dst.ip().is_multicast()) {
@@ -293,7 +282,7 @@ impl TxSocket {
             };
             format!("cannot connect UDP socket to {dst}{hint}")
         })?;
-        grow_buffer(sock.as_raw_fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, sndbuf);
+        rtpmgr_net::set_send_buffer(sock.as_fd(), sndbuf);
         Ok(Self { sock, scratch: Scratch::new() })
     }
 
