@@ -30,10 +30,10 @@
  * ------------------------------------------------------------------------
  *   any opener (O_RDONLY is enough)   GET_INFO, GET_STATS, GET_STATUS,
  *                                     GET_WAKEUP, GET_QUALITY, poll(),
- *                                     read-only mmaps of both regions,
- *                                     CAPTURE (2.2)
+ *                                     read-only mmaps of both regions
  *   opened for writing (O_RDWR)       slot operations, CLAIM, a writable
- *                                     mapping of the payload region
+ *                                     mapping of the payload region,
+ *                                     CAPTURE (2.2)
  *   the producer-role holder          START and STOP of its channel, and the
  *                                     one-call PUSH_SLOT with implicit reserve
  *   CAP_NET_ADMIN (of the opener, on    CONFIGURE, RESET, RECLAIM, and START or
@@ -526,25 +526,34 @@ enum rtpm_event {
  * returns a new file descriptor (O_RDONLY | O_CLOEXEC, plus O_NONBLOCK with
  * RTPM_CAPTURE_F_NONBLOCK) that receives a copy of every packet that becomes
  * READY on the channel from then on, pushed by a producer or received from
- * an attached socket, in ring order. The consumer's slots, counters and
- * wake-ups are untouched; the copy is made under the channel lock, so only a
- * captured channel pays for it. Any opener may capture (read-only openers
- * can already map the payload region); one capture per channel at a time,
- * -EBUSY otherwise. It ends when its file is closed; it outlives the channel
- * file it was made from.
+ * an attached socket, in the order they become READY (PUSH order, which is
+ * ring order unless a producer pushes its reservations out of order). The
+ * consumer's slots, counters and wake-ups are untouched; the copy is made
+ * under the channel lock, so only a captured channel pays for it. A writer
+ * may capture (-EBADF for a read-only file: a capture pins memory and the
+ * channel's one capture); one capture per channel at a time, -EBUSY
+ * otherwise. It ends when its file is closed; it outlives the channel file
+ * it was made from. The queue length and snaplen used (the defaults
+ * resolved) are written back to the request before the descriptor exists.
  *
  * read() returns whole records, as many as fit: struct rtpm_capture_record,
- * then caplen bytes of the packet, then padding to the next multiple of 8.
- * A buffer too small for the next record gets -EINVAL (it is at most
- * sizeof(struct rtpm_capture_record) + snaplen, rounded up to 8). read()
- * blocks until a record is queued (-EAGAIN with O_NONBLOCK); poll() reports
- * POLLIN when one is. Nothing is queued without bound: when queue_len
- * records wait, new packets are not copied, and the next record says how
- * many were missed.
+ * then caplen bytes of the packet, then zero padding to the next multiple of
+ * 8. A buffer too small for the next record gets -EINVAL (a record is at
+ * most sizeof(struct rtpm_capture_record) + snaplen, rounded up to 8); a
+ * fault gets -EFAULT and leaves the record queued. read() blocks until a
+ * record is queued (-EAGAIN with O_NONBLOCK); poll() reports POLLIN when one
+ * is. Nothing is queued without bound: when queue_len records wait, new
+ * packets are not copied, and the next record says how many were missed.
+ * Later versions add record fields only for a request flag that asks.
+ */
+/*
+ * queue_len: records held for the reader, 0 for the default; snaplen: bytes
+ * kept of each packet, 0 for the ring's slot_payload. Both are written back
+ * with the values used.
  */
 struct rtpm_capture {
-	__u32 queue_len;	/* records held for the reader; 0: the default */
-	__u32 snaplen;		/* bytes kept of each packet; 0: slot_payload */
+	__u32 queue_len;	/* in/out: records held for the reader */
+	__u32 snaplen;		/* in/out: bytes kept of each packet */
 	__u32 flags;		/* RTPM_CAPTURE_F_* */
 	__u32 reserved[5];	/* zero */
 };
@@ -560,8 +569,8 @@ struct rtpm_capture_record {
 	__u64 arrival_ns;	/* the slot's arrival_ns, CLOCK_MONOTONIC */
 	__u32 len;		/* bytes of the packet */
 	__u32 caplen;		/* bytes that follow: min(len, snaplen) */
-	__u32 missed;		/* packets not copied (full queue) just before */
-	__u32 reserved;		/* zero */
+	__u32 missed;		/* not copied (full queue) just before; saturates */
+	__u32 flags;		/* the slot descriptor's RTPM_SLOT_F_* */
 };
 
 /*
@@ -586,7 +595,7 @@ struct rtpm_capture_record {
 #define RTPM_IOC_GET_WAKEUP	_IOR(RTPM_IOC_MAGIC, 0x0c, struct rtpm_wakeup)
 #define RTPM_IOC_SET_CLOCK_RATE	_IOW(RTPM_IOC_MAGIC, 0x0d, struct rtpm_clock_rate)
 #define RTPM_IOC_GET_QUALITY	_IOR(RTPM_IOC_MAGIC, 0x0e, struct rtpm_quality)
-#define RTPM_IOC_CAPTURE	_IOW(RTPM_IOC_MAGIC, 0x0f, struct rtpm_capture)
+#define RTPM_IOC_CAPTURE	_IOWR(RTPM_IOC_MAGIC, 0x0f, struct rtpm_capture)
 
 /* Per-slot operations: the seed's ABI, one syscall per slot. */
 #define RTPM_IOC_PUSH_SLOT	_IOW(RTPM_IOC_MAGIC, 0x10, struct rtpm_slot_ref)

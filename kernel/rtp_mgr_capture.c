@@ -19,11 +19,17 @@
  * as the softirq path takes it too).
  *
  * Lifetime: ch->capture is set and cleared under ch->lock, and the data path
- * only uses it under ch->lock, so clearing it in release() before freeing
- * the queue is enough. The capture file's fops hold a reference on the
- * module (anon_inode_getfd() takes one through .owner), so the channel,
- * which lives as long as the module, outlives every capture.
+ * only uses it under ch->lock (the wake-up included), so clearing it in
+ * release() before freeing the queue is enough. The capture file's fops hold
+ * a reference on the module (anon_inode_getfile() takes one through .owner),
+ * so the channel, which lives as long as the module, outlives every capture.
+ *
+ * Readers are serialised by read_lock and copy straight from the queue:
+ * the producer only writes behind the last queued record and never into a
+ * full queue, so the oldest record stays put until the reader advances
+ * past it, which it does only once the copy succeeded.
  */
+#include <linux/mutex.h>
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -37,6 +43,7 @@
 struct rtpm_capture_queue {
 	struct rtpm_channel *ch;
 	spinlock_t lock;	/* first, queued, missed, the records */
+	struct mutex read_lock;	/* one reader at a time */
 	wait_queue_head_t wq;	/* readers waiting for a record */
 	u32 queue_len;
 	u32 snaplen;
@@ -64,9 +71,10 @@ static void *rtpm_capture_record_at(struct rtpm_capture_queue *cap, u32 n)
  * @data: the slot's payload
  * @len: its bytes
  * @arrival_ns: its descriptor's arrival time
+ * @flags: its descriptor's RTPM_SLOT_F_* flags
  */
 void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
-			      u32 len, u64 arrival_ns)
+			      u32 len, u64 arrival_ns, u32 flags)
 {
 	struct rtpm_capture_queue *cap = ch->capture;
 	struct rtpm_capture_record *rec;
@@ -79,7 +87,8 @@ void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
 	spin_lock(&cap->lock);
 	if (cap->queued == cap->queue_len) {
 		/* The reader fell behind: it loses its copy, counted. */
-		cap->missed++;
+		if (cap->missed != U32_MAX)
+			cap->missed++;
 		spin_unlock(&cap->lock);
 		return;
 	}
@@ -88,7 +97,7 @@ void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
 	rec->len = len;
 	rec->caplen = min(len, cap->snaplen);
 	rec->missed = cap->missed;
-	rec->reserved = 0;
+	rec->flags = flags;
 	memcpy(rec + 1, data, rec->caplen);
 	/* read() copies the padding too: never a byte of an older record. */
 	memset((u8 *)(rec + 1) + rec->caplen, 0,
@@ -99,6 +108,10 @@ void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
 	wake = !cap->queued;
 	WRITE_ONCE(cap->queued, cap->queued + 1);
 	spin_unlock(&cap->lock);
+	/*
+	 * Still under ch->lock, unlike the channel's own wake-ups: release()
+	 * frees cap once it has cleared ch->capture under that lock.
+	 */
 	if (wake)
 		wake_up_interruptible_poll(&cap->wq, EPOLLIN | EPOLLRDNORM);
 }
@@ -108,83 +121,83 @@ static bool rtpm_capture_readable(struct rtpm_capture_queue *cap)
 	return READ_ONCE(cap->queued) != 0;
 }
 
-/*
- * Move the oldest record to @bounce if it fits @room bytes.
- * Return: its size, 0 if the queue is empty, -EINVAL if it does not fit.
- */
-static ssize_t rtpm_capture_take(struct rtpm_capture_queue *cap, void *bounce,
-				 size_t room)
+/* The oldest record and its size; NULL if the queue is empty. */
+static const struct rtpm_capture_record *
+rtpm_capture_oldest(struct rtpm_capture_queue *cap, size_t *size)
 {
-	const struct rtpm_capture_record *rec;
-	size_t size;
+	const struct rtpm_capture_record *rec = NULL;
 
 	spin_lock_bh(&cap->lock);
-	if (!cap->queued) {
-		spin_unlock_bh(&cap->lock);
-		return 0;
+	if (cap->queued) {
+		rec = rtpm_capture_record_at(cap, 0);
+		*size = rtpm_capture_record_size(rec->caplen);
 	}
-	rec = rtpm_capture_record_at(cap, 0);
-	size = rtpm_capture_record_size(rec->caplen);
-	if (size > room) {
-		spin_unlock_bh(&cap->lock);
-		return -EINVAL;
-	}
-	memcpy(bounce, rec, size);
+	spin_unlock_bh(&cap->lock);
+	return rec;
+}
+
+static void rtpm_capture_consume_oldest(struct rtpm_capture_queue *cap)
+{
+	spin_lock_bh(&cap->lock);
 	cap->first = (cap->first + 1) % cap->queue_len;
 	WRITE_ONCE(cap->queued, cap->queued - 1);
 	spin_unlock_bh(&cap->lock);
-	return size;
 }
 
 /*
- * read: whole records, as many as fit. The bounce buffer (one record) is
- * per call, so that concurrent readers of one capture file need no more
- * than cap->lock.
+ * read: whole records, as many as fit and at most those queued when the
+ * call found the first one, so a reader keeping up with a fast channel
+ * still returns. A record leaves the queue only once it was copied: a
+ * fault loses nothing.
  */
 static ssize_t rtpm_capture_read(struct file *file, char __user *buf,
 				 size_t count, loff_t *ppos)
 {
 	struct rtpm_capture_queue *cap = file->private_data;
-	size_t done = 0;
-	ssize_t size;
-	void *bounce;
-	int err;
+	const struct rtpm_capture_record *rec;
+	ssize_t ret = 0;
+	size_t done = 0, size;
+	u32 budget;
 
 	if (count < sizeof(struct rtpm_capture_record))
 		return -EINVAL;
-	bounce = kmalloc(cap->stride, GFP_KERNEL);
-	if (!bounce)
-		return -ENOMEM;
-	for (;;) {
-		size = rtpm_capture_take(cap, bounce, count - done);
-		if (size > 0) {
-			/*
-			 * The record left the queue: a fault loses it, as a
-			 * fault in recvmsg() loses the datagram.
-			 */
-			if (copy_to_user(buf + done, bounce, size)) {
-				size = -EFAULT;
-				break;
-			}
-			done += size;
-			continue;
-		}
-		/* The buffer is full or the queue drained: return that. */
-		if (done || size < 0)
-			break;
-		if (file->f_flags & O_NONBLOCK) {
-			size = -EAGAIN;
-			break;
-		}
-		err = wait_event_interruptible(cap->wq,
-					       rtpm_capture_readable(cap));
-		if (err) {
-			size = err;
-			break;
-		}
+	if (file->f_flags & O_NONBLOCK) {
+		if (!mutex_trylock(&cap->read_lock))
+			return -EAGAIN;
+	} else if (mutex_lock_interruptible(&cap->read_lock)) {
+		return -ERESTARTSYS;
 	}
-	kfree(bounce);
-	return done ? done : size;
+	while (!rtpm_capture_readable(cap)) {
+		if (file->f_flags & O_NONBLOCK) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		ret = wait_event_interruptible(cap->wq,
+					       rtpm_capture_readable(cap));
+		if (ret)
+			goto out;
+	}
+	budget = READ_ONCE(cap->queued);
+	while (budget--) {
+		rec = rtpm_capture_oldest(cap, &size);
+		if (!rec)
+			break;
+		if (size > count - done) {
+			/* Not even one record fits: say so. */
+			if (!done)
+				ret = -EINVAL;
+			break;
+		}
+		if (copy_to_user(buf + done, rec, size)) {
+			ret = -EFAULT;
+			break;
+		}
+		rtpm_capture_consume_oldest(cap);
+		done += size;
+	}
+out:
+	mutex_unlock(&cap->read_lock);
+	return done ? done : ret;
 }
 
 static __poll_t rtpm_capture_poll(struct file *file, poll_table *wait)
@@ -219,8 +232,6 @@ static const struct file_operations rtpm_capture_fops = {
 	.read = rtpm_capture_read,
 	.poll = rtpm_capture_poll,
 	.release = rtpm_capture_release,
-	/* A stream of records, as eventfd's: positions mean nothing. */
-	.llseek = noop_llseek,
 };
 
 static bool rtpm_capture_busy(struct rtpm_channel *ch)
@@ -236,14 +247,17 @@ static bool rtpm_capture_busy(struct rtpm_channel *ch)
 /**
  * rtpm_capture_ioctl - CAPTURE: start a capture, return its file descriptor
  * @ch: the channel
- * @req: the request, copied from user space
+ * @ureq: the request in user space; the queue length and snaplen used are
+ *	  written back to it
  *
  * Return: the new descriptor, or -EINVAL (reserved bits or fields set, a
  * snaplen above RTPM_SLOT_PAYLOAD_MAX, a queue above the limits), -EBUSY
  * (the channel has a capture), -ENOMEM, -EMFILE.
  */
-int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req)
+int rtpm_capture_ioctl(struct rtpm_channel *ch,
+		       struct rtpm_capture __user *ureq)
 {
+	struct rtpm_capture r, *req = &r;
 	struct rtpm_capture_queue *cap;
 	u32 queue_len, snaplen;
 	struct file *file;
@@ -251,6 +265,8 @@ int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req)
 	size_t stride;
 	int fd, flags;
 
+	if (copy_from_user(req, ureq, sizeof(*req)))
+		return -EFAULT;
 	if (req->flags & ~RTPM_CAPTURE_F_ALL)
 		return -EINVAL;
 	for (i = 0; i < ARRAY_SIZE(req->reserved); i++)
@@ -273,12 +289,18 @@ int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req)
 	stride = rtpm_capture_record_size(snaplen);
 	if ((u64)queue_len * stride > RTPM_CAPTURE_BYTES_MAX)
 		return -EINVAL;
+	/* Before the descriptor exists: a fault here leaves nothing behind. */
+	req->queue_len = queue_len;
+	req->snaplen = snaplen;
+	if (copy_to_user(ureq, req, sizeof(*req)))
+		return -EFAULT;
 
 	cap = kzalloc(sizeof(*cap), GFP_KERNEL_ACCOUNT);
 	if (!cap)
 		return -ENOMEM;
 	cap->ch = ch;
 	spin_lock_init(&cap->lock);
+	mutex_init(&cap->read_lock);
 	init_waitqueue_head(&cap->wq);
 	cap->queue_len = queue_len;
 	cap->snaplen = snaplen;
@@ -304,6 +326,8 @@ int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req)
 		rtpm_capture_free(cap);
 		return PTR_ERR(file);
 	}
+	/* A stream of records: no positions, no pread(), lseek() -ESPIPE. */
+	stream_open(file_inode(file), file);
 
 	spin_lock_bh(&ch->lock);
 	if (ch->capture) {

@@ -688,13 +688,8 @@ static int rtpm_ioctl_get_wakeup(struct rtpm_channel *ch, void __user *uarg)
 /* CAPTURE: the new descriptor is the return value, as KVM's ioctls do it. */
 static int rtpm_ioctl_capture(struct rtpm_channel *ch, void __user *uarg)
 {
-	struct rtpm_capture req;
-	int ret;
+	int ret = rtpm_capture_ioctl(ch, uarg);
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		ret = -EFAULT;
-	else
-		ret = rtpm_capture_ioctl(ch, &req);
 	if (ret == -EINVAL || ret == -EFAULT)
 		rtpm_chan_count_illegal(ch);
 	return ret;
@@ -752,7 +747,6 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 	case RTPM_IOC_GET_STATUS:
 	case RTPM_IOC_GET_WAKEUP:
 	case RTPM_IOC_GET_QUALITY:
-	case RTPM_IOC_CAPTURE:
 		return 0;
 	case RTPM_IOC_SET_WAKEUP:
 	case RTPM_IOC_SET_CLOCK_RATE:
@@ -771,6 +765,14 @@ static int rtpm_ioctl_allowed(struct rtpm_file *rf, unsigned int cmd)
 	case RTPM_IOC_STOP:
 		if (!rtpm_may_run(rf))
 			err = -EPERM;
+		break;
+	case RTPM_IOC_CAPTURE:
+		/*
+		 * It pins memory and the channel's one capture: a writer's
+		 * right, so that a read-only descriptor stays harmless.
+		 */
+		if (!rf->can_write)
+			err = -EBADF;
 		break;
 	default:
 		/* Slot operations and CLAIM change the ring: a writer's job. */
@@ -988,6 +990,8 @@ static int rtpm_proc_show(struct seq_file *m, void *v)
 /* Undo rtpm_channel_init(); the device node is already gone or never was. */
 static void rtpm_channel_free(struct rtpm_channel *ch)
 {
+	/* A capture file holds the module: none can be left at unload. */
+	WARN_ON(ch->capture);
 	hrtimer_cancel(&ch->wake_timer);
 	rtpm_ring_free_accounted(ch->ring);
 	ch->ring = NULL;

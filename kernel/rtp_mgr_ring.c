@@ -468,7 +468,7 @@ static void rtpm_ring_write_desc(struct rtpm_channel *ch, u32 index, u32 len,
 	}
 	d->pad0 = 0;
 	d->pad1 = 0;
-	rtpm_capture_slot_locked(ch, data, len, arrival_ns);
+	rtpm_capture_slot_locked(ch, data, len, arrival_ns, d->flags);
 }
 
 /*

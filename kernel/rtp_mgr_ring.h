@@ -254,9 +254,10 @@ int rtpm_attach_init(void);
 void rtpm_attach_exit(void);
 
 /* Capture (rtp_mgr_capture.c). */
-int rtpm_capture_ioctl(struct rtpm_channel *ch, const struct rtpm_capture *req);
+int rtpm_capture_ioctl(struct rtpm_channel *ch,
+		       struct rtpm_capture __user *ureq);
 void rtpm_capture_slot_locked(struct rtpm_channel *ch, const void *data,
-			      u32 len, u64 arrival_ns);
+			      u32 len, u64 arrival_ns, u32 flags);
 
 /* Events over generic netlink (rtp_mgr_events.c). */
 void rtpm_event(struct rtpm_channel *ch, u32 event, u64 count, u32 pid,

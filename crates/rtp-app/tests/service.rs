@@ -6,74 +6,14 @@
 mod common;
 
 use common::*;
+use rtpmgr_testkit::notify::{max_gap, pings, signal, threads, FakeManager};
 use std::net::UdpSocket;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// WATCHDOG_USEC of the tests: pings are due every 100 ms.
 const WATCHDOG_USEC: &str = "200000";
-
-/// The manager's end of $NOTIFY_SOCKET (an abstract name, as systemd uses).
-struct FakeManager {
-    sock: UnixDatagram,
-    name: String,
-}
-
-impl FakeManager {
-    fn new(tag: &str) -> Self {
-        let name = format!("rtpapp-test-notify-{tag}-{}", std::process::id());
-        let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
-        FakeManager { sock, name }
-    }
-
-    fn env(&self) -> String {
-        format!("@{}", self.name)
-    }
-
-    /// The next notification within `limit`.
-    fn recv(&self, limit: Duration) -> Option<String> {
-        self.sock.set_read_timeout(Some(limit.max(Duration::from_millis(1)))).unwrap();
-        let mut buf = [0u8; 4096];
-        match self.sock.recv(&mut buf) {
-            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(_) => None,
-        }
-    }
-
-    /// Waits for a notification containing `what`, returning it and everything before it.
-    fn wait_for(&self, what: &str, limit: Duration) -> (String, Vec<String>) {
-        let deadline = Instant::now() + limit;
-        let mut before = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.recv(left) {
-                Some(m) if m.lines().any(|l| l == what) => return (m, before),
-                Some(m) => before.push(m),
-                None => break,
-            }
-        }
-        panic!("no {what} within {limit:?}; got {before:?}");
-    }
-
-    /// Every notification for `span`, with its arrival time.
-    fn collect(&self, span: Duration) -> Vec<(Instant, String)> {
-        let end = Instant::now() + span;
-        let mut got = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            if let Some(m) = self.recv(left) {
-                got.push((Instant::now(), m));
-            }
-        }
-        got
-    }
-
-    /// Throws away what is queued.
-    fn drain(&self) {
-        while self.recv(Duration::from_millis(1)).is_some() {}
-    }
-}
 
 fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -> Child {
     let mut cmd = Command::new(bin());
@@ -89,11 +29,6 @@ fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -
     cmd.spawn().expect("rtp_app starts")
 }
 
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
-    assert!(st.success(), "kill -{sig}");
-}
-
 /// A minimal RTP v2 packet.
 fn rtp_packet(seq: u16) -> Vec<u8> {
     let mut p = vec![0u8; 12 + 20];
@@ -102,11 +37,6 @@ fn rtp_packet(seq: u16) -> Vec<u8> {
     p[2..4].copy_from_slice(&seq.to_be_bytes());
     p[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
     p
-}
-
-/// Watchdog pings of `msgs`, in order of arrival.
-fn pings(msgs: &[(Instant, String)]) -> Vec<Instant> {
-    msgs.iter().filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1")).map(|(t, _)| *t).collect()
 }
 
 fn ready_file(tag: &str) -> PathBuf {
@@ -145,8 +75,8 @@ fn rx_notifies_ready_after_bind_pings_from_the_worker_and_stops() {
     let running = mgr.collect(Duration::from_secs(1));
     let p = pings(&running);
     assert!(p.len() >= 6, "{} pings in 1 s: {running:?}", p.len());
-    let max_gap = p.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(max_gap < Duration::from_millis(300), "a {max_gap:?} gap between pings");
+    let gap = max_gap(&p);
+    assert!(gap < Duration::from_millis(300), "a {gap:?} gap between pings");
 
     // A stopped process pings no more (the manager would now kill and restart it).
     signal(&child, "STOP");
@@ -208,21 +138,6 @@ fn a_watchdog_for_another_pid_is_not_pinged() {
     assert_eq!(wait_bounded(child, Duration::from_secs(10)).status.code(), Some(0));
 }
 
-/// (policy, rt_priority, Cpus_allowed_list) of each thread of `pid`, by thread name.
-fn threads(pid: u32) -> Vec<(String, u32, u32, String)> {
-    let mut v = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let dir = t.unwrap().path();
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else { continue };
-        let Ok(status) = std::fs::read_to_string(dir.join("status")) else { continue };
-        let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
-        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().collect();
-        let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("").trim().to_string();
-        v.push((name, f[41 - 3].parse().unwrap(), f[40 - 3].parse().unwrap(), cpus));
-    }
-    v
-}
-
 /// --rt-priority and --cpu make the rx worker SCHED_FIFO on CPU 0; the other threads keep
 /// SCHED_OTHER and their mask. Without CAP_SYS_NICE: the error names the fix, and no READY.
 #[test]
@@ -268,4 +183,61 @@ fn rt_priority_and_cpu_apply_to_the_worker_thread_only() {
     }
     signal(&child, "TERM");
     let _ = child.wait();
+}
+
+/// Settings that cannot apply end rtp_app at startup with the fix named, before READY: an
+/// unprivileged user's SCHED_FIFO (setpriv drops root), a CPU that is not online.
+#[test]
+fn refused_rt_settings_fail_at_startup_before_ready() {
+    let ring = ShmRing::new("notify-refused");
+    let port = free_port().to_string();
+    let base = ["--mode", "rx", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm", "--shm-name", &ring.0];
+
+    let mgr = FakeManager::new("badcpu");
+    let child = spawn_managed(&[&base[..], &["--cpu", "1000"]].concat(), &mgr, None);
+    let out = wait_bounded(child, Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot pin thread rt-check to CPUs 1000: none of them is online"), "{err}");
+    assert!(mgr.recv(Duration::from_millis(100)).is_none(), "a notification from a failed start");
+
+    if !std::path::Path::new("/usr/bin/setpriv").exists() || is_not_root() || rtprio_limit() >= 20 {
+        rtpmgr_testkit::skip(
+            "service::refused_rt_settings_fail_at_startup_before_ready",
+            "the unprivileged half needs root, setpriv (util-linux) to drop to nobody, and RLIMIT_RTPRIO < 20",
+        );
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(bin())
+        .args(base)
+        .args(["--rt-priority", "20"])
+        .env("RTPMGR_SHM_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("SCHED_FIFO priority 20 for thread rt-check needs CAP_SYS_NICE or an RLIMIT_RTPRIO >= 20")
+            && err.contains("LimitRTPRIO=20"),
+        "{err}"
+    );
+}
+
+fn is_not_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| !s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(true)
+}
+
+/// The soft RLIMIT_RTPRIO this process passes on ("Max realtime priority" of /proc/self/limits).
+fn rtprio_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let line = limits.lines().find(|l| l.starts_with("Max realtime priority")).unwrap_or("");
+    match line.split_whitespace().nth(3) {
+        Some("unlimited") => u64::MAX,
+        Some(n) => n.parse().unwrap_or(u64::MAX),
+        None => u64::MAX,
+    }
 }

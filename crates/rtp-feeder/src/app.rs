@@ -64,11 +64,15 @@ pub fn run(cfg: Config) -> Result<ExitCode> {
             .context("failed to install the signal handler")?;
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("failed to install the signal handler")?;
     }
+    // $NOTIFY_SOCKET/$WATCHDOG_USEC, [tuning]/--rt-priority/--cpu (checked now), --ready-file.
+    rtpmgr_service::init(&cfg.service)?;
     let led = match &cfg.led {
         Some(l) => Some(StatusIndicator::new(crate::led::open(l)?, Instant::now())),
         None => None,
     };
-    run_with(cfg, stop, led)
+    let r = run_with(cfg, stop, led);
+    rtpmgr_service::stopping();
+    r
 }
 
 /// [`run`] with the stop flag and the LED supplied, so tests can drive both.
@@ -210,6 +214,11 @@ impl<P: OutputPin> Session<'_, P> {
     /// `feeder_gone` says whether the RX feed ended by itself (a ring error).
     fn control_loop(&mut self, built: &Built, stop: &AtomicBool, feeder_gone: impl Fn() -> bool) -> End {
         let cfg = self.cfg;
+        // The sources are PLAYING (and the [receive] socket is attached): the feeder works.
+        rtpmgr_service::ready(&format!("{:?}: {} | {}", cfg.direction, self.ring.describe(), cfg.pipeline));
+        // RX pings the watchdog from appsrc's streaming thread (need-data); TX has no loop of its
+        // own (appsink's callback runs only when a sample comes), so this loop pings for it.
+        let pings_here = cfg.direction == Direction::Tx;
         let bus = built.pipeline.bus().expect("a pipeline has a bus");
         let deadline = cfg.run_for.map(|d| self.started + d);
         let mut next_stats = cfg.stats_interval.map(|i| Instant::now() + i);
@@ -217,6 +226,9 @@ impl<P: OutputPin> Session<'_, P> {
         let mut last_in = (Instant::now(), 0u64);
         let mut last_ring: Option<RingView> = None;
         loop {
+            if pings_here {
+                rtpmgr_service::watchdog_tick();
+            }
             if let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(TICK.as_nanos() as u64)) {
                 match msg.view() {
                     gst::MessageView::Error(_) => return End::Fatal(pipeline::error_from_message(&msg)),
@@ -237,6 +249,7 @@ impl<P: OutputPin> Session<'_, P> {
             let now = Instant::now();
             if stop.load(Relaxed) {
                 log::info!("stop requested: draining");
+                rtpmgr_service::stopping();
                 return End::Stop;
             }
             if deadline.is_some_and(|d| now >= d) {
@@ -368,6 +381,11 @@ impl<P: OutputPin> Session<'_, P> {
 /// TX: every RTP buffer appsink receives is copied into a FREE slot and pushed.
 fn install_tx_callbacks(appsink: &AppSink, tx: Arc<Mutex<TxRing>>, c: Arc<Counters>) {
     appsink.on_sample(move |sink, sample| {
+                // This streaming thread writes the ring: --rt-priority/--cpu apply to it (once).
+                if let Err(e) = rtpmgr_service::worker_started() {
+                    gst::element_error!(sink, gst::ResourceError::Failed, ("{e}"));
+                    return Err(gst::FlowError::Error);
+                }
                 let buffer = sample.buffer().ok_or_else(|| {
                     gst::element_error!(sink, gst::ResourceError::Failed, ("sample without a buffer"));
                     gst::FlowError::Error

@@ -107,4 +107,8 @@ pub struct Cli {
     /// GPIO line of the status LED on --led-chip
     #[arg(long, value_name = "line", hide_short_help = true)]
     pub led_line: Option<u32>,
+
+    /// Service options: --rt-priority and --cpu (override [tuning]), --ready-file.
+    #[command(flatten)]
+    pub service: rtpmgr_service::ServiceArgs,
 }

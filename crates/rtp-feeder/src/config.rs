@@ -64,6 +64,36 @@ pub enum Fallback {
     Drop,
 }
 
+/// `[tuning]` of the config file: SCHED_FIFO priority and CPUs of the streaming thread.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuningFile {
+    /// SCHED_FIFO priority 1..=99 (`--rt-priority`).
+    pub rt_priority: Option<u8>,
+    /// CPU list, e.g. "1" or "0-1,3" (`--cpu`).
+    pub cpus: Option<String>,
+}
+
+impl TuningFile {
+    /// The service options: the command line's where given, else the file's, checked.
+    pub fn merge(&self, cli: &rtpmgr_service::ServiceArgs) -> Result<rtpmgr_service::ServiceArgs> {
+        use rtpmgr_service::rt::{RT_PRIORITY_MAX, RT_PRIORITY_MIN};
+        if let Some(p) = self.rt_priority.filter(|p| !(RT_PRIORITY_MIN..=RT_PRIORITY_MAX).contains(p)) {
+            bail!("[tuning] rt_priority = {p}: SCHED_FIFO priorities are {RT_PRIORITY_MIN}..={RT_PRIORITY_MAX}");
+        }
+        let cpus = match (&cli.cpus, &self.cpus) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(s)) => Some(s.parse().with_context(|| "[tuning] cpus")?),
+            (None, None) => None,
+        };
+        Ok(rtpmgr_service::ServiceArgs {
+            rt_priority: cli.rt_priority.or(self.rt_priority),
+            cpus,
+            ready_file: cli.ready_file.clone(),
+        })
+    }
+}
+
 /// The `[status_led]` section as written in the file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +145,8 @@ pub struct FileConfig {
     pub drain_timeout: Option<f64>,
     pub buffer_lists: Option<bool>,
     pub status_led: LedFile,
+    /// `[tuning]`: real-time settings of the streaming thread (docs/tuning.md).
+    pub tuning: TuningFile,
     /// `[receive]`: the feeder receives from the network itself (RX only).
     pub receive: Option<ReceiveFile>,
 }
@@ -288,6 +320,8 @@ pub struct Config {
     pub led_idle_timeout: Duration,
     pub led_error_hold: Duration,
     pub json: bool,
+    /// `[tuning]` and --rt-priority/--cpu (the CLI wins), --ready-file.
+    pub service: rtpmgr_service::ServiceArgs,
     /// `[receive]`: the feeder opens the socket and attaches it to its channel (RX only).
     pub receive: Option<ReceiveConfig>,
 }
@@ -401,6 +435,7 @@ impl Config {
             led_idle_timeout: secs("status_led.idle_timeout", file.status_led.idle_timeout)?,
             led_error_hold: secs("status_led.error_hold", file.status_led.error_hold)?,
             json: cli.json,
+            service: file.tuning.merge(&cli.service)?,
             receive,
         })
     }

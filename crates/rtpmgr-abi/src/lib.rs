@@ -496,9 +496,9 @@ pub const RTPM_CAPTURE_BYTES_MAX: u32 = 32 << 20;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RtpmCapture {
-    /// Records held for the reader; 0: [`RTPM_CAPTURE_QUEUE_DEFAULT`].
+    /// In: records held for the reader, 0: [`RTPM_CAPTURE_QUEUE_DEFAULT`]; out: the length used.
     pub queue_len: u32,
-    /// Bytes kept of each packet; 0: the ring's slot_payload.
+    /// In: bytes kept of each packet, 0: the ring's slot_payload; out: the snaplen used.
     pub snaplen: u32,
     /// `RTPM_CAPTURE_F_*`.
     pub flags: u32,
@@ -517,10 +517,11 @@ pub struct RtpmCaptureRecord {
     pub len: u32,
     /// Bytes that follow: min(len, snaplen).
     pub caplen: u32,
-    /// Packets not copied (the reader's queue was full) just before this one.
+    /// Packets not copied (the reader's queue was full) just before this one; `u32::MAX`: at
+    /// least that many.
     pub missed: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// The slot descriptor's `RTPM_SLOT_F_*` flags (RTP, malformed, marker).
+    pub flags: u32,
 }
 
 /// SET_WAKEUP / GET_WAKEUP argument (`struct rtpm_wakeup`, 2.1): when a blocked consumer is woken.
@@ -643,7 +644,7 @@ pub mod request {
     /// `RTPM_IOC_GET_QUALITY` (2.1).
     pub const GET_QUALITY: u64 = request_code_read!(RTPM_IOC_MAGIC, 0x0e, size_of::<RtpmQuality>()) as u64;
     /// `RTPM_IOC_CAPTURE` (2.2).
-    pub const CAPTURE: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x0f, size_of::<RtpmCapture>()) as u64;
+    pub const CAPTURE: u64 = request_code_readwrite!(RTPM_IOC_MAGIC, 0x0f, size_of::<RtpmCapture>()) as u64;
     /// `RTPM_IOC_PUSH_SLOT`.
     pub const PUSH_SLOT: u64 = request_code_write!(RTPM_IOC_MAGIC, 0x10, size_of::<RtpmSlotRef>()) as u64;
     /// `RTPM_IOC_POP_SLOT`.
@@ -750,7 +751,7 @@ mod raw {
     nix::ioctl_read!(
         /// `RTPM_IOC_GET_QUALITY`
         get_quality, RTPM_IOC_MAGIC, 0x0e, RtpmQuality);
-    nix::ioctl_write_ptr!(
+    nix::ioctl_readwrite!(
         /// `RTPM_IOC_CAPTURE`
         capture, RTPM_IOC_MAGIC, 0x0f, RtpmCapture);
     nix::ioctl_write_ptr!(
@@ -949,10 +950,11 @@ pub mod ioctl {
         Ok(out)
     }
 
-    /// `RTPM_IOC_CAPTURE` (2.2): start a capture of the channel; the result owns the new capture
-    /// file (read-only, close-on-exec), whose `read()` returns [`RtpmCaptureRecord`]s.
-    pub fn capture(fd: BorrowedFd<'_>, req: &RtpmCapture) -> nix::Result<OwnedFd> {
-        // SAFETY: `req` is a valid RtpmCapture the kernel only reads.
+    /// `RTPM_IOC_CAPTURE` (2.2): start a capture of the channel (needs a file opened for
+    /// writing); the result owns the new capture file (read-only, close-on-exec), whose `read()`
+    /// returns [`RtpmCaptureRecord`]s. `req` gets the queue length and snaplen used.
+    pub fn capture(fd: BorrowedFd<'_>, req: &mut RtpmCapture) -> nix::Result<OwnedFd> {
+        // SAFETY: `req` is a valid, writable RtpmCapture for the duration of the call.
         let raw = unsafe { raw::capture(fd.as_raw_fd(), req) }?;
         // SAFETY: on success the ioctl returns a new descriptor that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })

@@ -114,7 +114,7 @@ fn layouts() -> Vec<Layout> {
             RtpmCaptureRecord,
             "rtpm_capture_record",
             RtpmCaptureRecord::default(),
-            [arrival_ns, len, caplen, missed, reserved]
+            [arrival_ns, len, caplen, missed, flags]
         ),
     ]
 }

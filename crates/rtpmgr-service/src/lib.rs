@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 pub struct ServiceArgs {
     /// Run the worker thread with SCHED_FIFO at this priority (1-99)
     ///
-    /// Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least N; without either rtp_app stops with
-    /// an error naming the fix. See docs/tuning.md.
+    /// Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least N; without either the program stops at
+    /// startup with an error naming the fix. See docs/tuning.md.
     #[arg(long, value_name = "n", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub rt_priority: Option<u8>,
 
@@ -66,6 +66,10 @@ pub enum ServiceError {
     Notify(#[from] NotifyError),
     #[error("the service state is already initialised")]
     AlreadyInitialised,
+    #[error(transparent)]
+    Rt(#[from] RtError),
+    #[error("cannot check --rt-priority/--cpu on a thread: {0}")]
+    Probe(std::io::Error),
 }
 
 struct Service {
@@ -84,7 +88,18 @@ struct Service {
 static SERVICE: OnceLock<Service> = OnceLock::new();
 
 /// Reads `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID` and keeps `args` for the workers.
+/// `--rt-priority`/`--cpu` are tried on a short-lived thread first, so that a refusal (no
+/// CAP_SYS_NICE, an offline CPU) ends the program at startup, before anything says READY.
 pub fn init(args: &ServiceArgs) -> Result<(), ServiceError> {
+    let rt = args.rt();
+    if !rt.is_empty() {
+        std::thread::Builder::new()
+            .name("rt-check".into())
+            .spawn(move || rt.check_on_current_thread())
+            .map_err(ServiceError::Probe)?
+            .join()
+            .map_err(|_| ServiceError::Probe(std::io::Error::other("the check thread panicked")))??;
+    }
     let notifier = Notifier::from_env()?;
     let timeout = notify::watchdog_timeout(
         std::env::var("WATCHDOG_USEC").ok().as_deref(),

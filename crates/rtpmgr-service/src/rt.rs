@@ -134,6 +134,16 @@ impl RtSettings {
     /// Applies the settings to the calling thread: the affinity first (a pinned thread is
     /// never briefly real-time on the wrong CPU), then the priority.
     pub fn apply_to_current_thread(&self) -> Result<(), RtError> {
+        self.apply(true)
+    }
+
+    /// [`Self::apply_to_current_thread`] without the log lines: for a throw-away thread that
+    /// only checks the settings are allowed.
+    pub fn check_on_current_thread(&self) -> Result<(), RtError> {
+        self.apply(false)
+    }
+
+    fn apply(&self, verbose: bool) -> Result<(), RtError> {
         let thread = std::thread::current().name().unwrap_or("main").to_string();
         if let Some(cpus) = &self.cpus {
             let mut set = CpuSet::new();
@@ -150,11 +160,14 @@ impl RtSettings {
                 Err(nix::Error::EINVAL) => return Err(RtError::NoUsableCpu { thread, cpus: cpus.clone() }),
                 Err(source) => return Err(RtError::Affinity { thread, cpus: cpus.clone(), source }),
             }
-            log::info!("thread {thread}: pinned to CPUs {cpus}");
+            if verbose {
+                log::info!("thread {thread}: pinned to CPUs {cpus}");
+            }
         }
         if let Some(priority) = self.priority {
             match set_fifo_priority(priority) {
-                Ok(()) => log::info!("thread {thread}: SCHED_FIFO priority {priority}"),
+                Ok(()) if verbose => log::info!("thread {thread}: SCHED_FIFO priority {priority}"),
+                Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                     return Err(RtError::PriorityDenied { priority, thread })
                 }

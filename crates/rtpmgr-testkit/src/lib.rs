@@ -20,6 +20,7 @@
 use std::io::Write;
 
 pub mod netns;
+pub mod notify;
 
 /// Environment variable naming the file that collects skips (one line each).
 pub const SKIP_LOG_ENV: &str = "RTPMGR_SKIP_LOG";

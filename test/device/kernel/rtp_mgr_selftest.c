@@ -4749,9 +4749,13 @@ static unsigned int check_records(struct chan *c, const uint8_t *buf,
 		ASSERT_EQ(rec->len, d->len);
 		ASSERT_EQ(rec->caplen, d->len < snaplen ? d->len : snaplen);
 		ASSERT_EQ(rec->arrival_ns, d->arrival_ns);
-		ASSERT_EQ(rec->reserved, 0);
+		ASSERT_EQ(rec->flags, d->flags);
 		ASSERT_TRUE(!memcmp(rec + 1, slot_pay(c, index[k]),
 				    rec->caplen));
+		/* The padding is zero: read() copies it. */
+		for (size_t b = sizeof(*rec) + rec->caplen;
+		     b < record_size(rec->caplen); b++)
+			ASSERT_EQ(buf[off + b], 0);
 		off += record_size(rec->caplen);
 		k++;
 	}
@@ -4763,35 +4767,51 @@ static unsigned int check_records(struct chan *c, const uint8_t *buf,
  * CAPTURE copies every pushed packet, and the consumer still gets all of
  * them: pops, counters and READY slots are as without the capture. The
  * capture file is read-only, close-on-exec, and outlives the channel file
- * it came from.
+ * it came from; a read-only channel file may not start one.
  */
 static void test_capture_copies_without_taking(void)
 {
+	struct rtpm_capture req = {
+		.queue_len = 8, .flags = RTPM_CAPTURE_F_NONBLOCK,
+	};
 	struct pollfd p = { .events = POLLIN };
 	struct rtpm_stats st0, st;
 	struct rtpm_slot_ref r;
 	struct chan c = { 0 };
 	uint32_t index[3];
 	uint8_t buf[4096];
-	int ro, cap, i;
+	int ro, w2, cap, i;
 
 	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
 		   O_NONBLOCK);
+	get_stats(c.fd, &st0);
 	ro = open_ro(0);
-	cap = start_capture(ro, 8, 0, RTPM_CAPTURE_F_NONBLOCK);
+	ASSERT_ERRNO(start_capture(ro, 0, 0, 0), EBADF);
+	ASSERT_OK(close(ro));
+	get_stats(c.fd, &st);
+	ASSERT_EQ(st.denied - st0.denied, 1);
+
+	w2 = open_dev(0);
+	cap = ioctl(w2, RTPM_IOC_CAPTURE, &req);
 	ASSERT_TRUE(cap >= 0);
+	/* The defaults resolved are written back. */
+	ASSERT_EQ(req.queue_len, 8);
+	ASSERT_EQ(req.snaplen, SMALL_PAYLOAD);
 	ASSERT_TRUE(fcntl(cap, F_GETFD) & FD_CLOEXEC);
 	ASSERT_EQ(fcntl(cap, F_GETFL) & (O_ACCMODE | O_NONBLOCK),
 		  O_RDONLY | O_NONBLOCK);
 	ASSERT_ERRNO(write(cap, "x", 1), EBADF);
+	ASSERT_ERRNO(lseek(cap, 0, SEEK_SET), ESPIPE);
 	ASSERT_ERRNO(read(cap, buf, sizeof(buf)), EAGAIN);
-	ASSERT_OK(close(ro));
+	ASSERT_OK(close(w2));
 	get_stats(c.fd, &st0);
 
 	for (i = 0; i < 3; i++)
 		index[i] = push_rtp(&c, 10 + i, 5, 100 + 50 * i);
 	p.fd = cap;
 	ASSERT_EQ(poll(&p, 1, 0), 1);
+	/* A fault loses nothing: the records stay queued. */
+	ASSERT_ERRNO(syscall(SYS_read, cap, (void *)8, sizeof(buf)), EFAULT);
 	{
 		ssize_t n = read(cap, buf, sizeof(buf));
 
@@ -4892,7 +4912,7 @@ static void test_capture_errors_and_lifetime(void)
 	struct rtpm_capture bad;
 	struct rtpm_stats st0, st;
 	struct chan c = { 0 };
-	int cap, cap2, ro;
+	int cap, cap2, w2;
 
 	chan_setup(&c, SMALL_ORDER, SMALL_PAYLOAD, RTPM_DROP_REJECT_NEWEST,
 		   O_NONBLOCK);
@@ -4914,14 +4934,14 @@ static void test_capture_errors_and_lifetime(void)
 
 	cap = start_capture(c.fd, 0, 0, 0);
 	ASSERT_TRUE(cap >= 0);
-	ro = open_ro(0);
-	ASSERT_ERRNO(start_capture(ro, 0, 0, 0), EBUSY);
+	w2 = open_dev(0);
+	ASSERT_ERRNO(start_capture(w2, 0, 0, 0), EBUSY);
 	ASSERT_OK(close(cap));
-	cap2 = start_capture(ro, 0, 0, 0);
+	cap2 = start_capture(w2, 0, 0, 0);
 	ASSERT_TRUE(cap2 >= 0);
 
 	/* A capture keeps the module, as an open channel does. */
-	ASSERT_OK(close(ro));
+	ASSERT_OK(close(w2));
 	chan_unmap(&c);
 	ASSERT_OK(close(c.fd));
 	errno = 0;
@@ -4930,13 +4950,17 @@ static void test_capture_errors_and_lifetime(void)
 	ASSERT_OK(close(cap2));
 }
 
-/* A blocking read sleeps until a packet is pushed, from another process. */
+/*
+ * A blocking poll() and a blocking read() sleep until a packet is pushed,
+ * from another process.
+ */
 static void test_capture_blocking_read(void)
 {
+	struct pollfd p = { .events = POLLIN };
 	struct chan c = { 0 };
+	uint32_t index[2] = { 0, 1 };
 	uint8_t buf[1024];
-	uint32_t index;
-	int cap, status;
+	int cap, status, k;
 	ssize_t n;
 	pid_t pid;
 
@@ -4944,19 +4968,24 @@ static void test_capture_blocking_read(void)
 		   O_NONBLOCK);
 	cap = start_capture(c.fd, 0, 0, 0);
 	ASSERT_TRUE(cap >= 0);
-	pid = fork();
-	ASSERT_TRUE(pid >= 0);
-	if (!pid) {
-		sleep_ms(200);
-		push_rtp(&c, 30, 7, 64);
-		_exit(0);
+	p.fd = cap;
+	for (k = 0; k < 2; k++) {
+		pid = fork();
+		ASSERT_TRUE(pid >= 0);
+		if (!pid) {
+			sleep_ms(200);
+			push_rtp(&c, 30 + k, 7, 64);
+			_exit(0);
+		}
+		if (k == 0)
+			ASSERT_EQ(poll(&p, 1, 10000), 1);
+		n = read(cap, buf, sizeof(buf));
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+		ASSERT_EQ(n, (long long)record_size(64));
+		ASSERT_EQ(check_records(&c, buf, n, &index[k], 1,
+					SMALL_PAYLOAD), 1);
 	}
-	n = read(cap, buf, sizeof(buf));
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
-	ASSERT_EQ(n, (long long)record_size(64));
-	index = 0;
-	ASSERT_EQ(check_records(&c, buf, n, &index, 1, SMALL_PAYLOAD), 1);
 	ASSERT_OK(close(cap));
 }
 
