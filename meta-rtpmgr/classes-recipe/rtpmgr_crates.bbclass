@@ -398,7 +398,7 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
-RTPMGR_CARGO_LOCK_SHA256 = "fd432798036efde1462566e90fc9b21e0e66157599ec4e46425de50e9d279a74"
+RTPMGR_CARGO_LOCK_SHA256 = "572adf23ba831881d2b9f3a50f2d31587a3dd7fcdbc420bf98080bf3e0638f07"
 
 # The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
 # and build scripts left out) on any of these targets, so that they hold for every MACHINE:
