@@ -87,3 +87,30 @@ stream_summary() {
 	echo "@@RTPMGR summary sent=$sent ring=$ring gst=$gst dropped=$dropped verdict=$verdict"
 	[ "$verdict" = PASS ]
 }
+
+# top_snapshot_start DELAY FILE [ARGS...]: after DELAY seconds, `rtp_app top --once ARGS` (it reads
+# every channel twice, 1 s apart) in the background into FILE; top_snapshot_wait waits for it.
+top_snapshot_start() {
+	top_delay=$1 top_file=$2
+	shift 2
+	(
+		sleep "$top_delay"
+		rtp_app top --once "$@"
+	) >"$top_file" 2>&1 &
+	top_pid=$!
+}
+top_snapshot_wait() { wait "$top_pid"; }
+
+# top_field CHANNEL KEY FILE: KEY's value (a number, string or null) in CHANNEL's object of a
+# `rtp_app top --once --json` record. Each channel object starts with "attach", its first key.
+top_field() {
+	awk -v ch="$1" -v key="$2" '{
+		n = split($0, part, /[{]"attach":/)
+		for (i = 2; i <= n; i++) {
+			part[i] = "\"attach\":" part[i]
+			if (index(part[i], "\"channel\":" ch ",") == 0) continue
+			if (match(part[i], "\"" key "\":(\"[^\"]*\"|[-0-9.e+]+|null)"))
+				print substr(part[i], RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+		}
+	}' "$3"
+}

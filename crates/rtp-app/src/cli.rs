@@ -54,6 +54,10 @@ Examples:
     rtp_app diag
     rtp_app diag --backend shm --json
 
+  Live view of every channel (q quits), or one snapshot for scripts (see rtp_app top --help):
+    rtp_app top
+    rtp_app top --once --json
+
 Exit status: 0 success (also after SIGINT/SIGTERM, which stop a run cleanly), 1 runtime error
 or failed diag check, 2 usage error, 130 second SIGINT/SIGTERM during shutdown.
 
@@ -149,6 +153,9 @@ pub enum Command {
     /// end the run (exit 0), as do SIGINT and SIGTERM. Needs the module loaded (modprobe rtp_mgr);
     /// any user may listen. Reads only events of the initial network namespace.
     Monitor(MonitorArgs),
+    /// Live view of every channel: rates, loss, jitter, drops, slots, holders (q quits).
+    #[command(long_about = crate::top::LONG_ABOUT, after_long_help = crate::top::AFTER_LONG_HELP)]
+    Top(crate::top::TopArgs),
 }
 
 /// Options of `rtp_app monitor` (also: --channel, --json, -t).
@@ -564,7 +571,7 @@ impl Cli {
         self.validate_path()?;
         self.validate_ctl_format()?;
         match (self.mode, &self.command) {
-            (_, Some(Command::Diag)) => Ok(()),
+            (_, Some(Command::Diag)) | (_, Some(Command::Top(_))) => Ok(()),
             (_, Some(Command::Monitor(_))) => match self.common.backend {
                 Some(BackendKind::Shm) => {
                     Err("monitor reads the kernel module's events; a shm ring sends none (drop --backend shm)".into())

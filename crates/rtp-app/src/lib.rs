@@ -12,6 +12,7 @@
 //! - [`kpath`]: `--path kernel`: the kernel moves the datagrams (ABI 2.1), rtp_app supervises.
 //! - [`monitor`]: `rtp_app monitor`, the module's channel events over generic netlink.
 //! - [`metrics`]: `--mode ctl --stats --format openmetrics` for Prometheus.
+//! - [`top`]: `rtp_app top`, the live terminal view of every channel (`--once`/`--json` for scripts).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -29,5 +30,6 @@ pub mod net;
 pub mod rtp;
 pub mod rx;
 pub mod stats;
+pub mod top;
 pub mod tx;
 pub mod xdp;

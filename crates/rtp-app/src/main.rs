@@ -53,6 +53,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(Command::Monitor(m)) = &cli.command {
         return run_monitor(&cli, m);
     }
+    if let Some(Command::Top(t)) = &cli.command {
+        return rtp_app::top::run(&cli.common, t);
+    }
     match cli.mode {
         Some(Mode::Ctl) => {
             let b = backend::select(&cli.common)?;
