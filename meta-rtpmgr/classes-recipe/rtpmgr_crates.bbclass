@@ -28,6 +28,8 @@ SRC_URI += "\
     crate://crates.io/borsh-derive/1.8.1 \
     crate://crates.io/bumpalo/3.20.4 \
     crate://crates.io/by_address/1.2.1 \
+    crate://crates.io/byteorder/1.5.0 \
+    crate://crates.io/byteorder_slice/3.0.0 \
     crate://crates.io/bytes/1.12.1 \
     crate://crates.io/cast/0.3.0 \
     crate://crates.io/castaway/0.2.4 \
@@ -61,6 +63,7 @@ SRC_URI += "\
     crate://crates.io/darling_core/0.24.1 \
     crate://crates.io/darling_macro/0.24.1 \
     crate://crates.io/deranged/0.5.9 \
+    crate://crates.io/derive-into-owned/0.2.0 \
     crate://crates.io/derive_more/2.1.1 \
     crate://crates.io/derive_more-impl/2.1.1 \
     crate://crates.io/document-features/0.2.12 \
@@ -151,6 +154,7 @@ SRC_URI += "\
     crate://crates.io/parking_lot/0.12.5 \
     crate://crates.io/parking_lot_core/0.9.12 \
     crate://crates.io/pastey/0.2.3 \
+    crate://crates.io/pcap-file/2.0.0 \
     crate://crates.io/pin-project-lite/0.2.17 \
     crate://crates.io/pkg-config/0.3.34 \
     crate://crates.io/portable-atomic/1.15.0 \
@@ -199,6 +203,7 @@ SRC_URI += "\
     crate://crates.io/strsim/0.11.1 \
     crate://crates.io/strum/0.28.0 \
     crate://crates.io/strum_macros/0.28.0 \
+    crate://crates.io/syn/1.0.109 \
     crate://crates.io/syn/2.0.119 \
     crate://crates.io/syn/3.0.9 \
     crate://crates.io/system-deps/9.0.1 \
@@ -280,6 +285,8 @@ SRC_URI[borsh-1.8.1.sha256sum] = "553c5d846a6ba5150c65e3b1b8ec073bcf1abc20f9b722
 SRC_URI[borsh-derive-1.8.1.sha256sum] = "12cdfe656708a01f89b451a7d36466e6fe6c414de0aa18fc54f864f6f9ca9f56"
 SRC_URI[bumpalo-3.20.4.sha256sum] = "87a0cf66fd1eb2fb7b822cb78370d82303750809bc6ba855f3f58e517d3238db"
 SRC_URI[by_address-1.2.1.sha256sum] = "64fa3c856b712db6612c019f14756e64e4bcea13337a6b33b696333a9eaa2d06"
+SRC_URI[byteorder-1.5.0.sha256sum] = "1fd0f2584146f6f2ef48085050886acf353beff7305ebd1ae69500e27c67f64b"
+SRC_URI[byteorder_slice-3.0.0.sha256sum] = "0b294e30387378958e8bf8f4242131b930ea615ff81e8cac2440cea0a6013190"
 SRC_URI[bytes-1.12.1.sha256sum] = "fc652a48c352aef3ea3aed32080501cf3ef6ed5da78602a020c991775b0aff04"
 SRC_URI[cast-0.3.0.sha256sum] = "37b2a672a2cb129a2e41c10b1224bb368f9f37a2b16b612598138befd7b37eb5"
 SRC_URI[castaway-0.2.4.sha256sum] = "dec551ab6e7578819132c713a93c022a05d60159dc86e7a7050223577484c55a"
@@ -313,6 +320,7 @@ SRC_URI[darling-0.24.1.sha256sum] = "ed17f5901b6630b993ca003def43f2f8ef4014fc13b
 SRC_URI[darling_core-0.24.1.sha256sum] = "6837e2cf7485aaae18f86181d2f0e9a7ed297a025e220aeabf63fdebd3a2ddff"
 SRC_URI[darling_macro-0.24.1.sha256sum] = "2ac7135c3ef02b2f7833bbeb1be5ba7f966dcde8a87c6b87f65a778d71a02785"
 SRC_URI[deranged-0.5.9.sha256sum] = "9e9de72ce2ad1f90dc62fa25f0f430ef85eb4b0d8fa0be4f30373bc40a21d28e"
+SRC_URI[derive-into-owned-0.2.0.sha256sum] = "2c9d94d81e3819a7b06a8638f448bc6339371ca9b6076a99d4a43eece3c4c923"
 SRC_URI[derive_more-2.1.1.sha256sum] = "d751e9e49156b02b44f9c1815bcb94b984cdcc4396ecc32521c739452808b134"
 SRC_URI[derive_more-impl-2.1.1.sha256sum] = "799a97264921d8623a957f6c3b9011f3b5492f557bbb7a5a19b7fa6d06ba8dcb"
 SRC_URI[document-features-0.2.12.sha256sum] = "d4b8a88685455ed29a21542a33abd9cb6510b6b129abadabdcef0f4c55bc8f61"
@@ -403,6 +411,7 @@ SRC_URI[palette_math-0.7.7.sha256sum] = "6e6eb142958d64335fb0e345c5b9ead2ecd6fc4
 SRC_URI[parking_lot-0.12.5.sha256sum] = "93857453250e3077bd71ff98b6a65ea6621a19bb0f559a85248955ac12c45a1a"
 SRC_URI[parking_lot_core-0.9.12.sha256sum] = "2621685985a2ebf1c516881c026032ac7deafcda1a2c9b7850dc81e3dfcb64c1"
 SRC_URI[pastey-0.2.3.sha256sum] = "2ee67f1008b1ba2321834326597b8e186293b049a023cdef258527550b9935b4"
+SRC_URI[pcap-file-2.0.0.sha256sum] = "1fc1f139757b058f9f37b76c48501799d12c9aa0aa4c0d4c980b062ee925d1b2"
 SRC_URI[pin-project-lite-0.2.17.sha256sum] = "a89322df9ebe1c1578d689c92318e070967d1042b512afbe49518723f4e6d5cd"
 SRC_URI[pkg-config-0.3.34.sha256sum] = "f6b464fbc74e149a392436b17d523f769e057cb6877f6a5c4618bc6f11800548"
 SRC_URI[portable-atomic-1.15.0.sha256sum] = "05c8b63e8d9609db387f0324918f81d68fe27748f084ef092fb35954d0539a85"
@@ -451,6 +460,7 @@ SRC_URI[static_assertions-1.1.0.sha256sum] = "a2eb9349b6444b326872e140eb1cf5e7c5
 SRC_URI[strsim-0.11.1.sha256sum] = "7da8b5736845d9f2fcb837ea5d9e2628564b3b043a70948a3f0b778838c5fb4f"
 SRC_URI[strum-0.28.0.sha256sum] = "9628de9b8791db39ceda2b119bbe13134770b56c138ec1d3af810d045c04f9bd"
 SRC_URI[strum_macros-0.28.0.sha256sum] = "ab85eea0270ee17587ed4156089e10b9e6880ee688791d45a905f5b1ca36f664"
+SRC_URI[syn-1.0.109.sha256sum] = "72b64191b275b66ffe2469e8af2c1cfe3bafa67b529ead792a6d0160888b4237"
 SRC_URI[syn-2.0.119.sha256sum] = "872831b642d1a07999a962a351ed35b955ea2cfc8f3862091e2a240a84f17297"
 SRC_URI[syn-3.0.9.sha256sum] = "d78c8dee4c7bf0e14673097256fed6142ce9d3b85a408189d07482442145823b"
 SRC_URI[system-deps-9.0.1.sha256sum] = "db551ad38aac61d5e0343e0eeeb0163be3115c4e23b6a025959570ee0c03c67d"
@@ -508,7 +518,7 @@ SRC_URI[zmij-1.0.23.sha256sum] = "29666d0abbfad1e3dc4dcf6144730dd3a3ab225bbbdac8
 
 # The Cargo.lock this list was generated from: cargo_bin_offline.bbclass stops do_configure when
 # the fetched commit's crates/Cargo.lock differs (a layer and a source commit that do not match).
-RTPMGR_CARGO_LOCK_SHA256 = "6a6587c590363b234f0f035ac7459d3e6a47d9e715969437940940a619f5e681"
+RTPMGR_CARGO_LOCK_SHA256 = "19c91596862725e4bfce909302cb1974de9fa6987335e3f2e833a7f0cf6769ae"
 
 # The licences of the crates each Rust recipe links statically (normal dependencies, proc-macros
 # and build scripts left out) on any of these targets, so that they hold for every MACHINE:
@@ -521,7 +531,7 @@ RTPMGR_CARGO_LOCK_SHA256 = "6a6587c590363b234f0f035ac7459d3e6a47d9e7159694379409
 # licence in the binaries.
 # gstreamer1.0-plugin-rtpmgr: 36 crates
 RTPMGR_CRATES_LICENSE[gstreamer1.0-plugin-rtpmgr] = "(Apache-2.0 | MIT) & (MIT | Unlicense) & MIT"
-# rtp-app: 83 crates
+# rtp-app: 86 crates
 RTPMGR_CRATES_LICENSE[rtp-app] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | BSL-1.0) & (Apache-2.0 | MIT) & (MIT | Unlicense) & Apache-2.0 & MIT & Zlib"
 # rtp-feeder: 82 crates
 RTPMGR_CRATES_LICENSE[rtp-feeder] = "(Apache-2.0 | Apache-2.0-with-LLVM-exception | MIT) & (Apache-2.0 | MIT) & (MIT | Unlicense) & MIT & Zlib"

@@ -153,6 +153,9 @@ pub enum Command {
     /// end the run (exit 0), as do SIGINT and SIGTERM. Needs the module loaded (modprobe rtp_mgr);
     /// any user may listen. Reads only events of the initial network namespace.
     Monitor(MonitorArgs),
+    /// Write what passes through a channel to a pcap/pcapng file, without taking it from the consumer.
+    #[command(long_about = crate::capture::LONG_ABOUT, after_long_help = crate::capture::AFTER_LONG_HELP)]
+    Capture(crate::capture::CaptureArgs),
     /// Live view of every channel: rates, loss, jitter, drops, slots, holders (q quits).
     #[command(long_about = crate::top::LONG_ABOUT, after_long_help = crate::top::AFTER_LONG_HELP)]
     Top(crate::top::TopArgs),
@@ -572,6 +575,7 @@ impl Cli {
         self.validate_ctl_format()?;
         match (self.mode, &self.command) {
             (_, Some(Command::Diag)) | (_, Some(Command::Top(_))) => Ok(()),
+            (_, Some(Command::Capture(_))) => Ok(()),
             (_, Some(Command::Monitor(_))) => match self.common.backend {
                 Some(BackendKind::Shm) => {
                     Err("monitor reads the kernel module's events; a shm ring sends none (drop --backend shm)".into())

@@ -4,6 +4,7 @@
 //! - [`backend`]: which ring (kernel device or shm), opened with messages that name the fix;
 //!   rings are used only through the ring library's guards (`rtpmgr::Producer`/`Consumer`).
 //! - [`rtp`]: RTP v2 generation and validation.
+//! - [`capture`]: `rtp_app capture`, a channel's packets to pcap/pcapng (CAPTURE, ABI 2.2).
 //! - [`multicast`]: joining groups (any-source, source-specific) and multicast send options,
 //!   from the shared socket library `rtpmgr-net`, with messages that name rtp_app's flags.
 //! - [`net`]: recvmmsg/sendmmsg batches into and out of caller buffers.
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod ctl;

@@ -53,6 +53,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(Command::Monitor(m)) = &cli.command {
         return run_monitor(&cli, m);
     }
+    if let Some(Command::Capture(c)) = &cli.command {
+        let stop = StopState::new();
+        let _signals = stop.install_signal_handlers()?;
+        return rtp_app::capture::run(&cli.common, c, &stop);
+    }
     if let Some(Command::Top(t)) = &cli.command {
         return rtp_app::top::run(&cli.common, t);
     }

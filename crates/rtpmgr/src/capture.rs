@@ -60,8 +60,11 @@ pub struct CapturedPacket<'a> {
     pub arrival_ns: u64,
     /// Bytes of the packet as it was in the ring.
     pub len: u32,
-    /// Packets the capture missed (its queue was full) just before this one.
+    /// Packets the capture missed (its queue was full) just before this one; `u32::MAX`: at
+    /// least that many.
     pub missed: u32,
+    /// The slot descriptor's `RTPM_SLOT_F_*` flags (RTP, malformed, marker).
+    pub flags: u32,
     /// The first `min(len, snaplen)` bytes of the packet.
     pub data: &'a [u8],
 }
@@ -92,14 +95,6 @@ pub enum RecordError {
         /// The most a record of this capture may carry.
         snaplen: u32,
     },
-    /// The reserved word is not zero (a record format this library does not know).
-    #[error("capture record at byte {offset} has reserved word {value:#x}, not 0 (a newer record format?)")]
-    Reserved {
-        /// Where the record starts.
-        offset: usize,
-        /// The word.
-        value: u32,
-    },
 }
 
 /// The bytes a record with `caplen` packet bytes takes in a read buffer: header, data, padding
@@ -112,21 +107,21 @@ pub fn record_size(caplen: u32) -> usize {
 
 /// Encodes one record as the kernel writes it (native byte order), for tests and tools that
 /// replay captures: `data` is the captured part, `len` the packet's length.
-pub fn encode_record(arrival_ns: u64, len: u32, missed: u32, data: &[u8]) -> Vec<u8> {
+pub fn encode_record(arrival_ns: u64, len: u32, missed: u32, flags: u32, data: &[u8]) -> Vec<u8> {
     let caplen = u32::try_from(data.len()).expect("a record carries at most 4 GiB");
     let mut out = Vec::with_capacity(record_size(caplen));
     out.extend_from_slice(&arrival_ns.to_ne_bytes());
     out.extend_from_slice(&len.to_ne_bytes());
     out.extend_from_slice(&caplen.to_ne_bytes());
     out.extend_from_slice(&missed.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
     out.extend_from_slice(data);
     out.resize(record_size(caplen), 0);
     out
 }
 
 /// The records in `buf`, what one `read(2)` of a capture file returned: each is
-/// `struct rtpm_capture_record` {arrival_ns u64, len u32, caplen u32, missed u32, reserved u32},
+/// `struct rtpm_capture_record` {arrival_ns u64, len u32, caplen u32, missed u32, flags u32},
 /// then `caplen` bytes of the packet, then padding to the next multiple of 8. Every length is
 /// checked against the buffer and against `snaplen` (`u32::MAX`: no limit) before it is used;
 /// the first malformed record yields an error and ends the iteration.
@@ -155,10 +150,7 @@ impl<'a> Records<'a> {
             return Err(RecordError::Truncated { offset, need: RECORD_HEADER_LEN, have: rest.len() });
         }
         let arrival_ns = u64::from_ne_bytes(rest[0..8].try_into().expect("8 bytes"));
-        let (len, caplen, missed, reserved) = (u32_at(rest, 8), u32_at(rest, 12), u32_at(rest, 16), u32_at(rest, 20));
-        if reserved != 0 {
-            return Err(RecordError::Reserved { offset, value: reserved });
-        }
+        let (len, caplen, missed, flags) = (u32_at(rest, 8), u32_at(rest, 12), u32_at(rest, 16), u32_at(rest, 20));
         if caplen > len || caplen > self.snaplen {
             return Err(RecordError::BadCaplen { offset, caplen, len, snaplen: self.snaplen });
         }
@@ -167,7 +159,7 @@ impl<'a> Records<'a> {
             return Err(RecordError::Truncated { offset, need: size, have: rest.len() });
         }
         let data = &rest[RECORD_HEADER_LEN..RECORD_HEADER_LEN + caplen as usize];
-        Ok((CapturedPacket { arrival_ns, len, missed, data }, size))
+        Ok((CapturedPacket { arrival_ns, len, missed, flags, data }, size))
     }
 }
 
@@ -200,6 +192,7 @@ pub struct Capture {
     file: File,
     name: String,
     snaplen: u32,
+    queue_len: u32,
     buf: Vec<u8>,
     filled: usize,
 }
@@ -208,6 +201,11 @@ impl Capture {
     /// Bytes kept of each packet (the request's snaplen, or the channel's slot_payload).
     pub fn snaplen(&self) -> u32 {
         self.snaplen
+    }
+
+    /// Records the kernel holds for this capture (the request's, or the module's default).
+    pub fn queue_len(&self) -> u32 {
+        self.queue_len
     }
 
     /// Waits until a record is queued (`POLLIN`), at most `timeout` (None: forever). Returns
@@ -259,6 +257,7 @@ impl AsFd for Capture {
 
 fn capture_reason(e: Errno) -> Option<String> {
     Some(match e {
+        Errno::EBADF => "the channel was opened read-only; a capture needs it opened for writing".into(),
         Errno::EBUSY => "the channel already has a capture (another rtp_app capture?); one at a time".into(),
         Errno::EINVAL => format!(
             "invalid request: snaplen at most {RTPM_SLOT_PAYLOAD_MAX}, queue at most {RTPM_CAPTURE_QUEUE_MAX} \
@@ -288,25 +287,23 @@ impl Channel {
                 return Err(Error::Unsupported { context: self.inner.ctx(what), reason: NEEDS_KERNEL.into() })
             }
         };
-        let snaplen = match opts.snaplen {
-            0 => self.info()?.config.slot_payload,
-            n => n,
-        };
-        let req = RtpmCapture {
+        let mut req = RtpmCapture {
             queue_len: opts.queue_len,
             snaplen: opts.snaplen,
             flags: if opts.nonblocking { RTPM_CAPTURE_F_NONBLOCK } else { 0 },
             ..Default::default()
         };
-        let fd = k.capture(&req).map_err(|errno| match capture_reason(errno) {
+        let fd = k.capture(&mut req).map_err(|errno| match capture_reason(errno) {
             Some(reason) => Error::Refused { context: self.inner.ctx(what), errno, reason },
             None => Error::sys(self.inner.ctx(what), errno),
         })?;
+        // The kernel wrote back the queue length and snaplen it uses (defaults resolved).
         Ok(Capture {
             file: File::from(fd),
             name: self.inner.name.clone(),
-            snaplen,
-            buf: vec![0; READ_BUF_MIN.max(record_size(snaplen))],
+            snaplen: req.snaplen,
+            queue_len: req.queue_len,
+            buf: vec![0; READ_BUF_MIN.max(record_size(req.snaplen))],
             filled: 0,
         })
     }
@@ -315,10 +312,11 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtpmgr_abi::RTPM_SLOT_F_RTP;
 
     fn two_records() -> Vec<u8> {
-        let mut b = encode_record(1_000, 5, 0, b"hello");
-        b.extend(encode_record(2_000, 1500, 7, &[0xab; 16]));
+        let mut b = encode_record(1_000, 5, 0, 0, b"hello");
+        b.extend(encode_record(2_000, 1500, 7, RTPM_SLOT_F_RTP, &[0xab; 16]));
         b
     }
 
@@ -330,10 +328,11 @@ mod tests {
         assert_eq!(record_size(16), 40, "24 + 16 is a multiple of 8 already");
         let got: Vec<_> = parse_records(&b, 1500).collect::<Result<_, _>>().unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], CapturedPacket { arrival_ns: 1_000, len: 5, missed: 0, data: b"hello" });
+        assert_eq!(got[0], CapturedPacket { arrival_ns: 1_000, len: 5, missed: 0, flags: 0, data: b"hello" });
         assert_eq!(got[1].arrival_ns, 2_000);
         assert_eq!(got[1].len, 1500, "len is the packet's, data only the snap");
         assert_eq!(got[1].missed, 7);
+        assert_eq!(got[1].flags, RTPM_SLOT_F_RTP);
         assert_eq!(got[1].data, &[0xab; 16]);
     }
 
@@ -344,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_record_of_zero_bytes_is_a_header() {
-        let b = encode_record(9, 0, 0, &[]);
+        let b = encode_record(9, 0, 0, 0, &[]);
         assert_eq!(b.len(), RECORD_HEADER_LEN);
         let got: Vec<_> = parse_records(&b, 64).collect::<Result<_, _>>().unwrap();
         assert_eq!(got[0].data, b"");
@@ -367,19 +366,19 @@ mod tests {
 
     #[test]
     fn a_caplen_above_len_or_snaplen_is_refused() {
-        let mut b = encode_record(1, 4, 0, b"abcdefgh");
+        let mut b = encode_record(1, 4, 0, 0, b"abcdefgh");
         assert_eq!(
             parse_records(&b, 64).next(),
             Some(Err(RecordError::BadCaplen { offset: 0, caplen: 8, len: 4, snaplen: 64 }))
         );
-        b = encode_record(1, 100, 0, &[0; 80]);
+        b = encode_record(1, 100, 0, 0, &[0; 80]);
         assert!(matches!(parse_records(&b, 64).next(), Some(Err(RecordError::BadCaplen { .. }))));
         assert!(parse_records(&b, 80).next().unwrap().is_ok());
     }
 
     #[test]
     fn a_huge_caplen_does_not_overflow() {
-        let mut b = encode_record(1, u32::MAX, 0, &[]);
+        let mut b = encode_record(1, u32::MAX, 0, 0, &[]);
         b[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert!(matches!(
             parse_records(&b, u32::MAX).next(),
@@ -388,23 +387,13 @@ mod tests {
     }
 
     #[test]
-    fn a_reserved_word_is_refused() {
-        let mut b = encode_record(1, 4, 0, b"abcd");
-        b[20] = 1;
-        assert_eq!(
-            parse_records(&b, 64).next(),
-            Some(Err(RecordError::Reserved { offset: 0, value: u32::from_ne_bytes([1, 0, 0, 0]) }))
-        );
-    }
-
-    #[test]
     fn the_error_names_the_offset_of_the_bad_record() {
         let mut b = two_records();
         let second = record_size(5);
-        b[second + 20] = 0xff;
-        let results: Vec<_> = parse_records(&b, 1500).collect();
+        b[second + 12..second + 16].copy_from_slice(&2000u32.to_ne_bytes()); // caplen > len 1500
+        let results: Vec<_> = parse_records(&b, u32::MAX).collect();
         assert!(results[0].is_ok());
-        assert!(matches!(results[1], Err(RecordError::Reserved { offset, .. }) if offset == second));
+        assert!(matches!(results[1], Err(RecordError::BadCaplen { offset, .. }) if offset == second));
         assert_eq!(results.len(), 2);
     }
 

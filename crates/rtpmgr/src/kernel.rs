@@ -81,7 +81,7 @@ impl KernelDev {
     pub(crate) fn get_wakeup(&self) -> Result<RtpmWakeup, Errno> {
         ioctl::get_wakeup(self.file.as_fd())
     }
-    pub(crate) fn capture(&self, req: &RtpmCapture) -> Result<std::os::fd::OwnedFd, Errno> {
+    pub(crate) fn capture(&self, req: &mut RtpmCapture) -> Result<std::os::fd::OwnedFd, Errno> {
         ioctl::capture(self.file.as_fd(), req)
     }
 
