@@ -72,7 +72,8 @@ fn ready_when_playing_pings_from_the_streaming_thread_and_stops() {
     let mgr = FakeManager::new("feeder-rx");
     let ring = TestRing::new("rx");
     let ready = temp("rx", "ready");
-    let child = spawn_feeder(std::path::Path::new("/dev/null"), &ring, &mgr, &["--ready-file", ready.to_str().unwrap()]);
+    let child =
+        spawn_feeder(std::path::Path::new("/dev/null"), &ring, &mgr, &["--ready-file", ready.to_str().unwrap()]);
 
     let (msg, _) = mgr.wait_for("READY=1", Duration::from_secs(20));
     assert!(msg.lines().any(|l| l.starts_with("STATUS=Rx: ")), "{msg}");
