@@ -2,8 +2,9 @@
 # stream-lib.sh - shared by demo-stream and stream-check (sourced): send RTP through the running
 # appliance and account for every packet.
 #
-# Path: rtp_app --mode tx (its own ring channel) -> UDP 127.0.0.1:5004 -> rtp-rx service -> ring
-# channel 0 -> rtp-feeder service -> appsrc ! <feeder.toml pipeline> ! sink.
+# Path: rtp_app --mode tx (its own ring channel) -> UDP 127.0.0.1:5004 -> the rtp-feeder service's
+# [receive] socket, attached to ring channel 0 (the kernel receives) -> rtp-feeder -> appsrc !
+# <feeder.toml pipeline> ! sink.
 # Counts come from the sender's final stats, the channel's sysfs stats and the feeder's log.
 
 RX_CHANNEL=${RTPMGR_RX_CHANNEL:-0}

@@ -26,10 +26,15 @@ CARGO_MANIFEST_PATH = "${S}/crates/Cargo.toml"
 EXTRA_CARGO_FLAGS = "--package rtp-app --bin rtp_app --no-default-features"
 
 # Both init systems get their file; update-rc.d.bbclass and systemd.bbclass drop the one the
-# distro does not use.
+# distro does not use. rtp-rx is installed but not enabled, under either init system: by default
+# rtp-feeder receives itself (feeder.toml [receive], the kernel path, one process), and a channel
+# takes one receiver. For the recvmmsg socket path, remove [receive] from feeder.toml and enable it:
+# `systemctl enable --now rtp-rx`, or `update-rc.d rtp-rx defaults 90 10 && /etc/init.d/rtp-rx start`.
 INITSCRIPT_NAME = "rtp-rx"
 INITSCRIPT_PARAMS = "defaults 90 10"
+INHIBIT_UPDATERCD_BBCLASS = "1"
 SYSTEMD_SERVICE:${PN} = "rtp-rx.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "disable"
 
 CONFFILES:${PN} = "${sysconfdir}/default/rtp-rx"
 

@@ -27,7 +27,8 @@ CARGO_MANIFEST_PATH = "${S}/crates/Cargo.toml"
 EXTRA_CARGO_FLAGS = "--package rtp-feeder --bin rtp-feeder"
 
 INITSCRIPT_NAME = "rtp-feeder"
-# After rtp-rx (90): in the default configuration the feeder consumes what the receiver pushes.
+# After rtp-rx (90), when that is enabled instead of feeder.toml's [receive]: the feeder then
+# consumes what the receiver pushes.
 INITSCRIPT_PARAMS = "defaults 91 09"
 SYSTEMD_SERVICE:${PN} = "rtp-feeder.service"
 

@@ -2,8 +2,9 @@
 SUMMARY = "rtpmgr appliance image"
 # nooelint: oelint.var.override - as SUMMARY
 DESCRIPTION = "The product image: it receives RTP into the rtp_mgr zero-copy ring and feeds it to \
-               GStreamer: the rtp_mgr module (loaded at boot), rtp_app with the rtp-rx service, rtp-feeder with \
-               its service and the GStreamer plugins of the default pipelines. No test suite, no SSH server: \
+               GStreamer: the rtp_mgr module (loaded at boot), rtp-feeder with its service (it receives on the \
+               kernel-attached path itself), rtp_app (its rtp-rx service installed, not enabled) and the \
+               GStreamer plugins of the default pipelines. No test suite, no SSH server: \
                those are in rtpmgr-image-dev."
 SECTION = "image"
 LICENSE = "MIT"

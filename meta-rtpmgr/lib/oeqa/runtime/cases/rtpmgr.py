@@ -20,7 +20,7 @@ from oeqa.runtime.decorator.package import OEHasPackage
 RUNNER = '/usr/lib/rtpmgr/tests/run-device-tests'
 # files/rtp_mgr.conf (installed as /etc/modprobe.d/rtp_mgr.conf) loads the module with these.
 EXPECTED_PARAMS = {'channels': '4', 'ring_order': '10', 'slot_payload': '2048'}
-# files/rtp-rx.default: rtp-rx receives on UDP port 5004 into channel 0.
+# files/feeder.toml [receive]: rtp-feeder receives on UDP port 5004 into channel 0 (kernel path).
 RX_PORT = 5004
 RX_CHANNEL = 0
 
@@ -134,22 +134,27 @@ class RtpmgrServiceTest(RtpmgrTestCase):
 
     @OETestDepends(['rtpmgr.RtpmgrModuleTest.test_device_nodes'])
     @OEHasPackage(['rtp-app'])
-    def test_rx_service_active(self):
-        self.check_service('rtp-rx', 'rtp_app')
+    def test_rx_service_not_enabled(self):
+        # Installed for the socket path, not started: the feeder receives (a channel takes one receiver).
+        self.run_ok('test -e /etc/default/rtp-rx')
+        self.assertFalse(self.service_active('rtp-rx'),
+                         msg='rtp-rx runs beside the feeder\'s [receive] socket on channel %d' % RX_CHANNEL)
 
     @OETestDepends(['rtpmgr.RtpmgrModuleTest.test_device_nodes'])
     @OEHasPackage(['rtp-feeder'])
     def test_feeder_service_active(self):
         self.check_service('rtp-feeder', 'rtp-feeder')
+        # feeder.toml's [receive]: its socket is attached to the channel for RX.
+        status = self.run_ok('cat /sys/class/misc/rtp_mgr%d/status' % RX_CHANNEL)
+        self.assertIn('attached rx', status, msg='channel %d has no RX socket attached:\n%s' % (RX_CHANNEL, status))
 
 
 class RtpmgrStreamTest(RtpmgrTestCase):
 
-    @OETestDepends(['rtpmgr.RtpmgrServiceTest.test_rx_service_active',
-                    'rtpmgr.RtpmgrServiceTest.test_feeder_service_active'])
+    @OETestDepends(['rtpmgr.RtpmgrServiceTest.test_feeder_service_active'])
     def test_stream_flows(self):
-        # rtp_app tx sends 2 s of RTP to the rtp-rx service; rtp-rx pushes it into channel 0 and the
-        # feeder pops it into its pipeline. Both counters of the channel must grow.
+        # rtp_app tx sends 2 s of RTP to the feeder's [receive] socket; the kernel pushes it into
+        # channel 0 and the feeder pops it into its pipeline. Both counters of the channel must grow.
         before = self.channel_stats(RX_CHANNEL)
         self.run_ok('rtp_app --mode tx --dst 127.0.0.1 --port %d --rate 200 --payload 160 -t 2 --channel 1'
                     % RX_PORT, timeout=60)
@@ -162,7 +167,7 @@ class RtpmgrStreamTest(RtpmgrTestCase):
             time.sleep(1)
         pushed = after['pushed_packets'] - before['pushed_packets']
         popped = after['popped_packets'] - before['popped_packets']
-        self.assertGreater(pushed, 0, msg='rtp-rx pushed nothing into channel %d: before %s, after %s'
+        self.assertGreater(pushed, 0, msg='the kernel pushed nothing into channel %d: before %s, after %s'
                            % (RX_CHANNEL, before, after))
         self.assertGreater(popped, 0, msg='rtp-feeder popped nothing from channel %d: before %s, after %s'
                            % (RX_CHANNEL, before, after))
