@@ -241,3 +241,40 @@ fn rtprio_limit() -> u64 {
         None => u64::MAX,
     }
 }
+
+/// Unprivileged (no CAP_NET_ADMIN, as the services run), a --sockbuf above net.core.rmem_max is
+/// capped by the kernel: rtp_app says so, naming the sysctl, and runs on.
+#[test]
+fn a_capped_receive_buffer_is_a_warning_naming_the_sysctl() {
+    if !std::path::Path::new("/usr/bin/setpriv").exists() || is_not_root() {
+        rtpmgr_testkit::skip(
+            "service::a_capped_receive_buffer_is_a_warning_naming_the_sysctl",
+            "needs root and setpriv (util-linux) to run rtp_app as nobody",
+        );
+        return;
+    }
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap().trim().parse().unwrap();
+    let asked = (rmem_max + (1 << 20)).to_string();
+    // A ring directory of the unprivileged user's own.
+    let dir = std::env::temp_dir().join(format!("rtpapp-test-rcvbuf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let port = free_port().to_string();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(bin())
+        .args(["--mode", "rx", "--path", "socket", "--bind", "127.0.0.1", "--port", &port, "--backend", "shm"])
+        .args(["--shm-name", "rcvbuf", "--sockbuf", &asked, "-t", "0.3"])
+        .env("RTPMGR_SHM_DIR", &dir)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("socket receive buffer: asked for {asked} bytes, got {rmem_max}"))
+            && err.contains(&format!("net.core.rmem_max (now {rmem_max})")),
+        "{err}"
+    );
+}

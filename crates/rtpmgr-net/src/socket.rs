@@ -130,10 +130,46 @@ pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
 
 fn grow_buffer(fd: RawFd, force: libc::c_int, plain: libc::c_int, bytes: usize) {
     let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    if setsockopt(fd, libc::SOL_SOCKET, force, &v).is_err() {
-        if let Err(e) = setsockopt(fd, libc::SOL_SOCKET, plain, &v) {
-            log::warn!("cannot set socket buffer to {bytes} bytes: {e}");
+    if setsockopt(fd, libc::SOL_SOCKET, force, &v).is_ok() {
+        return;
+    }
+    if let Err(e) = setsockopt(fd, libc::SOL_SOCKET, plain, &v) {
+        log::warn!("cannot set socket buffer to {bytes} bytes: {e}");
+        return;
+    }
+    // Without CAP_NET_ADMIN the kernel silently caps the plain option at the sysctl: say so, or
+    // the loss at high rates shows up as socket drops with no hint why.
+    let (what, sysctl) = match plain {
+        libc::SO_RCVBUF => ("receive", "net.core.rmem_max"),
+        _ => ("send", "net.core.wmem_max"),
+    };
+    match getsockopt_int(fd, libc::SOL_SOCKET, plain) {
+        // The kernel doubles what it grants (for its bookkeeping) and reports the double.
+        Ok(reported) if (reported.max(0) as usize) / 2 < v as usize => {
+            let path = format!("/proc/sys/{}", sysctl.replace('.', "/"));
+            let max = std::fs::read_to_string(&path).map(|m| m.trim().to_string()).unwrap_or_else(|_| "?".into());
+            log::warn!(
+                "socket {what} buffer: asked for {bytes} bytes, got {}: without CAP_NET_ADMIN the kernel caps it at \
+                 {sysctl} (now {max}); raise it (sysctl -w {sysctl}={bytes}, or the layer's \
+                 /etc/sysctl.d/60-rtpmgr.conf) or ask for less (docs/tuning.md)",
+                reported / 2
+            );
         }
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read back the socket {what} buffer size: {e}"),
+    }
+}
+
+fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are live, writable locals for the duration of the call and len holds v's
+    // exact size, so the kernel writes at most that many bytes into v.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+    if rc == 0 {
+        Ok(v)
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -205,12 +241,7 @@ mod tests {
     use super::*;
 
     fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut v: libc::c_int = -1;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: v and len are live and writable; len is v's size.
-        let rc = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
-        assert_eq!(rc, 0, "getsockopt {level}/{name}: {}", io::Error::last_os_error());
-        v
+        super::getsockopt_int(fd, level, name).unwrap_or_else(|e| panic!("getsockopt {level}/{name}: {e}"))
     }
 
     fn spec(port: u16) -> ReceiveSpec {
