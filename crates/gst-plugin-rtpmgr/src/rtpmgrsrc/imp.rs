@@ -128,7 +128,8 @@ pub struct RtpmgrSrc {
     /// `wait-timeout`.
     unlocked: AtomicBool,
     /// Written by `create` and the src pad's probe (both the streaming thread) and settled by
-    /// `unlock_stop` and `stop`, which GstBaseSrc calls with the streaming thread stopped.
+    /// the next `create`, or by `unlock_stop` and `stop` when GstBaseSrc calls them with the
+    /// streaming thread stopped.
     in_hand: Mutex<Option<InHand>>,
     /// Packets were flushed: the next list's first buffer is marked DISCONT.
     discont: AtomicBool,
@@ -371,9 +372,13 @@ impl BaseSrcImpl for RtpmgrSrc {
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         gst::debug!(CAT, imp = self, "unlock stop");
-        // GstBaseSrc calls this with the stream lock held, after a flush or seek stopped the
-        // streaming thread: a list still in hand was dropped by that flush.
-        self.settle_in_hand("flush");
+        // After a flush, a flushing seek or in a stop, GstBaseSrc calls this with the pad still
+        // flushing and the stream lock held: a list still in hand was dropped. Otherwise (a
+        // GstBaseSrc that unlocks on PLAYING -> PAUSED) the list may still be pushed, and the
+        // next `create` settles it.
+        if self.obj().src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
+            self.settle_in_hand("flush");
+        }
         self.unlocked.store(false, Ordering::Release);
         Ok(())
     }
