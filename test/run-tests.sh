@@ -264,7 +264,9 @@ module_range() {
 }
 
 device_tests() {
-	"$REPO/test/qemu/boot.sh" test ${QEMU_APPEND:-}
+	"$REPO/test/qemu/boot.sh" test ${QEMU_APPEND:-} || return 1
+	# The capture suite's pcap, printed on the console, decoded by tshark here.
+	"$REPO/test/qemu/check-guest-pcap.sh" "$BUILD/logs/console-test.log"
 }
 
 # The device suite and the fuzzer on the sanitizer kernel (test/qemu/build-debug-kernel.sh, cached in
