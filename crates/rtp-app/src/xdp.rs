@@ -112,7 +112,22 @@ pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String
     let ch = crate::backend::open(&backend).with_context(|| format!("cannot open {}", backend.path().display()))?;
     let limits =
         rtpmgr_xdp::Limits { duration: cli.common.time.map(Duration::from_secs_f64), packets: cli.common.limit };
-    let summary = rtpmgr_xdp::run_rx(&cfg, &ch, limits, &rtpmgr_xdp::StopFn(|| stop.should_stop()))?;
+    // The AF_XDP loop runs on this thread: it is the worker (--rt-priority/--cpu), it pings the
+    // watchdog each time it looks at the stop flag, and READY comes once setup has bound the
+    // socket and attached the program (the hook's last step).
+    rtpmgr_service::worker_started()?;
+    let status = format!("receiving AF_XDP on {} queue {} into {}", cfg.iface, cfg.queue, backend.path().display());
+    let mut on_step = |s: rtpmgr_xdp::session::Step| {
+        if s == rtpmgr_xdp::session::Step::Ready {
+            rtpmgr_service::ready(&status);
+        }
+        Ok(())
+    };
+    let stop_fn = rtpmgr_xdp::StopFn(|| {
+        rtpmgr_service::watchdog_tick();
+        stop.should_stop()
+    });
+    let summary = rtpmgr_xdp::run_rx_with_hook(&cfg, &ch, limits, &stop_fn, &mut on_step)?;
     Ok(summary.line())
 }
 
