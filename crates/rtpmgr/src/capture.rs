@@ -398,6 +398,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "shm ring: mmap and futex syscalls")]
     fn a_shm_ring_says_capture_needs_the_module() {
         let path = std::env::temp_dir().join(format!("rtpmgr-capture-shm-{}", std::process::id()));
         let ch = Channel::open(&crate::Backend::shm_at(&path)).unwrap();
