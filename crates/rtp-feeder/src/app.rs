@@ -138,9 +138,12 @@ impl<P: OutputPin> Session<'_, P> {
             Some(r) => {
                 let k = self.ring.attach_receiver(r)?;
                 log::info!(
-                    "receive: attach mode kernel: the kernel receives {} into {} (no rtp_app process)",
+                    "receive: attach mode kernel: the kernel receives {} into {} (no rtp_app process; wake-up: {} \
+                     slots or {} us)",
                     k.describe(),
-                    self.ring.describe()
+                    self.ring.describe(),
+                    r.wakeup.slots,
+                    r.wakeup.usecs
                 );
                 Some(k)
             }

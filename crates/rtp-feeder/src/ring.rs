@@ -123,6 +123,9 @@ impl RingHandle {
     /// and ATTACHes it to the channel for RX. Call after [`RingHandle::receiving_consumer`].
     pub fn attach_receiver(&self, cfg: &ReceiveConfig) -> Result<KernelReceiver> {
         let ReceivePath::Kernel = cfg.path;
+        self.channel.set_wakeup(cfg.wakeup).with_context(|| {
+            format!("cannot set the wake-up rule of {} (receive.wakeup_slots/wakeup_usecs)", self.describe())
+        })?;
         let socket = rtpmgr_net::open_receiver(&cfg.spec)
             .with_context(|| format!("cannot open the [receive] socket ({})", cfg.spec.describe()))?;
         let local = socket.local_addr().context("cannot read the [receive] socket's address")?;
@@ -318,13 +321,14 @@ mod tests {
     }
 
     #[test]
-    fn attach_on_a_shm_ring_fails_and_closes_the_socket() {
+    fn receiving_on_a_shm_ring_fails_and_leaves_the_port_free() {
         let path = std::env::temp_dir().join(format!("rtp-feeder-attach-{}", std::process::id()));
         let ring = RingHandle::open(&RingLocation::Shm { name: path.display().to_string(), channel: 0 }).unwrap();
         // A free port, bound by nobody once this probe closes.
         let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let cfg = ReceiveConfig {
             path: ReceivePath::Kernel,
+            wakeup: rtpmgr::Wakeup::EVERY_PUSH,
             spec: rtpmgr_net::ReceiveSpec {
                 bind: Some(Ipv4Addr::LOCALHOST.into()),
                 port,
@@ -334,7 +338,7 @@ mod tests {
             },
         };
         let e = format!("{:#}", ring.attach_receiver(&cfg).unwrap_err());
-        assert!(e.contains(&format!("cannot attach the [receive] socket 127.0.0.1:{port}")), "{e}");
+        assert!(e.contains("cannot set the wake-up rule"), "{e}");
         assert!(e.contains("not supported"), "{e}");
         // The socket went with the error: the port is free again.
         UdpSocket::bind(("127.0.0.1", port)).expect("the failed attach left its socket open");
