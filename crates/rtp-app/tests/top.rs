@@ -267,16 +267,18 @@ fn live_view_shows_rows_that_change_and_q_restores_the_terminal() {
 }
 
 #[test]
-fn sigterm_ends_the_live_view_with_the_terminal_restored() {
+fn sigterm_and_sigint_end_the_live_view_with_the_terminal_restored() {
     let ring = ShmRing::new("top-term");
     let _stream = Stream::start(&ring, "top-term", 200, 20);
-    let top = PtyTop::spawn(&["--backend", "shm", "--shm-name", &ring.0], &[]);
-    top.wait_screen("the table", Duration::from_secs(10), |l| channel_row(l, 0).is_some());
-    let st = Command::new("kill").args(["-TERM", &top.child.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let (status, raw, slave) = top.finish(Duration::from_secs(5));
-    assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
-    assert_restored(&raw, &slave);
+    for sig in ["-TERM", "-INT"] {
+        let top = PtyTop::spawn(&["--backend", "shm", "--shm-name", &ring.0], &[]);
+        top.wait_screen("the table", Duration::from_secs(10), |l| channel_row(l, 0).is_some());
+        let st = Command::new("kill").args([sig, &top.child.id().to_string()]).status().unwrap();
+        assert!(st.success());
+        let (status, raw, slave) = top.finish(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(0), "kill {sig} exits 0");
+        assert_restored(&raw, &slave);
+    }
 }
 
 #[test]
