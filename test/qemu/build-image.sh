@@ -145,7 +145,9 @@ if [ -f "$REPO/test/device/kernel/Makefile" ]; then
 	log=$BUILD/logs/selftest-arm64.log
 	mkdir -p "$BUILD/device-tests"
 	SELFTEST=$BUILD/device-tests/rtp_mgr_selftest
-	make -C "$REPO/test/device/kernel" CC=aarch64-linux-gnu-gcc PROG="$SELFTEST" >"$log" 2>&1 ||
+	# -B: $BUILD may be shared with another checkout (a worktree, a helper's export), whose newer
+	# binary make would otherwise take for up to date against these older sources.
+	make -B -C "$REPO/test/device/kernel" CC=aarch64-linux-gnu-gcc PROG="$SELFTEST" >"$log" 2>&1 ||
 		{ tail -n 30 "$log"; fail "building the kernel ABI selftest failed (log: $log)"; }
 fi
 
