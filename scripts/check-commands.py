@@ -240,19 +240,26 @@ def via_alternatives(cmd):
     return False
 
 
+def owner_in_dpkg_output(out):
+    """The package of `dpkg -S` output, skipping its "diversion by X from/to:" lines (/bin/sh)."""
+    for line in out.splitlines():
+        if not line.startswith("diversion "):
+            return line.split(":")[0].split(",")[0].strip()
+    return None
+
+
 def dpkg_package_of(cmd):
     path = shutil.which(cmd)
     if not path:
         return None
     for p in (path, os.path.realpath(path)):
-        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
-        if r.returncode == 0:
-            return r.stdout.split(":")[0].split(",")[0].strip()
         # usrmerge: /bin/x is packaged as /bin/x or /usr/bin/x
         alt = p[4:] if p.startswith("/usr/") else "/usr" + p
-        r = subprocess.run(["dpkg", "-S", alt], capture_output=True, text=True)
-        if r.returncode == 0:
-            return r.stdout.split(":")[0].split(",")[0].strip()
+        for q in (p, alt):
+            r = subprocess.run(["dpkg", "-S", q], capture_output=True, text=True)
+            owner = owner_in_dpkg_output(r.stdout) if r.returncode == 0 else None
+            if owner:
+                return owner
     return "?"
 
 
