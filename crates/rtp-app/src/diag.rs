@@ -322,10 +322,15 @@ pub fn ring_selftest(ring: &Ring) -> Result<String> {
     ))
 }
 
+/// The SSRC of udp_selftest's stream, the last one the self-test channel tracks.
+fn udp_selftest_ssrc() -> u32 {
+    0x0d1a_9000 ^ std::process::id()
+}
+
 /// Check 7: RTP over UDP 127.0.0.1 received with recvmmsg into ring slots, pushed, popped and
 /// verified (content unchanged, so sequence numbers consecutive).
 pub fn udp_selftest(ring: &Ring) -> Result<String> {
-    let ssrc = 0x0d1a_9000 ^ std::process::id();
+    let ssrc = udp_selftest_ssrc();
     let mut gen = RtpGenerator::new(selftest_stream(ssrc))?;
     let mut sock = RxSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1 << 20)?;
     let dst = sock.local_addr()?;
@@ -380,6 +385,73 @@ pub fn udp_selftest(ring: &Ring) -> Result<String> {
         "{SELFTEST_PACKETS} RTP packets sent to {dst}, received into ring slots, popped back unchanged in {:.1} ms",
         t0.elapsed().as_secs_f64() * 1e3
     ))
+}
+
+/// Check 8 (kernel): the RFC 3550 numbers of the self-test stream (GET_QUALITY) after
+/// udp_selftest: its SSRC tracked, every packet received, none lost.
+pub fn quality_selftest(channel: u32) -> Result<String> {
+    let path = format!("/dev/{}{channel}", rtpmgr_abi::RTPM_DEVICE_PREFIX);
+    let dev = std::fs::File::open(&path).with_context(|| format!("cannot open {path} read-only"))?;
+    let q = rtpmgr_abi::ioctl::get_quality(std::os::fd::AsFd::as_fd(&dev))
+        .with_context(|| format!("GET_QUALITY on {path} (a module older than ABI 2.1?)"))?;
+    let ssrc = udp_selftest_ssrc();
+    if q.ssrc != ssrc {
+        bail!("GET_QUALITY tracks SSRC {:#010x}, not the self-test stream's {ssrc:#010x}", q.ssrc);
+    }
+    if q.received < SELFTEST_PACKETS as u64 || q.lost != 0 {
+        bail!(
+            "the self-test stream of {SELFTEST_PACKETS} packets counts {} received, {} expected, {} lost",
+            q.received,
+            q.expected,
+            q.lost
+        );
+    }
+    Ok(format!(
+        "SSRC {ssrc:#010x}: {} received, {} expected, 0 lost, jitter {} timestamp units",
+        q.received, q.expected, q.jitter
+    ))
+}
+
+/// Check 9 (kernel): the events group works: resolved, joined, and a STOP and START of the
+/// self-test channel (idle, held exclusively, left as it was) come back as events of it.
+pub fn events_selftest(ring: &Ring) -> Result<String> {
+    use crate::monitor::{event_name, EventSocket};
+    const START: u32 = 1;
+    const STOP: u32 = 2;
+    let ch = ring.channel();
+    let number = ch.info()?.channel;
+    let events = EventSocket::open()?;
+    let running = ch.is_running()?;
+    let order = if running { [STOP, START] } else { [START, STOP] };
+    for e in order {
+        let r = if e == START { ch.start() } else { ch.stop() };
+        if let Err(err) = r {
+            if err.errno() == nix::errno::Errno::EPERM {
+                return Ok(format!(
+                    "family rtp_mgr resolved, events group joined; no START/STOP of rtp_mgr{number} tried \
+                     (needs CAP_NET_ADMIN)"
+                ));
+            }
+            return Err(anyhow::Error::new(err).context(format!("cannot {} rtp_mgr{number}", event_name(e))));
+        }
+    }
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 16384];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while seen != order && Instant::now() < deadline {
+        let batch = events.next(&mut buf, Duration::from_millis(100)).context("cannot read events")?;
+        seen.extend(batch.unwrap_or_default().iter().filter(|e| e.channel == number).map(|e| e.event));
+    }
+    if seen != order {
+        let names: Vec<String> = seen.iter().map(|e| event_name(*e)).collect();
+        bail!(
+            "{} and {} of rtp_mgr{number} did not come back as events within 2 s (seen: [{}])",
+            event_name(order[0]),
+            event_name(order[1]),
+            names.join(", ")
+        );
+    }
+    Ok(format!("{} and {} of rtp_mgr{number} seen on the rtp_mgr events group", event_name(order[0]), event_name(order[1])))
 }
 
 /// How diag reaches channels.
@@ -480,7 +552,17 @@ pub fn run(t: &DiagTarget, env: &DiagEnv) -> Vec<Check> {
             let r = ring_selftest(&ring).map(|d| format!("{what}: {d}"));
             checks.push(Check::from_result("ring-selftest", r));
             let r = udp_selftest(&ring).map(|d| format!("{what}: {d}"));
+            let udp_ok = r.is_ok();
             checks.push(Check::from_result("udp-loopback", r));
+            if kernel {
+                let number = ring.channel().info().map(|i| i.channel);
+                match number {
+                    Ok(n) if udp_ok => checks.push(Check::from_result("quality", quality_selftest(n))),
+                    Ok(_) => checks.push(Check::fail("quality", "not run: the UDP self-test failed")),
+                    Err(e) => checks.push(Check::fail("quality", format!("{e:#}"))),
+                }
+                checks.push(Check::from_result("events", events_selftest(&ring)));
+            }
         }
         Err(e) => {
             let msg = format!("{e:#}");
