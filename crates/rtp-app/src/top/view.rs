@@ -264,12 +264,13 @@ pub fn fmt_count(v: u64) -> String {
     }
 }
 
-/// A rate in at most 6 characters, "-" when unknown.
+/// A rate in at most 5 characters ("99999", "123k", "1.23M"), "-" when unknown.
 pub fn fmt_rate(v: Option<f64>) -> String {
-    match v {
+    match v.map(|r| r.round() as u64) {
         None => "-".into(),
-        Some(r) if r < 1e6 => format!("{}", r.round() as u64),
-        Some(r) => fmt_count(r.round() as u64),
+        Some(n) if n < 100_000 => n.to_string(),
+        Some(n) if n < 1_000_000 => format!("{}k", n / 1000),
+        Some(n) => fmt_count(n),
     }
 }
 
@@ -298,8 +299,8 @@ pub const COLUMNS: [(&str, usize); 13] = [
     ("CH", 2),
     ("STATE", 5),
     ("ATTACH", 6),
-    ("IN/s", 6),
-    ("OUT/s", 6),
+    ("IN/s", 5),
+    ("OUT/s", 5),
     ("Mb/s", 5),
     ("LOSS%", 5),
     ("JITms", 5),
@@ -307,7 +308,8 @@ pub const COLUMNS: [(&str, usize); 13] = [
     ("DROPS", 5),
     ("READY", 5),
     ("HELD", 4),
-    ("HOLDERS", 9),
+    // "rtp-feeder" and "rtp_app+1" fit.
+    ("HOLDERS", 11),
 ];
 
 /// The table's cells of `r`, in [`COLUMNS`] order.
@@ -590,6 +592,10 @@ mod tests {
             assert!(fmt_count(v).len() <= 6, "{v}: {}", fmt_count(v));
         }
         assert_eq!(fmt_count(1_234_567), "1.23M");
+        for r in [0.0, 99_999.4, 99_999.6, 123_456.0, 999_999.0, 1_234_567.0, 1e12] {
+            assert!(fmt_rate(Some(r)).len() <= 5, "{r}: {}", fmt_rate(Some(r)));
+        }
+        assert_eq!(fmt_rate(Some(123_456.0)), "123k");
         for v in [0.0, 0.004, 9.999, 99.99, 12345.0, 99999.4, 1e9] {
             assert!(fmt_dec(Some(v)).len() <= 5, "{v}: {}", fmt_dec(Some(v)));
         }
@@ -603,6 +609,8 @@ mod tests {
         let mut r = row(31, "/dev/shm/rtpapp-test-a-very-long-name-of-a-ring-123456".into(), &b, Some(&a));
         r.holders = (0..12).map(|i| Holder { pid: 4_000_000 + i, comm: "a-long-comm-name".into() }).collect();
         let text = snapshot_text("shm", 1.0, &[r.clone(), error_row(2, "/dev/rtp_mgr2".into(), "gone".into())]);
+        let head = table_text(&[]).remove(0);
+        assert_eq!(head.len() + "rtp-feeder".len() - "HOLDERS".len(), WIDTH - 1, "rtp-feeder fits: {head}");
         for l in text.lines() {
             assert!(l.chars().count() <= WIDTH, "{} columns: {l}", l.chars().count());
         }
