@@ -953,11 +953,31 @@ pub mod ioctl {
     /// `RTPM_IOC_CAPTURE` (2.2): start a capture of the channel (needs a file opened for
     /// writing); the result owns the new capture file (read-only, close-on-exec), whose `read()`
     /// returns [`RtpmCaptureRecord`]s. `req` gets the queue length and snaplen used.
+    ///
+    /// # Errors
+    /// The ioctl's errno; `EPROTO` if `fd` answered the request number with something that is
+    /// not a new rtp_mgr capture file (it is not an rtp_mgr 2.2 device: a FUSE or CUSE file can
+    /// return any number), which is then left alone rather than owned.
     pub fn capture(fd: BorrowedFd<'_>, req: &mut RtpmCapture) -> nix::Result<OwnedFd> {
         // SAFETY: `req` is a valid, writable RtpmCapture for the duration of the call.
         let raw = unsafe { raw::capture(fd.as_raw_fd(), req) }?;
-        // SAFETY: on success the ioctl returns a new descriptor that nothing else owns.
+        if !is_capture_file(raw) {
+            return Err(Errno::EPROTO);
+        }
+        // SAFETY: `raw` is open and is an rtp_mgr capture file, which only this ioctl creates,
+        // and only as a new descriptor of the caller: nothing else owns it.
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    /// Name of the capture file's anonymous inode (kernel/rtp_mgr_capture.c).
+    pub const CAPTURE_FILE_NAME: &str = "anon_inode:[rtp_mgr_capture]";
+
+    /// True if `raw` is an open descriptor of an rtp_mgr capture file, by its /proc link: a
+    /// number returned by an ioctl is only taken into ownership once it is known to be one.
+    pub fn is_capture_file(raw: std::os::fd::RawFd) -> bool {
+        raw >= 0
+            && std::fs::read_link(format!("/proc/self/fd/{raw}"))
+                .is_ok_and(|target| target.as_os_str() == CAPTURE_FILE_NAME)
     }
 
     /// `RTPM_IOC_CANCEL_SLOT`: give an unpushed reservation back.
@@ -1010,6 +1030,20 @@ pub mod ioctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a driver that is not rtp_mgr could return for CAPTURE is never taken for a capture
+    /// file: stdin and stderr (0, 2), a negative number, an unused number, an ordinary open file.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc/self/fd, which Miri cannot")]
+    fn only_a_capture_file_is_taken_into_ownership() {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        for raw in [0, 2, -1, -5000, 1 << 20, file.as_raw_fd()] {
+            assert!(!ioctl::is_capture_file(raw), "fd {raw} taken for a capture file");
+        }
+        // The check compares the whole link target, not a prefix.
+        assert_eq!(ioctl::CAPTURE_FILE_NAME, "anon_inode:[rtp_mgr_capture]");
+    }
 
     #[test]
     fn request_numbers_encode_direction_type_nr_and_size() {
