@@ -451,7 +451,11 @@ pub fn events_selftest(ring: &Ring) -> Result<String> {
             names.join(", ")
         );
     }
-    Ok(format!("{} and {} of rtp_mgr{number} seen on the rtp_mgr events group", event_name(order[0]), event_name(order[1])))
+    Ok(format!(
+        "{} and {} of rtp_mgr{number} seen on the rtp_mgr events group",
+        event_name(order[0]),
+        event_name(order[1])
+    ))
 }
 
 /// How diag reaches channels.

@@ -133,6 +133,18 @@ impl<P: OutputPin> Session<'_, P> {
             rx.slot_payload(),
             cfg.fallback
         );
+        // The kernel computes the stream's RFC 3550 jitter (rtp_app top, GET_QUALITY) in RTP
+        // timestamp units: the caps' clock-rate gives them a length. Not fatal: only the jitter
+        // figure depends on it.
+        if let Some(hz) = pipeline::rx_caps(&cfg.caps).ok().as_ref().and_then(pipeline::caps_clock_rate) {
+            match self.ring.set_clock_rate(hz) {
+                Ok(true) => {
+                    log::info!("rx: {}: RTP clock rate {hz} Hz (from the caps), for its jitter", self.ring.describe())
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("{e:#}: its jitter stays unknown"),
+            }
+        }
         // [receive]: from here on the kernel pushes every datagram of the socket into the ring.
         self.receiver = match &cfg.receive {
             Some(r) => {

@@ -63,6 +63,12 @@ pub fn rx_caps(caps: &str) -> Result<gst::Caps> {
     Ok(parsed)
 }
 
+/// The `clock-rate` of RX caps (checked by [`rx_caps`]), Hz; None if it is not a positive int.
+pub fn caps_clock_rate(caps: &gst::Caps) -> Option<u32> {
+    let hz = caps.structure(0)?.get::<i32>("clock-rate").ok()?;
+    u32::try_from(hz).ok().filter(|&hz| hz > 0)
+}
+
 /// Parses the user's part of the pipeline into a bin with its unlinked pad ghosted.
 pub fn user_bin(desc: &str) -> Result<gst::Bin> {
     let mut ctx = gst::ParseContext::new();
@@ -340,6 +346,12 @@ mod tests {
         rx_caps(crate::config::DEFAULT_CAPS).unwrap();
         assert!(rx_caps("audio/x-raw,rate=48000").unwrap_err().to_string().contains("application/x-rtp"));
         assert!(rx_caps("application/x-rtp,media=audio").unwrap_err().to_string().contains("clock-rate"));
+        let opus = rx_caps("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96").unwrap();
+        assert_eq!(caps_clock_rate(&opus), Some(48000));
+        let video = rx_caps("application/x-rtp,media=video,clock-rate=90000,encoding-name=H264").unwrap();
+        assert_eq!(caps_clock_rate(&video), Some(90000));
+        let bad = rx_caps("application/x-rtp,media=audio,clock-rate=-8000").unwrap();
+        assert_eq!(caps_clock_rate(&bad), None);
         assert!(rx_caps("not caps,,,").is_err());
     }
 

@@ -111,6 +111,16 @@ impl RingHandle {
         Ok(TxRing { producer })
     }
 
+    /// SET_CLOCK_RATE: the stream's RTP clock rate, for the kernel's RFC 3550 jitter. Ok(false)
+    /// on a shm ring, which tracks no jitter.
+    pub fn set_clock_rate(&self, hz: u32) -> Result<bool> {
+        match self.channel.set_clock_rate(hz) {
+            Ok(()) => Ok(true),
+            Err(rtpmgr::Error::Unsupported { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot set the RTP clock rate of {}", self.describe())),
+        }
+    }
+
     fn start_if_stopped(&self) -> Result<()> {
         if !self.channel.is_running().with_context(|| format!("failed to query ring {}", self.describe()))? {
             self.channel.start().with_context(|| format!("failed to start ring {}", self.describe()))?;

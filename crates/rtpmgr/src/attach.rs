@@ -358,6 +358,31 @@ impl Channel {
         k.set_wakeup(rule.slots, rule.usecs).map_err(|e| refused(self.inner.ctx(&what), e, wakeup_reason(e)))
     }
 
+    /// SET_CLOCK_RATE (ABI 2.1): the RTP clock rate of the channel's stream (from the caps'
+    /// `clock-rate`), so that the kernel's RFC 3550 interarrival jitter (GET_QUALITY, `rtp_app
+    /// top`) has a unit; 0 turns the jitter off.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a shm ring (it tracks no RFC 3550 quality); [`Error::Refused`] for
+    /// `EINVAL` (above `RTPM_CLOCK_RATE_MAX`) and `EPERM` (neither `CAP_NET_ADMIN` nor a role on
+    /// the channel).
+    pub fn set_clock_rate(&self, hz: u32) -> Result<()> {
+        let what = format!("set the RTP clock rate to {hz} Hz");
+        let k = match &self.inner.dev {
+            Dev::Kernel(k) => k,
+            Dev::Shm(_) => return Err(self.unsupported(&what)),
+        };
+        k.set_clock_rate(hz).map_err(|e| {
+            let reason = match e {
+                Errno::EINVAL => Some(format!("the clock rate must be 0 ..= {RTPM_CLOCK_RATE_MAX} Hz")),
+                Errno::EPERM => Some("setting the clock rate needs CAP_NET_ADMIN or a role on the channel".into()),
+                Errno::ENOTTY => Some(OLD_MODULE.into()),
+                _ => None,
+            };
+            refused(self.inner.ctx(&what), e, reason)
+        })
+    }
+
     /// GET_WAKEUP (ABI 2.1): the wake-up rule in force.
     ///
     /// # Errors

@@ -81,6 +81,9 @@ impl KernelDev {
     pub(crate) fn get_wakeup(&self) -> Result<RtpmWakeup, Errno> {
         ioctl::get_wakeup(self.file.as_fd())
     }
+    pub(crate) fn set_clock_rate(&self, hz: u32) -> Result<(), Errno> {
+        ioctl::set_clock_rate(self.file.as_fd(), hz)
+    }
     pub(crate) fn capture(&self, req: &mut RtpmCapture) -> Result<std::os::fd::OwnedFd, Errno> {
         ioctl::capture(self.file.as_fd(), req)
     }
