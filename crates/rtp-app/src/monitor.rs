@@ -93,11 +93,11 @@ fn align4(n: usize) -> usize {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_ne_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_ne_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 fn u64_of(b: &[u8]) -> Option<u64> {
@@ -117,7 +117,9 @@ fn messages(buf: &[u8]) -> Vec<NlMsg<'_>> {
     let mut at = 0;
     while let (Some(len), Some(kind)) = (u32_at(buf, at), u16_at(buf, at + 4)) {
         let len = len as usize;
-        if len < NLMSG_HDRLEN || at + len > buf.len() {
+        // `at` is within buf here (u32_at read there), so the subtraction cannot wrap, while
+        // `at + len` could on a 32-bit target for an nlmsg_len near u32::MAX.
+        if len < NLMSG_HDRLEN || len > buf.len() - at {
             break;
         }
         out.push(NlMsg { kind, payload: &buf[at + NLMSG_HDRLEN..at + len] });
@@ -132,7 +134,7 @@ fn attributes(b: &[u8]) -> Vec<(u16, &[u8])> {
     let mut at = 0;
     while let (Some(len), Some(kind)) = (u16_at(b, at), u16_at(b, at + 2)) {
         let len = len as usize;
-        if len < NLA_HDRLEN || at + len > b.len() {
+        if len < NLA_HDRLEN || len > b.len() - at {
             break;
         }
         out.push((kind & NLA_TYPE_MASK, &b[at + NLA_HDRLEN..at + len]));
@@ -192,7 +194,8 @@ enum Resolved {
 fn parse_getfamily_reply(buf: &[u8], group: &str) -> Option<Resolved> {
     for m in messages(buf) {
         match m.kind {
-            NLMSG_ERROR => return Some(Resolved::Error(-(u32_at(m.payload, 0)? as i32))),
+            // The error field is a negative errno; a crafted i32::MIN must not overflow the negation.
+            NLMSG_ERROR => return Some(Resolved::Error((u32_at(m.payload, 0)? as i32).wrapping_neg())),
             NLMSG_DONE => return None,
             GENL_ID_CTRL => {}
             _ => continue,
@@ -295,8 +298,16 @@ fn recv_timeout_errno(fd: &OwnedFd, buf: &mut [u8], timeout: Duration) -> Result
         Ok(_) => {}
         Err(e) => return Err(e),
     }
-    match socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-        Ok(n) => Ok(Some(n)),
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    match socket::recvmsg::<NetlinkAddr>(fd.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT) {
+        // Any process may unicast to our port id: only the kernel (port id 0) is believed.
+        Ok(m) => match m.address.map(|a| a.pid()) {
+            Some(0) => Ok(Some(m.bytes)),
+            sender => {
+                log::debug!("dropped a netlink datagram from port id {sender:?}, not the kernel");
+                Ok(None)
+            }
+        },
         Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(None),
         Err(e) => Err(e),
     }
@@ -512,6 +523,49 @@ mod tests {
         // A u64 attribute of 4 bytes is malformed: no event rather than a wrong count.
         let short = nlmsg(0x20, GENL_CMD_EVENT, &[nla(attr::EVENT, &9u32.to_ne_bytes()), nla(attr::COUNT, &[1; 4])]);
         assert!(messages(&short).iter().filter_map(|m| parse_event(m, 0x20)).next().is_none());
+    }
+
+    /// A second header whose nlmsg_len would wrap `at + len` on a 32-bit target.
+    #[test]
+    fn a_length_near_u32_max_ends_the_list_without_overflow() {
+        let mut buf = vec![0u8; 32];
+        buf[..4].copy_from_slice(&16u32.to_ne_bytes());
+        buf[4..6].copy_from_slice(&0x20u16.to_ne_bytes());
+        buf[16..20].copy_from_slice(&0xFFFF_FFF0u32.to_ne_bytes());
+        buf[20..22].copy_from_slice(&0x20u16.to_ne_bytes());
+        assert_eq!(messages(&buf), vec![NlMsg { kind: 0x20, payload: &[] }]);
+    }
+
+    /// NLMSG_ERROR with error 0x8000_0000 (i32::MIN): negating it overflows in a debug build.
+    #[test]
+    fn an_error_of_i32_min_does_not_overflow() {
+        let mut buf = vec![0u8; NLMSG_HDRLEN + 4];
+        buf[..4].copy_from_slice(&((NLMSG_HDRLEN + 4) as u32).to_ne_bytes());
+        buf[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        buf[NLMSG_HDRLEN..].copy_from_slice(&0x8000_0000u32.to_ne_bytes());
+        assert_eq!(parse_getfamily_reply(&buf, GENL_MCGRP_EVENTS), Some(Resolved::Error(i32::MIN)));
+    }
+
+    /// A datagram another process unicast to our port id is not taken for the kernel's.
+    #[test]
+    fn datagrams_from_other_processes_are_dropped() {
+        let open = || {
+            let fd = socket::socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::NetlinkGeneric,
+            )
+            .unwrap();
+            socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).unwrap();
+            fd
+        };
+        let (ours, theirs) = (open(), open());
+        let our_addr: NetlinkAddr = socket::getsockname(ours.as_raw_fd()).unwrap();
+        let forged = kernel_event(1, 1, 1, 0, 1);
+        socket::sendto(theirs.as_raw_fd(), &forged, &NetlinkAddr::new(our_addr.pid(), 0), MsgFlags::empty()).unwrap();
+        let mut buf = [0u8; 256];
+        assert_eq!(recv_timeout_errno(&ours, &mut buf, Duration::from_secs(2)), Ok(None));
     }
 
     #[test]
