@@ -16,7 +16,7 @@ use rtpmgr_testkit::netns::{Veth, VethSpec};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -49,26 +49,17 @@ fn addr(s: &str) -> IpAddr {
 }
 
 /// An rtp_app child that is killed if the test fails before it is stopped.
-struct App(Option<Child>);
+struct App(KillOnDrop);
 
 impl App {
     /// SIGINT, as an operator stops it; the final JSON record.
-    fn stop(mut self) -> serde_json::Value {
-        let child = self.0.take().expect("stopped once");
+    fn stop(self) -> serde_json::Value {
+        let child = self.0;
         let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
         assert!(st.success());
         let out = wait_bounded(child, Duration::from_secs(10));
         assert!(out.status.success(), "rtp_app exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
         final_record(&out.stdout)
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -217,7 +208,7 @@ fn start_rx(v: &Veth, ring: &ShmRing, group: IpAddr, source: IpAddr, port: u16, 
         args.extend(["--bind", b]);
     }
     let (child, _stderr) = spawn_ready(&args, "rx: receiving on");
-    App(Some(child))
+    App(child)
 }
 
 /// The source-specific receive test for one address family.

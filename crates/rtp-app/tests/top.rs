@@ -9,15 +9,16 @@ use nix::sys::termios::{tcgetattr, LocalFlags};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An rx on `ring` (draining it) fed by a tx at `rate` packets/s over 127.0.0.1 for `secs`; the
 /// tx's own ring is removed with the stream.
+/// Fields drop in order: both processes are killed and reaped before the tx ring is removed.
 struct Stream {
-    rx: Child,
-    tx: Child,
+    _rx: KillOnDrop,
+    _tx: KillOnDrop,
     _tx_ring: ShmRing,
 }
 
@@ -69,24 +70,17 @@ impl Stream {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tx starts");
-        Stream { rx, tx, _tx_ring: tx_ring }
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        for c in [&mut self.rx, &mut self.tx] {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+            .expect("tx starts")
+            .into();
+        Stream { _rx: rx, _tx: tx, _tx_ring: tx_ring }
     }
 }
 
 /// `rtp_app top ARGS` on an 80x24 pseudo-terminal that is its controlling terminal, with
 /// everything it writes collected and also parsed into a screen.
 struct PtyTop {
-    child: Child,
+    /// Killed and reaped if the test fails before top exits.
+    child: KillOnDrop,
     master: std::fs::File,
     /// The slave side, kept to read the terminal's mode after top exits.
     slave: OwnedFd,
@@ -117,7 +111,7 @@ impl PtyTop {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("rtp_app top starts");
+        let child = cmd.spawn().expect("rtp_app top starts").into();
         let raw = Arc::new(Mutex::new(Vec::new()));
         let screen = Arc::new(Mutex::new(vt100::Parser::new(24.try_into().unwrap(), 80.try_into().unwrap(), 0)));
         let mut reader = std::fs::File::from(pty.master.try_clone().unwrap());
@@ -168,7 +162,7 @@ impl PtyTop {
                 break s;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
+                // `self.child` is killed and reaped as the panic unwinds.
                 panic!("top did not exit within {limit:?}; screen:\n{}", self.lines().join("\n"));
             }
             std::thread::sleep(Duration::from_millis(20));

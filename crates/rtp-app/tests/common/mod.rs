@@ -8,6 +8,45 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process that is SIGKILLed and reaped when dropped, so a failed assert (a panic) leaves
+/// neither a running `rtp_app` nor a zombie behind. SIGKILL also ends a stopped process.
+pub struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    /// The child, no longer killed on drop (e.g. to collect its output once it has exited).
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("child present until dropped")
+    }
+}
+
+impl From<Child> for KillOnDrop {
+    fn from(child: Child) -> Self {
+        KillOnDrop(Some(child))
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("child present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child present until dropped")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rtp_app"))
@@ -63,14 +102,15 @@ pub fn final_record(out: &[u8]) -> Value {
 
 /// Spawn `rtp_app` and wait (bounded) until its stderr shows `marker` (e.g. the rx
 /// "receiving on" line), so the caller knows setup is done. Stderr keeps draining in a thread.
-pub fn spawn_ready(args: &[&str], marker: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(bin())
+pub fn spawn_ready(args: &[&str], marker: &str) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    let mut child: KillOnDrop = Command::new(bin())
         .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("rtp_app starts");
+        .expect("rtp_app starts")
+        .into();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -93,20 +133,20 @@ pub fn spawn_ready(args: &[&str], marker: &str) -> (Child, std::sync::mpsc::Rece
             Err(_) => break,
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     panic!("rtp_app never printed '{marker}'; stderr: {seen:#?}");
 }
 
-/// Wait for a child with a bound; kill it and fail if it does not exit.
-pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+/// Wait for a child with a bound; kill and reap it and fail if it does not exit.
+pub fn wait_bounded(child: impl Into<KillOnDrop>, limit: Duration) -> Output {
+    let mut child = child.into();
     let deadline = Instant::now() + limit;
     loop {
         if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+            return child.into_inner().wait_with_output().unwrap();
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // The guard kills and reaps it as the panic unwinds.
             panic!("rtp_app did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
