@@ -229,24 +229,66 @@ fn join_raw(fd: RawFd, m: &Membership) -> Result<()> {
     only_own_groups(fd, m.group)?;
     let level = ip_level(m.group);
     let (name, r) = match m.source {
-        None => {
-            let req = libc::group_req { gr_interface: index, gr_group: storage_of(m.group, 0) };
-            ("MCAST_JOIN_GROUP", setsockopt(fd, level, libc::MCAST_JOIN_GROUP, &req))
-        }
-        Some(src) => {
-            let req = libc::group_source_req {
-                gsr_interface: index,
-                gsr_group: storage_of(m.group, 0),
-                gsr_source: storage_of(src, 0),
-            };
-            ("MCAST_JOIN_SOURCE_GROUP", setsockopt(fd, level, libc::MCAST_JOIN_SOURCE_GROUP, &req))
-        }
+        None => ("MCAST_JOIN_GROUP", setsockopt(fd, level, libc::MCAST_JOIN_GROUP, &group_req(index, m.group))),
+        Some(src) => (
+            "MCAST_JOIN_SOURCE_GROUP",
+            setsockopt(fd, level, libc::MCAST_JOIN_SOURCE_GROUP, &group_source_req(index, m.group, src)),
+        ),
     };
     r.map_err(|e| match e.raw_os_error() {
         // No interface given and no route to the group: say how to fix it.
         Some(libc::ENODEV) if m.iface.is_none() => Error::NoRoute { iface: m.names.iface, source: e },
         _ => Error::os(format!("set {name}"), e),
     })
+}
+
+// libc's group_req and group_source_req have 4 bytes of padding after the interface index on
+// 64-bit targets (the storage is pointer-aligned), and setsockopt hands every byte to the kernel.
+// Zeroing them does not last: a move (returning the struct, even mem::zeroed's own result) is a
+// typed copy that leaves padding uninitialised. These mirrors name the padding as a field, so it
+// is initialised and stays so; the asserts pin them to libc's layout.
+const GROUP_REQ_PAD: usize = SOCKADDR_STORAGE_OFFSET - mem::size_of::<u32>();
+
+/// struct group_req (MCAST_JOIN_GROUP) with its padding as a zeroed field.
+#[repr(C)]
+struct GroupReq {
+    interface: u32,
+    pad: [u8; GROUP_REQ_PAD],
+    group: libc::sockaddr_storage,
+}
+
+/// struct group_source_req (MCAST_JOIN_SOURCE_GROUP) with its padding as a zeroed field.
+#[repr(C)]
+struct GroupSourceReq {
+    interface: u32,
+    pad: [u8; GROUP_REQ_PAD],
+    group: libc::sockaddr_storage,
+    source: libc::sockaddr_storage,
+}
+
+const _: () = assert!(
+    mem::size_of::<GroupReq>() == mem::size_of::<libc::group_req>()
+        && mem::offset_of!(GroupReq, group) == mem::offset_of!(libc::group_req, gr_group)
+);
+const _: () = assert!(
+    mem::size_of::<GroupSourceReq>() == mem::size_of::<libc::group_source_req>()
+        && mem::offset_of!(GroupSourceReq, group) == mem::offset_of!(libc::group_source_req, gsr_group)
+        && mem::offset_of!(GroupSourceReq, source) == mem::offset_of!(libc::group_source_req, gsr_source)
+);
+
+/// MCAST_JOIN_GROUP's request for `group` on interface `index` (0: the kernel picks).
+fn group_req(index: u32, group: IpAddr) -> GroupReq {
+    GroupReq { interface: index, pad: [0; GROUP_REQ_PAD], group: storage_of(group, 0) }
+}
+
+/// MCAST_JOIN_SOURCE_GROUP's request for `group` from `source` on interface `index`.
+fn group_source_req(index: u32, group: IpAddr, source: IpAddr) -> GroupSourceReq {
+    GroupSourceReq {
+        interface: index,
+        pad: [0; GROUP_REQ_PAD],
+        group: storage_of(group, 0),
+        source: storage_of(source, 0),
+    }
 }
 
 /// Sets the outgoing interface, TTL/hop limit and loopback of a UDP socket that sends to
@@ -315,6 +357,27 @@ mod tests {
     use crate::socket::bind_joined;
     use std::net::{SocketAddr, UdpSocket};
     use std::os::fd::AsFd;
+
+    /// The bytes of `v` as the kernel reads them. Reading an uninitialised byte here is undefined
+    /// behaviour that `cargo +nightly miri test -p rtpmgr-net` reports.
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: v is live for the call and size_of::<T>() bytes long; an uninitialised byte
+        // (padding) read here is the bug this test is for, and Miri reports it.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), mem::size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn join_requests_have_zeroed_padding() {
+        let (group, source): (IpAddr, IpAddr) = ("232.1.1.1".parse().unwrap(), "10.0.0.1".parse().unwrap());
+        let req = bytes_of(&group_req(7, group));
+        assert_eq!(req[..4], 7u32.to_ne_bytes());
+        assert!(req[4..SOCKADDR_STORAGE_OFFSET].iter().all(|b| *b == 0), "padding {:?}", &req[..8]);
+        assert_eq!(req[SOCKADDR_STORAGE_OFFSET..], bytes_of(&storage_of(group, 0)));
+        let req = bytes_of(&group_source_req(7, group, source));
+        assert!(req[4..SOCKADDR_STORAGE_OFFSET].iter().all(|b| *b == 0), "padding {:?}", &req[..8]);
+        let ss = mem::size_of::<libc::sockaddr_storage>();
+        assert_eq!(req[SOCKADDR_STORAGE_OFFSET + ss..], bytes_of(&storage_of(source, 0)));
+    }
 
     /// rtp_app's flags: the messages below are the ones its users see.
     const FLAGS: InputNames =

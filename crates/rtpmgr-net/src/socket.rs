@@ -174,8 +174,9 @@ fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Resul
 }
 
 pub(crate) fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
-    // SAFETY: val points at a live, initialised T for the duration of the call and its exact size
-    // is passed alongside; the kernel only reads it.
+    // SAFETY: val points at a live T for the duration of the call and its exact size is passed
+    // alongside; the kernel only reads it. It reads every byte, padding included, so callers pass
+    // only types without padding (multicast.rs names group_req's padding as a field).
     let rc =
         unsafe { libc::setsockopt(fd, level, name, (val as *const T).cast(), mem::size_of::<T>() as libc::socklen_t) };
     if rc == 0 {
@@ -184,6 +185,14 @@ pub(crate) fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, va
         Err(io::Error::last_os_error())
     }
 }
+
+// storage_of writes a sockaddr_in (16 bytes) or sockaddr_in6 (28 bytes) over a zeroed
+// sockaddr_storage and returns it by value. A move copies fields, not padding: sockaddr_storage
+// is { ss_family: u16, __ss_pad2: [u8; 128 - 2 - size_of::<usize>()], __ss_align: usize } with no
+// padding, and both addresses lie within its first two fields, so the copy keeps every byte.
+const _: () = assert!(mem::size_of::<libc::sockaddr_in>() == 16 && mem::size_of::<libc::sockaddr_in6>() == 28);
+const _: () = assert!(mem::size_of::<libc::sockaddr_storage>() == 128);
+const _: () = assert!(mem::size_of::<libc::sockaddr_in6>() <= 128 - mem::size_of::<usize>());
 
 /// `addr` as a sockaddr_storage (port 0), the form group_req wants.
 pub(crate) fn storage_of(addr: IpAddr, scope_id: u32) -> libc::sockaddr_storage {
