@@ -138,6 +138,11 @@ impl Service {
     fn send(&self, state: &str) {
         let Some(n) = &self.notifier else { return };
         if let Err(e) = n.send(state) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                // The manager is behind; the next ping or status supersedes this one.
+                log::debug!("dropped a notification to {}: its queue is full", n.target());
+                return;
+            }
             // Once: a manager that went away must not flood the log from the worker loop.
             if !self.send_failed.swap(true, Relaxed) {
                 log::warn!("cannot notify the service manager at {}: {e}", n.target());

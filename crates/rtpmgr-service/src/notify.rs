@@ -45,10 +45,14 @@ impl Notifier {
         }
         .map_err(|source| NotifyError::Socket { target: target.into(), source })?;
         let sock = UnixDatagram::unbound().map_err(|source| NotifyError::Socket { target: target.into(), source })?;
+        // The worker loop (possibly SCHED_FIFO) sends the watchdog pings: a manager whose queue
+        // is full must cost a dropped notification, never a blocked worker.
+        sock.set_nonblocking(true).map_err(|source| NotifyError::Socket { target: target.into(), source })?;
         Ok(Self { sock, addr, target: target.into() })
     }
 
-    /// Sends one notification: `state` holds newline-separated `KEY=VALUE` assignments.
+    /// Sends one notification: `state` holds newline-separated `KEY=VALUE` assignments. Never
+    /// blocks: a full queue at the manager is an error of kind [`io::ErrorKind::WouldBlock`].
     pub fn send(&self, state: &str) -> io::Result<()> {
         let n = self.sock.send_to_addr(state.as_bytes(), &self.addr)?;
         if n != state.len() {
@@ -114,6 +118,24 @@ mod tests {
         let len = manager.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"WATCHDOG=1");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A manager that does not read fills its queue: the next send fails at once (WouldBlock)
+    /// rather than blocking the worker that pings.
+    #[test]
+    fn a_full_manager_queue_does_not_block_the_sender() {
+        let name = format!("rtpmgr-notify-full-{}", std::process::id());
+        let manager = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        let n = Notifier::connect(&format!("@{name}")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // The queue holds net.unix.max_dgram_qlen datagrams (or the socket buffer's worth).
+            let first_error = (0..100_000).find_map(|_| n.send("WATCHDOG=1").err());
+            let _ = tx.send(first_error.map(|e| e.kind()));
+        });
+        let kind = rx.recv_timeout(Duration::from_secs(5)).expect("the sender blocked on the full queue");
+        assert_eq!(kind, Some(io::ErrorKind::WouldBlock));
+        drop(manager);
     }
 
     #[test]
