@@ -178,21 +178,23 @@ impl RtSettings {
     }
 }
 
-/// sched_setscheduler(0, SCHED_FIFO, {priority}) for the calling thread. nix has no wrapper for
-/// it, so this is the crate's one unsafe block.
+/// SCHED_FIFO at `priority` for the calling thread, through pthread_setschedparam: musl stubs
+/// sched_setscheduler out (ENOSYS, POSIX makes it per process), while pthread_setschedparam
+/// works on glibc and musl alike. nix has no wrapper for it, so this is the crate's one unsafe
+/// block.
 fn set_fifo_priority(priority: u8) -> io::Result<()> {
     if !(RT_PRIORITY_MIN..=RT_PRIORITY_MAX).contains(&priority) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let param = libc::sched_param { sched_priority: libc::c_int::from(priority) };
-    // SAFETY: sched_setscheduler only reads the sched_param it is given, which is a valid,
-    // initialised local that outlives the call; pid 0 names the calling thread, so no other
-    // thread's or process's state is touched. The call has no other memory effects.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    // SAFETY: pthread_self() is the calling thread's handle, valid while the thread runs, so only
+    // its own scheduling is changed; pthread_setschedparam only reads the sched_param it is
+    // given, a valid, initialised local that outlives the call. No other memory effects.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    // The error number is returned, not left in errno (EPERM: no CAP_SYS_NICE, RLIMIT_RTPRIO too low).
+    match rc {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 
