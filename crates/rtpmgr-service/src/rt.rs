@@ -186,11 +186,15 @@ fn set_fifo_priority(priority: u8) -> io::Result<()> {
     if !(RT_PRIORITY_MIN..=RT_PRIORITY_MAX).contains(&priority) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let param = libc::sched_param { sched_priority: libc::c_int::from(priority) };
-    // SAFETY: pthread_self() is the calling thread's handle, valid while the thread runs, so only
-    // its own scheduling is changed; pthread_setschedparam only reads the sched_param it is
-    // given, a valid, initialised local that outlives the call. No other memory effects.
-    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    // SAFETY: sched_param is plain integers (musl adds the SCHED_SPORADIC fields, glibc has only
+    // sched_priority), for which all-zero is valid. pthread_self() is the calling thread's handle,
+    // valid while the thread runs, so only its own scheduling is changed; pthread_setschedparam
+    // only reads the sched_param it is given, a local that outlives the call.
+    let rc = unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        param.sched_priority = libc::c_int::from(priority);
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
+    };
     // The error number is returned, not left in errno (EPERM: no CAP_SYS_NICE, RLIMIT_RTPRIO too low).
     match rc {
         0 => Ok(()),
