@@ -181,6 +181,58 @@ def install_manifest_drives_recipes():
     return f"recipes {', '.join(packages)} and the QEMU harness install from it"
 
 
+@rule
+def etc_files_are_conffiles():
+    """7: every file a package installs under /etc (init scripts aside) is in that package's CONFFILES."""
+    entries = rtpmgr.manifest.read(MANIFEST)
+    names = [r.name.split("_")[0] for r in layer_files("*.bb")]
+    checked = 0
+    for e in entries:
+        if not e.dest.startswith("${sysconfdir}/") or e.dest.startswith("${sysconfdir}/init.d/"):
+            continue
+        owner = max((n for n in names if e.package == n or e.package.startswith(n + "-")), key=len, default=None)
+        recipe = layer_files(f"{owner}_*.bb")[0]
+        suffix = e.package[len(owner):]  # "" or "-metrics"
+        # An explicit CONFFILES replaces the default (every /etc file): an opkg or rpm upgrade
+        # would then overwrite a local edit of a file it leaves out, without a word.
+        value = var_value(recipe.read_text(), "CONFFILES:${PN}" + suffix)
+        if value is None:
+            continue
+        if e.dest not in value.split():
+            raise Failed(f"{recipe.relative_to(TOP)}: CONFFILES:${{PN}}{suffix} lacks {e.dest} "
+                         f"(install.manifest:{e.lineno}): an upgrade overwrites its local edits")
+        checked += 1
+    return f"{checked} /etc files of packages with an explicit CONFFILES are conffiles"
+
+
+@rule
+def rtp_rx_starts_where_the_feeder_does_not_receive():
+    """7: rtp-rx is enabled and both init systems ask rtp-rx-wanted (an updated device's old feeder.toml has no [receive])."""
+    recipe = read("meta-rtpmgr/recipes-apps/rtp-app/rtp-app_git.bb")
+    for bad in ("INHIBIT_UPDATERCD_BBCLASS", 'SYSTEMD_AUTO_ENABLE:${PN} = "disable"'):
+        if any(bad in line for _, line in code_lines(LAYER / "recipes-apps/rtp-app/rtp-app_git.bb")):
+            raise Failed(f"rtp-app_git.bb: {bad}: a device updated from an image whose feeder.toml has no "
+                         "[receive] keeps that file (rtpmgr-data) and would have no receiver")
+    init = read("meta-rtpmgr/recipes-apps/rtp-app/files/rtp-rx.init")
+    unit = read("meta-rtpmgr/recipes-apps/rtp-app/files/rtp-rx.service")
+    if "rtp-rx-wanted" not in init or not re.search(r"^ExecCondition=@libexecdir@/rtpmgr/rtp-rx-wanted$", unit, re.M):
+        raise Failed("rtp-rx.init and rtp-rx.service must both run rtp-rx-wanted before starting rtp_app")
+    if "rtp-rx-wanted" not in read("meta-rtpmgr/files/install.manifest"):
+        raise Failed("install.manifest does not install rtp-rx-wanted")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = LAYER / "recipes-apps/rtp-app/files/rtp-rx-wanted"
+        new, old = os.path.join(tmp, "new.toml"), os.path.join(tmp, "old.toml")
+        pathlib.Path(new).write_text(read("meta-rtpmgr/recipes-apps/rtp-feeder/files/feeder.toml"))
+        pathlib.Path(old).write_text("# before rtpmgr 2.2: no receive section\n# [receive]\nchannel = 0\n")
+        def wanted(conf, force="0"):
+            env = dict(os.environ, FEEDER_CONF=conf, RTP_RX_FORCE=force)
+            return subprocess.run(["sh", str(script)], env=env, capture_output=True).returncode == 0
+        if wanted(new) or not wanted(old) or not wanted(new, "1"):
+            raise Failed("rtp-rx-wanted: want idle with the shipped feeder.toml, running with one without "
+                         "[receive] and with RTP_RX_FORCE=1")
+    return "enabled; idle with the shipped feeder.toml, receives with an older one or when forced"
+
+
 # ---------------------------------------------------------------- 2. RAUC keyring path
 class FakeData:
     """Just enough of BitBake's datastore for ${@...} expressions of this layer's recipes."""

@@ -152,15 +152,16 @@ else
 fi
 
 # --- 5. init scripts ------------------------------------------------------------------------------
-step "init scripts: POSIX sh (they also run under busybox sh)"
-for f in "$LAYER"/recipes-apps/*/files/*.init; do
+step "init scripts and the layer's other shell scripts: POSIX sh (they also run under busybox sh)"
+for f in "$LAYER"/recipes-*/*/files/*; do
+	[ "$(head -c 9 "$f")" = '#!/bin/sh' ] || continue
 	name=${f#"$TOP"/}
 	# dash, busybox and shellcheck come from scripts/setup-host.sh: a missing one fails, never skips.
 	if ! dash -n "$f"; then
 		bad "$name: dash -n failed"
 	elif ! busybox sh -n "$f"; then
 		bad "$name: busybox sh -n failed"
-	elif grep -nE '^[^#]*(\[\[|function |source |\$\{[A-Za-z_]+//|<<<|declare |local -)' "$f"; then
+	elif grep -nE '^[^#]*(\[\[[[:blank:]]|function |source |\$\{[A-Za-z_]+//|<<<|declare |local -)' "$f"; then
 		bad "$name: bash-isms (above)"
 	elif ! shellcheck -s sh "$f"; then
 		bad "$name: shellcheck findings (above)"
@@ -180,7 +181,7 @@ else
 		# @bindir@ and the like are replaced in do_install (rtpmgr_install.bbclass): here with poky's
 		# defaults. The programs are not installed on the build host: verify against /bin/true.
 		sed -E -e 's|@bindir@|/usr/bin|g' -e 's|@sysconfdir@|/etc|g' -e 's|@libexecdir@|/usr/libexec|g' \
-			-e 's#^ExecStart=/usr/(bin|libexec)/[^ ]+#ExecStart=/bin/true#' "$f" >"$units/$(basename "$f")"
+			-e 's#^(ExecStart|ExecCondition)=/usr/(bin|libexec)/[^ ]+#\1=/bin/true#' "$f" >"$units/$(basename "$f")"
 	done
 	# A timer is verified with the service it starts (same name).
 	if systemd-analyze verify "$units"/*.service "$units"/*.timer; then

@@ -10,6 +10,8 @@ CVE_PRODUCT = "rtpmgr"
 # rtpmgr's own code, and every crate the binary links statically (generated from Cargo.lock's
 # crate list into rtpmgr_crates.bbclass), so the package's licence and the SPDX output are complete.
 LICENSE = "(GPL-2.0-only | MIT) & ${@d.getVarFlag('RTPMGR_CRATES_LICENSE', d.getVar('PN'))}"
+# rtp-app-metrics holds only layer files (a script, units, defaults): none of the crates' licences.
+LICENSE:${PN}-metrics = "MIT"
 LIC_FILES_CHKSUM = "file://LICENSES/GPL-2.0-only.txt;md5=b234ee4d69f5fce4486a80fdaf4a4263 \
                     file://LICENSES/MIT.txt;md5=9b4e80bfa188bbdac8ec62395ec53231"
 
@@ -26,17 +28,17 @@ CARGO_MANIFEST_PATH = "${S}/crates/Cargo.toml"
 EXTRA_CARGO_FLAGS = "--package rtp-app --bin rtp_app --no-default-features"
 
 # Both init systems get their file; update-rc.d.bbclass and systemd.bbclass drop the one the
-# distro does not use. rtp-rx is installed but not enabled, under either init system: by default
-# rtp-feeder receives itself (feeder.toml [receive], the kernel path, one process), and a channel
-# takes one receiver. For the recvmmsg socket path, remove [receive] from feeder.toml and enable it:
-# `systemctl enable --now rtp-rx`, or `update-rc.d rtp-rx defaults 90 10 && /etc/init.d/rtp-rx start`.
+# distro does not use. rtp-rx is enabled under either init system, and receives only where the
+# device's feeder.toml has no [receive] section (${libexecdir}/rtpmgr/rtp-rx-wanted, run by the
+# init script and by ExecCondition=): the shipped feeder.toml has one, so rtp-feeder receives itself
+# (the kernel path, one process) and rtp-rx stays idle, while a device updated from an image before
+# rtpmgr 2.2 keeps its own /etc/rtpmgr (rtpmgr-data) and its rtp-rx. Not enabling rtp-rx would
+# leave such a device with no receiver after the update.
 INITSCRIPT_NAME = "rtp-rx"
 INITSCRIPT_PARAMS = "defaults 90 10"
-INHIBIT_UPDATERCD_BBCLASS = "1"
 SYSTEMD_SERVICE:${PN} = "rtp-rx.service"
-SYSTEMD_AUTO_ENABLE:${PN} = "disable"
 
-CONFFILES:${PN} = "${sysconfdir}/default/rtp-rx"
+CONFFILES:${PN} = "${sysconfdir}/default/rtp-rx ${sysconfdir}/sysctl.d/60-rtpmgr.conf"
 
 # Opt-in (IMAGE_INSTALL:append = " rtp-app-metrics"): the channels' metrics for node_exporter's
 # textfile collector, written atomically every 15 s by rtpmgr-metrics.timer. Under sysvinit the

@@ -3,7 +3,7 @@ SUMMARY = "rtpmgr appliance image"
 # nooelint: oelint.var.override - as SUMMARY
 DESCRIPTION = "The product image: it receives RTP into the rtp_mgr zero-copy ring and feeds it to \
                GStreamer: the rtp_mgr module (loaded at boot), rtp-feeder with its service (it receives on the \
-               kernel-attached path itself), rtp_app (its rtp-rx service installed, not enabled) and the \
+               kernel-attached path itself), rtp_app (its rtp-rx service, idle while feeder.toml has [receive]) and the \
                GStreamer plugins of the default pipelines. No test suite, no SSH server: \
                those are in rtpmgr-image-dev."
 SECTION = "image"
