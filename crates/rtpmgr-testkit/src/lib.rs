@@ -15,12 +15,15 @@
 //! ```
 //!
 //! [`netns`]: a veth pair with one end in a network namespace, for tests that need a real link.
+//!
+//! [`process::KillOnDrop`]: a spawned child that is killed and reaped when a test fails.
 #![deny(missing_docs)]
 
 use std::io::Write;
 
 pub mod netns;
 pub mod notify;
+pub mod process;
 
 /// Environment variable naming the file that collects skips (one line each).
 pub const SKIP_LOG_ENV: &str = "RTPMGR_SKIP_LOG";

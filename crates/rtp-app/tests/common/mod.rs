@@ -8,44 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process that is SIGKILLed and reaped when dropped, so a failed assert (a panic) leaves
-/// neither a running `rtp_app` nor a zombie behind. SIGKILL also ends a stopped process.
-pub struct KillOnDrop(Option<Child>);
-
-impl KillOnDrop {
-    /// The child, no longer killed on drop (e.g. to collect its output once it has exited).
-    pub fn into_inner(mut self) -> Child {
-        self.0.take().expect("child present until dropped")
-    }
-}
-
-impl From<Child> for KillOnDrop {
-    fn from(child: Child) -> Self {
-        KillOnDrop(Some(child))
-    }
-}
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        self.0.as_ref().expect("child present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child present until dropped")
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+pub use rtpmgr_testkit::process::KillOnDrop;
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
