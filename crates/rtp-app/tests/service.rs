@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rtpmgr_testkit::notify::{max_gap, pings, signal, threads, FakeManager};
+use rtpmgr_testkit::notify::{assert_watchdog_follows_the_process, pings, signal, threads, FakeManager};
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -70,22 +70,8 @@ fn rx_notifies_ready_after_bind_pings_from_the_worker_and_stops() {
     let pid_in_file = std::fs::read_to_string(&ready).expect("readiness file written once ready");
     assert_eq!(pid_in_file.trim(), child.id().to_string());
 
-    // Pings every WATCHDOG_USEC/2 = 100 ms: about 10 per second, never a gap the manager
-    // (200 ms) would take for a hang. 100 ms of slack for a loaded machine's scheduling.
-    let running = mgr.collect(Duration::from_secs(1));
-    let p = pings(&running);
-    assert!(p.len() >= 6, "{} pings in 1 s: {running:?}", p.len());
-    let gap = max_gap(&p);
-    assert!(gap < Duration::from_millis(300), "a {gap:?} gap between pings");
-
-    // A stopped process pings no more (the manager would now kill and restart it).
-    signal(&child, "STOP");
-    std::thread::sleep(Duration::from_millis(30));
-    mgr.drain();
-    let stopped = mgr.collect(Duration::from_millis(600));
-    assert!(pings(&stopped).is_empty(), "pings while stopped: {stopped:?}");
-    signal(&child, "CONT");
-    let (_, _) = mgr.wait_for("WATCHDOG=1", Duration::from_millis(500));
+    // Pings every WATCHDOG_USEC/2 = 100 ms while it runs, none while it is stopped.
+    assert_watchdog_follows_the_process(&mgr, &child);
 
     signal(&child, "TERM");
     mgr.wait_for("STOPPING=1", Duration::from_secs(5));
@@ -112,8 +98,9 @@ fn tx_notifies_ready_and_pings() {
     );
     let (msg, _) = mgr.wait_for("READY=1", Duration::from_secs(10));
     assert!(msg.lines().any(|l| l.starts_with("STATUS=sending from ")), "{msg}");
-    let p = pings(&mgr.collect(Duration::from_millis(600)));
-    assert!(p.len() >= 3, "{} pings in 600 ms", p.len());
+    // Loose on purpose (a loaded CI machine): pings come, about 20 are due in 2 s.
+    let p = pings(&mgr.collect(Duration::from_secs(2)));
+    assert!(p.len() >= 3, "{} pings in 2 s", p.len());
     signal(&child, "TERM");
     mgr.wait_for("STOPPING=1", Duration::from_secs(5));
     let out = wait_bounded(child, Duration::from_secs(10));

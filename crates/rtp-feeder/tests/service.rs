@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rtpmgr::{Backend, Channel};
-use rtpmgr_testkit::notify::{max_gap, pings, signal, threads, FakeManager};
+use rtpmgr_testkit::notify::{assert_watchdog_follows_the_process, signal, threads, FakeManager};
 
 const CAPS: &str = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
 
@@ -80,17 +80,7 @@ fn ready_when_playing_pings_from_the_streaming_thread_and_stops() {
     assert!(msg.lines().any(|l| l == format!("MAINPID={}", child.id())), "{msg}");
     assert_eq!(std::fs::read_to_string(&ready).expect("readiness file").trim(), child.id().to_string());
 
-    let p = pings(&mgr.collect(Duration::from_secs(1)));
-    assert!(p.len() >= 6, "{} pings in 1 s", p.len());
-    assert!(max_gap(&p) < Duration::from_millis(300), "a {:?} gap between pings", max_gap(&p));
-
-    signal(&child, "STOP");
-    std::thread::sleep(Duration::from_millis(30));
-    mgr.drain();
-    let stopped = mgr.collect(Duration::from_millis(600));
-    assert!(pings(&stopped).is_empty(), "pings while stopped: {stopped:?}");
-    signal(&child, "CONT");
-    mgr.wait_for("WATCHDOG=1", Duration::from_millis(500));
+    assert_watchdog_follows_the_process(&mgr, &child);
 
     signal(&child, "TERM");
     mgr.wait_for("STOPPING=1", Duration::from_secs(5));

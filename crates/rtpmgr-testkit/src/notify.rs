@@ -77,6 +77,27 @@ pub fn max_gap(pings: &[Instant]) -> Duration {
     pings.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
 }
 
+/// The watchdog contract of a service started with `WATCHDOG_USEC=200000` (a ping every 100 ms):
+/// pings keep coming while it runs, none come while it is stopped (SIGSTOP is what a hung worker
+/// looks like to the manager, which would now kill and restart it), and they resume after SIGCONT.
+/// The bounds are loose on purpose (at least 4 pings in 2 s, no gap of a second, 5 s to resume):
+/// the test is of behaviour, and a loaded 2-core CI machine delays a thread by hundreds of ms.
+pub fn assert_watchdog_follows_the_process(mgr: &FakeManager, child: &Child) {
+    let running = mgr.collect(Duration::from_secs(2));
+    let p = pings(&running);
+    assert!(p.len() >= 4, "{} pings in 2 s (one per 100 ms expected): {running:?}", p.len());
+    assert!(max_gap(&p) < Duration::from_secs(1), "a {:?} gap between pings", max_gap(&p));
+
+    signal(child, "STOP");
+    // A ping sent just before the stop may still be queued: not one of the stopped process's.
+    std::thread::sleep(Duration::from_millis(50));
+    mgr.drain();
+    let stopped = mgr.collect(Duration::from_millis(600));
+    assert!(pings(&stopped).is_empty(), "pings while stopped: {stopped:?}");
+    signal(child, "CONT");
+    mgr.wait_for("WATCHDOG=1", Duration::from_secs(5));
+}
+
 /// `kill -SIG pid` for a child (STOP, CONT, TERM).
 pub fn signal(child: &Child, sig: &str) {
     let st = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().expect("kill runs");
