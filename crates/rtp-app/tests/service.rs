@@ -9,13 +9,14 @@ use common::*;
 use rtpmgr_testkit::notify::{assert_watchdog_follows_the_process, pings, signal, threads, FakeManager};
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// WATCHDOG_USEC of the tests: pings are due every 100 ms.
 const WATCHDOG_USEC: &str = "200000";
 
-fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -> Child {
+/// Killed and reaped if the test fails before it exits.
+fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -> KillOnDrop {
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .env("RUST_LOG", "info")
@@ -26,7 +27,7 @@ fn spawn_managed(args: &[&str], mgr: &FakeManager, watchdog_pid: Option<&str>) -
     if let Some(p) = watchdog_pid {
         cmd.env("WATCHDOG_PID", p);
     }
-    cmd.spawn().expect("rtp_app starts")
+    cmd.spawn().expect("rtp_app starts").into()
 }
 
 /// A minimal RTP v2 packet.
@@ -169,7 +170,7 @@ fn rt_priority_and_cpu_apply_to_the_worker_thread_only() {
         assert_eq!(other.1, libc::SCHED_OTHER as u32, "{other:?} is not the worker: {t:?}");
     }
     signal(&child, "TERM");
-    let _ = child.wait();
+    assert_eq!(wait_bounded(child, Duration::from_secs(10)).status.code(), Some(0));
 }
 
 /// Settings that cannot apply end rtp_app at startup with the fix named, before READY: an

@@ -4,11 +4,12 @@
 //! streaming thread, and only it, on SCHED_FIFO and the CPUs asked. Shm rings, host GStreamer.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rtpmgr::{Backend, Channel};
 use rtpmgr_testkit::notify::{assert_watchdog_follows_the_process, signal, threads, FakeManager};
+use rtpmgr_testkit::process::KillOnDrop;
 
 const CAPS: &str = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
 
@@ -39,7 +40,8 @@ fn temp(tag: &str, ext: &str) -> PathBuf {
     p
 }
 
-fn spawn_feeder(config: &std::path::Path, ring: &TestRing, mgr: &FakeManager, extra: &[&str]) -> Child {
+/// Killed and reaped if the test fails before it exits.
+fn spawn_feeder(config: &std::path::Path, ring: &TestRing, mgr: &FakeManager, extra: &[&str]) -> KillOnDrop {
     Command::new(env!("CARGO_BIN_EXE_rtp-feeder"))
         .arg("--config")
         .arg(config)
@@ -53,18 +55,20 @@ fn spawn_feeder(config: &std::path::Path, ring: &TestRing, mgr: &FakeManager, ex
         .stderr(Stdio::piped())
         .spawn()
         .expect("rtp-feeder starts")
+        .into()
 }
 
-fn wait_exit(mut child: Child, limit: Duration) -> std::process::Output {
+/// Waits (bounded) for the feeder to exit; on timeout the guard kills and reaps it as the panic
+/// unwinds.
+fn wait_exit(mut child: KillOnDrop, limit: Duration) -> std::process::Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            let _ = child.kill();
             panic!("rtp-feeder did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+    child.into_inner().wait_with_output().unwrap()
 }
 
 #[test]
@@ -125,7 +129,7 @@ fn tuning_section_makes_the_streaming_thread_fifo_only() {
     assert_eq!((fifo[0].1, fifo[0].2, fifo[0].3.as_str()), (libc::SCHED_FIFO as u32, 10, "0"), "{t:?}");
     assert!(fifo[0].0.contains("src"), "the real-time thread is not appsrc's streaming thread: {t:?}");
     signal(&child, "TERM");
-    let _ = child.wait();
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).status.code(), Some(0));
     let _ = std::fs::remove_file(&config);
 }
 
