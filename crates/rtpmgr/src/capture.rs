@@ -18,7 +18,7 @@
 //!         println!("{} ns: {} bytes (missed {} before it)", pkt.arrival_ns, pkt.len, pkt.missed);
 //!     }
 //! }
-//! # Ok::<(), rtpmgr::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::{Context, Error, Result};
