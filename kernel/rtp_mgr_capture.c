@@ -29,10 +29,11 @@
  * full queue, so the oldest record stays put until the reader advances
  * past it, which it does only once the copy succeeded.
  */
-#include <linux/mutex.h>
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/mm.h>		/* kvmalloc_array(), kvfree() before 5.16 */
+#include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
