@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use rtp_app::capture::{Framing, PcapFormat, PcapSink};
 use rtpmgr::capture::{encode_record, parse_records};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Sequence numbers that wrap around 65535.
 const FIRST_SEQ: u16 = 65500;
@@ -19,23 +19,13 @@ const PACKETS: u16 = 100;
 const OFFSET_NS: i128 = 1_700_000_000_000_000_000;
 
 fn tshark_or_skip(test: &str) -> bool {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    if std::env::var("RTPMGR_SKIP_TSHARK").as_deref() == Ok("1") {
-        rtpmgr_testkit::skip(test, "tshark not installed and RTPMGR_SKIP_TSHARK=1");
-        return false;
-    }
-    panic!(
-        "tshark is not installed: run `DEBIAN_FRONTEND=noninteractive apt-get install -y tshark` \
-         (scripts/setup-host.sh does), or set RTPMGR_SKIP_TSHARK=1 to skip this test"
-    );
+    rtpmgr_testkit::require_tool(
+        test,
+        "tshark",
+        &["--version"],
+        "RTPMGR_SKIP_TSHARK",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y tshark",
+    )
 }
 
 /// One read's worth of records: RTP packets of 172 bytes (12 header + 160 payload), 20 ms apart.

@@ -9,15 +9,6 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn promtool_available() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// `rtp_app args...` with the shm rings in `dir`.
 fn run_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(bin()).args(args).env("RTPMGR_SHM_DIR", dir).output().expect("rtp_app runs")
@@ -31,18 +22,14 @@ fn sample(text: &str, name: &str, ch: u32) -> Option<f64> {
 
 #[test]
 fn openmetrics_of_every_shm_channel_is_valid_and_matches_the_json_stats() {
-    if !promtool_available() {
-        if std::env::var("RTPMGR_SKIP_PROMTOOL").as_deref() == Ok("1") {
-            rtpmgr_testkit::skip(
-                "openmetrics::openmetrics_of_every_shm_channel_is_valid_and_matches_the_json_stats",
-                "promtool not installed and RTPMGR_SKIP_PROMTOOL=1",
-            );
-            return;
-        }
-        panic!(
-            "promtool is not installed: run `apt-get install -y --no-install-recommends prometheus` \
-             (scripts/setup-host.sh does), or set RTPMGR_SKIP_PROMTOOL=1 to skip this test"
-        );
+    if !rtpmgr_testkit::require_tool(
+        "openmetrics::openmetrics_of_every_shm_channel_is_valid_and_matches_the_json_stats",
+        "promtool",
+        &["--version"],
+        "RTPMGR_SKIP_PROMTOOL",
+        "apt-get install -y --no-install-recommends prometheus",
+    ) {
+        return;
     }
     let dir = std::env::temp_dir().join(format!("rtp_app-openmetrics-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

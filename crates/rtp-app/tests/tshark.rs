@@ -12,29 +12,16 @@ use std::time::{Duration, Instant};
 
 const PACKETS: u32 = 2000;
 
-fn tshark_available() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn tshark_decodes_tx_stream_as_clean_consecutive_rtp() {
-    if !tshark_available() {
-        if std::env::var("RTPMGR_SKIP_TSHARK").as_deref() == Ok("1") {
-            rtpmgr_testkit::skip(
-                "tshark::tshark_decodes_tx_stream_as_clean_consecutive_rtp",
-                "tshark not installed and RTPMGR_SKIP_TSHARK=1",
-            );
-            return;
-        }
-        panic!(
-            "tshark is not installed: run `DEBIAN_FRONTEND=noninteractive apt-get install -y tshark` \
-             (scripts/setup-host.sh does), or set RTPMGR_SKIP_TSHARK=1 to skip this test"
-        );
+    if !rtpmgr_testkit::require_tool(
+        "tshark::tshark_decodes_tx_stream_as_clean_consecutive_rtp",
+        "tshark",
+        &["--version"],
+        "RTPMGR_SKIP_TSHARK",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y tshark",
+    ) {
+        return;
     }
     let ring = ShmRing::new("tshark");
     // Something listens on the port, so the kernel sends no ICMP port-unreachable back.

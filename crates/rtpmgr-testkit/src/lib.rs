@@ -46,6 +46,29 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
+/// Whether the external `tool` a test needs runs (`tool ARGS` exits 0). If not, the test fails
+/// with `install`, the command that installs it (scripts/setup-host.sh runs it), unless the
+/// environment sets `skip_env=1`: then the skip is recorded with its reason ([`skip`]) and this
+/// returns false, so that a missing tool is never a silent pass.
+pub fn require_tool(test: &str, tool: &str, args: &[&str], skip_env: &str, install: &str) -> bool {
+    let runs = std::process::Command::new(tool)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if runs {
+        return true;
+    }
+    if std::env::var(skip_env).as_deref() == Ok("1") {
+        skip(test, &format!("{tool} not installed and {skip_env}=1"));
+        return false;
+    }
+    panic!(
+        "{tool} is not installed: run `{install}` (scripts/setup-host.sh does), or set {skip_env}=1 to skip this test"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
