@@ -710,11 +710,11 @@ pub fn sender(port: u16, rate: u64, secs: f64, payload: usize, seq0: u16) -> Res
     buf[0] = 0x80;
     buf[1] = 96;
     buf[8..12].copy_from_slice(&0x4245_4e43u32.to_be_bytes());
-    let total = (rate as f64 * secs) as u64;
-    let start = Instant::now();
+    let schedule = crate::pace::Schedule::for_duration(rate, secs);
+    let total = schedule.total();
     let mut sent = 0u64;
     while sent < total {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        let due = schedule.due();
         while sent < due {
             // Sequence numbers and RTP timestamps continue across the sender runs of one
             // receiver (seq0 from the caller, timestamps from the shared monotonic clock), so

@@ -112,8 +112,7 @@ struct Shared {
 /// Hands out how many packets the producer may send now: a full batch when unpaced, else what
 /// the fixed rate has made due (sleeping a tick when nothing is due).
 struct Pacer {
-    rate: Option<u64>,
-    start: Instant,
+    schedule: Option<crate::pace::Schedule>,
     sent: u64,
 }
 
@@ -123,11 +122,11 @@ const TICK: Duration = Duration::from_millis(1);
 
 impl Pacer {
     fn new(rate: Option<u64>) -> Self {
-        Pacer { rate, start: Instant::now(), sent: 0 }
+        Pacer { schedule: rate.map(crate::pace::Schedule::unbounded), sent: 0 }
     }
     fn allowance(&mut self, batch: usize) -> usize {
-        let Some(rate) = self.rate else { return batch };
-        let due = (self.start.elapsed().as_secs_f64() * rate as f64) as u64;
+        let Some(schedule) = &self.schedule else { return batch };
+        let due = schedule.due();
         if due <= self.sent {
             std::thread::sleep(TICK);
             return 0;

@@ -8,6 +8,7 @@
 
 mod e2e;
 mod handoff;
+mod pace;
 mod stats;
 mod tx;
 mod wire;

@@ -125,11 +125,11 @@ fn produce(ch: &Channel, channel: u32, rate: u64, secs: f64) -> Result<()> {
     pkt[0] = 0x80;
     pkt[1] = 96;
     pkt[8..12].copy_from_slice(&0x5458_4b4eu32.to_be_bytes());
-    let total = (rate as f64 * secs) as u64;
-    let start = Instant::now();
+    let schedule = crate::pace::Schedule::for_duration(rate, secs);
+    let total = schedule.total();
     let mut sent = 0u64;
     while sent < total {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        let due = schedule.due();
         if due > sent {
             let n = ((due - sent) as usize).min(256);
             let mut slots = prod.reserve_batch_wait(n, Some(Duration::from_millis(100)))?;
