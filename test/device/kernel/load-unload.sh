@@ -93,6 +93,14 @@ stop_services() {
 				stopped_services="$stopped_services $svc"
 		fi
 	done
+	# The optional metrics timer (package rtp-app-metrics, systemd only) opens every channel
+	# once a period: a run that starts between the services' stop and rmmod would make the
+	# unload fail with EBUSY. Stop the timer and wait for a run in flight.
+	if command -v systemctl >/dev/null 2>&1 &&
+		systemctl is-active --quiet rtpmgr-metrics.timer 2>/dev/null; then
+		systemctl stop rtpmgr-metrics.timer rtpmgr-metrics.service &&
+			stopped_services="$stopped_services rtpmgr-metrics.timer"
+	fi
 	[ -z "$stopped_services" ] || echo "# stopped:$stopped_services"
 }
 
