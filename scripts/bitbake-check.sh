@@ -8,11 +8,16 @@
 #   qemuarm64-rauc                 kas.yml:kas/rauc.yml
 #   qemuarm64-rauc-systemd         kas.yml:kas/rauc.yml:kas/systemd.yml
 #   raspberrypi4-64[-systemd|-rauc|-rauc-systemd]   the same with kas/raspberrypi4-64.yml
+#   qemuarm64-selinux              kas.yml:kas/selinux.yml
+#   qemuarm64-selinux-systemd      kas.yml:kas/selinux.yml:kas/systemd.yml
 # Each runs `bitbake -p` and `bitbake -g` for rtpmgr-image and rtpmgr-image-dev (and rtpmgr-bundle
 # with RAUC) and counts ERROR and WARNING lines. RAUC combinations first check that a missing signing
 # CA stops the parse with the command to make one (meta-rtpmgr's rtpmgr_signing class), then make
 # meta-rauc's development CA in their build directory and check the task graph: U-Boot built on
-# qemuarm64, do_image_wic after rtpmgr-boot-script:do_deploy, the development-CA warning.
+# qemuarm64, do_image_wic after rtpmgr-boot-script:do_deploy, the development-CA warning. SELinux
+# combinations check that rtpmgr-image installs rtpmgr-selinux and refpolicy, that rtpmgr-selinux
+# depends on refpolicy's sysroot (its headers) and is built for the policy refpolicy builds, and that
+# the image labels its root filesystem (meta-selinux's selinux_set_labels).
 #
 # What it proves: every recipe, class and bbappend parses (`bitbake -p`: syntax, inherits, file://
 # files) and every DEPENDS, RDEPENDS and IMAGE_INSTALL entry resolves (`bitbake -g`). It builds
@@ -25,7 +30,8 @@
 #
 # Needs (CI has none of these, so there it skips with a message and exit status 0):
 #   - clones of the pinned layers in KAS_WORK_DIR (default build/kas-work), at the commits of kas.yml,
-#     kas/raspberrypi4-64.yml and kas/rauc.yml: poky/, meta-rust-bin/, meta-raspberrypi/, meta-rauc/
+#     kas/raspberrypi4-64.yml, kas/rauc.yml and kas/selinux.yml: poky/, meta-rust-bin/,
+#     meta-raspberrypi/, meta-rauc/, meta-openembedded/, meta-selinux/
 #     (e.g. `git clone https://git.yoctoproject.org/poky build/kas-work/poky`, then check out the commit)
 #   - kas (build/venv from scripts/check-layer.sh, or on PATH)
 #   - the host tools of oe-core's sanity check (Debian 12): gawk diffstat texinfo chrpath socat
@@ -34,7 +40,7 @@
 #   - an unprivileged user: BitBake refuses to run as root. Run as root, the script runs BitBake as
 #     BITBAKE_USER (default: yocto, created if missing) and gives it build/kas-work and the build dirs.
 #
-# Usage: scripts/bitbake-check.sh [--no-yocto-check-layer] [COMBINATION...]   (default: all eight)
+# Usage: scripts/bitbake-check.sh [--no-yocto-check-layer] [COMBINATION...]   (default: all ten)
 # Env:   KAS_WORK_DIR, BITBAKE_USER, RTPMGR_HEAVY_LOCK (default /tmp/rtpmgr/heavy.lock),
 #        KAS_EXTRA (more kas files appended to each list, e.g. ":build/mirror.yml" for a local mirror)
 set -euo pipefail
@@ -52,7 +58,8 @@ for arg in "$@"; do
 	esac
 done
 all=(qemuarm64 qemuarm64-systemd qemuarm64-rauc qemuarm64-rauc-systemd
-	raspberrypi4-64 raspberrypi4-64-systemd raspberrypi4-64-rauc raspberrypi4-64-rauc-systemd)
+	raspberrypi4-64 raspberrypi4-64-systemd raspberrypi4-64-rauc raspberrypi4-64-rauc-systemd
+	qemuarm64-selinux qemuarm64-selinux-systemd)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 skip() { printf 'bitbake-check: SKIPPED: %s\n' "$*"; exit 0; }
@@ -66,6 +73,7 @@ kas_files_of() {
 	*) die "unknown combination '$1' (one of: ${all[*]})" ;;
 	esac
 	case $1 in *-rauc*) files=$files:kas/rauc.yml ;; esac
+	case $1 in *-selinux*) files=$files:kas/selinux.yml ;; esac
 	case $1 in *-systemd) files=$files:kas/systemd.yml ;; esac
 	echo "$files:kas/offline.yml"
 }
@@ -73,6 +81,7 @@ layers_of() {
 	local layers="poky meta-rust-bin"
 	case $1 in raspberrypi4-64*) layers="$layers meta-raspberrypi" ;; esac
 	case $1 in *-rauc*) layers="$layers meta-rauc" ;; esac
+	case $1 in *-selinux*) layers="$layers meta-openembedded meta-selinux" ;; esac
 	echo "$layers"
 }
 
@@ -122,6 +131,8 @@ graph_cmds='bitbake -p && bitbake -g rtpmgr-image-dev && mv task-depends.dot tas
 # shellcheck disable=SC2016  # $r is expanded by the shell kas starts, not here
 env_cmds='bitbake -e rtpmgr-image >env-image && bitbake -e rtp-feeder >env-rtp-feeder &&
 	for r in gstreamer1.0-plugins-base gstreamer1.0-plugins-good; do bitbake -e $r >env-$r || exit 1; done'
+# SELinux: the module recipe and the policy it is built for (bitbake -e takes the virtual name).
+selinux_cmds='bitbake -e rtpmgr-selinux >env-rtpmgr-selinux && bitbake -e virtual/refpolicy >env-refpolicy'
 # The signature data of rtp-mgr's do_fetch (the git source in the checkout) and do_install (the
 # install manifest in the layer), written without running anything (-S none), as bitbake-dumpsig
 # prints it: nothing in them but file names may hold the checkout's path (check-layer-rules.py,
@@ -213,6 +224,7 @@ for t in "${targets[@]}"; do
 		(cd "$build" && "${as_user[@]}" bash "$KAS_WORK_DIR/meta-rauc/scripts/openssl-ca.sh" >openssl-ca.log 2>&1) ||
 			die "meta-rauc's openssl-ca.sh failed, see $build/openssl-ca.log"
 		;;
+	*-selinux*) cmds="$cmds && $env_cmds && $selinux_cmds" ;;
 	*-systemd) cmds="$cmds && $env_cmds" ;;
 	*) cmds="$cmds && $env_cmds && $sig_cmds" ;;
 	esac
@@ -248,7 +260,7 @@ for t in "${targets[@]}"; do
 			;;
 		*)
 			# Anything but the list of file checksums (whose names are not hashed, only the sums).
-			case $t in *-systemd) ;; *)
+			case $t in *-systemd | *-selinux*) ;; *)
 				for task in do_fetch do_install; do
 					expect "no path of the checkout ($TOP) in rtp-mgr's $task signature data" \
 						bash -c "[ -s '$build/sig-rtp-mgr-$task.txt' ] && ! grep -v '^This task depends on the checksums of files' '$build/sig-rtp-mgr-$task.txt' | grep -F '$TOP'"
@@ -257,6 +269,22 @@ for t in "${targets[@]}"; do
 			expect "rtpmgr-tests only in rtpmgr-image-dev" \
 				bash -c "grep -qx rtpmgr-tests '$build/pn-buildlist-dev' && ! grep -qx rtpmgr-tests '$build/pn-buildlist'"
 			check_split_names "$build" || rc=1
+			;;
+		esac
+		case $t in *-selinux*)
+			# The hook of DISTRO_FEATURES rtpmgr-selinux (rtpmgr-image.bb, conf/include/rtpmgr-selinux.inc).
+			policy=$(sed -n 's/^POLICY_NAME="\(.*\)"$/\1/p' "$build/env-refpolicy")
+			refpolicy=$(sed -n 's/^PN="\(.*\)"$/\1/p' "$build/env-refpolicy")
+			expect "rtpmgr-image installs rtpmgr-selinux and $refpolicy" \
+				bash -c "grep -qx rtpmgr-selinux '$build/pn-buildlist' && grep -qx '$refpolicy' '$build/pn-buildlist'"
+			expect "rtpmgr-selinux compiles against $refpolicy's headers (its sysroot depends on $refpolicy:do_populate_sysroot)" \
+				grep -q "\"rtpmgr-selinux.do_prepare_recipe_sysroot\" -> \"$refpolicy.do_populate_sysroot\"" "$build/task-depends.dot"
+			expect "rtpmgr-selinux is built for the policy $refpolicy installs ($policy)" \
+				grep -qx "RTPMGR_SELINUX_POLICY=\"$policy\"" "$build/env-rtpmgr-selinux"
+			expect "the postinst that links the module in do_rootfs has the native semodule (PACKAGE_WRITE_DEPS)" \
+				grep -q '"rtpmgr-selinux.do_package_write_ipk" -> "policycoreutils-native.do_populate_sysroot"' "$build/task-depends.dot"
+			expect "rtpmgr-image labels its root filesystem (meta-selinux's selinux_set_labels)" \
+				grep -q '^IMAGE_PREPROCESS_COMMAND=".*selinux_set_labels' "$build/env-image"
 			;;
 		esac
 	else

@@ -865,6 +865,91 @@ def uboot_env_layouts_agree():
     return f"boot state: {' + '.join(files)} (redundant, {mk.group(2)}); " + "; ".join(done)
 
 
+# ---------------------------------------------------------------- confinement: SELinux module vs the layer
+SELINUX_DIR = LAYER / "dynamic-layers" / "selinux" / "recipes-security" / "rtpmgr-selinux"
+
+
+def file_contexts(fc_text):
+    """(regex, file type or None, SELinux type) of each line of a refpolicy .fc file."""
+    out = []
+    for line in fc_text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = re.match(r"^(\S+)\s+(?:(-[-bcdlps])\s+)?gen_context\(\w+:\w+:(\w+)", line)
+        if not m:
+            raise Failed(f"rtpmgr.fc: cannot read line {line!r}")
+        out.append((m.group(1), m.group(2), m.group(3)))
+    return out
+
+
+def labelled(contexts, path, ftype="--"):
+    """The type the last matching line gives path (setfiles: the last match wins), or None."""
+    hit = None
+    for regex, kind, setype in contexts:
+        if (kind is None or kind == ftype) and re.fullmatch(regex, path):
+            hit = setype
+    return hit
+
+
+@rule
+def selinux_contexts_match_layer():
+    """confinement: rtpmgr.fc labels what the layer installs and runs (service binaries as their domain's entrypoint, /etc/rtpmgr, the logs, the ring devices), the recipe relabels those paths, AppArmor confines the same binaries."""
+    fc = file_contexts((SELINUX_DIR / "files" / "rtpmgr.fc").read_text())
+    te = (SELINUX_DIR / "files" / "rtpmgr.te").read_text()
+    entrypoints = dict((exe, dom) for dom, exe in re.findall(r"^init_daemon_domain\((\w+),\s*(\w+)\)", te, re.M))
+    # The binaries the services run: the units' ExecStart from @bindir@ and the init scripts' RTP_*= paths.
+    binaries = set()
+    for unit in layer_files("*.service"):
+        binaries |= set("/usr/bin/" + b for b in re.findall(r"^ExecStart=[-@:+!]*@bindir@/(\S+)", unit.read_text(), re.M))
+    for init in layer_files("*.init"):
+        binaries |= set(re.findall(r"^RTP_\w+=(/usr/bin/\S+)", init.read_text(), re.M))
+    if not binaries:
+        raise Failed("found no service binary in the layer's units and init scripts")
+    for b in sorted(binaries):
+        setype = labelled(fc, b)
+        if setype not in entrypoints:
+            raise Failed(f"{b} (run by a service) is labelled {setype or 'by no line of rtpmgr.fc'}, which is the "
+                         "entrypoint of no init_daemon_domain() of rtpmgr.te: the service would run unconfined")
+    # Files the layer installs or the services write, and the ring devices (RTPM_DEVICE_PREFIX + index).
+    want = {}
+    for e in rtpmgr.manifest.read(MANIFEST):
+        dest = rtpmgr.manifest.expand_default(e.dest)
+        if dest.startswith("/etc/rtpmgr/"):
+            want[dest] = ("--", "rtpmgr_conf_t")
+    for init in layer_files("*.init"):
+        for log in re.findall(r"^RTP_LOG=(\S+)", init.read_text(), re.M):
+            want[log.replace("$NAME", init.stem)] = ("--", "rtpmgr_log_t")
+    prefix = re.search(r'#define RTPM_DEVICE_PREFIX\s+"(\w+)"', read("include/rtp_mgr_ioctl.h")).group(1)
+    want[f"/dev/{prefix}0"] = ("-c", "rtpmgr_device_t")
+    want[f"/dev/{prefix}17"] = ("-c", "rtpmgr_device_t")
+    for path, (ftype, setype) in sorted(want.items()):
+        got = labelled(fc, path, ftype)
+        if got != setype:
+            raise Failed(f"rtpmgr.fc labels {path} {got or 'not at all'}, not {setype}")
+    # The recipe's postinst relabels exactly what rtpmgr.fc names (but the shm rings, made at run time).
+    recipe = next(SELINUX_DIR.glob("rtpmgr-selinux_*.bb")).read_text()
+    m = re.search(r"restorecon -R -i ((?:[^\n\\]|\\\n)*)", recipe)
+    if not m:
+        raise Failed("rtpmgr-selinux's postinst does not restorecon the module's paths")
+    values = {"bindir": "/usr/bin", "sysconfdir": "/etc", "localstatedir": "/var"}
+    relabel = set(re.sub(r"\$\{(\w+)\}", lambda v: values[v.group(1)], p) for p in m.group(1).replace("\\\n", " ").split())
+    named = set()
+    for regex, _, _ in fc:
+        if regex.startswith("/dev/shm/"):
+            continue
+        named.add(re.sub(r"(\(/\.\*\)\?|\[0-9\]\+)$", "", regex) + ("*" if regex.endswith("[0-9]+") else ""))
+    if relabel != named:
+        raise Failed(f"rtpmgr-selinux's restorecon paths {sorted(relabel)} differ from rtpmgr.fc's {sorted(named)}")
+    # AppArmor confines the same binaries.
+    profiles = set()
+    for f in (LAYER / "dynamic-layers" / "security" / "recipes-security" / "rtpmgr-apparmor" / "files").glob("usr.bin.*"):
+        profiles |= set(re.findall(r"^profile \S+ (/\S+) \{", f.read_text(), re.M))
+    if profiles != binaries:
+        raise Failed(f"AppArmor profiles attach to {sorted(profiles)}, the services run {sorted(binaries)}")
+    return (f"{len(binaries)} service binaries enter {', '.join(sorted(set(entrypoints.values())))}; "
+            f"{len(want)} installed paths labelled; restorecon and AppArmor cover the same")
+
+
 @rule
 def kas_fragments_keep_machine():
     """review: no kas/*.yml fragment includes kas.yml: kas applies it again after the files listed before, so kas.yml:kas/raspberrypi4-64.yml:kas/rauc.yml built qemuarm64."""

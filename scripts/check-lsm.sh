@@ -11,9 +11,10 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-SECURITY=$TOP/meta-rtpmgr/dynamic-layers/security/recipes-security
-APPARMOR=$SECURITY/rtpmgr-apparmor/files
-SELINUX=$SECURITY/rtpmgr-selinux/files
+# Each policy lives in the dynamic layer of the collection that ships its tools: meta-security
+# (apparmor), meta-selinux (refpolicy).
+APPARMOR=$TOP/meta-rtpmgr/dynamic-layers/security/recipes-security/rtpmgr-apparmor/files
+SELINUX=$TOP/meta-rtpmgr/dynamic-layers/selinux/recipes-security/rtpmgr-selinux/files
 SELINUX_DEVEL=/usr/share/selinux/devel/Makefile
 
 failures=0

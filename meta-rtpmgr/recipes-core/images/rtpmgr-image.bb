@@ -53,3 +53,8 @@ IMAGE_FEATURES += "${@'read-only-rootfs' if bb.utils.to_boolean(d.getVar('RTPMGR
 require ${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-ab', 'rtpmgr-image-ab.inc', '', d)}
 # AppArmor profiles of rtp_app and rtp-feeder (conf/include/rtpmgr-apparmor.inc, needs meta-security).
 IMAGE_INSTALL += "${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-apparmor', 'rtpmgr-apparmor', '', d)}"
+# SELinux (conf/include/rtpmgr-selinux.inc, needs meta-selinux): meta-selinux's minimal userland (it
+# brings refpolicy) and the module of rtp_app and rtp-feeder, linked into the policy when the root
+# filesystem is made; selinux-image (meta-selinux) then labels the root filesystem with that policy.
+IMAGE_INSTALL += "${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-selinux', 'packagegroup-selinux-minimal rtpmgr-selinux', '', d)}"
+inherit_defer ${@bb.utils.contains('DISTRO_FEATURES', 'rtpmgr-selinux', 'selinux-image', '', d)}
