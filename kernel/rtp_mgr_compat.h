@@ -3,7 +3,8 @@
  * rtp_mgr_compat.h - the one place for differences between kernel versions.
  *
  * Tested against what `make test` builds (steps module-arm64, module-amd64,
- * module-range: Debian's 5.10, 6.1 and 6.12, arm64 and amd64); each shim
+ * module-range: Debian's 5.10, 6.1 and 6.12, and a prepared 6.6 tree, the
+ * series of Yocto scarthgap's linux-yocto; arm64 and amd64); each shim
  * says which change it covers. Stable kernels backport some of
  * these changes, so a shim tests for the feature (a macro the change added)
  * rather than for LINUX_VERSION_CODE where it can.
@@ -23,7 +24,7 @@
  * inline udp_tunnel_encap_enable() of include/net/udp_tunnel.h, whose
  * argument changed from struct socket to struct sock when the UDP flags
  * became atomic bits (udp_test_and_set_bit(), mainline 6.7, backported to
- * 6.1 stable): the flag is tested the same way here.
+ * 6.1 and 6.6 stable): the flag is tested the same way here.
  */
 static inline void rtpm_udp_encap_enable(struct sock *sk)
 {

@@ -17,6 +17,8 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 host_pkgs=(
 	# module cross build (arm64 Debian kernel) and the second kernel series (amd64 headers), sparse
 	build-essential gcc-aarch64-linux-gnu libc6-dev-arm64-cross bc flex bison libelf-dev kmod sparse
+	# step module-range: nm lists what a module built against a prepared 6.6 tree imports
+	binutils
 	linux-headers-amd64
 	# step dkms: dkms add/build/install of the module against those headers
 	dkms

@@ -11,7 +11,10 @@
 #   module-amd64      rtp_mgr built for the host's amd64 kernel headers (second series), W=1, sparse
 #   dkms              dkms add/build/install of rtp_mgr against Debian's amd64 headers, modinfo, remove --all
 #   module-range      rtp_mgr against Debian's 6.12 (bookworm-backports) and 5.10 (bullseye) headers,
-#                     amd64 and arm64, W=1 and sparse clean (scripts/fetch-kernel-headers.sh)
+#                     amd64 and arm64, W=1 and sparse clean (scripts/fetch-kernel-headers.sh); and
+#                     against prepared kernel trees for series no registry carries (6.6, Yocto
+#                     scarthgap): /var/cache/rtpmgr/kernel-trees/SERIES/ARCH (made by
+#                     scripts/prepare-kernel-tree.sh) or RTPMGR_KDIRS="6.6:arm64=DIR 6.6:amd64=DIR"
 #   lsm-policies      the AppArmor profiles parse (apparmor_parser -Q -T) and the SELinux module compiles
 #                     (selinux-policy-dev), scripts/check-lsm.sh
 #   checkpatch        checkpatch.pl --strict over kernel/ and include/ (test/checkpatch/exceptions)
@@ -260,7 +263,129 @@ module_range() {
 		done
 	done
 	rm -f "$err"
+	module_range_trees || rc=1
 	return "$rc"
+}
+
+# Kernel series that no package registry reachable from CI carries, built against prepared trees
+# (configured and modules_prepare'd sources, scripts/prepare-kernel-tree.sh; a Yocto build's
+# kernel build directory is one too). 6.6 is Yocto scarthgap's linux-yocto: Debian never shipped it
+# in a suite that is still on the mirror, Ubuntu never shipped it.
+PREPARED_SERIES="6.6"
+
+# The trees of RTPMGR_KDIRS ("SERIES:ARCH=DIR ..."), then the cached ones, one "SERIES ARCH DIR" line
+# each; a series and arch named in RTPMGR_KDIRS wins over the cache. A wanted series without a tree
+# is a "SERIES ARCH" line: the caller skips it with the reason.
+prepared_trees() {
+	local entry series arch dir
+	declare -A given=()
+	for entry in ${RTPMGR_KDIRS:-}; do
+		case $entry in
+		*:*=?*) ;;
+		*) echo "bad RTPMGR_KDIRS entry '$entry' (want SERIES:ARCH=DIR)" >&2; return 1 ;;
+		esac
+		series=${entry%%:*} arch=${entry#*:} dir=${entry#*=}
+		arch=${arch%%=*}
+		given[$series:$arch]=1
+		echo "$series $arch $dir"
+	done
+	for series in $PREPARED_SERIES; do
+		for arch in amd64 arm64; do
+			[ -z "${given[$series:$arch]:-}" ] || continue
+			dir=$TOOL_CACHE/kernel-trees/$series/$arch
+			if [ -f "$dir/.complete" ]; then
+				echo "$series $arch $dir"
+			else
+				echo "$series $arch"
+			fi
+		done
+	done
+}
+
+module_range_trees() {
+	local series arch dir karch cross release out rc=0 list
+	list=$(prepared_trees) || return 1
+	while read -r series arch dir; do
+		[ -n "$series" ] || continue
+		if [ -z "$dir" ]; then
+			echo "SKIP module-range $series $arch: no package registry carries linux $series;" \
+				"prepare a tree with scripts/prepare-kernel-tree.sh SRC $arch" \
+				"$TOOL_CACHE/kernel-trees/$series/$arch or set RTPMGR_KDIRS=\"$series:$arch=DIR\"" \
+				"(docs/kernel-module.md, 'Kernel range')"
+			continue
+		fi
+		case $arch in
+		amd64) karch=x86_64 cross= ;;
+		arm64) karch=arm64 cross=aarch64-linux-gnu- ;;
+		*) echo "RTPMGR_KDIRS: unknown arch '$arch' (known: amd64, arm64)"; rc=1; continue ;;
+		esac
+		# The tree must be the series it is named for: a 6.1 tree passed as 6.6 would test nothing new.
+		release=$(cat "$dir/include/config/kernel.release" 2>/dev/null || true)
+		case $release in
+		"$series".*) ;;
+		*) echo "$dir is not a prepared $series kernel tree (kernel.release '${release:-missing}')"; rc=1; continue ;;
+		esac
+		[ ! -f "$dir/rtpmgr-tree.txt" ] || sed 's/^/  tree: /' "$dir/rtpmgr-tree.txt"
+		if [ -f "$dir/Module.symvers" ]; then
+			MODULE_BUILD_DIR=$BUILD/module-$series-$arch-tree module_build "$karch" "$dir" "$cross" || rc=1
+			continue
+		fi
+		# modules_prepare writes no Module.symvers: modpost reports each of the module's symbols
+		# as undefined (a warning under KBUILD_MODPOST_WARN, else an error); those lines are
+		# expected, and tree_symbols_exported checks the symbols against the source instead.
+		out=$(MODULE_BUILD_DIR=$BUILD/module-$series-$arch-tree module_build "$karch" "$dir" "$cross" \
+			KBUILD_MODPOST_WARN=1) || { echo "$out"; rc=1; continue; }
+		grep -vE -e '^WARNING: modpost: "[^"]*" \[.*\] undefined!$' -e '^WARNING: Module.symvers is missing.$' \
+			-e '^ +(Modules may not|You may get many|You can set KBUILD_MODPOST_WARN|if you want to proceed)' \
+			-e '^WARNING: modpost: suppressed [0-9]+ unresolved symbol warnings because there were too many\)$' \
+			<<<"$out" || true
+		tree_symbols_exported "$dir" "$karch" "$BUILD/module-$series-$arch-tree/rtp_mgr.ko" || rc=1
+	done <<<"$list"
+	return "$rc"
+}
+
+# tree_exports SRCDIR SRCARCH: the symbols a kernel source exports, as modpost would list them after
+# a full build: EXPORT_*() in common code and in the target's arch/, plus the exports that kernel
+# macros generate by token pasting (each rule below names its macro). What source text cannot tell:
+# whether the config builds the exporting code.
+tree_exports() {
+	local src=$1 srcarch=$2
+	{
+		grep -rhoE --include='*.[chS]' --exclude-dir=Documentation --exclude-dir=tools \
+			--exclude-dir=samples --exclude-dir=arch \
+			'(EXPORT_[A-Z_]+|define_dev_printk_level|STANDARD_PARAM_DEF)\([A-Za-z0-9_]+' \
+			"$src" "$src/arch/$srcarch" |
+			sed -E -e 's/^EXPORT_STATIC_CALL[A-Z_]*\((.*)$/__SCT__\1\n__SCK__\1/' \
+				-e 's/^STANDARD_PARAM_DEF\((.*)$/param_ops_\1\nparam_set_\1\nparam_get_\1/' \
+				-e 's/^[A-Za-z_]+\(//'
+		# arch/x86/lib/retpoline.S: GEN(reg) __EXPORT_THUNK(__x86_indirect_thunk_ ## reg).
+		if grep -q '__EXPORT_THUNK(__x86_indirect_thunk_ ## reg)' "$src/arch/$srcarch/lib/retpoline.S" 2>/dev/null; then
+			sed -n 's/^GEN(\(.*\))$/__x86_indirect_thunk_\1/p' "$src/arch/$srcarch/include/asm/GEN-for-each-reg.h"
+		fi
+	} | sort -u
+}
+
+# tree_symbols_exported KDIR KARCH KO: without a Module.symvers modpost cannot resolve the module's
+# symbols against the kernel; every symbol KO imports must then be exported by the tree's source. A
+# symbol the kernel does not export fails here as it would in modpost against a fully built kernel.
+tree_symbols_exported() {
+	local kdir=$1 karch=$2 ko=$3 srcdir srcarch=$2 syms missing
+	srcdir=$(readlink -f "$kdir/source" 2>/dev/null || echo "$kdir")
+	case $karch in
+	x86_64) srcarch=x86 syms=$(nm -u "$ko") ;;
+	arm64) syms=$(aarch64-linux-gnu-nm -u "$ko") ;;
+	esac
+	syms=$(awk '{ print $2 }' <<<"$syms" | sort -u)
+	[ -n "$syms" ] || { echo "$ko imports no symbol: not a module build, check by hand"; return 1; }
+	missing=$(comm -23 <(echo "$syms") <(tree_exports "$srcdir" "$srcarch"))
+	if [ -n "$missing" ]; then
+		echo "symbols rtp_mgr imports that $srcdir does not export (or exports through a macro"
+		echo "tree_exports() in test/run-tests.sh does not know yet):"
+		echo "$missing"
+		return 1
+	fi
+	echo "no Module.symvers in $kdir (modules_prepare only): all $(wc -l <<<"$syms") symbols" \
+		"rtp_mgr imports are exported by $srcdir"
 }
 
 device_tests() {
