@@ -943,7 +943,7 @@ def selinux_contexts_match_layer():
     # AppArmor confines the same binaries.
     profiles = set()
     for f in (LAYER / "dynamic-layers" / "security" / "recipes-security" / "rtpmgr-apparmor" / "files").glob("usr.bin.*"):
-        profiles |= set(re.findall(r"^profile \S+ (/\S+) \{", f.read_text(), re.M))
+        profiles |= set(re.findall(r"^profile \S+ (/\S+)(?: flags=\([^)]*\))? \{", f.read_text(), re.M))
     if profiles != binaries:
         raise Failed(f"AppArmor profiles attach to {sorted(profiles)}, the services run {sorted(binaries)}")
     return (f"{len(binaries)} service binaries enter {', '.join(sorted(set(entrypoints.values())))}; "

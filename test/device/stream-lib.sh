@@ -10,6 +10,10 @@
 RX_CHANNEL=${RTPMGR_RX_CHANNEL:-0}
 TX_CHANNEL=${RTPMGR_TX_CHANNEL:-1}
 FEEDER_LOG=${RTPMGR_FEEDER_LOG:-/var/log/rtpmgr/rtp-feeder.log}
+# The run's files: in /tmp/rtpmgr, where the AppArmor profile lets the confined rtp_app write its
+# redirected output (a file elsewhere would be denied to it).
+STREAM_TMP=/tmp/rtpmgr
+mkdir -p "$STREAM_TMP"
 
 # ring_stat NAME [CHANNEL]: one counter of /sys/class/misc/rtp_mgrN/stats.
 ring_stat() {
@@ -42,7 +46,7 @@ stream_run() {
 	# The sink count is the feeder's own, from its log: a feeder that restarts mid-run starts
 	# again from 0, and the deltas would be meaningless.
 	feeder_pid0=$(pidof rtp-feeder)
-	out=/tmp/stream-tx.$$
+	out=$STREAM_TMP/stream-tx.$$
 	rtp_app --mode tx --dst 127.0.0.1 --port 5004 --rate "$pps" --payload "$bytes" \
 		--channel "$TX_CHANNEL" -t "$secs" --interval 1 >"$out" 2>&1 &
 	txpid=$!

@@ -30,7 +30,9 @@ timeout_s=${RTPMGR_QEMU_TIMEOUT:-900}
 case "${RTPMGR_KERNEL:-debian}" in
 debian) suffix="" mem=1024 kargs="" ;;
 # loglevel=5 after quiet: lockdep and WARN reports (KERN_WARNING) reach the console log too.
-debug) suffix=-debug mem=2048 kargs="loglevel=5" ;;
+# rtpmgr.apparmor=off: the sanitizer kernel is built without AppArmor (debug-kernel.config); the
+# Debian kernel's boots enforce the layer's profiles (test/qemu/init).
+debug) suffix=-debug mem=2048 kargs="loglevel=5 rtpmgr.apparmor=off" ;;
 *) step "guest: boot"; fail "RTPMGR_KERNEL=$RTPMGR_KERNEL: known kernels are debian (default) and debug" ;;
 esac
 mem=${RTPMGR_QEMU_MEM:-$mem}
@@ -62,7 +64,9 @@ esac
 step "guest: boot qemu-system-aarch64 (TCG, cortex-a57, 2 vCPUs, ${RTPMGR_KERNEL:-debian} kernel) and run '$job'"
 info "console log: $console (timeout ${timeout_s}s)"
 # kpti=0: the Debian kernel forces KPTI under KASLR, which makes every syscall ~10x dearer under TCG.
-cmdline="console=ttyAMA0 panic=-1 quiet $kargs kpti=0 rtpmgr.job=$job $*"
+# log_buf_len, audit_backlog_limit: no AppArmor audit line of a whole test run is lost before /init's
+# final check for denials (there is no auditd: kauditd prints them to the kernel log).
+cmdline="console=ttyAMA0 panic=-1 quiet $kargs kpti=0 log_buf_len=4M audit_backlog_limit=8192 rtpmgr.job=$job $*"
 start=$(date +%s)
 set +e
 with_lock timeout --kill-after=10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -m "$mem" -smp 2 \

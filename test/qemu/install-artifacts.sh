@@ -49,6 +49,12 @@ while read -r mode owner src dest; do
 done <"$root/.manifest"
 rm -f "$root/.manifest"
 
+# The AppArmor profiles of rtp_app and rtp-feeder: the layer's files (rtpmgr-apparmor recipe),
+# installed where that recipe puts them; /init loads them in enforce mode before the services start.
+for profile in "$LAYER"/dynamic-layers/security/recipes-security/rtpmgr-apparmor/files/usr.bin.*; do
+	install -D -m 0644 "$profile" "$root/etc/apparmor.d/$(basename "$profile")"
+done
+
 # Users and groups: what the recipes' useradd class creates. The services run as rtpmgr, a member of
 # the rtpmgr group that owns the device nodes (udev rule).
 cat >"$root/etc/passwd" <<'EOF'
