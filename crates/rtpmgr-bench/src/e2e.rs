@@ -40,6 +40,14 @@ use std::time::{Duration, Instant};
 const CAPS: &str = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
 /// The jitterbuffer latency of the shipped feeder.toml.
 const JB: &str = "rtpjitterbuffer latency=50";
+/// Where the rtp_app processes the bench starts write their stderr: the directory rtp_app's
+/// AppArmor profile lets it write besides its own (docs/security.md), so that the confined
+/// binary keeps the file it inherits.
+pub(crate) const RTP_APP_LOG_DIR: &str = "/tmp/rtpmgr";
+
+fn rtp_app_log(channel: u32) -> String {
+    format!("{RTP_APP_LOG_DIR}/rtpmgr-bench-rtp_app-{channel}.log")
+}
 
 /// Which receive path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -354,8 +362,8 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
         Some(name) => cmd.args(["--backend", "shm", "--shm-name", name]),
         None => cmd.args(["--channel", &p.channel.to_string()]),
     };
-    let log = std::fs::File::create(format!("/tmp/rtpmgr-bench-rtp_app-{}.log", p.channel))
-        .context("create the rtp_app log in /tmp")?;
+    std::fs::create_dir_all(RTP_APP_LOG_DIR).with_context(|| format!("create {RTP_APP_LOG_DIR}"))?;
+    let log = std::fs::File::create(rtp_app_log(p.channel)).context("create the rtp_app log")?;
     let child = cmd.stdout(Stdio::null()).stderr(log).spawn().with_context(|| format!("start {}", p.rtp_app))?;
     // From here on the receiver owns rtp_app and the pipeline: both go on every exit path, so a
     // failed run cannot leave a process holding the device.
@@ -370,7 +378,7 @@ fn start_rtp_app_rx(p: &E2eParams, backend: &Backend, kernel: bool) -> Result<Re
     std::thread::sleep(Duration::from_millis(300));
     if let Some(status) = rx.rx_proc.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
         rx.rx_proc = None;
-        let why = std::fs::read_to_string(format!("/tmp/rtpmgr-bench-rtp_app-{}.log", p.channel)).unwrap_or_default();
+        let why = std::fs::read_to_string(rtp_app_log(p.channel)).unwrap_or_default();
         if kernel && why.contains("--path") && p.backend_shm.is_none() {
             // This rtp_app has no kernel path yet: attach the socket from here (the same kernel
             // work; rtp_app would only supervise), and say so in the report.

@@ -28,10 +28,13 @@ pub struct TxPoint {
     pub cpu_load: f64,
 }
 
-/// Where the kernel TX supervisor's stderr goes (read back when it exits early).
-const TX_LOG: &str = "/tmp/rtpmgr-bench-tx-supervisor.log";
+/// Where the kernel TX supervisor's stderr goes (read back when it exits early): in
+/// [`crate::e2e::RTP_APP_LOG_DIR`], where rtp_app's AppArmor profile lets it write.
+const TX_LOG: &str = "/tmp/rtpmgr/rtpmgr-bench-tx-supervisor.log";
 
 fn tx_log_file() -> Result<std::fs::File> {
+    std::fs::create_dir_all(crate::e2e::RTP_APP_LOG_DIR)
+        .with_context(|| format!("create {}", crate::e2e::RTP_APP_LOG_DIR))?;
     std::fs::File::create(TX_LOG).with_context(|| format!("create {TX_LOG}"))
 }
 

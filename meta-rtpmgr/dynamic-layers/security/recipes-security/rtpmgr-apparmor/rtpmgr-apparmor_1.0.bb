@@ -1,10 +1,11 @@
 # nooelint: oelint.var.mandatoryvar.HOMEPAGE - rtpmgr has no public web page yet; set HOMEPAGE once it has one
 SUMMARY = "AppArmor profiles confining rtp_app and rtp-feeder"
 DESCRIPTION = "Profiles for /usr/bin/rtp_app and /usr/bin/rtp-feeder: only the rtp_mgr ring devices, \
-               shm rings, /etc/rtpmgr, UDP sockets, GStreamer's plugins and /var/log/rtpmgr. \
-               Installed into /etc/apparmor.d, where meta-security's apparmor service loads them \
-               at boot. Built only with DISTRO_FEATURES apparmor and rtpmgr-apparmor \
-               (conf/include/rtpmgr-apparmor.inc); see docs/security.md."
+               shm rings, /etc/rtpmgr, UDP sockets, GStreamer's plugins, the readiness files, \
+               /var/log/rtpmgr and an administrator's /tmp/rtpmgr; capabilities only for rtp_app run \
+               by root (ctl, top, --xdp). Installed into /etc/apparmor.d, where meta-security's \
+               apparmor service loads them at boot. Built only with DISTRO_FEATURES apparmor and \
+               rtpmgr-apparmor (conf/include/rtpmgr-apparmor.inc); see docs/security.md."
 SECTION = "security"
 LICENSE = "MIT"
 # The profiles are this layer's own files (MIT): the common licence text is the reference.
