@@ -29,6 +29,8 @@ DEPENDS += "\
     virtual/refpolicy \
 "
 EXTRANATIVEPATH += "bzip2-native"
+# Nothing is compiled for the target: no cross toolchain, no C library.
+INHIBIT_DEFAULT_DEPS = "1"
 
 SRC_URI = "\
     file://rtpmgr.te \
