@@ -28,6 +28,8 @@ Examples:
   AF_XDP instead of UDP sockets (root): receive RTP on eth0 queue 0, send it out of eth1:
     rtp_app --mode rx --xdp eth0 --xdp-ports 5004 --channel 0
     rtp_app --mode tx --xdp eth1 --source ring --channel 0 --dst 192.0.2.10 --port 5004
+  Every RX queue of eth0 from one process, UMEM in huge pages (sysctl vm.nr_hugepages=16 first):
+    rtp_app --mode rx --xdp eth0 --queue all --hugepages --channel 0
 
   Receive an IPTV channel: source-specific multicast (IGMPv3) from 10.0.0.1 on eth0:
     rtp_app --mode rx --group 232.1.1.1 --ssm-source 10.0.0.1 --iface eth0 --port 5004 --channel 0
@@ -605,6 +607,13 @@ impl Cli {
                 ];
                 if let Some((_, name)) = rx_only.iter().find(|(given, _)| *given) {
                     return Err(format!("{name} only goes with --mode rx (sending attaches no XDP program)"));
+                }
+                if x.xdp.is_some() && x.queue.single().is_none() {
+                    return Err(format!(
+                        "--mode tx --xdp sends on one queue: give --queue N, not --queue {} (lists, ranges and \
+                         all are for --mode rx)",
+                        x.queue
+                    ));
                 }
                 if self.tx.dst.is_none() || self.rx.port.is_none() {
                     return Err("--mode tx needs --dst ADDR and --port P".into());

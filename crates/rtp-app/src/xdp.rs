@@ -19,7 +19,7 @@ pub struct XdpArgs {
     /// root or CAP_BPF + CAP_NET_ADMIN).
     ///
     /// rx: an XDP program redirects UDP to the RTP ports (--xdp-ports, default --port or 5004)
-    /// on --queue to an AF_XDP socket; everything else (ping, ARP, other ports) still reaches the
+    /// on the --queue queue(s) to one AF_XDP socket per queue; everything else (ping, ARP, other ports) still reaches the
     /// kernel stack. Frames are parsed (Ethernet, one VLAN tag, IPv4/IPv6, UDP, RTP v2) and the
     /// RTP packet is copied into ring slots with its arrival time; malformed frames are counted
     /// and dropped. The program is detached when rtp_app exits.
@@ -32,13 +32,24 @@ pub struct XdpArgs {
     #[arg(long, value_name = "iface")]
     pub xdp: Option<String>,
 
-    /// Queue of the --xdp interface (checked against the interface's channel count).
-    #[arg(long, default_value_t = 0, value_name = "q", requires = "xdp")]
-    pub queue: u32,
+    /// Queue(s) of the --xdp interface: N, a range A-B, a list A,B,... or all (every RX queue
+    /// the interface has). rx serves them all from this one process: one XDP program, one
+    /// socket per queue, one shared UMEM; tx sends on one queue N. Checked against the
+    /// interface's channel count.
+    #[arg(long, default_value = "0", value_name = "q", value_parser = parse_queues, requires = "xdp")]
+    pub queue: QueueArg,
 
-    /// XDP attach mode (rx): native (in the driver, the default) or skb (generic, any interface).
+    /// XDP attach mode (rx): auto (the default: native, and skb when the driver refuses native
+    /// XDP, with a log line saying so), native (in the driver; an error if it cannot) or skb
+    /// (generic, any interface).
     #[arg(long, value_enum, value_name = "mode", requires = "xdp")]
     pub xdp_mode: Option<XdpModeArg>,
+
+    /// Map the UMEM in 2 MiB huge pages (fewer TLB misses). They must be reserved first:
+    /// `sysctl vm.nr_hugepages=N` (rx: 16 for the default 32 MiB UMEM; tx: 4); without them
+    /// rtp_app says how many it needs.
+    #[arg(long, requires = "xdp")]
+    pub hugepages: bool,
 
     /// Force zero-copy binding (fails on drivers without AF_XDP zero-copy).
     #[arg(long, conflicts_with = "copy", requires = "xdp")]
@@ -75,10 +86,85 @@ pub struct XdpArgs {
 /// XDP attach modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum XdpModeArg {
+    /// Native, else skb (logged).
+    Auto,
     /// Driver (native) XDP.
     Native,
     /// Generic (skb) XDP.
     Skb,
+}
+
+/// `--queue`: which queues of the --xdp interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueArg {
+    /// These queues, in the order given (duplicates are served once).
+    List(Vec<u32>),
+    /// Every RX queue of the interface.
+    All,
+}
+
+impl QueueArg {
+    /// The queue if exactly one is named.
+    pub fn single(&self) -> Option<u32> {
+        match self {
+            QueueArg::List(l) if l.len() == 1 => Some(l[0]),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for QueueArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueArg::All => f.write_str("all"),
+            QueueArg::List(l) => {
+                let s: Vec<String> = l.iter().map(u32::to_string).collect();
+                f.write_str(&s.join(","))
+            }
+        }
+    }
+}
+
+/// At most this many queues in one run: the entries of the program's XSKMAP
+/// (`rtpmgr_xdp::steer::MAX_QUEUES`, which this build may not include).
+pub const MAX_QUEUES: usize = 64;
+
+/// Parses `--queue`: `N`, `A-B`, `A,B,...` (items may be ranges) or `all`.
+pub fn parse_queues(s: &str) -> Result<QueueArg, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(QueueArg::All);
+    }
+    let num = |t: &str| -> Result<u32, String> {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{}' is not a queue number (give N, A-B, A,B,... or all)", t.trim()))
+    };
+    let mut out: Vec<u32> = Vec::new();
+    for item in s.split(',') {
+        if item.trim().is_empty() {
+            return Err(format!("'{s}' has an empty item (give N, A-B, A,B,... or all)"));
+        }
+        let (a, b) = match item.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => {
+                let n = num(item)?;
+                (n, n)
+            }
+        };
+        if a > b {
+            return Err(format!("range '{}' runs backwards (write {b}-{a})", item.trim()));
+        }
+        if (b - a) as usize >= MAX_QUEUES || out.len() + (b - a) as usize >= MAX_QUEUES {
+            return Err(format!("'{s}' names more than {MAX_QUEUES} queues, the most one run serves"));
+        }
+        for q in a..=b {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+    Ok(QueueArg::List(out))
 }
 
 /// Runs `--mode rx --xdp`; returns the final stats line.
@@ -91,12 +177,17 @@ pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String
     let ports = if !x.xdp_ports.is_empty() { x.xdp_ports.clone() } else { vec![cli.rx.port.unwrap_or(5004)] };
     let cfg = rtpmgr_xdp::XdpConfig {
         iface,
-        queue: x.queue,
+        queues: match &x.queue {
+            QueueArg::All => rtpmgr_xdp::Queues::All,
+            QueueArg::List(l) => rtpmgr_xdp::Queues::List(l.clone()),
+        },
         ports,
-        xdp_mode: match x.xdp_mode.unwrap_or(XdpModeArg::Native) {
+        xdp_mode: match x.xdp_mode.unwrap_or(XdpModeArg::Auto) {
+            XdpModeArg::Auto => rtpmgr_xdp::XdpMode::Auto,
             XdpModeArg::Native => rtpmgr_xdp::XdpMode::Native,
             XdpModeArg::Skb => rtpmgr_xdp::XdpMode::Skb,
         },
+        hugepages: x.hugepages,
         copy_mode: match (x.copy, x.zero_copy) {
             (true, _) => rtpmgr_xdp::CopyMode::Copy,
             (_, true) => rtpmgr_xdp::CopyMode::ZeroCopy,
@@ -116,7 +207,7 @@ pub fn run(cli: &Cli, stop: &crate::control::StopState) -> anyhow::Result<String
     // watchdog each time it looks at the stop flag, and READY comes once setup has bound the
     // socket and attached the program (the hook's last step).
     rtpmgr_service::worker_started()?;
-    let status = format!("receiving AF_XDP on {} queue {} into {}", cfg.iface, cfg.queue, backend.path().display());
+    let status = format!("receiving AF_XDP on {} queue {} into {}", cfg.iface, x.queue, backend.path().display());
     let mut on_step = |s: rtpmgr_xdp::session::Step| {
         if s == rtpmgr_xdp::session::Step::Ready {
             rtpmgr_service::ready(&status);
@@ -138,6 +229,8 @@ pub struct XdpTx {
     pub iface: String,
     /// Queue.
     pub queue: u32,
+    /// --hugepages.
+    pub hugepages: bool,
     /// --copy / --zero-copy (None: the kernel chooses).
     pub zero_copy: Option<bool>,
     /// UMEM frame size.
@@ -153,7 +246,9 @@ pub fn tx_settings(cli: &Cli) -> Option<XdpTx> {
     let x = &cli.xdp;
     Some(XdpTx {
         iface: x.xdp.clone()?,
-        queue: x.queue,
+        // The command line check refuses a list or `all` with --mode tx.
+        queue: x.queue.single().unwrap_or(0),
+        hugepages: x.hugepages,
         zero_copy: match (x.copy, x.zero_copy) {
             (true, _) => Some(false),
             (_, true) => Some(true),
@@ -203,6 +298,7 @@ pub fn open_sender(x: &XdpTx, dst: std::net::SocketAddr) -> anyhow::Result<Box<d
         frame_size: x.frame_size,
         src_ip: x.src_ip,
         dst_mac,
+        hugepages: x.hugepages,
         ..rtpmgr_xdp::tx::TxConfig::new(x.iface.clone(), dst)
     };
     let sender =
@@ -235,8 +331,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.xdp.xdp.as_deref(), Some("veth0"));
-        assert_eq!((c.xdp.queue, c.xdp.xdp_mode, c.xdp.copy, c.xdp.busy_poll), (1, Some(XdpModeArg::Skb), true, true));
+        assert_eq!(
+            (c.xdp.queue.single(), c.xdp.xdp_mode, c.xdp.copy, c.xdp.busy_poll),
+            (Some(1), Some(XdpModeArg::Skb), true, true)
+        );
         assert_eq!(c.xdp.xdp_ports, vec![5004, 5006]);
+        // Without --xdp-mode: auto (native, else skb); --hugepages needs --xdp.
+        let c = parse(&["--mode", "rx", "--xdp", "eth0", "--hugepages"]).unwrap();
+        assert_eq!((c.xdp.xdp_mode, c.xdp.hugepages, c.xdp.queue.clone()), (None, true, QueueArg::List(vec![0])));
+        assert_eq!(
+            parse(&["--mode", "rx", "--xdp", "eth0", "--xdp-mode", "auto"]).unwrap().xdp.xdp_mode,
+            Some(XdpModeArg::Auto)
+        );
+        assert!(parse(&["--mode", "rx", "--port", "5004", "--hugepages"]).is_err());
         // --port is not needed with --xdp; the AF_XDP options need --xdp.
         assert!(parse(&["--mode", "rx", "--xdp", "eth0"]).is_ok());
         assert!(parse(&["--mode", "rx", "--port", "5004", "--queue", "1"]).is_err());
@@ -244,6 +351,41 @@ mod tests {
         assert!(parse(&["--mode", "rx", "--xdp", "eth0", "--poll", "--busy-poll"]).is_err());
         assert!(parse(&["--mode", "rx", "--xdp", "eth0", "--xdp-ports", "0"]).is_err());
         assert!(parse(&["--mode", "ctl", "--stats", "--xdp", "eth0"]).unwrap_err().contains("--xdp"));
+    }
+
+    #[test]
+    fn queue_lists_parse() {
+        let l = |v: &[u32]| Ok(QueueArg::List(v.to_vec()));
+        assert_eq!(parse_queues("2"), l(&[2]));
+        assert_eq!(parse_queues("0-3"), l(&[0, 1, 2, 3]));
+        assert_eq!(parse_queues("3,1"), l(&[3, 1]));
+        assert_eq!(parse_queues("0-1,5,1"), l(&[0, 1, 5]), "duplicates once");
+        assert_eq!(parse_queues(" 4 - 5 "), l(&[4, 5]));
+        assert_eq!(parse_queues("all"), Ok(QueueArg::All));
+        assert_eq!(parse_queues("ALL"), Ok(QueueArg::All));
+        assert_eq!(parse_queues("0-63").unwrap().to_string().split(',').count(), 64);
+        for (bad, says) in [
+            ("x", "'x' is not a queue number (give N, A-B, A,B,... or all)"),
+            ("-1", "'' is not a queue number"),
+            ("1,,2", "has an empty item"),
+            ("", "has an empty item"),
+            ("3-1", "range '3-1' runs backwards (write 1-3)"),
+            ("0-64", "more than 64 queues"),
+            ("0-4294967295", "more than 64 queues"),
+            ("1-2-3", "'2-3' is not a queue number"),
+        ] {
+            let e = parse_queues(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        // Through clap: the error names the option.
+        let e = parse(&["--mode", "rx", "--xdp", "eth0", "--queue", "2-1"]).unwrap_err();
+        assert!(e.contains("--queue") && e.contains("runs backwards"), "{e}");
+        let c = parse(&["--mode", "rx", "--xdp", "eth0", "--queue", "all"]).unwrap();
+        assert_eq!((c.xdp.queue.clone(), c.xdp.queue.single()), (QueueArg::All, None));
+        assert_eq!(
+            parse(&["--mode", "rx", "--xdp", "eth0", "--queue", "0-3"]).unwrap().xdp.queue.to_string(),
+            "0,1,2,3"
+        );
     }
 
     #[test]
@@ -267,6 +409,14 @@ mod tests {
             let e = parse(&a).unwrap_err();
             assert!(e.contains(rx_only[0]) && e.contains("--mode rx"), "{e}");
         }
+        // tx sends on one queue.
+        let tx = ["--mode", "tx", "--dst", "10.0.0.1", "--port", "5004", "--xdp", "veth1", "--queue"];
+        assert_eq!(tx_settings(&parse(&[&tx[..], &["3"]].concat()).unwrap()).unwrap().queue, 3);
+        for many in ["0-1", "all", "1,2"] {
+            let e = parse(&[&tx[..], &[many]].concat()).unwrap_err();
+            assert!(e.contains("sends on one queue"), "{many}: {e}");
+        }
+        assert!(tx_settings(&parse(&[&tx[..], &["0", "--hugepages"]].concat()).unwrap()).unwrap().hugepages);
         assert!(parse(&["--mode", "rx", "--xdp", "veth0", "--dst-mac", "02:00:00:00:00:01"])
             .unwrap_err()
             .contains("--dst-mac"));

@@ -121,6 +121,12 @@ impl Veth {
     ///
     /// As root, if the pair cannot be set up (iproute2 missing, no veth module): with the cause.
     pub fn new(test: &str, tag: &str, spec: &VethSpec) -> Option<Veth> {
+        Veth::with_queues(test, tag, spec, 1)
+    }
+
+    /// As [`Veth::new`], with `queues` TX and RX queues on each end (`numtxqueues` and
+    /// `numrxqueues`; veth delivers what the peer sends on its TX queue N to RX queue N).
+    pub fn with_queues(test: &str, tag: &str, spec: &VethSpec, queues: u32) -> Option<Veth> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             crate::skip(test, spec.needs_root_because);
@@ -156,7 +162,9 @@ impl Veth {
         };
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", ns])?;
-            ip(&["link", "add", h, "type", "veth", "peer", "name", p])?;
+            let n = queues.max(1).to_string();
+            let q = ["numtxqueues", n.as_str(), "numrxqueues", n.as_str()];
+            ip(&[&["link", "add", h][..], &q, &["type", "veth", "peer", "name", p], &q].concat())?;
             ip(&["link", "set", p, "netns", ns])?;
             for a in spec.host_addrs {
                 add(None, a, h)?;

@@ -133,6 +133,34 @@ pub fn validate_queue(iface: &str, queue: u32, count: QueueCount) -> Result<()> 
     Ok(())
 }
 
+/// The queues `want` names on `iface`, checked against its `count` and the XSKMAP size, sorted
+/// and without duplicates. [`crate::Queues::All`] is every queue the interface has.
+///
+/// # Errors
+/// [`Error::QueueOutOfRange`] for a queue the interface does not have; [`Error::Config`] for an
+/// empty list, or `all` on an interface with more queues than the XSKMAP holds.
+pub fn resolve_queues(iface: &str, want: &crate::Queues, count: QueueCount) -> Result<Vec<u32>> {
+    let max = crate::steer::MAX_QUEUES as u32;
+    let mut queues = match want {
+        crate::Queues::All if count.count > max => {
+            return Err(Error::Config(format!(
+            "--queue all: {iface} has {} RX queues, more than the {max} one run can serve; give a list (--queue 0-{})",
+            count.count,
+            max - 1
+        )))
+        }
+        crate::Queues::All => (0..count.count).collect(),
+        crate::Queues::List(l) if l.is_empty() => return Err(Error::Config("no queue to serve".into())),
+        crate::Queues::List(l) => l.clone(),
+    };
+    queues.sort_unstable();
+    queues.dedup();
+    for &q in &queues {
+        validate_queue(iface, q, count)?;
+    }
+    Ok(queues)
+}
+
 /// The MTU of `name` from sysfs.
 pub fn mtu(name: &str) -> Result<u32> {
     let p = Path::new("/sys/class/net").join(name).join("mtu");
@@ -317,6 +345,22 @@ mod tests {
         let e = validate_queue("lo", 1, c).unwrap_err();
         assert!(e.to_string().contains("lo has 1 RX queue"), "{e}");
         assert!(matches!(rx_queue_count("nonexistent0"), Err(Error::NoInterface(_))));
+    }
+
+    #[test]
+    fn queue_lists_resolve_against_the_channel_count() {
+        use crate::Queues;
+        let four = QueueCount { count: 4, source: QueueSource::Sysfs };
+        assert_eq!(resolve_queues("veth0", &Queues::All, four).unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(resolve_queues("veth0", &Queues::List(vec![3, 1, 3]), four).unwrap(), vec![1, 3]);
+        let e = resolve_queues("veth0", &Queues::List(vec![0, 5]), four).unwrap_err();
+        assert!(matches!(e, Error::QueueOutOfRange { queue: 5, count: 4, .. }), "{e}");
+        assert!(e.to_string().contains("veth0 has 4 RX queue(s)"), "{e}");
+        assert!(resolve_queues("veth0", &Queues::List(vec![]), four).is_err());
+        let e = resolve_queues("eth0", &Queues::All, QueueCount { count: 128, source: QueueSource::Ethtool })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("128 RX queues") && e.contains("--queue 0-63"), "{e}");
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!   ports (IPv4 and IPv6, one 802.1Q/802.1ad tag) on the bound queue to the AF_XDP socket and
 //!   passes everything else (ping, other ports, ARP, fragments) to the kernel stack. Per-queue
 //!   counters (seen/redirected/passed/malformed) live in a PERCPU_ARRAY.
-//! - **Socket** ([`session`]): UMEM, fill and RX rings via `xdpilone`, bound to (interface, queue)
-//!   in copy or zero-copy mode. Setup is a sequence of RAII steps that unwinds on any failure.
-//! - **Receive loop** (this module): frames are parsed ([`frame`]), the UDP payload (the RTP
+//! - **Sockets** ([`session`]): one UMEM (optionally in 2 MiB huge pages), and per served RX
+//!   queue an AF_XDP socket with its own fill and RX rings via `xdpilone`, bound to (interface,
+//!   queue) in copy or zero-copy mode. Setup is a sequence of RAII steps that unwinds on any
+//!   failure. The program attaches natively, or in skb mode when the driver refuses native XDP.
+//! - **Receive loop** (this module): one thread polls every queue's socket; frames are parsed ([`frame`]), the UDP payload (the RTP
 //!   packet) is copied into reserved ring slots with the arrival time, slots are pushed in one
 //!   batch, frames go back to the fill ring with bounded retries ([`fill`]).
 //!
@@ -65,6 +67,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use steer::{SteerCounters, XdpMode};
 
+/// Which RX queues of the interface a run serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queues {
+    /// These queues (order and duplicates do not matter).
+    List(Vec<u32>),
+    /// Every RX queue the interface has (`ETHTOOL_GCHANNELS`, else `/sys/class/net/IF/queues`).
+    All,
+}
+
+impl Queues {
+    /// Just queue `q`.
+    pub fn one(q: u32) -> Queues {
+        Queues::List(vec![q])
+    }
+}
+
+impl Default for Queues {
+    /// Queue 0.
+    fn default() -> Self {
+        Queues::one(0)
+    }
+}
+
 /// Errors of the AF_XDP path, each naming what was being done and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,7 +118,7 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Attaching the program failed.
-    #[error("cannot attach XDP ({mode:?} mode) to {iface}: {source} (another XDP program attached? `ip link set dev {iface} xdp off`; driver without native XDP? try --xdp-mode skb)")]
+    #[error("cannot attach XDP ({} mode) to {iface}: {source} (another XDP program attached? `ip link set dev {iface} xdp off`{})", mode.as_str(), if *mode == XdpMode::Native { "; driver without native XDP? --xdp-mode native allows no fallback: drop it (auto falls back to skb) or give --xdp-mode skb" } else { "" })]
     Attach {
         /// Interface.
         iface: String,
@@ -183,21 +208,24 @@ pub enum WaitMode {
 pub struct XdpConfig {
     /// Interface to receive on.
     pub iface: String,
-    /// RX queue of the interface.
-    pub queue: u32,
+    /// RX queues of the interface to serve (one socket each).
+    pub queues: Queues,
     /// UDP destination ports that carry RTP (1..=16 ports).
     pub ports: Vec<u16>,
-    /// Driver or generic XDP.
+    /// Driver or generic XDP, or native with a fallback to generic (auto).
     pub xdp_mode: XdpMode,
+    /// Map the UMEM in 2 MiB huge pages (they must be reserved: `vm.nr_hugepages`).
+    pub hugepages: bool,
     /// Copy or zero-copy.
     pub copy_mode: CopyMode,
     /// Poll or busy-poll.
     pub wait: WaitMode,
     /// UMEM frame size: a power of two from 2048 to the page size (seed "Limitation 3").
     pub frame_size: u32,
-    /// UMEM frames (at least twice `ring_size`).
+    /// UMEM frames (at least twice `ring_size`), shared by all queues.
     pub frames: u32,
-    /// Entries of the fill, completion and RX rings (power of two).
+    /// Entries of the fill, completion and RX rings (power of two); with several queues each
+    /// queue's rings get a share (see [`session::ring_size_per_queue`]).
     pub ring_size: u32,
     /// Frames per RX batch (and slots per ring batch), 1..=256.
     pub batch: u32,
@@ -206,15 +234,16 @@ pub struct XdpConfig {
 }
 
 impl Default for XdpConfig {
-    /// Queue 0, port 5004, native XDP, kernel's choice of copy mode, poll, 2 KiB frames; 8192
+    /// Queue 0, port 5004, auto XDP mode (native, else skb), normal pages, kernel's choice of copy mode, poll, 2 KiB frames; 8192
     /// ring entries and 16384 frames (32 MiB): big enough that a descheduled receiver does not
     /// starve the fill ring (measured in the QEMU guest, shared/notes/afxdp.md).
     fn default() -> Self {
         XdpConfig {
             iface: String::new(),
-            queue: 0,
+            queues: Queues::default(),
             ports: vec![5004],
-            xdp_mode: XdpMode::Native,
+            xdp_mode: XdpMode::Auto,
+            hugepages: false,
             copy_mode: CopyMode::Auto,
             wait: WaitMode::Poll,
             frame_size: 2048,
@@ -279,15 +308,34 @@ impl StopReason {
     }
 }
 
+/// What one queue did in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// The queue index.
+    pub queue: u32,
+    /// Frames read from its RX ring.
+    pub packets: u64,
+    /// The XDP program's counters of the queue.
+    pub xdp: Option<SteerCounters>,
+    /// Its socket's kernel counters: (rx_dropped, rx_fill_ring_empty_descs, rx_ring_full).
+    pub xsk_drops: Option<(u64, u64, u64)>,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    /// Our counters.
+    /// Our counters (all queues).
     pub counters: Snapshot,
-    /// The XDP program's counters of the queue.
+    /// The XDP program's counters, summed over the queues.
     pub xdp: Option<SteerCounters>,
-    /// The socket's kernel counters: (rx_dropped, rx_fill_ring_empty_descs, rx_ring_full).
+    /// The sockets' kernel counters, summed: (rx_dropped, rx_fill_ring_empty_descs, rx_ring_full).
     pub xsk_drops: Option<(u64, u64, u64)>,
+    /// Per queue, in queue order (empty when the run stopped during setup).
+    pub queues: Vec<QueueSummary>,
+    /// The mode the program was attached in (native or skb; None: stopped during setup).
+    pub xdp_mode: Option<XdpMode>,
+    /// Whether the sockets were bound in zero-copy mode (None: unknown or not bound).
+    pub zero_copy: Option<bool>,
     /// Receive loop run time.
     pub elapsed: Duration,
     /// Why it ended.
@@ -295,18 +343,47 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The final stats line (seed shape, rates over the whole run).
+    /// The final stats line (seed shape, rates over the whole run, totals of all queues), then
+    /// the attach and bind modes; with several queues one more line per queue:
+    ///
+    /// ```text
+    /// AF_XDP RX queue 2: pkts:500 | xdp seen:500 redirected:500 passed:0 | xsk rx_dropped:0 fill_empty:0 rx_ring_full:0
+    /// ```
     pub fn line(&self) -> String {
         let mut l = stats::line(&self.counters, &Snapshot::default(), self.elapsed, self.xdp.as_ref());
         if let Some((dropped, fill_empty, ring_full)) = self.xsk_drops {
             l.push_str(&format!(" | xsk rx_dropped:{dropped} fill_empty:{fill_empty} rx_ring_full:{ring_full}"));
         }
+        if let Some(m) = self.xdp_mode {
+            let bind = match self.zero_copy {
+                Some(true) => "zero-copy",
+                Some(false) => "copy",
+                None => "unknown",
+            };
+            l.push_str(&format!(" | mode:{} bind:{bind}", m.as_str()));
+        }
         l.push_str(&format!(" | exit:{}", self.reason.as_str()));
+        if self.queues.len() > 1 {
+            for q in &self.queues {
+                l.push_str(&format!("\nAF_XDP RX queue {}: pkts:{}", q.queue, q.packets));
+                if let Some(x) = q.xdp {
+                    l.push_str(&format!(
+                        " | xdp seen:{} redirected:{} passed:{} malformed:{}",
+                        x.seen, x.redirected, x.passed, x.malformed
+                    ));
+                }
+                if let Some((dropped, fill_empty, ring_full)) = q.xsk_drops {
+                    l.push_str(&format!(
+                        " | xsk rx_dropped:{dropped} fill_empty:{fill_empty} rx_ring_full:{ring_full}"
+                    ));
+                }
+            }
+        }
         l
     }
 }
 
-/// Receives RTP on `config.iface` queue `config.queue` into `ring` until `stop`, `-t` or `-l`.
+/// Receives RTP on `config.iface` queues `config.queues` into `ring` until `stop`, `-t` or `-l`.
 ///
 /// Starts the channel if it is stopped (producers do). Prints the periodic stats line to stdout
 /// every `config.interval`. Install the signal handler that sets `stop` *before* calling this:
@@ -351,6 +428,9 @@ pub fn run_rx_with_hook<S: StopFlag + ?Sized>(
                 counters: Snapshot::default(),
                 xdp: None,
                 xsk_drops: None,
+                queues: Vec::new(),
+                xdp_mode: None,
+                zero_copy: None,
                 elapsed: Duration::ZERO,
                 reason: StopReason::Signal,
             });
@@ -369,12 +449,12 @@ pub fn run_rx_with_hook<S: StopFlag + ?Sized>(
     };
     let stats = StatsThread::start(config.interval, Arc::clone(&counters), xdp_source, std::io::stdout())
         .map_err(|e| Error::io("start the xdp-stats thread", e))?;
+    let served: Vec<u32> = session.queues.iter().map(|q| q.queue).collect();
     log::info!(
-        "xdp: receiving UDP ports {:?} on {} queue {} ({:?} XDP, {:?}, {:?}) into {}",
+        "xdp: receiving UDP ports {:?} on {} queue(s) {served:?} ({} XDP, {:?}, {:?}) into {}",
         config.ports,
         config.iface,
-        config.queue,
-        config.xdp_mode,
+        session.attached.as_str(),
         config.copy_mode,
         config.wait,
         ring.name()
@@ -385,13 +465,24 @@ pub fn run_rx_with_hook<S: StopFlag + ?Sized>(
     let elapsed = started.elapsed();
     stats.finish();
     let xdp = reader.as_ref().and_then(|r| r.read().ok());
-    let xsk_drops = session.xsk_stats().map(|s| (s.rx_dropped, s.rx_fill_ring_empty_descs, s.rx_ring_full));
+    let queues: Vec<QueueSummary> = session
+        .queues
+        .iter()
+        .map(|q| QueueSummary {
+            queue: q.queue,
+            packets: q.packets,
+            xdp: reader.as_ref().and_then(|r| r.read_queue(q.queue).ok()),
+            xsk_drops: q.xsk_stats().map(|s| (s.rx_dropped, s.rx_fill_ring_empty_descs, s.rx_ring_full)),
+        })
+        .collect();
+    let xsk_drops = queues.iter().try_fold((0, 0, 0), |a, q| q.xsk_drops.map(|(d, f, r)| (a.0 + d, a.1 + f, a.2 + r)));
+    let (xdp_mode, zero_copy) = (Some(session.attached), session.zero_copy);
     // Detach explicitly so a failure is reported, then drop the rest in order.
     let detached = session.detach();
     drop(session);
     let reason = result?;
     detached?;
-    Ok(Summary { counters: counters.snapshot(), xdp, xsk_drops, elapsed, reason })
+    Ok(Summary { counters: counters.snapshot(), xdp, xsk_drops, queues, xdp_mode, zero_copy, elapsed, reason })
 }
 
 /// How long one idle wait lasts before the stop flag and limits are looked at again.
@@ -407,11 +498,15 @@ fn rx_loop<S: StopFlag + ?Sized>(
     started: Instant,
 ) -> Result<StopReason> {
     let batch = cfg.batch;
+    let mut bufs = Buffers {
+        descs: Vec::with_capacity(batch as usize),
+        good: Vec::with_capacity(batch as usize),
+        slot_cap: producer.ring().layout().slot_payload as usize,
+        stopped_warned: false,
+    };
+    let mut fds: Vec<libc::pollfd> =
+        s.queues.iter().map(|q| libc::pollfd { fd: q.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     let policy = RefillPolicy::default();
-    let mut descs: Vec<(u64, u32)> = Vec::with_capacity(batch as usize);
-    let mut good: Vec<(u64, u32)> = Vec::with_capacity(batch as usize);
-    let slot_cap = producer.ring().layout().slot_payload as usize;
-    let mut stopped_warned = false;
     loop {
         if stop.should_stop() {
             return Ok(StopReason::Signal);
@@ -419,120 +514,155 @@ fn rx_loop<S: StopFlag + ?Sized>(
         if limits.duration.is_some_and(|d| started.elapsed() >= d) {
             return Ok(StopReason::TimeLimit);
         }
-        let received = c.packets.load(Ordering::Relaxed);
-        let remaining = limits.packets.map(|l| l.saturating_sub(received)).unwrap_or(u64::MAX);
-        if remaining == 0 {
-            return Ok(StopReason::PacketLimit);
+        // One round: every queue in turn, at most one batch each, so that no queue starves
+        // another. -l is checked before every queue's batch.
+        let mut got = 0usize;
+        for qi in 0..s.queues.len() {
+            let received = c.packets.load(Ordering::Relaxed);
+            let remaining = limits.packets.map(|l| l.saturating_sub(received)).unwrap_or(u64::MAX);
+            if remaining == 0 {
+                return Ok(StopReason::PacketLimit);
+            }
+            let want = remaining.min(u64::from(batch)) as u32;
+            got += rx_batch(s, qi, want, producer, c, &mut bufs)?;
         }
-        let want = remaining.min(u64::from(batch)) as u32;
-
-        descs.clear();
-        {
-            let mut r = s.rx.receive(want);
-            while let Some(d) = r.read() {
-                descs.push((d.addr, d.len));
-            }
-            r.release();
-        }
-        if descs.is_empty() {
-            if s.owed > 0 {
-                let r = refill(&mut s.fq, &mut s.pool.free, s.owed, policy);
-                s.owed = r.short;
-            }
-            match cfg.wait {
-                WaitMode::Poll => {
-                    let slice = limits
-                        .duration
-                        .map(|d| d.saturating_sub(started.elapsed()).min(IDLE_SLICE))
-                        .unwrap_or(IDLE_SLICE);
-                    poll_in(s.rx.as_raw_fd(), slice).map_err(|e| Error::io("poll on the AF_XDP socket", e))?;
-                }
-                WaitMode::BusyPoll => {
-                    if s.fq.needs_wakeup() {
-                        s.fq.wake();
-                    }
-                    std::hint::spin_loop();
-                }
-            }
+        if got > 0 {
             continue;
         }
-        let arrival = rtpmgr::monotonic_ns();
-        Counters::add(&c.packets, descs.len() as u64);
-
-        // Parse every frame; keep (address, length) of the good UDP payloads.
-        good.clear();
-        for &(addr, len) in &descs {
-            let Some(bytes) = s.mem.area.frame(addr, len) else {
-                Counters::add(&c.malformed, 1);
-                continue;
-            };
-            match frame::parse_rtp(bytes) {
-                Ok(f) if f.payload.len() > slot_cap => {
-                    Counters::add(&c.too_big, 1);
-                    log::debug!("RTP packet of {} bytes does not fit a {slot_cap}-byte slot", f.payload.len());
-                }
-                Ok(f) => {
-                    let off = f.payload.as_ptr() as u64 - bytes.as_ptr() as u64;
-                    good.push((addr + off, f.payload.len() as u32));
-                    Counters::add(&c.bytes, f.payload.len() as u64);
-                }
-                Err(m) => {
-                    Counters::add(&c.malformed, 1);
-                    log::debug!("malformed frame of {len} bytes: {m}");
-                }
+        // Idle: settle what the fill rings are owed, then wait on every socket at once.
+        for q in &mut s.queues {
+            if q.owed > 0 {
+                let r = refill(&mut q.fq, &mut s.pool.free, q.owed, policy);
+                q.owed = r.short;
             }
         }
-
-        if !good.is_empty() {
-            match producer.reserve_batch(good.len()) {
-                Ok(mut slots) => {
-                    for (slot, &(addr, len)) in slots.iter_mut().zip(&good) {
-                        let data = s.mem.area.frame(addr, len).expect("checked when parsed");
-                        slot.fill(data)?;
-                        slot.set_arrival_ns(arrival);
-                    }
-                    let got = slots.len();
-                    let pushed = producer.push_batch(slots)?;
-                    Counters::add(&c.pushed, pushed as u64);
-                    Counters::add(&c.ring_full, (good.len() - pushed) as u64);
-                    if got == pushed {
-                        stopped_warned = false;
+        match cfg.wait {
+            WaitMode::Poll => {
+                let slice =
+                    limits.duration.map(|d| d.saturating_sub(started.elapsed()).min(IDLE_SLICE)).unwrap_or(IDLE_SLICE);
+                poll_in(&mut fds, slice).map_err(|e| Error::io("poll on the AF_XDP sockets", e))?;
+            }
+            WaitMode::BusyPoll => {
+                for q in &mut s.queues {
+                    if q.fq.needs_wakeup() {
+                        q.fq.wake();
                     }
                 }
-                Err(e) if e.is_would_block() => Counters::add(&c.ring_full, good.len() as u64),
-                Err(e) if e.errno() as i32 == libc::EPIPE => {
-                    if !stopped_warned {
-                        log::warn!("channel is stopped: packets are counted as ring_full until it is started");
-                        stopped_warned = true;
-                    }
-                    Counters::add(&c.ring_full, good.len() as u64);
-                }
-                Err(e) => return Err(e.into()),
+                std::hint::spin_loop();
             }
         }
-
-        // Every frame read goes back: to the pool, then (bounded) to the fill ring.
-        for &(addr, _) in &descs {
-            if s.pool.put(addr) {
-                s.owed += 1;
-            }
-        }
-        let r = refill(&mut s.fq, &mut s.pool.free, s.owed, policy);
-        s.owed = r.short;
-        Counters::add(&c.fill_short, u64::from(r.short));
     }
 }
 
+/// The receive loop's reusable buffers and state.
+struct Buffers {
+    descs: Vec<(u64, u32)>,
+    good: Vec<(u64, u32)>,
+    slot_cap: usize,
+    stopped_warned: bool,
+}
+
+/// Reads at most `want` frames from queue `qi`'s RX ring into ring slots and gives the frames
+/// back to that queue's fill ring; returns the frames read.
+fn rx_batch(
+    s: &mut Session,
+    qi: usize,
+    want: u32,
+    producer: &mut rtpmgr::Producer,
+    c: &Counters,
+    b: &mut Buffers,
+) -> Result<usize> {
+    let policy = RefillPolicy::default();
+    let Session { queues, mem, pool, .. } = s;
+    let q = &mut queues[qi];
+    b.descs.clear();
+    {
+        let mut r = q.rx.receive(want);
+        while let Some(d) = r.read() {
+            b.descs.push((d.addr, d.len));
+        }
+        r.release();
+    }
+    if b.descs.is_empty() {
+        return Ok(0);
+    }
+    let arrival = rtpmgr::monotonic_ns();
+    Counters::add(&c.packets, b.descs.len() as u64);
+    q.packets += b.descs.len() as u64;
+
+    // Parse every frame; keep (address, length) of the good UDP payloads.
+    b.good.clear();
+    for &(addr, len) in &b.descs {
+        let Some(bytes) = mem.area.frame(addr, len) else {
+            Counters::add(&c.malformed, 1);
+            continue;
+        };
+        match frame::parse_rtp(bytes) {
+            Ok(f) if f.payload.len() > b.slot_cap => {
+                Counters::add(&c.too_big, 1);
+                log::debug!("RTP packet of {} bytes does not fit a {}-byte slot", f.payload.len(), b.slot_cap);
+            }
+            Ok(f) => {
+                let off = f.payload.as_ptr() as u64 - bytes.as_ptr() as u64;
+                b.good.push((addr + off, f.payload.len() as u32));
+                Counters::add(&c.bytes, f.payload.len() as u64);
+            }
+            Err(m) => {
+                Counters::add(&c.malformed, 1);
+                log::debug!("malformed frame of {len} bytes: {m}");
+            }
+        }
+    }
+
+    if !b.good.is_empty() {
+        match producer.reserve_batch(b.good.len()) {
+            Ok(mut slots) => {
+                for (slot, &(addr, len)) in slots.iter_mut().zip(&b.good) {
+                    let data = mem.area.frame(addr, len).expect("checked when parsed");
+                    slot.fill(data)?;
+                    slot.set_arrival_ns(arrival);
+                }
+                let got = slots.len();
+                let pushed = producer.push_batch(slots)?;
+                Counters::add(&c.pushed, pushed as u64);
+                Counters::add(&c.ring_full, (b.good.len() - pushed) as u64);
+                if got == pushed {
+                    b.stopped_warned = false;
+                }
+            }
+            Err(e) if e.is_would_block() => Counters::add(&c.ring_full, b.good.len() as u64),
+            Err(e) if e.errno() as i32 == libc::EPIPE => {
+                if !b.stopped_warned {
+                    log::warn!("channel is stopped: packets are counted as ring_full until it is started");
+                    b.stopped_warned = true;
+                }
+                Counters::add(&c.ring_full, b.good.len() as u64);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // Every frame read goes back: to the shared pool, then (bounded) to this queue's fill ring.
+    for &(addr, _) in &b.descs {
+        if pool.put(addr) {
+            q.owed += 1;
+        }
+    }
+    let r = refill(&mut q.fq, &mut pool.free, q.owed, policy);
+    q.owed = r.short;
+    Counters::add(&c.fill_short, u64::from(r.short));
+    Ok(b.descs.len())
+}
+
 mod nix_free {
-    //! The one raw wait of the loop.
+    //! The one raw wait of the loop (all queues' sockets at once).
     use std::time::Duration;
 
-    /// `poll(2)` for POLLIN on `fd`, at most `timeout`; EINTR counts as "woken".
-    pub fn poll_in(fd: i32, timeout: Duration) -> std::io::Result<bool> {
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    /// `poll(2)` for POLLIN on every fd of `fds`, at most `timeout`; EINTR counts as "woken".
+    pub fn poll_in(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<bool> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: p is one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        // SAFETY: fds is a valid, writable array of fds.len() pollfds for the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {

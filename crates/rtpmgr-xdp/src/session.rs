@@ -7,13 +7,25 @@
 //! program is attached *last*, so until everything else is ready the interface's traffic goes to
 //! the kernel stack as before, and a failure at any earlier step never touched the interface.
 //!
-//! A [`Session`] drops its parts in field order: detach the program (no more redirects), delete
-//! the XSKMAP entry, close the socket and its rings, unregister the UMEM, unload the object,
-//! unmap the frame memory.
+//! A [`Session`] drops its parts in field order: detach the program (no more redirects), then
+//! per queue delete the XSKMAP entry and close the socket and its rings, then unregister the
+//! UMEM, unload the object, unmap the frame memory.
+//!
+//! # Several queues, one UMEM
+//! A session serves one or more RX queues of one interface: one program, one XSKMAP with an
+//! entry per queue, one AF_XDP socket per queue, all sharing **one** UMEM (`XDP_SHARED_UMEM`,
+//! each socket with its own fill and completion ring, Linux 5.10+). Shared rather than one UMEM
+//! per queue because the memory budget then stays that of one queue (16384 × 2 KiB = 32 MiB by
+//! default, or 16 huge pages) however many queues are served, and a frame freed by one queue can
+//! refill any other: the frames are split over the queues' fill rings (each gets a power of two
+//! of at most `ring_size`, half of its share of the frames), and what a queue consumed goes back
+//! to that queue's fill ring. The first socket is the UMEM's own and is bound with the copy mode
+//! flags; the others bind with `XDP_SHARED_UMEM` only and inherit its mode (the kernel refuses
+//! flags on a shared bind).
 
 use crate::fill::{refill, FramePool, RefillPolicy};
 use crate::iface;
-use crate::steer::{Attachment, CounterReader, SteerProgram, XskEntry};
+use crate::steer::{Attachment, CounterReader, SteerProgram, XdpMode, XskEntry};
 use crate::{CopyMode, Error, Result, StopFlag, XdpConfig};
 use std::ffi::CString;
 use std::num::NonZeroU32;
@@ -33,11 +45,11 @@ pub enum Step {
     Umem,
     /// Create the socket, its fill/completion and RX rings.
     Socket,
-    /// Bind the socket to (interface, queue).
+    /// Bind the sockets to (interface, queue).
     Bind,
     /// Give the kernel its first frames.
     FillRing,
-    /// `xsks_map[queue] = socket`.
+    /// `xsks_map[queue] = socket`, for every queue.
     XskMapEntry,
     /// Attach the program to the interface.
     Attach,
@@ -45,10 +57,50 @@ pub enum Step {
     Ready,
 }
 
-/// Anonymous, page-aligned frame memory; unmapped when dropped.
+/// Anonymous, page-aligned frame memory (optionally in 2 MiB huge pages); unmapped when dropped.
 pub struct UmemArea {
     ptr: NonNull<u8>,
     len: usize,
+}
+
+/// Size of the huge pages `--hugepages` asks for (`MAP_HUGE_2MB`).
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// `MAP_HUGE_2MB` of <linux/mman.h>: log2(2 MiB) in the MAP_HUGE_SHIFT (26) bits.
+const MAP_HUGE_2MB: libc::c_int = 21 << 26;
+
+/// `len` rounded up to whole huge pages.
+pub fn huge_pages_for(len: usize) -> usize {
+    len.div_ceil(HUGE_PAGE)
+}
+
+/// The error of a huge-page UMEM that could not be mapped: how many 2 MiB pages it needs, how
+/// many are reserved and free (from `/proc/meminfo`'s text `meminfo`), and the sysctl that
+/// reserves them.
+pub fn hugepage_error(len: usize, errno: i32, meminfo: &str) -> String {
+    let field = |name: &str| -> Option<u64> {
+        meminfo.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+    };
+    let need = huge_pages_for(len) as u64;
+    let (total, free, size_kb) = (field("HugePages_Total"), field("HugePages_Free"), field("Hugepagesize"));
+    if errno == libc::EINVAL || (errno == libc::ENOMEM && total.is_none()) {
+        return format!(
+            "--hugepages: the kernel cannot map 2 MiB huge pages ({}; CONFIG_HUGETLBFS and a 2 MiB huge page \
+             size are needed{}): run without --hugepages",
+            std::io::Error::from_raw_os_error(errno),
+            size_kb.map(|k| format!(", this kernel's default is {k} kB")).unwrap_or_default()
+        );
+    }
+    let (total, free) = (total.unwrap_or(0), free.unwrap_or(0));
+    let what =
+        if total == 0 { "none are reserved".to_string() } else { format!("{free} of the {total} reserved are free") };
+    format!(
+        "--hugepages: cannot map the {} MiB UMEM in 2 MiB huge pages: it needs {need}, {what}. Reserve them \
+         with `sysctl vm.nr_hugepages={}` (or hugepages={} on the kernel command line), or run without --hugepages",
+        len >> 20,
+        total + need.saturating_sub(free),
+        total + need.saturating_sub(free),
+    )
 }
 
 impl std::fmt::Debug for UmemArea {
@@ -58,20 +110,33 @@ impl std::fmt::Debug for UmemArea {
 }
 
 impl UmemArea {
-    pub(crate) fn new(len: usize) -> Result<UmemArea> {
-        // SAFETY: an anonymous private mapping; no file, no address hint.
+    /// `len` bytes; with `hugepages`, rounded up to whole 2 MiB huge pages, which must be
+    /// reserved (`vm.nr_hugepages`): [`Error::Config`] with [`hugepage_error`]'s text if not.
+    pub(crate) fn new(len: usize, hugepages: bool) -> Result<UmemArea> {
+        let (len, extra) =
+            if hugepages { (huge_pages_for(len) * HUGE_PAGE, libc::MAP_HUGETLB | MAP_HUGE_2MB) } else { (len, 0) };
+        // SAFETY: an anonymous private mapping; no file, no address hint. With MAP_HUGETLB the
+        // length is a multiple of the huge page size (rounded above), as the kernel requires.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | extra,
                 -1,
                 0,
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(Error::io(format!("mmap {len} bytes of UMEM"), std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            if hugepages {
+                let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+                return Err(Error::Config(hugepage_error(len, e.raw_os_error().unwrap_or(0), &meminfo)));
+            }
+            return Err(Error::io(format!("mmap {len} bytes of UMEM"), e));
+        }
+        if hugepages {
+            log::info!("xdp: UMEM of {} MiB in {} huge pages of 2 MiB", len >> 20, len / HUGE_PAGE);
         }
         Ok(UmemArea { ptr: NonNull::new(p.cast()).expect("mmap never returns NULL on success"), len })
     }
@@ -132,27 +197,62 @@ impl Drop for UmemArea {
     }
 }
 
-/// One set-up AF_XDP receive session. Field order is drop order (see the module doc).
-pub struct Session {
-    pub(crate) attachment: Option<Attachment>,
-    /// Held for its Drop: deletes `xsks_map[queue]`.
-    #[allow(dead_code)]
-    pub(crate) entry: XskEntry,
+/// One served RX queue: its socket, rings and XSKMAP entry. Field order is drop order.
+pub struct QueueSocket {
+    /// `xsks_map[queue]`, deleted when dropped (None until the XskMapEntry step).
+    pub(crate) entry: Option<XskEntry>,
     pub(crate) rx: RingRx,
     pub(crate) user: User,
     pub(crate) fq: DeviceQueue,
     pub(crate) socket: Socket,
+    /// The queue index.
+    pub(crate) queue: u32,
+    /// Frames owed to this queue's fill ring (could not be put back yet).
+    pub(crate) owed: u32,
+    /// Frames read from this queue's RX ring.
+    pub(crate) packets: u64,
+}
+
+impl std::fmt::Debug for QueueSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSocket").field("queue", &self.queue).field("packets", &self.packets).finish()
+    }
+}
+
+impl QueueSocket {
+    /// The queue index.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// The socket's kernel counters (`XDP_STATISTICS`).
+    pub fn xsk_stats(&self) -> Option<xdpilone::xdp::XdpStatisticsV2> {
+        self.user.statistics_v2().ok()
+    }
+}
+
+/// One set-up AF_XDP receive session. Field order is drop order (see the module doc).
+pub struct Session {
+    pub(crate) attachment: Option<Attachment>,
+    pub(crate) queues: Vec<QueueSocket>,
     pub(crate) mem: UmemParts,
     pub(crate) counters: Option<CounterReader>,
     pub(crate) program: SteerProgram,
     pub(crate) pool: FramePool,
-    /// Frames owed to the fill ring (could not be put back yet).
-    pub(crate) owed: u32,
+    /// The mode the program was attached in (native or skb).
+    pub(crate) attached: XdpMode,
+    /// Whether the sockets are bound in zero-copy mode (None: the kernel did not say).
+    pub(crate) zero_copy: Option<bool>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("area", &self.mem.area).field("free", &self.pool.len()).finish()
+        f.debug_struct("Session")
+            .field("area", &self.mem.area)
+            .field("queues", &self.queues)
+            .field("attached", &self.attached)
+            .field("free", &self.pool.len())
+            .finish()
     }
 }
 
@@ -160,11 +260,37 @@ pub(crate) fn xsk_err(what: &str) -> impl FnOnce(xdpilone::Errno) -> Error + '_ 
     move |e| Error::Xsk { what: what.to_string(), errno: e.to_string() }
 }
 
+/// Smallest fill/RX ring per queue: below this a queue starves between two rounds of the loop.
+pub const MIN_QUEUE_RING: u32 = 64;
+
+/// Fill and RX ring entries per queue when `queues` queues share `frames` frames: `ring_size`
+/// for one queue, else the largest power of two up to `ring_size` that leaves half of each
+/// queue's share of the frames free for the refill rounds.
+pub fn ring_size_per_queue(frames: u32, ring_size: u32, queues: u32) -> Result<u32> {
+    let queues = queues.max(1);
+    let share = frames / (2 * queues);
+    let per = if share == 0 { 0 } else { (1u32 << share.ilog2()).min(ring_size) };
+    if per < MIN_QUEUE_RING {
+        return Err(Error::Config(format!(
+            "{frames} UMEM frames are too few for {queues} queues: each queue needs a fill ring of at least \
+             {MIN_QUEUE_RING} entries and as many frames again; serve fewer queues"
+        )));
+    }
+    Ok(per)
+}
+
+/// What [`validate`] found: the interface index, the queues to serve (sorted) and their ring size.
+struct Plan {
+    ifindex: u32,
+    queues: Vec<u32>,
+    ring_size: u32,
+}
+
 /// Checks what the configuration asks of the interface. Seed "Limitation 3": jumbo frames.
-fn validate(cfg: &XdpConfig) -> Result<u32> {
+fn validate(cfg: &XdpConfig) -> Result<Plan> {
     let ifindex = iface::ifindex(&cfg.iface)?;
-    let queues = iface::rx_queue_count(&cfg.iface)?;
-    iface::validate_queue(&cfg.iface, cfg.queue, queues)?;
+    let count = iface::rx_queue_count(&cfg.iface)?;
+    let queues = iface::resolve_queues(&cfg.iface, &cfg.queues, count)?;
     let page = iface::page_size() as u32;
     let fs = cfg.frame_size;
     if fs > page {
@@ -199,7 +325,8 @@ fn validate(cfg: &XdpConfig) -> Result<u32> {
             cfg.ring_size, cfg.frames
         )));
     }
-    Ok(ifindex)
+    let ring_size = ring_size_per_queue(cfg.frames, cfg.ring_size, queues.len() as u32)?;
+    Ok(Plan { ifindex, queues, ring_size })
 }
 
 /// Headroom the kernel reserves in every AF_XDP frame (XDP_PACKET_HEADROOM, linux/bpf.h).
@@ -226,55 +353,81 @@ impl Session {
         };
 
         step(Step::Validate)?;
-        let ifindex = validate(cfg)?;
+        let plan = validate(cfg)?;
+        let ring_size = plan.ring_size;
+        if plan.queues.len() > 1 {
+            log::info!(
+                "xdp: {} queues {:?} share one UMEM of {} frames; fill and RX rings of {ring_size} entries each",
+                cfg.iface,
+                plan.queues,
+                cfg.frames
+            );
+        }
 
         step(Step::LoadProgram)?;
         let mut program = SteerProgram::load()?;
-        let counters = program.counters(cfg.queue).ok();
+        let counters = program.counters(&plan.queues).ok();
 
         step(Step::Ports)?;
         program.set_ports(&cfg.ports)?;
 
         step(Step::Umem)?;
-        let mem = UmemParts::new(cfg.frames, cfg.frame_size, cfg.ring_size)?;
+        let mem = UmemParts::new(cfg.frames, cfg.frame_size, ring_size, cfg.hugepages)?;
 
         step(Step::Socket)?;
-        let (socket, mut fq) = mem.socket(&cfg.iface, cfg.queue)?;
-        let bind_flags = bind_flags(cfg.copy_mode);
-        let scfg = SocketConfig { rx_size: NonZeroU32::new(cfg.ring_size), tx_size: None, bind_flags };
-        let user = mem.umem.rx_tx(&socket, &scfg).map_err(xsk_err("create the RX ring"))?;
-        let rx = user.map_rx().map_err(xsk_err("map the RX ring"))?;
+        let mut queues: Vec<QueueSocket> = Vec::with_capacity(plan.queues.len());
+        for (i, &queue) in plan.queues.iter().enumerate() {
+            // The first socket is the UMEM's own; the others share it (XDP_SHARED_UMEM is set by
+            // xdpilone at bind) and must not give copy-mode flags: they inherit the first's.
+            let first = i == 0;
+            let (socket, fq) = mem.socket(&cfg.iface, queue, first)?;
+            let bind_flags = if first { bind_flags(cfg.copy_mode) } else { 0 };
+            let scfg = SocketConfig { rx_size: NonZeroU32::new(ring_size), tx_size: None, bind_flags };
+            let user = mem.umem.rx_tx(&socket, &scfg).map_err(xsk_err("create the RX ring"))?;
+            let rx = user.map_rx().map_err(xsk_err("map the RX ring"))?;
+            queues.push(QueueSocket { entry: None, rx, user, fq, socket, queue, owed: 0, packets: 0 });
+        }
 
         step(Step::Bind)?;
-        bind(&mem.umem, &user, &cfg.iface, cfg.queue, cfg.copy_mode)?;
+        // In order: a shared bind needs the UMEM's own socket bound first.
+        for q in &queues {
+            bind(&mem.umem, &q.user, &cfg.iface, q.queue, cfg.copy_mode)?;
+        }
+        let zero_copy = bound_zero_copy(queues[0].rx.as_raw_fd());
+        let bound = match zero_copy {
+            Some(true) => "zero-copy",
+            Some(false) => "copy",
+            None => "an unknown",
+        };
+        let why = match (cfg.copy_mode, zero_copy) {
+            (CopyMode::Auto, Some(false)) => {
+                " (the kernel's choice: no zero-copy in this driver, so it fell back to copy)"
+            }
+            (CopyMode::Auto, _) => " (the kernel's choice)",
+            _ => "",
+        };
+        log::info!("xdp: AF_XDP sockets on {} queues {:?} bound in {bound} mode{why}", cfg.iface, plan.queues);
 
         step(Step::FillRing)?;
         let mut pool = FramePool::new(cfg.frames, cfg.frame_size);
-        let r = refill(&mut fq, &mut pool.free, cfg.ring_size, RefillPolicy::default());
-        if r.filled == 0 {
-            return Err(Error::Config(format!("the fill ring took no frame ({r:?})")));
+        for q in &mut queues {
+            let r = refill(&mut q.fq, &mut pool.free, ring_size, RefillPolicy::default());
+            if r.filled == 0 {
+                return Err(Error::Config(format!("the fill ring of queue {} took no frame ({r:?})", q.queue)));
+            }
+            q.owed = r.short;
         }
 
         step(Step::XskMapEntry)?;
-        let entry = program.insert_socket(cfg.queue, rx.as_raw_fd())?;
+        for q in &mut queues {
+            q.entry = Some(program.insert_socket(q.queue, q.rx.as_raw_fd())?);
+        }
 
         step(Step::Attach)?;
-        let attachment = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
+        let (attachment, attached) = program.attach(&cfg.iface, plan.ifindex, cfg.xdp_mode)?;
 
         step(Step::Ready)?;
-        Ok(Session {
-            attachment: Some(attachment),
-            entry,
-            rx,
-            user,
-            fq,
-            socket,
-            mem,
-            counters,
-            program,
-            pool,
-            owed: r.short,
-        })
+        Ok(Session { attachment: Some(attachment), queues, mem, counters, program, pool, attached, zero_copy })
     }
 
     /// Detaches the program now, reporting a failure (a plain drop only logs it).
@@ -285,9 +438,19 @@ impl Session {
         }
     }
 
-    /// The socket's kernel counters (`XDP_STATISTICS`).
-    pub fn xsk_stats(&self) -> Option<xdpilone::xdp::XdpStatisticsV2> {
-        self.user.statistics_v2().ok()
+    /// The served queues, in queue order.
+    pub fn queues(&self) -> &[QueueSocket] {
+        &self.queues
+    }
+
+    /// The mode the program was attached in: native or skb (never auto).
+    pub fn attached_mode(&self) -> XdpMode {
+        self.attached
+    }
+
+    /// Whether the sockets are bound in zero-copy mode (None: unknown).
+    pub fn zero_copy(&self) -> Option<bool> {
+        self.zero_copy
     }
 
     /// The frame memory.
@@ -301,9 +464,9 @@ impl Session {
         &self.program
     }
 
-    /// The socket (shares the UMEM's fd).
+    /// The first queue's socket (the UMEM's own fd).
     pub fn socket(&self) -> &Socket {
-        &self.socket
+        &self.queues[0].socket
     }
 
     /// The UMEM.
@@ -328,9 +491,9 @@ impl std::fmt::Debug for UmemParts {
 impl UmemParts {
     /// `frames` frames of `frame_size` bytes, registered with fill and completion rings of
     /// `ring_size` entries (no headroom beyond the kernel's own).
-    pub(crate) fn new(frames: u32, frame_size: u32, ring_size: u32) -> Result<UmemParts> {
+    pub(crate) fn new(frames: u32, frame_size: u32, ring_size: u32, hugepages: bool) -> Result<UmemParts> {
         raise_memlock();
-        let area = UmemArea::new(frames as usize * frame_size as usize)?;
+        let area = UmemArea::new(frames as usize * frame_size as usize, hugepages)?;
         let ucfg = UmemConfig { fill_size: ring_size, complete_size: ring_size, frame_size, headroom: 0, flags: 0 };
         // SAFETY: the area is page-aligned (mmap), frames * frame_size long, and outlives the
         // Umem: UmemParts drops `umem` before `area` (field order), and if the registration
@@ -339,14 +502,16 @@ impl UmemParts {
         Ok(UmemParts { umem, area })
     }
 
-    /// An AF_XDP socket for (`iface`, `queue`) on this UMEM, with the UMEM's fill and completion
-    /// rings; not bound yet.
-    pub(crate) fn socket(&self, iface: &str, queue: u32) -> Result<(Socket, DeviceQueue)> {
+    /// An AF_XDP socket for (`iface`, `queue`) on this UMEM, with its own fill and completion
+    /// rings; not bound yet. `umem_fd`: the UMEM's own socket (the first of a UMEM), else a new
+    /// one that will be bound with `XDP_SHARED_UMEM`.
+    pub(crate) fn socket(&self, iface: &str, queue: u32, umem_fd: bool) -> Result<(Socket, DeviceQueue)> {
         let mut info = IfInfo::invalid();
         let name = CString::new(iface).map_err(|_| Error::NoInterface(iface.into()))?;
         info.from_name(&name).map_err(xsk_err("look up the interface"))?;
         info.set_queue(queue);
-        let socket = Socket::with_shared(&info, &self.umem).map_err(xsk_err("create the AF_XDP socket"))?;
+        let socket = if umem_fd { Socket::with_shared(&info, &self.umem) } else { Socket::new(&info) }
+            .map_err(xsk_err("create the AF_XDP socket"))?;
         let fq = self.umem.fq_cq(&socket).map_err(xsk_err("create the fill and completion rings"))?;
         Ok((socket, fq))
     }
@@ -360,6 +525,21 @@ pub(crate) fn bind_flags(copy_mode: CopyMode) -> u16 {
             CopyMode::Copy => SocketConfig::XDP_BIND_COPY,
             CopyMode::ZeroCopy => SocketConfig::XDP_BIND_ZEROCOPY,
         }
+}
+
+/// `SOL_XDP`, `XDP_OPTIONS` and `XDP_OPTIONS_ZEROCOPY` of <linux/if_xdp.h>.
+const SOL_XDP: libc::c_int = 283;
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+
+/// Whether the bound socket `fd` runs in zero-copy mode (`XDP_OPTIONS`); None if not known.
+pub(crate) fn bound_zero_copy(fd: libc::c_int) -> Option<bool> {
+    let mut flags: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags` is a writable struct xdp_options (one u32) and `len` its size; the kernel
+    // writes at most `len` bytes.
+    let r = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&mut flags as *mut u32).cast(), &mut len) };
+    (r == 0).then_some(flags & XDP_OPTIONS_ZEROCOPY != 0)
 }
 
 /// How long a bind waits for the queue to be released by a socket that was just closed.
@@ -397,5 +577,43 @@ fn raise_memlock() {
     // SAFETY: r is a valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) } != 0 {
         log::debug!("cannot raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_split_the_shared_umem_between_queues() {
+        assert_eq!(ring_size_per_queue(16384, 8192, 1).unwrap(), 8192);
+        assert_eq!(ring_size_per_queue(16384, 8192, 2).unwrap(), 4096);
+        assert_eq!(ring_size_per_queue(16384, 8192, 4).unwrap(), 2048);
+        assert_eq!(ring_size_per_queue(16384, 8192, 3).unwrap(), 2048, "a power of two");
+        assert_eq!(ring_size_per_queue(16384, 8192, 64).unwrap(), 128);
+        assert_eq!(ring_size_per_queue(4096, 1024, 2).unwrap(), 1024, "capped at ring_size");
+        let e = ring_size_per_queue(256, 128, 4).unwrap_err().to_string();
+        assert!(e.contains("too few for 4 queues"), "{e}");
+    }
+
+    /// --hugepages without reserved pages: the error says how many are needed and the sysctl.
+    #[test]
+    fn hugepage_error_names_the_pages_and_the_sysctl() {
+        let none =
+            "MemTotal: 1000 kB\nHugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n";
+        let e = hugepage_error(32 << 20, libc::ENOMEM, none);
+        assert!(e.contains("needs 16, none are reserved"), "{e}");
+        assert!(e.contains("sysctl vm.nr_hugepages=16"), "{e}");
+        let some = "HugePages_Total:      20\nHugePages_Free:        4\nHugepagesize:       2048 kB\n";
+        let e = hugepage_error(32 << 20, libc::ENOMEM, some);
+        assert!(e.contains("4 of the 20 reserved are free") && e.contains("vm.nr_hugepages=32"), "{e}");
+        // A kernel without hugetlbfs (no HugePages_* lines) or without 2 MiB pages.
+        let e = hugepage_error(32 << 20, libc::ENOMEM, "MemTotal: 1000 kB\n");
+        assert!(e.contains("cannot map 2 MiB huge pages") && e.contains("CONFIG_HUGETLBFS"), "{e}");
+        let e = hugepage_error(32 << 20, libc::EINVAL, some);
+        assert!(e.contains("2048 kB"), "{e}");
+        assert_eq!(huge_pages_for(1), 1);
+        assert_eq!(huge_pages_for(32 << 20), 16);
+        assert_eq!(huge_pages_for((32 << 20) + 1), 17);
     }
 }

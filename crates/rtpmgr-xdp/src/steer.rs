@@ -28,8 +28,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rt
 /// How the program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
-    /// In the driver (`xdp` in `ip link`); fails if the driver has no XDP support.
+    /// Native if the driver takes it, else generic (skb) mode, with a log line saying which and
+    /// why (the default: the same command line works on a NIC and on a `dummy` or `lo`).
     #[default]
+    Auto,
+    /// In the driver (`xdp` in `ip link`); fails if the driver has no XDP support.
     Native,
     /// Generic XDP on the skb (`xdpgeneric`): any interface, slower.
     Skb,
@@ -38,10 +41,57 @@ pub enum XdpMode {
 impl XdpMode {
     fn flags(self) -> XdpFlags {
         match self {
-            XdpMode::Native => XdpFlags::DRV_MODE,
+            XdpMode::Auto | XdpMode::Native => XdpFlags::DRV_MODE,
             XdpMode::Skb => XdpFlags::SKB_MODE,
         }
     }
+
+    /// `native`, `skb` or `auto`, as on the command line and in the stats line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Skb => "skb",
+        }
+    }
+}
+
+/// The errno at the root of an error chain (aya wraps the syscall's or netlink's `io::Error`).
+pub(crate) fn root_errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(n) = io.raw_os_error() {
+                return Some(n);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// An error and its sources in one line ("`bpf_link_create` failed: Operation not supported").
+pub(crate) fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let t = err.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = err.source();
+    }
+    s
+}
+
+/// Whether a refused native attach may be retried in skb mode. Not when the interface is busy
+/// (another XDP program: skb mode would be refused as well, and the real cause must be shown)
+/// or when we lack the privilege (same); yes for what a driver without native XDP answers
+/// (`EOPNOTSUPP`; `EINVAL` from some drivers for an MTU or a configuration they cannot run XDP
+/// with) and for anything unknown.
+pub fn native_refusal_allows_fallback(errno: Option<i32>) -> bool {
+    !matches!(errno, Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES))
 }
 
 /// Per-queue counters of the program, summed over CPUs (`struct rtp_steer_stats`).
@@ -61,28 +111,41 @@ pub struct SteerCounters {
 // SAFETY: repr(C), four u64, no padding, every bit pattern valid.
 unsafe impl aya::Pod for SteerCounters {}
 
-/// Reads the per-CPU counters of one queue (owned map handle: usable from the stats thread).
+impl SteerCounters {
+    /// The sum of two sets of counters.
+    pub fn plus(self, c: SteerCounters) -> SteerCounters {
+        SteerCounters {
+            seen: self.seen + c.seen,
+            redirected: self.redirected + c.redirected,
+            passed: self.passed + c.passed,
+            malformed: self.malformed + c.malformed,
+        }
+    }
+}
+
+/// Reads the per-CPU counters of the served queues (owned map handle: usable from the stats
+/// thread).
 pub struct CounterReader {
     map: PerCpuArray<MapData, SteerCounters>,
-    queue: u32,
+    queues: Vec<u32>,
 }
 
 impl std::fmt::Debug for CounterReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CounterReader").field("queue", &self.queue).finish()
+        f.debug_struct("CounterReader").field("queues", &self.queues).finish()
     }
 }
 
 impl CounterReader {
-    /// The queue's counters, summed over CPUs.
+    /// The counters of all served queues, summed over queues and CPUs.
     pub fn read(&self) -> Result<SteerCounters> {
-        let per_cpu = self.map.get(&self.queue, 0).map_err(|e| Error::bpf("read xdp_stats", e))?;
-        Ok(per_cpu.iter().fold(SteerCounters::default(), |a, c| SteerCounters {
-            seen: a.seen + c.seen,
-            redirected: a.redirected + c.redirected,
-            passed: a.passed + c.passed,
-            malformed: a.malformed + c.malformed,
-        }))
+        self.queues.iter().try_fold(SteerCounters::default(), |a, &q| Ok(a.plus(self.read_queue(q)?)))
+    }
+
+    /// One queue's counters, summed over CPUs.
+    pub fn read_queue(&self, queue: u32) -> Result<SteerCounters> {
+        let per_cpu = self.map.get(&queue, 0).map_err(|e| Error::bpf("read xdp_stats", e))?;
+        Ok(per_cpu.iter().fold(SteerCounters::default(), |a, c| a.plus(*c)))
     }
 }
 
@@ -130,11 +193,11 @@ impl SteerProgram {
         Ok(())
     }
 
-    /// An owned reader of queue `queue`'s counters (the map stays alive while it lives).
-    pub fn counters(&mut self, queue: u32) -> Result<CounterReader> {
+    /// An owned reader of the counters of `queues` (the map stays alive while it lives).
+    pub fn counters(&mut self, queues: &[u32]) -> Result<CounterReader> {
         let map = self.ebpf.take_map("xdp_stats").ok_or_else(|| Error::bpf_msg("find map xdp_stats"))?;
         let map = PerCpuArray::try_from(map).map_err(|e| Error::bpf("open map xdp_stats", e))?;
-        Ok(CounterReader { map, queue })
+        Ok(CounterReader { map, queues: queues.to_vec() })
     }
 
     /// `xsks_map[queue] = socket_fd`, as a guard that deletes the entry when dropped.
@@ -150,12 +213,53 @@ impl SteerProgram {
         Ok(XskEntry { map_fd: fd, queue })
     }
 
-    /// Attaches the program to `ifindex` in `mode`.
+    /// Attaches the program to `ifindex` in `mode`; returns the attachment and the mode it got
+    /// (native or skb). [`XdpMode::Auto`] tries native and, when the driver refuses it (see
+    /// [`native_refusal_allows_fallback`]), attaches in skb mode; every outcome is logged in
+    /// one line naming the mode.
     ///
     /// # Errors
     /// [`Error::Attach`]: `EBUSY`/`EEXIST` when the interface already has an XDP program,
-    /// `EOPNOTSUPP` for native mode on a driver without XDP.
-    pub fn attach(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<Attachment> {
+    /// `EOPNOTSUPP` for native mode on a driver without XDP (only with [`XdpMode::Native`]).
+    pub fn attach(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<(Attachment, XdpMode)> {
+        let first = if mode == XdpMode::Skb { XdpMode::Skb } else { XdpMode::Native };
+        let native_err = match self.attach_once(iface, ifindex, first) {
+            Ok(a) => {
+                let how = if mode == XdpMode::Auto { " (auto: the driver took native mode)" } else { "" };
+                log::info!("xdp: program attached to {iface} in {} mode{how}", first.as_str());
+                return Ok((a, first));
+            }
+            Err(e) => e,
+        };
+        let errno = match &native_err {
+            Error::Attach { source, .. } => root_errno(source.as_ref()),
+            _ => None,
+        };
+        if mode != XdpMode::Auto || !native_refusal_allows_fallback(errno) {
+            return Err(native_err);
+        }
+        let reason = match &native_err {
+            Error::Attach { source, .. } => describe_chain(source.as_ref()),
+            e => e.to_string(),
+        };
+        match self.attach_once(iface, ifindex, XdpMode::Skb) {
+            Ok(a) => {
+                log::warn!(
+                    "xdp: program attached to {iface} in skb (generic) mode: native mode was refused ({reason}); \
+                     skb mode works on any interface but costs an skb per packet (--xdp-mode skb skips the native try)"
+                );
+                Ok((a, XdpMode::Skb))
+            }
+            Err(Error::Attach { source, .. }) => Err(Error::Attach {
+                iface: iface.into(),
+                mode: XdpMode::Auto,
+                source: format!("native: {reason}; skb: {}", describe_chain(source.as_ref())).into(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn attach_once(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<Attachment> {
         let prog: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM_NAME)
@@ -263,4 +367,33 @@ pub fn loaded_steer_program_ids() -> Vec<u32> {
         .filter(|p| p.name_as_str() == Some(PROGRAM_NAME))
         .map(|p| p.id())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Auto mode falls back to skb for what a driver without native XDP answers, never when the
+    /// interface is busy or we lack the privilege (skb would fail the same way, hiding the cause).
+    #[test]
+    fn native_refusals_that_fall_back_to_skb() {
+        for e in [Some(libc::EOPNOTSUPP), Some(libc::EINVAL), Some(libc::ERANGE), None] {
+            assert!(native_refusal_allows_fallback(e), "{e:?}");
+        }
+        for e in [libc::EBUSY, libc::EEXIST, libc::EPERM, libc::EACCES] {
+            assert!(!native_refusal_allows_fallback(Some(e)), "{e}");
+        }
+    }
+
+    #[test]
+    fn errno_is_found_under_wrappers() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("`bpf_link_create` failed")]
+        struct Wrap(#[source] std::io::Error);
+        let e = Wrap(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        assert_eq!(root_errno(&e), Some(libc::EOPNOTSUPP));
+        let d = describe_chain(&e);
+        assert!(d.starts_with("`bpf_link_create` failed: ") && d.contains("os error 95"), "{d}");
+        assert_eq!(root_errno(&std::fmt::Error), None);
+    }
 }

@@ -50,6 +50,8 @@ pub struct TxConfig {
     pub src_port: u16,
     /// Next hop's Ethernet address; None: looked up in the ARP table (IPv4).
     pub dst_mac: Option<[u8; 6]>,
+    /// Map the UMEM in 2 MiB huge pages (they must be reserved: `vm.nr_hugepages`).
+    pub hugepages: bool,
 }
 
 impl TxConfig {
@@ -66,6 +68,7 @@ impl TxConfig {
             src_ip: None,
             src_port: dst.port(),
             dst_mac: None,
+            hugepages: false,
         }
     }
 }
@@ -400,9 +403,9 @@ impl XdpSender {
         let mtu = iface::mtu(&cfg.iface)? as usize;
         let max_frame = (cfg.frame_size as usize).min(mtu + crate::frame::ETH_HLEN);
 
-        let mem = UmemParts::new(cfg.frames, cfg.frame_size, cfg.ring_size)?;
+        let mem = UmemParts::new(cfg.frames, cfg.frame_size, cfg.ring_size, cfg.hugepages)?;
         // The kernel wants a fill ring on every UMEM; a sender leaves it empty.
-        let (socket, cq) = mem.socket(&cfg.iface, cfg.queue)?;
+        let (socket, cq) = mem.socket(&cfg.iface, cfg.queue, true)?;
         let bind_flags = crate::session::bind_flags(cfg.copy_mode);
         let scfg = SocketConfig { rx_size: None, tx_size: NonZeroU32::new(cfg.ring_size), bind_flags };
         let user = mem.umem.rx_tx(&socket, &scfg).map_err(xsk_err("create the TX ring"))?;

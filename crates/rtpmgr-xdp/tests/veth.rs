@@ -8,7 +8,7 @@ use rtpmgr_testkit::netns::{ip, Veth, VethSpec};
 use rtpmgr_xdp::frame::build;
 use rtpmgr_xdp::session::Step;
 use rtpmgr_xdp::steer::loaded_steer_program_ids;
-use rtpmgr_xdp::{run_rx, run_rx_with_hook, CopyMode, Error, Limits, StopReason, WaitMode, XdpConfig, XdpMode};
+use rtpmgr_xdp::{run_rx, run_rx_with_hook, CopyMode, Error, Limits, Queues, StopReason, WaitMode, XdpConfig, XdpMode};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,6 +187,8 @@ fn receives_every_rtp_packet_while_other_traffic_reaches_the_kernel() {
         assert_eq!(summary.reason, StopReason::PacketLimit, "{}", summary.line());
         assert_eq!(summary.counters.pushed, u64::from(n), "{}", summary.line());
         assert_eq!(summary.counters.malformed, 0);
+        assert_eq!(summary.xdp_mode, Some(mode), "{}", summary.line());
+        assert!(summary.line().contains(&format!("mode:{} bind:copy", mode.as_str())), "{}", summary.line());
         let x = summary.xdp.expect("xdp counters");
         assert!(x.redirected >= u64::from(n) && x.passed >= 2, "{x:?}");
         assert_eq!(x.seen, x.redirected + x.passed, "{x:?}");
@@ -262,7 +264,7 @@ fn seed_bug4_failed_init_at_every_step_cleans_up() {
         assert_eq!(before.leaked(), Vec::<u32>::new(), "program left loaded after {fail_at:?}");
     }
     // A queue the interface does not have fails in Validate, before anything exists.
-    let bad = XdpConfig { queue: 7, ..cfg(&v, XdpMode::Skb) };
+    let bad = XdpConfig { queues: Queues::List(vec![0, 7]), ..cfg(&v, XdpMode::Skb) };
     let r = run_rx(&bad, &ch, Limits::default(), &AtomicBool::new(false));
     assert!(matches!(r, Err(Error::QueueOutOfRange { queue: 7, count: 1, .. })), "{r:?}");
     // Jumbo frames beyond a page are refused with the reason.
@@ -427,4 +429,208 @@ fn a_failing_test_leaves_no_program_namespace_or_link() {
     assert_eq!(before.leaked(), Vec::<u32>::new(), "program left loaded by a failed test");
     assert!(ip(&["link", "show", "dev", &host]).is_err(), "link {host} left behind");
     assert!(!ip(&["netns", "list"]).unwrap().contains(&ns), "namespace {ns} left behind");
+}
+
+/// Waits up to 10 s for an XDP program on `v`'s host end.
+fn wait_attached(v: &Veth) {
+    let t0 = Instant::now();
+    while !v.xdp_attached() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(v.xdp_attached(), "program not attached within 10 s");
+}
+
+/// Auto mode: native XDP when the driver takes it; when it refuses (here veth itself, because
+/// the peer's MTU is above what native XDP on veth can handle: ERANGE), skb mode, and every RTP
+/// packet still arrives. An explicit `native` is an error then, with nothing left attached.
+#[test]
+fn auto_mode_falls_back_to_skb_when_native_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("veth::auto_mode_falls_back_to_skb_when_native_is_refused", "f", &VETH) else {
+        return;
+    };
+    let before = ProgramsBefore::snapshot();
+    let (ch, path) = shm_ring("f");
+    let idle = Limits { packets: None, duration: Some(Duration::from_millis(200)) };
+
+    // The driver takes native mode: auto reports native.
+    let s = run_rx(&cfg(&v, XdpMode::Auto), &ch, idle, &AtomicBool::new(false)).unwrap();
+    assert_eq!(s.xdp_mode, Some(XdpMode::Native), "{}", s.line());
+
+    ip(&["-n", &v.ns, "link", "set", "dev", &v.peer, "mtu", "9000"]).unwrap();
+    let e = run_rx(&cfg(&v, XdpMode::Native), &ch, idle, &AtomicBool::new(false)).unwrap_err();
+    assert!(matches!(e, Error::Attach { mode: XdpMode::Native, .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("native mode") && msg.contains("allows no fallback"), "{msg}");
+    assert!(!v.xdp_attached());
+
+    let n: u16 = 500;
+    let c = cfg(&v, XdpMode::Auto);
+    let ch2 = ch.clone();
+    let rx = RxRun::spawn(move |stop| {
+        run_rx(&c, &ch2, Limits { packets: Some(u64::from(n)), duration: Some(Duration::from_secs(30)) }, stop)
+    });
+    wait_attached(&v);
+    let link = ip(&["-d", "link", "show", "dev", &v.host]).unwrap();
+    assert!(link.contains("xdpgeneric"), "not attached in skb mode: {link}");
+    send_rtp(&v, n).join().unwrap();
+    let s = rx.join().unwrap();
+    assert_eq!(s.xdp_mode, Some(XdpMode::Skb), "{}", s.line());
+    assert!(s.line().contains("mode:skb"), "{}", s.line());
+    assert_eq!((s.reason, s.counters.pushed), (StopReason::PacketLimit, u64::from(n)), "{}", s.line());
+    assert!(!v.xdp_attached());
+    assert_eq!(before.leaked(), Vec::<u32>::new(), "programs left loaded");
+    drop(ch);
+    let _ = std::fs::remove_file(path);
+}
+
+/// Several queues from one process: a 4-queue veth, `Queues::All`, and an AF_XDP sender on each
+/// of the peer's 4 TX queues (veth hands TX queue N of the peer to RX queue N, so every queue
+/// gets exactly its sender's packets). The sender finds its interface in sysfs, which shows the
+/// test's namespace: the peer is moved back here (AF_XDP needs no addresses on it). Each queue's socket must get all of its
+/// queue's packets, the program's per-queue counters must agree, and the total is the sum.
+#[test]
+fn several_queues_are_served_by_one_process() {
+    use rtpmgr_xdp::tx::{TxConfig, XdpSender};
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::with_queues("veth::several_queues_are_served_by_one_process", "q", &VETH, 4) else {
+        return;
+    };
+    let before = ProgramsBefore::snapshot();
+    let (ch, path) = shm_ring("q");
+    let per_queue: u16 = 400;
+    let total = 4 * u64::from(per_queue);
+    let c = XdpConfig { queues: Queues::All, ..cfg(&v, XdpMode::Auto) };
+    let ch2 = ch.clone();
+    let rx = RxRun::spawn(move |stop| {
+        run_rx(&c, &ch2, Limits { packets: Some(total), duration: Some(Duration::from_secs(30)) }, stop)
+    });
+    ip(&["-n", &v.ns, "link", "set", "dev", &v.peer, "netns", "1"]).unwrap();
+    ip(&["link", "set", "dev", &v.peer, "up"]).unwrap();
+    wait_attached(&v);
+    let host_mac = rtpmgr_xdp::iface::mac(&v.host).unwrap();
+    let peer = v.peer.clone();
+    std::thread::spawn(move || {
+        for q in 0..4u16 {
+            let dst: SocketAddr = format!("{HOST_IP}:5004").parse().unwrap();
+            let cfg = TxConfig {
+                queue: u32::from(q),
+                copy_mode: CopyMode::Copy,
+                frames: 256,
+                ring_size: 128,
+                src_ip: Some(PEER_IP.parse().unwrap()),
+                src_port: 7000 + q,
+                dst_mac: Some(host_mac),
+                ..TxConfig::new(peer.clone(), dst)
+            };
+            let mut tx = XdpSender::open(&cfg).unwrap_or_else(|e| panic!("sender on queue {q}: {e}"));
+            let pkts: Vec<Vec<u8>> = (0..per_queue).map(|i| build::rtp(q * 1000 + i, &[q as u8; 160])).collect();
+            let refs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+            let (mut off, t0) = (0, Instant::now());
+            while off < refs.len() && t0.elapsed() < Duration::from_secs(20) {
+                let end = (off + 32).min(refs.len());
+                let k = tx.send(&refs[off..end]);
+                off += k;
+                std::thread::sleep(Duration::from_millis(if k == 0 { 1 } else { 3 }));
+            }
+            let r = tx.finish(Duration::from_secs(2));
+            assert_eq!((r.submitted, r.outstanding), (u64::from(per_queue), 0), "queue {q}: {}", r.line());
+        }
+    })
+    .join()
+    .unwrap();
+    let s = rx.join().unwrap();
+    let line = s.line();
+    assert_eq!((s.reason, s.counters.pushed), (StopReason::PacketLimit, total), "{line}");
+    assert_eq!(s.queues.iter().map(|q| q.queue).collect::<Vec<_>>(), vec![0, 1, 2, 3], "{line}");
+    for q in &s.queues {
+        assert_eq!(q.packets, u64::from(per_queue), "queue {}: {line}", q.queue);
+        let x = q.xdp.expect("per-queue xdp counters");
+        assert_eq!(x.redirected, u64::from(per_queue), "queue {}: {line}", q.queue);
+        assert!(line.contains(&format!("AF_XDP RX queue {}: pkts:{per_queue} ", q.queue)), "{line}");
+    }
+    assert_eq!(s.queues.iter().map(|q| q.packets).sum::<u64>(), total);
+    assert_eq!(s.xdp.map(|x| x.redirected), Some(total), "{line}");
+    // Every packet in the ring once: per queue, the sequence numbers it was sent.
+    let mut cons = ch.consumer().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Ok(slots) = cons.pop_batch(256) {
+        for sl in slots {
+            assert!(seen.insert(sl.desc().rtp_seq), "sequence {} twice", sl.desc().rtp_seq);
+        }
+    }
+    let want: std::collections::BTreeSet<u16> =
+        (0..4u16).flat_map(|q| (0..per_queue).map(move |i| q * 1000 + i)).collect();
+    assert_eq!(seen, want);
+    drop((cons, ch));
+    assert!(!v.xdp_attached());
+    assert_eq!(before.leaked(), Vec::<u32>::new(), "programs left loaded");
+    let _ = std::fs::remove_file(path);
+}
+
+/// Restores vm.nr_hugepages when dropped (also on a failed assertion).
+struct HugePages(Option<String>);
+
+impl HugePages {
+    const PATH: &'static str = "/proc/sys/vm/nr_hugepages";
+    fn meminfo(field: &str) -> u64 {
+        std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    fn set(n: u64) -> HugePages {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        let _ = std::fs::write(Self::PATH, n.to_string());
+        HugePages(old)
+    }
+}
+
+impl Drop for HugePages {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            let _ = std::fs::write(Self::PATH, old.trim());
+        }
+    }
+}
+
+/// --hugepages: with no free 2 MiB page the run fails before anything is attached, saying how
+/// many pages it needs and the sysctl; with them reserved it runs (and gives them back).
+#[test]
+fn hugepages_umem_needs_reserved_pages() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(v) = Veth::new("veth::hugepages_umem_needs_reserved_pages", "h", &VETH) else { return };
+    if !std::path::Path::new(HugePages::PATH).exists() || HugePages::meminfo("Hugepagesize") != 2048 {
+        rtpmgr_testkit::skip("veth::hugepages_umem_needs_reserved_pages", "no 2 MiB huge pages in this kernel");
+        return;
+    }
+    let (ch, path) = shm_ring("h");
+    let c = XdpConfig { hugepages: true, ..cfg(&v, XdpMode::Skb) }; // 4096 frames: 8 MiB, 4 pages
+    let idle = Limits { packets: None, duration: Some(Duration::from_millis(200)) };
+    let free = HugePages::meminfo("HugePages_Free");
+    if free < 4 {
+        let e = run_rx(&c, &ch, idle, &AtomicBool::new(false)).unwrap_err().to_string();
+        assert!(e.contains("it needs 4") && e.contains("sysctl vm.nr_hugepages="), "{e}");
+        assert!(!v.xdp_attached());
+    } else {
+        rtpmgr_testkit::skip(
+            "veth::hugepages_umem_needs_reserved_pages (error half)",
+            &format!("{free} huge pages are free on this host"),
+        );
+    }
+    let total = HugePages::meminfo("HugePages_Total");
+    let _restore = HugePages::set(total + 4);
+    if HugePages::meminfo("HugePages_Free") < 4 {
+        rtpmgr_testkit::skip(
+            "veth::hugepages_umem_needs_reserved_pages (working half)",
+            "the kernel could not reserve 4 huge pages (memory fragmented)",
+        );
+        return;
+    }
+    let s = run_rx(&c, &ch, idle, &AtomicBool::new(false)).unwrap();
+    assert_eq!(s.reason, StopReason::TimeLimit);
+    assert!(!v.xdp_attached());
+    drop(ch);
+    let _ = std::fs::remove_file(path);
 }
