@@ -74,9 +74,9 @@ pub fn huge_pages_for(len: usize) -> usize {
     len.div_ceil(HUGE_PAGE)
 }
 
-/// The error of a huge-page UMEM that could not be mapped: how many 2 MiB pages it needs, how
-/// many are reserved and free (from `/proc/meminfo`'s text `meminfo`), and the sysctl that
-/// reserves them.
+/// The error of a huge-page UMEM that could not be mapped (`errno` of the mmap). For `ENOMEM`:
+/// how many 2 MiB pages it needs, how many are reserved and free (from `/proc/meminfo`'s text
+/// `meminfo`), and the sysctl that reserves them.
 pub fn hugepage_error(len: usize, errno: i32, meminfo: &str) -> String {
     let field = |name: &str| -> Option<u64> {
         meminfo.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
@@ -90,6 +90,17 @@ pub fn hugepage_error(len: usize, errno: i32, meminfo: &str) -> String {
             std::io::Error::from_raw_os_error(errno),
             size_kb.map(|k| format!(", this kernel's default is {k} kB")).unwrap_or_default()
         );
+    }
+    let err = std::io::Error::from_raw_os_error(errno);
+    if errno == libc::EACCES || errno == libc::EPERM {
+        // AppArmor mediates the mapping of the anonymous hugetlbfs file (it names it "/").
+        return format!(
+            "--hugepages: the huge-page mapping was refused ({err}): a security policy (AppArmor, SELinux) does \
+             not let rtp_app map the anonymous hugetlbfs file (rtpmgr's AppArmor profile allows it with `owner / r`)"
+        );
+    }
+    if errno != libc::ENOMEM {
+        return format!("--hugepages: cannot map the {} MiB UMEM in 2 MiB huge pages: {err}", len >> 20);
     }
     let (total, free) = (total.unwrap_or(0), free.unwrap_or(0));
     let what =
@@ -612,6 +623,11 @@ mod tests {
         assert!(e.contains("cannot map 2 MiB huge pages") && e.contains("CONFIG_HUGETLBFS"), "{e}");
         let e = hugepage_error(32 << 20, libc::EINVAL, some);
         assert!(e.contains("2048 kB"), "{e}");
+        // Refused by a security policy, not for want of pages: no sysctl advice.
+        let e = hugepage_error(32 << 20, libc::EACCES, some);
+        assert!(e.contains("security policy") && !e.contains("nr_hugepages"), "{e}");
+        let e = hugepage_error(32 << 20, libc::EFAULT, some);
+        assert!(e.contains("Bad address") && !e.contains("nr_hugepages"), "{e}");
         assert_eq!(huge_pages_for(1), 1);
         assert_eq!(huge_pages_for(32 << 20), 16);
         assert_eq!(huge_pages_for((32 << 20) + 1), 17);
