@@ -26,10 +26,12 @@ pub(crate) struct KernelDev {
 }
 
 impl KernelDev {
-    pub(crate) fn open(path: &Path) -> Result<KernelDev, Errno> {
+    /// Opens the node read-write, or read-only with `write` false: the module then answers only
+    /// the GET_* ioctls (every other one is `EBADF`) and refuses a writable mapping.
+    pub(crate) fn open(path: &Path, write: bool) -> Result<KernelDev, Errno> {
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?;
@@ -83,6 +85,9 @@ impl KernelDev {
     }
     pub(crate) fn set_clock_rate(&self, hz: u32) -> Result<(), Errno> {
         ioctl::set_clock_rate(self.file.as_fd(), hz)
+    }
+    pub(crate) fn quality(&self) -> Result<RtpmQuality, Errno> {
+        ioctl::get_quality(self.file.as_fd())
     }
     pub(crate) fn capture(&self, req: &mut RtpmCapture) -> Result<std::os::fd::OwnedFd, Errno> {
         ioctl::capture(self.file.as_fd(), req)

@@ -66,6 +66,7 @@ pub mod capture;
 mod error;
 mod kernel;
 pub mod layout;
+mod quality;
 mod ring;
 pub mod rtp;
 mod shm;
@@ -74,6 +75,7 @@ mod sys;
 pub use attach::{Attached, SocketDir, TxPacing, Wakeup};
 pub use capture::{Capture, CaptureOptions, CapturedPacket};
 pub use error::{Error, Result};
+pub use quality::Quality;
 pub use ring::{Consumer, Producer, ReadSlot, Ring, WriteSlot};
 pub use rtpmgr_abi as abi;
 pub use rtpmgr_abi::ioctl::BatchOp as SlotOp;
@@ -336,6 +338,31 @@ impl Channel {
         Self::open_claimed(backend, Claim::Exclusive)
     }
 
+    /// Opens a kernel channel read-only, to watch it: GET_INFO, GET_STATS, GET_STATUS, the
+    /// wake-up rule and [`Channel::quality`] work (the module lets any opener read them); every
+    /// call that would change the channel, map it or take a role answers `EBADF`, so a monitor
+    /// cannot disturb the data path and needs no more than read access to the node.
+    ///
+    /// It takes no [`Claim`]: a watcher must neither wait for a self-test's exclusive hold nor
+    /// keep a self-test out, and it cannot move packets that the self-test would see.
+    ///
+    /// # Errors
+    /// As [`Channel::open`] (`ENOENT`, `EACCES`, `EPROTO`); [`Error::Unsupported`] on a shm ring,
+    /// which has no read-only mode (whoever may open its file may write the ring).
+    pub fn open_read_only(backend: &Backend) -> Result<Channel> {
+        match backend {
+            Backend::Kernel { path } => {
+                let d =
+                    kernel::KernelDev::open(path, false).context(|| format!("open {} read-only", path.display()))?;
+                Self::finish_open(Dev::Kernel(d), path.display().to_string())
+            }
+            Backend::Shm { path, .. } => Err(Error::Unsupported {
+                context: format!("open shm:{} read-only", path.display()),
+                reason: "a shm ring has no read-only mode: open it with Channel::open".into(),
+            }),
+        }
+    }
+
     fn open_claimed(backend: &Backend, claim: Claim) -> Result<Channel> {
         let busy = match claim {
             Claim::Shared => "held exclusively by a self-test (rtp_app diag?) for longer than expected",
@@ -343,7 +370,7 @@ impl Channel {
         };
         let (dev, name) = match backend {
             Backend::Kernel { path } => {
-                let d = kernel::KernelDev::open(path).context(|| format!("open {}", path.display()))?;
+                let d = kernel::KernelDev::open(path, true).context(|| format!("open {}", path.display()))?;
                 d.claim(claim).context(|| format!("claim {}: {busy}", path.display()))?;
                 (Dev::Kernel(d), path.display().to_string())
             }
@@ -353,6 +380,11 @@ impl Channel {
                 (Dev::Shm(Box::new(d)), format!("shm:{}", path.display()))
             }
         };
+        Self::finish_open(dev, name)
+    }
+
+    /// Wraps an opened device and checks that it speaks this library's ABI major version.
+    fn finish_open(dev: Dev, name: String) -> Result<Channel> {
         let ch = Channel { inner: Arc::new(ChannelInner { dev, name, borrows: Default::default() }) };
         let info = ch.info()?;
         if info.abi_major != RTPM_ABI_MAJOR {
