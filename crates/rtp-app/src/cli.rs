@@ -459,6 +459,11 @@ pub struct CtlArgs {
     /// Print the channel's state, configuration and slot states.
     #[arg(long)]
     pub status: bool,
+    /// Print the RFC 3550 receiver-report numbers of the channel's stream (kernel backend, ABI
+    /// 2.1): ssrc, received, expected, cumulative lost, extended highest sequence number,
+    /// interarrival jitter, SSRC changes, longest loss burst. Needs only read access.
+    #[arg(long)]
+    pub quality: bool,
     /// Start the channel (producers may push).
     #[arg(long)]
     pub start: bool,
@@ -627,6 +632,7 @@ impl Cli {
                 let n = [
                     self.ctl.stats,
                     self.ctl.status,
+                    self.ctl.quality,
                     self.ctl.start,
                     self.ctl.stop,
                     self.ctl.reset,
@@ -667,7 +673,7 @@ impl Cli {
 
 /// What --mode ctl without (or with two) actions is told.
 pub const CTL_ACTIONS: &str =
-    "--mode ctl needs one of --stats, --status, --start, --stop, --reset, --configure, --reclaim, --wakeup";
+    "--mode ctl needs one of --stats, --status, --quality, --start, --stop, --reset, --configure, --reclaim, --wakeup";
 
 impl Cli {
     /// The data path flags: which go with which mode and path. The message names the flag.

@@ -142,8 +142,47 @@ pub fn run(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
     run_one(args, backend, json)
 }
 
+/// The fields of --quality, "name value" as the other actions print them.
+pub fn quality_fields(q: &rtpmgr::Quality) -> Vec<(&'static str, i64)> {
+    let jitter_us = q.jitter_time().map_or(0, |j| i64::try_from(j.as_micros()).unwrap_or(i64::MAX));
+    vec![
+        ("ssrc", i64::from(q.ssrc)),
+        ("clock_rate", i64::from(q.clock_rate)),
+        ("received", i64::try_from(q.received).unwrap_or(i64::MAX)),
+        ("expected", i64::try_from(q.expected).unwrap_or(i64::MAX)),
+        ("lost", q.lost),
+        ("ext_max_seq", i64::from(q.ext_max_seq)),
+        ("base_seq", i64::from(q.base_seq)),
+        ("jitter", i64::from(q.jitter)),
+        ("jitter_us", jitter_us),
+        ("ssrc_changes", i64::from(q.ssrc_changes)),
+        ("max_loss_burst", i64::from(q.max_loss_burst)),
+    ]
+}
+
+/// --quality: GET_QUALITY through the ring library, on a read-only handle where there is one (a
+/// kernel channel), so that it works for whoever may read the node and takes no claim.
+fn quality(backend: &Backend, what: &str, json: bool) -> Result<String> {
+    let ch = match backend.kind() {
+        rtpmgr::BackendKind::Kernel => rtpmgr::Channel::open_read_only(backend).map_err(anyhow::Error::from),
+        rtpmgr::BackendKind::Shm => open(backend),
+    }
+    .with_context(|| format!("cannot open {what}"))?;
+    let q = ch.quality().with_context(|| format!("cannot read the stream quality of {what}"))?;
+    let fields = quality_fields(&q);
+    Ok(if json {
+        let body: Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+        json!({"action": "quality", "target": what, "ok": true, "quality": body}).to_string()
+    } else {
+        fields.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join("\n")
+    })
+}
+
 fn run_one(args: &CtlArgs, backend: &Backend, json: bool) -> Result<String> {
     let what = describe(backend);
+    if args.quality {
+        return quality(backend, &what, json);
+    }
     // Control actions need no mapping; CONFIGURE even requires that nobody maps the ring.
     let ring = open(backend).with_context(|| format!("cannot open {what}"))?;
     let (action, body): (&str, Vec<(&str, u64)>) = if args.stats {
@@ -219,6 +258,7 @@ mod tests {
         let args = CtlArgs {
             stats: false,
             status: false,
+            quality: false,
             start: false,
             stop: false,
             reset: false,

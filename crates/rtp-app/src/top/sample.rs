@@ -1,22 +1,21 @@
 //! What `rtp_app top` reads: every channel of one backend, its counters, status and stream quality
 //! at one instant, and which processes have it open.
 //!
-//! Kernel channels are every `/dev/rtp_mgrN` present, opened read-only: GET_INFO, GET_STATS,
-//! GET_STATUS and GET_QUALITY need no write access (include/rtp_mgr_ioctl.h, "any opener"), so a
-//! monitor cannot disturb the data path and needs no more privilege than reading the node. Shm
-//! channels are the ring files `rtpmgr-N` under the shm directory (or the one `--shm-name` names),
-//! opened through the ring library, which has no read-only open.
+//! Every channel is read through the ring library. Kernel channels are every `/dev/rtp_mgrN`
+//! present, opened read-only (`Channel::open_read_only`): GET_INFO, GET_STATS, GET_STATUS and
+//! GET_QUALITY need no write access (include/rtp_mgr_ioctl.h, "any opener"), so a monitor cannot
+//! disturb the data path and needs no more privilege than reading the node. Shm channels are the
+//! ring files `rtpmgr-N` under the shm directory (or the one `--shm-name` names), opened with
+//! `Channel::open`: a shm ring has no read-only mode.
 //!
 //! Holders come from `/proc/<pid>/fd`: the kernel records who owns a slot only as an open file, not
 //! as a process, so the processes that have a channel's node (or shm file) open are the ones that
 //! can hold its slots.
 
 use anyhow::{anyhow, Context, Result};
-use rtpmgr_abi::{ioctl, RtpmInfo, RtpmQuality, RtpmStats, RtpmStatus, RTPM_DEVICE_PREFIX};
+use rtpmgr::{Backend, Channel, Quality};
+use rtpmgr_abi::{RtpmInfo, RtpmStats, RtpmStatus, RTPM_DEVICE_PREFIX};
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Prefix of the shm ring files one per channel (`rtpmgr-N`, as `Backend::shm_channel` names them).
@@ -60,14 +59,8 @@ pub struct Sample {
     pub stats: RtpmStats,
     pub status: RtpmStatus,
     /// GET_QUALITY; None on a shm ring (it tracks no RFC 3550 quality) or a 2.0 module.
-    pub quality: Option<RtpmQuality>,
+    pub quality: Option<Quality>,
     pub holders: Vec<Holder>,
-}
-
-/// An open channel.
-enum Handle {
-    Kernel(File),
-    Shm(rtpmgr::Channel),
 }
 
 /// A watched channel: where it is and its open handle.
@@ -76,7 +69,7 @@ pub struct Watched {
     pub number: u32,
     /// The node or ring file.
     pub path: PathBuf,
-    handle: Handle,
+    channel: Channel,
 }
 
 impl std::fmt::Debug for Watched {
@@ -93,26 +86,17 @@ impl Watched {
 
     /// Reads the channel now (holders are filled in by [`sample_all`]).
     fn read(&self) -> Result<Sample> {
-        let what = self.path.display();
-        match &self.handle {
-            Handle::Kernel(f) => {
-                let fd = f.as_fd();
-                let info = ioctl::get_info(fd).with_context(|| format!("GET_INFO on {what}"))?;
-                let stats = ioctl::get_stats(fd).with_context(|| format!("GET_STATS on {what}"))?;
-                let status = ioctl::get_status(fd).with_context(|| format!("GET_STATUS on {what}"))?;
-                // ENOTTY: a 2.0 module without GET_QUALITY; the view shows "-" for loss and jitter.
-                let quality = ioctl::get_quality(fd).ok();
-                Ok(Sample { at_ns: rtpmgr::monotonic_ns(), info, stats, status, quality, holders: vec![] })
-            }
-            Handle::Shm(ch) => Ok(Sample {
-                info: ch.info()?,
-                stats: ch.stats()?,
-                status: ch.status()?,
-                at_ns: rtpmgr::monotonic_ns(),
-                quality: None,
-                holders: vec![],
-            }),
-        }
+        let ch = &self.channel;
+        Ok(Sample {
+            info: ch.info()?,
+            stats: ch.stats()?,
+            status: ch.status()?,
+            at_ns: rtpmgr::monotonic_ns(),
+            // A shm ring (Unsupported) or a 2.0 module (ENOTTY): the view shows "-" for loss and
+            // jitter. Any other error is one of the channel's and shows as such next refresh.
+            quality: ch.quality().ok(),
+            holders: vec![],
+        })
     }
 }
 
@@ -150,28 +134,18 @@ pub fn discover(watch: &Watch) -> Result<BTreeMap<u32, PathBuf>> {
 
 /// Opens one channel of `watch`.
 fn open(watch: &Watch, number: u32, path: &Path) -> Result<Watched> {
-    let handle = match watch {
-        Watch::Kernel { .. } => {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(path)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::EACCES) | Some(libc::EPERM) => anyhow!(
-                        "cannot open {}: {e}; add the user to group rtpmgr (the device nodes are 0660 \
-                         root:rtpmgr)",
-                        path.display()
-                    ),
-                    _ => anyhow!("cannot open {}: {e}", path.display()),
-                })?;
-            Handle::Kernel(f)
-        }
-        Watch::ShmAll { .. } | Watch::ShmOne { .. } => {
-            // The ring file exists (discover() listed it), so this open never creates one.
-            Handle::Shm(rtpmgr::Channel::open(&rtpmgr::Backend::shm_at(path))?)
-        }
+    let channel = match watch {
+        Watch::Kernel { .. } => Channel::open_read_only(&Backend::kernel_path(path)).map_err(|e| {
+            if matches!(e.errno(), nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) {
+                anyhow!("{e}; add the user to group rtpmgr (the device nodes are 0660 root:rtpmgr)")
+            } else {
+                e.into()
+            }
+        })?,
+        // The ring file exists (discover() listed it), so this open never creates one.
+        Watch::ShmAll { .. } | Watch::ShmOne { .. } => Channel::open(&Backend::shm_at(path))?,
     };
-    let mut w = Watched { number, path: path.to_path_buf(), handle };
+    let mut w = Watched { number, path: path.to_path_buf(), channel };
     if matches!(watch, Watch::ShmOne { .. }) {
         w.number = w.read()?.info.channel;
     }
@@ -316,7 +290,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ring");
         std::fs::write(&path, b"x").unwrap();
-        let _mine = File::open(&path).unwrap();
+        let _mine = std::fs::File::open(&path).unwrap();
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!("exec 3<'{}'; exec sleep 5", path.display()))

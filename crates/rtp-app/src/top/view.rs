@@ -2,7 +2,7 @@
 //! the table and detail lines as plain text (80 columns), and the JSON record.
 
 use super::sample::{Holder, Readings, Sample};
-use rtpmgr_abi::{RtpmQuality, RTPM_ATTACHED_RX, RTPM_ATTACHED_TX, RTPM_ROLE_CONSUMER, RTPM_ROLE_PRODUCER};
+use rtpmgr_abi::{RTPM_ATTACHED_RX, RTPM_ATTACHED_TX, RTPM_ROLE_CONSUMER, RTPM_ROLE_PRODUCER};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -96,14 +96,14 @@ fn per_s(cur: u64, prev: u64, dt_s: f64) -> f64 {
     cur.saturating_sub(prev) as f64 / dt_s
 }
 
-fn quality_of(q: &RtpmQuality) -> Quality {
+fn quality_of(q: &rtpmgr::Quality) -> Quality {
     Quality {
         ssrc: q.ssrc,
         clock_rate: q.clock_rate,
         received: q.received,
         expected: q.expected,
         lost: q.lost,
-        jitter_ms: (q.clock_rate != 0).then(|| f64::from(q.jitter_us) / 1000.0),
+        jitter_ms: q.jitter_time().map(|j| j.as_secs_f64() * 1000.0),
         ssrc_changes: q.ssrc_changes,
         max_loss_burst: q.max_loss_burst,
     }
@@ -114,10 +114,8 @@ fn quality_of(q: &RtpmQuality) -> Quality {
 /// gap counter (lost / (lost + pushed)). None when nothing was expected.
 fn interval_loss(prev: &Sample, cur: &Sample) -> Option<f64> {
     if let (Some(p), Some(c)) = (&prev.quality, &cur.quality) {
-        if p.ssrc == c.ssrc && c.expected >= p.expected {
-            let expected = c.expected - p.expected;
-            let lost = (c.lost - p.lost).max(0) as f64;
-            return (expected > 0).then(|| 100.0 * lost / expected as f64);
+        if let Some(f) = c.fraction_lost_since(p) {
+            return Some(100.0 * f);
         }
     }
     let lost = cur.stats.rtp_lost.saturating_sub(prev.stats.rtp_lost);
@@ -519,7 +517,7 @@ pub fn snapshot_json(backend: &str, interval_s: f64, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtpmgr_abi::{RtpmInfo, RtpmStats, RtpmStatus};
+    use rtpmgr_abi::{RtpmInfo, RtpmQuality, RtpmStats, RtpmStatus};
 
     fn sample(at_s: u64, pushed: u64, popped: u64, lost: u64) -> Sample {
         Sample {
@@ -557,16 +555,19 @@ mod tests {
     fn loss_uses_rfc3550_expected_when_the_kernel_has_it() {
         let mut a = sample(1, 100, 100, 0);
         let mut b = sample(2, 190, 190, 0);
-        a.quality = Some(RtpmQuality { ssrc: 7, expected: 100, received: 100, lost: 0, ..Default::default() });
-        b.quality = Some(RtpmQuality {
-            ssrc: 7,
-            clock_rate: 90_000,
-            expected: 200,
-            received: 190,
-            lost: 10,
-            jitter_us: 1500,
-            ..Default::default()
-        });
+        a.quality = Some(RtpmQuality { ssrc: 7, expected: 100, received: 100, lost: 0, ..Default::default() }.into());
+        b.quality = Some(
+            RtpmQuality {
+                ssrc: 7,
+                clock_rate: 90_000,
+                expected: 200,
+                received: 190,
+                lost: 10,
+                jitter_us: 1500,
+                ..Default::default()
+            }
+            .into(),
+        );
         let r = row(0, "x".into(), &b, Some(&a));
         assert_eq!(r.loss_pct, Some(10.0));
         assert_eq!(r.jitter_ms, Some(1.5));
