@@ -187,6 +187,12 @@ fuzzer=$CARGO_TARGET_DIR/$RUST_TARGET/release/rtpmgr-fuzz
 if [ -z "${RTPMGR_IMAGE_NO_RUST:-}" ] && [ -x "$fuzzer" ]; then
 	install -D -m 0755 "$fuzzer" "$root/usr/lib/rtpmgr/tests/rtpmgr-fuzz"
 fi
+# The kernel's RFC 3550 numbers against GStreamer's rtpsession (crates/rtpmgr-bench, device suite
+# "gst", check 6).
+quality=$CARGO_TARGET_DIR/$RUST_TARGET/release/rtpmgr-quality-check
+if [ -z "${RTPMGR_IMAGE_NO_RUST:-}" ] && [ -x "$quality" ]; then
+	install -D -m 0755 "$quality" "$root/usr/lib/rtpmgr/tests/rtpmgr-quality-check"
+fi
 mkdir -p "$img"
 cp "$KIMAGE" "$img/Image"
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1) >"$img/initrd.gz.tmp"
