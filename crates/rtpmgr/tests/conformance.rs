@@ -509,6 +509,46 @@ fn rtp_fields_flags_and_sequence_stats() {
 
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
+fn stream_quality_through_a_read_only_handle() {
+    let fx = Fx::new("quality", Config { ring_order: 5, slot_payload: 256, drop_policy: DropPolicy::RejectNewest });
+    if kind() == BackendKind::Shm {
+        // A shm ring tracks no RFC 3550 quality and has no read-only mode: both say so.
+        assert_eq!(errno(fx.ch.quality()), Errno::EOPNOTSUPP);
+        assert_eq!(errno(Channel::open_read_only(&fx.backend)), Errno::EOPNOTSUPP);
+        return;
+    }
+    fx.ch.set_clock_rate(8000).unwrap();
+    // 20 ms packets (160 ticks at 8 kHz) at given arrival times: seq 2 arrives 4 ms late, 3 and
+    // 4 are lost, 5 comes twice. Transits 8000, 8000, 8032, 8000, 8000 ticks: A.8 gives
+    // J = 0, 2, 3.875, 3.63 -> 3 ticks (375 us).
+    let mut tx = fx.ch.producer().unwrap();
+    for (seq, at_ms) in [(0u16, 1000u64), (1, 1020), (2, 1044), (5, 1100), (5, 1100)] {
+        let mut s = tx.reserve().unwrap();
+        s.fill(&rtp(seq, false)).unwrap();
+        s.set_arrival_ns(at_ms * 1_000_000);
+        tx.push(s).unwrap();
+    }
+    let ro = Channel::open_read_only(&fx.backend).unwrap();
+    let q = ro.quality().unwrap();
+    assert_eq!((q.ssrc, q.clock_rate, q.base_seq, q.ext_max_seq), (0x1122_3344, 8000, 0, 5));
+    assert_eq!((q.received, q.expected, q.lost), (5, 6, 1), "A.3: duplicates count as received");
+    assert_eq!((q.jitter, q.jitter_time()), (3, Some(Duration::from_micros(375))));
+    assert_eq!((q.max_loss_burst, q.ssrc_changes), (2, 0));
+    assert_eq!(q, fx.ch.quality().unwrap(), "the same numbers for every opener");
+    // The read-only handle reads, and changes nothing.
+    assert_eq!(ro.stats().unwrap().pushed_packets, 5);
+    assert_eq!(errno(ro.set_clock_rate(90_000)), Errno::EBADF);
+    assert_eq!(errno(ro.claim(RTPM_ROLE_CONSUMER)), Errno::EBADF);
+    drop(ro);
+    // Leave the ring empty for the next case.
+    drop(tx);
+    let mut rx = fx.ch.consumer().unwrap();
+    assert_eq!(rx.pop_batch(8).unwrap().len(), 5);
+    rx.flush().unwrap();
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files: every case runs on a shm ring file or the device")]
 fn blocking_waits_wake_up_and_time_out() {
     let fx = Fx::small("wait");
     let mut rx = fx.ch.consumer().unwrap();
