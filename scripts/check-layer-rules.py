@@ -934,8 +934,12 @@ def selinux_contexts_match_layer():
     values = {"bindir": "/usr/bin", "sysconfdir": "/etc", "localstatedir": "/var"}
     relabel = set(re.sub(r"\$\{(\w+)\}", lambda v: values[v.group(1)], p) for p in m.group(1).replace("\\\n", " ").split())
     named = set()
+    trees = [regex[:-len("(/.*)?")] for regex, _, _ in fc if regex.endswith("(/.*)?")]
     for regex, _, _ in fc:
         if regex.startswith("/dev/shm/"):
+            continue
+        # A file inside a tree another line names is relabelled by restorecon -R of that tree.
+        if any(regex.startswith(tree + "/") for tree in trees):
             continue
         named.add(re.sub(r"(\(/\.\*\)\?|\[0-9\]\+)$", "", regex) + ("*" if regex.endswith("[0-9]+") else ""))
     if relabel != named:
@@ -948,6 +952,241 @@ def selinux_contexts_match_layer():
         raise Failed(f"AppArmor profiles attach to {sorted(profiles)}, the services run {sorted(binaries)}")
     return (f"{len(binaries)} service binaries enter {', '.join(sorted(set(entrypoints.values())))}; "
             f"{len(want)} installed paths labelled; restorecon and AppArmor cover the same")
+
+
+def selinux_domain_rules(domain):
+    """The rtpmgr module's rules that apply to domain: its own lines of rtpmgr.te and the bodies of the
+    rtpmgr.if templates rtpmgr.te calls with it (with $1 replaced)."""
+    te = (SELINUX_DIR / "files" / "rtpmgr.te").read_text()
+    iface = (SELINUX_DIR / "files" / "rtpmgr.if").read_text()
+    bodies = dict(re.findall(r"^(?:template|interface)\(`(\w+)',`(.*?)^'\)", iface, re.M | re.S))
+    text = te
+    for name, arg in re.findall(r"^(\w+)\((\w+)\)\s*$", te, re.M):
+        if name in bodies and arg == domain:
+            text += "\n" + bodies[name].replace("$1", domain)
+    return text
+
+
+def service_domains():
+    """{binary path: SELinux domain} of the binaries rtpmgr.fc makes init_daemon_domain() entrypoints."""
+    fc = file_contexts((SELINUX_DIR / "files" / "rtpmgr.fc").read_text())
+    te = (SELINUX_DIR / "files" / "rtpmgr.te").read_text()
+    entry = dict((exe, dom) for dom, exe in re.findall(r"^init_daemon_domain\((\w+),\s*(\w+)\)", te, re.M))
+    return dict((regex, entry[setype]) for regex, kind, setype in fc if setype in entry)
+
+
+@rule
+def selinux_services_notify_and_ready():
+    """review: under SELinux every Type=notify service's domain may create the unix datagram socket of sd_notify, and every --ready-file directory of the init scripts has a type of its own in rtpmgr.fc that the domain may write."""
+    fc = file_contexts((SELINUX_DIR / "files" / "rtpmgr.fc").read_text())
+    te = (SELINUX_DIR / "files" / "rtpmgr.te").read_text()
+    declared = set(re.findall(r"^type (\w+);", te, re.M))
+    domains = service_domains()
+    done = []
+    for unit in layer_files("*.service"):
+        text = unit.read_text()
+        if not re.search(r"^Type=notify\s*$", text, re.M):
+            continue
+        b = re.search(r"^ExecStart=[-@:+!]*@bindir@/(\S+)", text, re.M)
+        if not b or "/usr/bin/" + b.group(1) not in domains:
+            raise Failed(f"{unit.name}: Type=notify, but its binary is no entrypoint of rtpmgr.te")
+        dom = domains["/usr/bin/" + b.group(1)]
+        rules = selinux_domain_rules(dom)
+        if not re.search(r"allow %s self:unix_dgram_socket (create_socket_perms|\{[^}]*\bcreate\b)" % dom, rules):
+            raise Failed(f"{unit.name} is Type=notify, but {dom} may not create a unix_dgram_socket: "
+                         "sd_notify(READY=1) is refused and systemd kills the service at TimeoutStartSec")
+        done.append(f"{unit.stem}: {dom} notifies")
+    for init in layer_files("*.init"):
+        text = init.read_text()
+        m = re.search(r"^READY_FILE=\$\{READY_FILE:-(\S+)\}", text, re.M)
+        if not m or "--ready-file" not in text:
+            continue
+        directory = os.path.dirname(m.group(1)).replace("/var/run/", "/run/")
+        exe = re.search(r"^RTP_\w+=(/usr/bin/\S+)", text, re.M).group(1)
+        dom = domains.get(exe)
+        setype = labelled(fc, directory, "-d")
+        if setype is None or setype not in declared:
+            raise Failed(f"{init.name}: --ready-file in {directory}, which rtpmgr.fc gives "
+                         f"{setype or 'no type'} of the module: {dom} writes into var_run_t (refused)")
+        rules = selinux_domain_rules(dom)
+        if not re.search(r"manage_files_pattern\(%s, %s, %s\)" % (dom, setype, setype), rules):
+            raise Failed(f"{init.name}: {dom} may not create its readiness file in {directory} ({setype})")
+        done.append(f"{init.stem}: {directory} {setype}")
+    if not done:
+        raise Failed("no Type=notify unit and no --ready-file: the rule checks nothing")
+    return "; ".join(done)
+
+
+@rule
+def rtpmgr_data_binds_labelled():
+    """review: on A/B images every directory rtpmgr-data bind-mounts from /data onto the services' paths has the same type in rtpmgr.fc as its target, and rtpmgr-data relabels it (restorecon) after creating it."""
+    fc = file_contexts((SELINUX_DIR / "files" / "rtpmgr.fc").read_text())
+    init = LAYER / "recipes-bsp" / "rtpmgr-data" / "files" / "rtpmgr-data.init"
+    text = init.read_text()
+    data = re.search(r"^DATA=(\S+)", text, re.M).group(1)
+    # `[ -d TARGET ] && bind "SOURCE" TARGET`; the log directory's target is $(readlink -f
+    # /var/log)/rtpmgr, i.e. /var/log/rtpmgr.
+    binds = [(target.strip('"').replace("$logdir", "/var/log/rtpmgr"), source.replace("$DATA", data))
+             for _, source, target in re.findall(r'^\s*\[ -[df] (\S+) \] && bind "([^"]+)" (\S+)$', text, re.M)]
+    if len(binds) < 3:
+        raise Failed(f"rtpmgr-data.init: found {len(binds)} bind mounts, expected /etc/rtpmgr, rtp_mgr.conf, the log")
+    done = []
+    restored = re.search(r"^\s*restorecon -R ([^|\n]*)", text, re.M)
+    restored = restored.group(1).replace("$DATA", data).replace('"', "").split() if restored else []
+    for target, source in binds:
+        kind = "--" if source.endswith(".conf") else "-d"
+        got, want = labelled(fc, source, kind), labelled(fc, target, kind)
+        if got is None:
+            raise Failed(f"rtpmgr.fc labels {source} (bind-mounted onto {target}) with nothing: on an A/B image "
+                         f"{target} shows the data partition's default type, not {want or 'its type'}")
+        if want is not None and got != want:
+            raise Failed(f"rtpmgr.fc labels {source} {got}, but {target}, where it is bind-mounted, {want}")
+        if not any(source == r or source.startswith(r + "/") for r in restored):
+            raise Failed(f"rtpmgr-data.init does not restorecon -R {source} after creating it")
+        done.append(f"{source} {got}")
+    return "; ".join(done)
+
+
+# ---------------------------------------------------------------- confinement: AppArmor profiles vs the layer
+APPARMOR_DIR = LAYER / "dynamic-layers" / "security" / "recipes-security" / "rtpmgr-apparmor"
+
+
+def apparmor_profiles():
+    """{binary path: profile text} of the layer's AppArmor profiles."""
+    out = {}
+    for f in sorted((APPARMOR_DIR / "files").glob("usr.bin.*")):
+        text = f.read_text()
+        m = re.search(r"^profile \S+ (/\S+)(?: flags=\([^)]*\))? \{", text, re.M)
+        if m:
+            out[m.group(1)] = text
+    if not out:
+        raise Failed(f"no AppArmor profile in {(APPARMOR_DIR / 'files').relative_to(TOP)}")
+    return out
+
+
+def apparmor_glob_regex(glob):
+    """An AppArmor path glob as a Python regex (** any path, * within one component, {a,b}, @{run})."""
+    glob = glob.replace("@{run}", "/{var/,}run").replace("@{PROC}", "/proc").replace("@{sys}", "/sys")
+    out, i = "", 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**", i):
+            out, i = out + ".*", i + 2
+            continue
+        out += {"*": "[^/]*", "?": "[^/]", "{": "(?:", "}": ")", ",": "|"}.get(c, re.escape(c) if c not in "[]-^" else c)
+        i += 1
+    return out
+
+
+def apparmor_writable(profile, path):
+    """The first rule of profile (with its includes of this layer) that lets the process write path, or None."""
+    for m in re.finditer(r"^\s*(?:owner\s+)?(/\S+|@\{\w+\}\S*)\s+([rwaklmixPUC]+),", profile, re.M):
+        if set("wa") & set(m.group(2)) and re.fullmatch(apparmor_glob_regex(m.group(1)), path):
+            return m.group(0).strip()
+    return None
+
+
+def shell_expand(word, assigned):
+    """word with the $VAR/${VAR}/${VAR:-default} of assigned (a script's own assignments) expanded."""
+    def one(m):
+        name, default = m.group(1) or m.group(3), m.group(2)
+        if name == "$":
+            return "12345"
+        return assigned.get(name, default if default is not None else m.group(0))
+    for _ in range(5):
+        word = re.sub(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+|\$)", one, word)
+    return word
+
+
+@rule
+def apparmor_profiles_load_at_boot():
+    """review: the profiles are loaded before the services start: under sysvinit by the layer's own init script (meta-security's /etc/init.d/apparmor is rc.apparmor.functions, a function library that loads nothing), started before rtp-rx and rtp-feeder; under systemd the units are After=apparmor.service."""
+    recipe = next(APPARMOR_DIR.glob("rtpmgr-apparmor_*.bb")).read_text()
+    profiles = apparmor_profiles()
+    if not re.search(r"^inherit .*\bupdate-rc\.d\b", recipe, re.M):
+        raise Failed("rtpmgr-apparmor does not inherit update-rc.d: on a sysvinit image (the layer's default) "
+                     "nothing runs apparmor_parser, and rtp_app and rtp-feeder run unconfined")
+    name = var_value(recipe, "INITSCRIPT_NAME")
+    params = var_value(recipe, "INITSCRIPT_PARAMS") or ""
+    inst = re.search(r"install .*\$\{S\}/(\S+) \$\{D\}\$\{sysconfdir\}/init\.d/%s\b" % re.escape(name or "-"), recipe)
+    if not name or not inst:
+        raise Failed(f"rtpmgr-apparmor installs no /etc/init.d/{name or '<INITSCRIPT_NAME>'}")
+    if "bb.utils.contains('DISTRO_FEATURES', 'sysvinit'" not in recipe:
+        raise Failed("rtpmgr-apparmor installs its init script whatever the init system: only with DISTRO_FEATURES sysvinit")
+    script = (APPARMOR_DIR / "files" / inst.group(1)).read_text()
+    start = re.search(r'^case "\$1" in\n(?:.*\n)*?^(?:[\w |-]*\b)?start\b[^)]*\)\n((?:.*\n)*?)\t;;', script, re.M)
+    if not start or "apparmor_parser -r" not in start.group(1):
+        raise Failed(f"{inst.group(1)}: no `start` branch of a case \"$1\" that runs apparmor_parser -r")
+    for binary in profiles:
+        base = "/etc/apparmor.d/usr.bin." + os.path.basename(binary)
+        if base not in script:
+            raise Failed(f"{inst.group(1)} does not load {base}")
+    level = re.match(r"(?:start|defaults) (\d+)", params)
+    if not level:
+        raise Failed(f"INITSCRIPT_PARAMS {params!r}: no start level")
+    done = [f"/etc/init.d/{name} start {level.group(1)}"]
+    for bb in layer_files("*.bb"):
+        text = bb.read_text()
+        svc = var_value(text, "INITSCRIPT_NAME")
+        init = next(iter(bb.parent.glob(f"files/{svc}.init")), None) if svc else None
+        if not init:
+            continue
+        exe = re.search(r"^RTP_\w+=(/usr/bin/\S+)", init.read_text(), re.M)
+        if not exe or exe.group(1) not in profiles:
+            continue
+        theirs = re.match(r"(?:start|defaults) (\d+)", var_value(text, "INITSCRIPT_PARAMS") or "")
+        if not theirs or int(theirs.group(1)) <= int(level.group(1)):
+            raise Failed(f"{svc} ({exe.group(1)}) starts at {theirs and theirs.group(1)}, not after "
+                         f"/etc/init.d/{name} ({level.group(1)}): it would run unconfined")
+        done.append(f"{svc} {theirs.group(1)}")
+    for unit in layer_files("*.service"):
+        text = unit.read_text()
+        runs = re.findall(r"^ExecStart=[-@:+!]*@(?:bindir|libexecdir)@/(\S+)", text, re.M)
+        confined = any("/usr/bin/" + r in profiles for r in runs) or "rtp_app" in text.split("[Service]")[-1]
+        if confined and not re.search(r"^After=.*\bapparmor\.service\b", text, re.M):
+            raise Failed(f"{unit.name} runs a profiled binary but is not After=apparmor.service")
+    return ", ".join(done) + "; units After=apparmor.service"
+
+
+@rule
+def apparmor_output_files_writable():
+    """review: every file the layer's scripts and units redirect rtp_app's or rtp-feeder's output into is writable under its profile: AppArmor checks inherited descriptors again at exec and silently swaps a refused one for /dev/null (rtpmgr-metrics wrote empty metrics)."""
+    profiles = apparmor_profiles()
+    by_name = dict((os.path.basename(b), b) for b in profiles)
+    checked = []
+    scripts = [f for f in layer_files("files/*") if f.is_file() and f.read_text(errors="replace").startswith("#!/bin/sh")]
+    for f in scripts:
+        text = f.read_text()
+        assigned = {}
+        for name, value in re.findall(r"^(\w+)=(\S*)", text, re.M):
+            assigned.setdefault(name, value.strip('"'))
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                continue
+            words = shell_expand(line, assigned).split()
+            if not words or os.path.basename(words[0].strip('"')) not in by_name:
+                continue
+            binary = by_name[os.path.basename(words[0].strip('"'))]
+            for target in re.findall(r"(?<![0-9&])>>?\s*\"?([^\"\s&;]+)", shell_expand(line, assigned)):
+                if target.startswith("/dev/null"):
+                    continue
+                if not apparmor_writable(profiles[binary], target):
+                    raise Failed(f"{f.relative_to(TOP)}:{n}: {os.path.basename(binary)}'s output goes to {target}, "
+                                 "which its profile does not let it write: it would get /dev/null instead")
+                checked.append(f"{f.name}: {target}")
+    for unit in layer_files("*.service"):
+        text = unit.read_text()
+        runs = re.findall(r"^ExecStart=[-@:+!]*@bindir@/(\S+)", text, re.M)
+        for r in runs:
+            if "/usr/bin/" + r not in profiles:
+                continue
+            for target in re.findall(r"^Standard(?:Output|Error)=(?:append|file|truncate):(\S+)", text, re.M):
+                if not apparmor_writable(profiles["/usr/bin/" + r], target):
+                    raise Failed(f"{unit.name}: {r}'s output goes to {target}, which its profile does not let it write")
+                checked.append(f"{unit.name}: {target}")
+    if not checked:
+        raise Failed("found no redirected output of a profiled binary: the rule checks nothing")
+    return f"{len(checked)} redirects allowed ({'; '.join(checked)})"
 
 
 @rule

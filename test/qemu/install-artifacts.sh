@@ -49,11 +49,16 @@ while read -r mode owner src dest; do
 done <"$root/.manifest"
 rm -f "$root/.manifest"
 
-# The AppArmor profiles of rtp_app and rtp-feeder: the layer's files (rtpmgr-apparmor recipe),
-# installed where that recipe puts them; /init loads them in enforce mode before the services start.
-for profile in "$LAYER"/dynamic-layers/security/recipes-security/rtpmgr-apparmor/files/usr.bin.*; do
+# The AppArmor profiles of rtp_app and rtp-feeder and their sysvinit loader: the layer's files
+# (rtpmgr-apparmor recipe), installed where that recipe puts them; /init runs the loader before the
+# services start. This rtp_app is built with its "xdp" feature: its --xdp rules (rtp_app-xdp, which
+# the layer's recipe leaves out with its XDP-less rtp_app) are installed too.
+aa_files=$LAYER/dynamic-layers/security/recipes-security/rtpmgr-apparmor/files
+for profile in "$aa_files"/usr.bin.*; do
 	install -D -m 0644 "$profile" "$root/etc/apparmor.d/$(basename "$profile")"
 done
+install -D -m 0644 "$aa_files/rtp_app-xdp" "$root/etc/apparmor.d/rtpmgr/rtp_app-xdp"
+install -D -m 0755 "$aa_files/rtpmgr-apparmor.init" "$root/etc/init.d/rtpmgr-apparmor"
 
 # Users and groups: what the recipes' useradd class creates. The services run as rtpmgr, a member of
 # the rtpmgr group that owns the device nodes (udev rule).

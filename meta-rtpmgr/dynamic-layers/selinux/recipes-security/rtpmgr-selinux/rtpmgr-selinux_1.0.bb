@@ -95,6 +95,11 @@ FILES:${PN} += "\
 # labels the root filesystem with the file contexts that include this module's. A failure here fails
 # do_rootfs (a postinst may not be deferred to a read-only root filesystem). On a running system
 # (opkg install), semodule rebuilds and loads the policy and restorecon labels what exists.
+# Caveat: "semodule -B" at build time rewrites files that belong to the refpolicy package (policy.33,
+# file_contexts, the store's linked copies). A later package upgrade of refpolicy on the device
+# (opkg) puts refpolicy's own versions back, without rtpmgr, until "semodule -B" runs again: after
+# such an upgrade, run "semodule -B && restorecon -R <the paths below>" (docs/security.md). A RAUC
+# update replaces the whole root filesystem and is not affected.
 pkg_postinst:${PN}() {
 if [ -n "$D" ]; then
     conf=$D${sysconfdir}/selinux/semanage.conf
@@ -117,7 +122,8 @@ fi
 semodule -B
 if selinuxenabled; then
     restorecon -R -i ${bindir}/rtp_app ${bindir}/rtp-feeder ${sysconfdir}/rtpmgr \
-        ${localstatedir}/log/rtpmgr ${localstatedir}/cache/rtpmgr /dev/rtp_mgr*
+        ${localstatedir}/log/rtpmgr ${localstatedir}/cache/rtpmgr /dev/rtp_mgr* /run/rtpmgr \
+        ${localstatedir}/lib/node_exporter/textfile_collector /data/rtpmgr/etc /data/rtpmgr/log
 fi
 }
 
