@@ -155,13 +155,19 @@ pub fn parse_queues(s: &str) -> Result<QueueArg, String> {
         if a > b {
             return Err(format!("range '{}' runs backwards (write {b}-{a})", item.trim()));
         }
-        if (b - a) as usize >= MAX_QUEUES || out.len() + (b - a) as usize >= MAX_QUEUES {
-            return Err(format!("'{s}' names more than {MAX_QUEUES} queues, the most one run serves"));
+        let too_many = || format!("'{s}' names more than {MAX_QUEUES} queues, the most one run serves");
+        // A range wider than the limit is refused before it is walked (`0-4294967295` must not
+        // loop); overlapping items count once, so the limit is checked on the distinct queues.
+        if (b - a) as usize >= MAX_QUEUES {
+            return Err(too_many());
         }
         for q in a..=b {
             if !out.contains(&q) {
                 out.push(q);
             }
+        }
+        if out.len() > MAX_QUEUES {
+            return Err(too_many());
         }
     }
     Ok(QueueArg::List(out))
@@ -364,6 +370,9 @@ mod tests {
         assert_eq!(parse_queues("all"), Ok(QueueArg::All));
         assert_eq!(parse_queues("ALL"), Ok(QueueArg::All));
         assert_eq!(parse_queues("0-63").unwrap().to_string().split(',').count(), 64);
+        // Overlaps count once: the limit is on distinct queues, not on the widths written.
+        assert_eq!(parse_queues("0-40,20-60"), l(&(0..=60).collect::<Vec<_>>()));
+        assert_eq!(parse_queues("0-63,5"), l(&(0..=63).collect::<Vec<_>>()));
         for (bad, says) in [
             ("x", "'x' is not a queue number (give N, A-B, A,B,... or all)"),
             ("-1", "'' is not a queue number"),
@@ -371,6 +380,7 @@ mod tests {
             ("", "has an empty item"),
             ("3-1", "range '3-1' runs backwards (write 1-3)"),
             ("0-64", "more than 64 queues"),
+            ("0-40,20-64", "more than 64 queues"),
             ("0-4294967295", "more than 64 queues"),
             ("1-2-3", "'2-3' is not a queue number"),
         ] {

@@ -118,7 +118,7 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Attaching the program failed.
-    #[error("cannot attach XDP ({} mode) to {iface}: {source} (another XDP program attached? `ip link set dev {iface} xdp off`{})", mode.as_str(), if *mode == XdpMode::Native { "; driver without native XDP? --xdp-mode native allows no fallback: drop it (auto falls back to skb) or give --xdp-mode skb" } else { "" })]
+    #[error("cannot attach XDP ({} mode) to {iface}: {source} ({})", mode.as_str(), steer::attach_advice(iface, *mode, source.as_ref()))]
     Attach {
         /// Interface.
         iface: String,
@@ -593,7 +593,9 @@ fn rx_batch(
     // Parse every frame; keep (address, length) of the good UDP payloads.
     b.good.clear();
     for &(addr, len) in &b.descs {
-        let Some(bytes) = mem.area.frame(addr, len) else {
+        // SAFETY: (addr, len) is an RX descriptor just read from this queue's RX ring; its frame
+        // goes back to the fill ring only after this batch's copies (refill below).
+        let Some(bytes) = (unsafe { mem.area.frame(addr, len) }) else {
             Counters::add(&c.malformed, 1);
             continue;
         };
@@ -618,7 +620,8 @@ fn rx_batch(
         match producer.reserve_batch(b.good.len()) {
             Ok(mut slots) => {
                 for (slot, &(addr, len)) in slots.iter_mut().zip(&b.good) {
-                    let data = mem.area.frame(addr, len).expect("checked when parsed");
+                    // SAFETY: a sub-range of an RX descriptor's frame above, still not refilled.
+                    let data = unsafe { mem.area.frame(addr, len) }.expect("checked when parsed");
                     slot.fill(data)?;
                     slot.set_arrival_ns(arrival);
                 }

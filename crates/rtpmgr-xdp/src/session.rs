@@ -61,6 +61,25 @@ pub enum Step {
 pub struct UmemArea {
     ptr: NonNull<u8>,
     len: usize,
+    /// Bytes per frame.
+    frame_size: u32,
+    /// Frames in use: with huge pages `len` is rounded up past `frames * frame_size`, and the
+    /// bytes after the last frame are no frame.
+    frames: u32,
+}
+
+/// The byte range `addr .. addr + len` if it lies inside one of `frames` frames of `frame_size`
+/// bytes (aligned UMEM: frame `i` is `i * frame_size ..`), else None. A descriptor's range
+/// never crosses a frame; one that does is corrupt and must not be read.
+pub(crate) fn frame_range(addr: u64, len: u32, frame_size: u32, frames: u32) -> Option<std::ops::Range<usize>> {
+    if frame_size == 0 || addr / u64::from(frame_size) >= u64::from(frames) {
+        return None;
+    }
+    if addr % u64::from(frame_size) + u64::from(len) > u64::from(frame_size) {
+        return None;
+    }
+    let start = usize::try_from(addr).ok()?;
+    Some(start..start.checked_add(len as usize)?)
 }
 
 /// Size of the huge pages `--hugepages` asks for (`MAP_HUGE_2MB`).
@@ -121,9 +140,11 @@ impl std::fmt::Debug for UmemArea {
 }
 
 impl UmemArea {
-    /// `len` bytes; with `hugepages`, rounded up to whole 2 MiB huge pages, which must be
-    /// reserved (`vm.nr_hugepages`): [`Error::Config`] with [`hugepage_error`]'s text if not.
-    pub(crate) fn new(len: usize, hugepages: bool) -> Result<UmemArea> {
+    /// `frames` frames of `frame_size` bytes; with `hugepages`, rounded up to whole 2 MiB huge
+    /// pages, which must be reserved (`vm.nr_hugepages`): [`Error::Config`] with
+    /// [`hugepage_error`]'s text if not.
+    pub(crate) fn new(frames: u32, frame_size: u32, hugepages: bool) -> Result<UmemArea> {
+        let len = frames as usize * frame_size as usize;
         let (len, extra) =
             if hugepages { (huge_pages_for(len) * HUGE_PAGE, libc::MAP_HUGETLB | MAP_HUGE_2MB) } else { (len, 0) };
         // SAFETY: an anonymous private mapping; no file, no address hint. With MAP_HUGETLB the
@@ -149,7 +170,8 @@ impl UmemArea {
         if hugepages {
             log::info!("xdp: UMEM of {} MiB in {} huge pages of 2 MiB", len >> 20, len / HUGE_PAGE);
         }
-        Ok(UmemArea { ptr: NonNull::new(p.cast()).expect("mmap never returns NULL on success"), len })
+        let ptr = NonNull::new(p.cast()).expect("mmap never returns NULL on success");
+        Ok(UmemArea { ptr, len, frame_size, frames })
     }
 
     /// Length in bytes.
@@ -166,19 +188,21 @@ impl UmemArea {
         NonNull::slice_from_raw_parts(self.ptr, self.len)
     }
 
-    /// The bytes `addr .. addr + len` of the area, if they lie inside it.
+    /// The bytes `addr .. addr + len` of the area, if they lie inside one frame in use
+    /// ([`frame_range`]).
     ///
-    /// The kernel writes a frame before it publishes its RX descriptor and does not touch it again
-    /// until the frame is back on the fill ring, so a frame read between the two is stable.
-    pub fn frame(&self, addr: u64, len: u32) -> Option<&[u8]> {
-        let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(len as usize)?;
-        if end > self.len {
-            return None;
-        }
-        // SAFETY: start..end lies inside the live mapping (checked above); see the doc comment
-        // for why nobody writes these bytes while the slice is used.
-        Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len as usize) })
+    /// # Safety
+    /// `addr` must come from an RX descriptor whose frame has not been returned to any fill ring
+    /// (nor put on the TX ring) while the slice lives. The kernel writes a frame before it
+    /// publishes the descriptor and does not touch it again until the frame is back on a fill
+    /// ring, so such a frame is stable; any other frame may be written by the kernel (DMA or
+    /// copy) at any time, which a `&[u8]` must not see.
+    pub(crate) unsafe fn frame(&self, addr: u64, len: u32) -> Option<&[u8]> {
+        let r = frame_range(addr, len, self.frame_size, self.frames)?;
+        debug_assert!(r.end <= self.len);
+        // SAFETY: r lies inside one of the frames in use, all inside the live mapping
+        // (frames * frame_size <= len); the caller guarantees nobody writes it meanwhile.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(r.start), r.len()) })
     }
 }
 
@@ -188,15 +212,12 @@ impl UmemArea {
     ///
     /// Only for frames this process owns (free, not on any ring): the kernel reads a TX frame
     /// only after its descriptor is published and until it is completed.
-    pub fn frame_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
-        let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(len as usize)?;
-        if end > self.len {
-            return None;
-        }
-        // SAFETY: start..end lies inside the live mapping (checked above); `&mut self` keeps
-        // other slices of this process out, and see the doc comment for the kernel.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(start), len as usize) })
+    pub(crate) fn frame_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
+        let r = frame_range(addr, len, self.frame_size, self.frames)?;
+        // SAFETY: r lies inside one of the frames in use, all inside the live mapping;
+        // `&mut self` keeps other slices of this process out, and see the doc comment for the
+        // kernel.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(r.start), r.len()) })
     }
 }
 
@@ -243,6 +264,16 @@ impl QueueSocket {
 }
 
 /// One set-up AF_XDP receive session. Field order is drop order (see the module doc).
+///
+/// The frame memory is not reachable from outside the crate (there is no `area()`): a `&[u8]`
+/// over a frame that is on a fill ring would alias bytes the kernel writes (undefined behaviour
+/// from safe code). Inside, frames are read through the unsafe [`UmemArea::frame`].
+///
+/// ```compile_fail
+/// fn peek(s: &rtpmgr_xdp::session::Session) -> usize {
+///     s.area().len()
+/// }
+/// ```
 pub struct Session {
     pub(crate) attachment: Option<Attachment>,
     pub(crate) queues: Vec<QueueSocket>,
@@ -435,7 +466,15 @@ impl Session {
         }
 
         step(Step::Attach)?;
-        let (attachment, attached) = program.attach(&cfg.iface, plan.ifindex, cfg.xdp_mode)?;
+        // The sockets are bound already: their copy mode decides whether auto may fall back.
+        let mode = crate::steer::effective_attach_mode(cfg.xdp_mode, cfg.copy_mode, zero_copy);
+        let (attachment, attached) = program.attach(&cfg.iface, plan.ifindex, mode).map_err(|e| {
+            if mode != cfg.xdp_mode {
+                crate::steer::zero_copy_refused(cfg.copy_mode, e)
+            } else {
+                e
+            }
+        })?;
 
         step(Step::Ready)?;
         Ok(Session { attachment: Some(attachment), queues, mem, counters, program, pool, attached, zero_copy })
@@ -462,11 +501,6 @@ impl Session {
     /// Whether the sockets are bound in zero-copy mode (None: unknown).
     pub fn zero_copy(&self) -> Option<bool> {
         self.zero_copy
-    }
-
-    /// The frame memory.
-    pub fn area(&self) -> &UmemArea {
-        &self.mem.area
     }
 
     /// Keeps the object alive for as long as the session (the compiler cannot see that the
@@ -504,7 +538,7 @@ impl UmemParts {
     /// `ring_size` entries (no headroom beyond the kernel's own).
     pub(crate) fn new(frames: u32, frame_size: u32, ring_size: u32, hugepages: bool) -> Result<UmemParts> {
         raise_memlock();
-        let area = UmemArea::new(frames as usize * frame_size as usize, hugepages)?;
+        let area = UmemArea::new(frames, frame_size, hugepages)?;
         let ucfg = UmemConfig { fill_size: ring_size, complete_size: ring_size, frame_size, headroom: 0, flags: 0 };
         // SAFETY: the area is page-aligned (mmap), frames * frame_size long, and outlives the
         // Umem: UmemParts drops `umem` before `area` (field order), and if the registration
@@ -594,6 +628,22 @@ fn raise_memlock() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A descriptor range must stay inside one frame in use: not across a frame boundary, not
+    /// in the huge-page padding after the last frame.
+    #[test]
+    fn frame_range_stays_inside_one_frame() {
+        let (fs, frames) = (2048, 4);
+        assert_eq!(frame_range(2047, 2, fs, frames), None, "crosses into frame 1");
+        assert_eq!(frame_range(2047, 1, fs, frames), Some(2047..2048));
+        assert_eq!(frame_range(u64::from(frames * fs), 1, fs, frames), None, "past the last frame");
+        assert_eq!(frame_range(u64::from(frames * fs) + 4096, 0, fs, frames), None);
+        assert_eq!(frame_range(u64::from(fs), fs, fs, frames), Some(2048..4096), "a whole frame");
+        assert_eq!(frame_range(u64::from((frames - 1) * fs) + 256, fs - 256, fs, frames), Some(6400..8192));
+        assert_eq!(frame_range(u64::from((frames - 1) * fs) + 256, fs - 255, fs, frames), None);
+        assert_eq!(frame_range(u64::MAX, u32::MAX, fs, frames), None);
+        assert_eq!(frame_range(0, 1, 0, frames), None);
+    }
 
     #[test]
     fn rings_split_the_shared_umem_between_queues() {

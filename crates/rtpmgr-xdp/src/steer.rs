@@ -7,7 +7,7 @@
 //!   "stale XSKMAP entry"), on its own duplicate of the map fd so it does not depend on the
 //!   object outliving it.
 
-use crate::{Error, Result};
+use crate::{CopyMode, Error, Result};
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
 use aya::programs::links::Link;
 use aya::programs::xdp::XdpLink;
@@ -222,41 +222,7 @@ impl SteerProgram {
     /// [`Error::Attach`]: `EBUSY`/`EEXIST` when the interface already has an XDP program,
     /// `EOPNOTSUPP` for native mode on a driver without XDP (only with [`XdpMode::Native`]).
     pub fn attach(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<(Attachment, XdpMode)> {
-        let first = if mode == XdpMode::Skb { XdpMode::Skb } else { XdpMode::Native };
-        let native_err = match self.attach_once(iface, ifindex, first) {
-            Ok(a) => {
-                let how = if mode == XdpMode::Auto { " (auto: the driver took native mode)" } else { "" };
-                log::info!("xdp: program attached to {iface} in {} mode{how}", first.as_str());
-                return Ok((a, first));
-            }
-            Err(e) => e,
-        };
-        let errno = match &native_err {
-            Error::Attach { source, .. } => root_errno(source.as_ref()),
-            _ => None,
-        };
-        if mode != XdpMode::Auto || !native_refusal_allows_fallback(errno) {
-            return Err(native_err);
-        }
-        let reason = match &native_err {
-            Error::Attach { source, .. } => describe_chain(source.as_ref()),
-            e => e.to_string(),
-        };
-        match self.attach_once(iface, ifindex, XdpMode::Skb) {
-            Ok(a) => {
-                log::warn!(
-                    "xdp: program attached to {iface} in skb (generic) mode: native mode was refused ({reason}); \
-                     skb mode works on any interface but costs an skb per packet (--xdp-mode skb skips the native try)"
-                );
-                Ok((a, XdpMode::Skb))
-            }
-            Err(Error::Attach { source, .. }) => Err(Error::Attach {
-                iface: iface.into(),
-                mode: XdpMode::Auto,
-                source: format!("native: {reason}; skb: {}", describe_chain(source.as_ref())).into(),
-            }),
-            Err(e) => Err(e),
-        }
+        attach_with_fallback(iface, mode, |m| self.attach_once(iface, ifindex, m))
     }
 
     fn attach_once(&mut self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<Attachment> {
@@ -273,6 +239,111 @@ impl SteerProgram {
         })?;
         let link = prog.take_link(id).map_err(|e| Error::bpf("take the XDP link", e))?;
         Ok(Attachment { link: Some(link), iface: iface.into() })
+    }
+}
+
+/// [`SteerProgram::attach`]'s decision, over `attach_once` (one attach in native or skb mode):
+/// native or skb as asked, or for [`XdpMode::Auto`] native and then skb when the driver refused
+/// native ([`native_refusal_allows_fallback`]). An auto-mode error says "auto mode": the user
+/// did not ask for native, so advice about `--xdp-mode native` would mislead.
+pub(crate) fn attach_with_fallback<A>(
+    iface: &str,
+    mode: XdpMode,
+    mut attach_once: impl FnMut(XdpMode) -> Result<A>,
+) -> Result<(A, XdpMode)> {
+    let first = if mode == XdpMode::Skb { XdpMode::Skb } else { XdpMode::Native };
+    let native_err = match attach_once(first) {
+        Ok(a) => {
+            let how = if mode == XdpMode::Auto { " (auto: the driver took native mode)" } else { "" };
+            log::info!("xdp: program attached to {iface} in {} mode{how}", first.as_str());
+            return Ok((a, first));
+        }
+        Err(e) => e,
+    };
+    let errno = match &native_err {
+        Error::Attach { source, .. } => root_errno(source.as_ref()),
+        _ => None,
+    };
+    if mode != XdpMode::Auto {
+        return Err(native_err);
+    }
+    if !native_refusal_allows_fallback(errno) {
+        return Err(match native_err {
+            Error::Attach { iface, source, .. } => Error::Attach { iface, mode: XdpMode::Auto, source },
+            e => e,
+        });
+    }
+    let reason = match &native_err {
+        Error::Attach { source, .. } => describe_chain(source.as_ref()),
+        e => e.to_string(),
+    };
+    match attach_once(XdpMode::Skb) {
+        Ok(a) => {
+            log::warn!(
+                "xdp: program attached to {iface} in skb (generic) mode: native mode was refused ({reason}); \
+                 skb mode works on any interface but costs an skb per packet (--xdp-mode skb skips the native try)"
+            );
+            Ok((a, XdpMode::Skb))
+        }
+        Err(Error::Attach { source, .. }) => Err(Error::Attach {
+            iface: iface.into(),
+            mode: XdpMode::Auto,
+            source: format!("native: {reason}; skb: {}", describe_chain(source.as_ref())).into(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The mode to attach in for `xdp_mode`, given the sockets' `copy_mode` and whether they were
+/// bound zero-copy. Zero-copy needs the program in the driver: in skb mode every frame is copied
+/// into the UMEM, so auto's skb fallback would quietly turn `--zero-copy` (or the kernel's
+/// zero-copy choice) into copying. Then auto means native only, and a refusal is an error
+/// ([`zero_copy_refused`]). Explicit modes are kept.
+pub fn effective_attach_mode(xdp_mode: XdpMode, copy_mode: CopyMode, bound_zero_copy: Option<bool>) -> XdpMode {
+    match (xdp_mode, copy_mode, bound_zero_copy) {
+        (XdpMode::Auto, CopyMode::ZeroCopy, _) | (XdpMode::Auto, CopyMode::Auto, Some(true)) => XdpMode::Native,
+        (m, _, _) => m,
+    }
+}
+
+/// The error for a native attach that [`effective_attach_mode`] forced for zero-copy sockets
+/// and the driver refused: it names why native was required. Errors that are not the driver's
+/// refusal (busy interface, privilege) are returned unchanged, in auto mode.
+pub fn zero_copy_refused(copy_mode: CopyMode, err: Error) -> Error {
+    let Error::Attach { iface, source, .. } = err else {
+        return err;
+    };
+    if !native_refusal_allows_fallback(root_errno(source.as_ref())) {
+        return Error::Attach { iface, mode: XdpMode::Auto, source };
+    }
+    let reason = describe_chain(source.as_ref());
+    Error::Config(match copy_mode {
+        CopyMode::ZeroCopy => format!(
+            "--zero-copy needs native XDP; the driver refused it: {reason} (on {iface}; drop --zero-copy or \
+             give --copy to run in skb mode)"
+        ),
+        _ => format!(
+            "the AF_XDP sockets on {iface} were bound zero-copy (the kernel's choice), which needs native XDP; \
+             the driver refused it: {reason} (give --copy to run copying, in skb mode)"
+        ),
+    })
+}
+
+/// The advice after an attach error: by its errno when it is known.
+pub(crate) fn attach_advice(iface: &str, mode: XdpMode, source: &(dyn std::error::Error + 'static)) -> String {
+    match root_errno(source) {
+        Some(libc::EBUSY | libc::EEXIST) => format!(
+            "another XDP program is attached to {iface}: see `ip link show dev {iface}`, remove it with \
+             `ip link set dev {iface} xdp off`"
+        ),
+        Some(libc::EPERM | libc::EACCES) => {
+            "attaching XDP needs CAP_NET_ADMIN (and CAP_BPF for the program), or root".to_string()
+        }
+        _ if mode == XdpMode::Native => format!(
+            "another XDP program attached? `ip link set dev {iface} xdp off`; driver without native XDP? \
+             --xdp-mode native allows no fallback: drop it (auto falls back to skb) or give --xdp-mode skb"
+        ),
+        _ => format!("another XDP program attached? `ip link set dev {iface} xdp off`"),
     }
 }
 
@@ -383,6 +454,88 @@ mod tests {
         for e in [libc::EBUSY, libc::EEXIST, libc::EPERM, libc::EACCES] {
             assert!(!native_refusal_allows_fallback(Some(e)), "{e}");
         }
+    }
+
+    /// Zero-copy sockets (asked for, or the kernel's choice) make auto mean native: skb mode
+    /// would copy every frame. Everything else keeps the mode asked for.
+    #[test]
+    fn zero_copy_sockets_need_native_attach() {
+        use CopyMode as C;
+        use XdpMode as M;
+        for zc in [Some(true), Some(false), None] {
+            assert_eq!(effective_attach_mode(M::Auto, C::ZeroCopy, zc), M::Native, "{zc:?}");
+            assert_eq!(effective_attach_mode(M::Auto, C::Copy, zc), M::Auto, "{zc:?}");
+            for c in [C::Auto, C::Copy, C::ZeroCopy] {
+                assert_eq!(effective_attach_mode(M::Native, c, zc), M::Native);
+                assert_eq!(effective_attach_mode(M::Skb, c, zc), M::Skb);
+            }
+        }
+        assert_eq!(effective_attach_mode(M::Auto, C::Auto, Some(true)), M::Native);
+        assert_eq!(effective_attach_mode(M::Auto, C::Auto, Some(false)), M::Auto);
+        assert_eq!(effective_attach_mode(M::Auto, C::Auto, None), M::Auto);
+    }
+
+    fn attach_err(mode: XdpMode, errno: i32) -> Error {
+        Error::Attach { iface: "eth0".into(), mode, source: Box::new(std::io::Error::from_raw_os_error(errno)) }
+    }
+
+    #[test]
+    fn a_refused_zero_copy_attach_names_the_reason() {
+        let e = zero_copy_refused(CopyMode::ZeroCopy, attach_err(XdpMode::Native, libc::EOPNOTSUPP)).to_string();
+        assert!(e.starts_with("--zero-copy needs native XDP; the driver refused it: "), "{e}");
+        assert!(e.contains("os error 95") && !e.contains("allows no fallback"), "{e}");
+        let e = zero_copy_refused(CopyMode::Auto, attach_err(XdpMode::Native, libc::EINVAL)).to_string();
+        assert!(e.contains("bound zero-copy (the kernel's choice)") && e.contains("--copy"), "{e}");
+        // Not the driver's refusal: the busy interface is the message, in auto mode.
+        let e = zero_copy_refused(CopyMode::ZeroCopy, attach_err(XdpMode::Native, libc::EBUSY));
+        assert!(matches!(e, Error::Attach { mode: XdpMode::Auto, .. }), "{e}");
+        assert!(e.to_string().contains("another XDP program is attached"), "{e}");
+    }
+
+    /// Auto mode: a driver refusal falls back to skb; a busy interface is an auto-mode error
+    /// that names the other program and gives no `--xdp-mode native` advice.
+    #[test]
+    fn auto_mode_fallback_decision() {
+        let mut tried = Vec::new();
+        let r = attach_with_fallback("eth0", XdpMode::Auto, |m| {
+            tried.push(m);
+            if m == XdpMode::Native {
+                Err(attach_err(m, libc::EOPNOTSUPP))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r.unwrap().1, XdpMode::Skb);
+        assert_eq!(tried, [XdpMode::Native, XdpMode::Skb]);
+
+        for errno in [libc::EBUSY, libc::EEXIST] {
+            let mut tried = Vec::new();
+            let e = attach_with_fallback("eth0", XdpMode::Auto, |m| -> Result<()> {
+                tried.push(m);
+                Err(attach_err(m, errno))
+            })
+            .unwrap_err();
+            assert_eq!(tried, [XdpMode::Native], "no skb try");
+            assert!(matches!(e, Error::Attach { mode: XdpMode::Auto, .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("(auto mode)") && msg.contains("another XDP program is attached"), "{msg}");
+            assert!(!msg.contains("allows no fallback"), "{msg}");
+        }
+        let e = attach_with_fallback("eth0", XdpMode::Auto, |m| -> Result<()> { Err(attach_err(m, libc::EPERM)) })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CAP_NET_ADMIN") && !e.contains("allows no fallback"), "{e}");
+
+        // An explicit native keeps its advice; auto failing both ways says so.
+        let e =
+            attach_with_fallback("eth0", XdpMode::Native, |m| -> Result<()> { Err(attach_err(m, libc::EOPNOTSUPP)) })
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("(native mode)") && e.contains("allows no fallback"), "{e}");
+        let e = attach_with_fallback("eth0", XdpMode::Auto, |m| -> Result<()> { Err(attach_err(m, libc::EINVAL)) })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(auto mode)") && e.contains("native: ") && e.contains("; skb: "), "{e}");
     }
 
     #[test]
