@@ -113,9 +113,14 @@ host_clippy() {
 # still exist (an older checkout), this clone's edits would look built and the old test binary
 # would run. So the workspace's own crates are always rebuilt there; their dependencies (and
 # TSan's instrumented std) stay cached.
+# Two layouts: cargo's <profile>/.fingerprint/<crate>-<hash>/, and the build-dir layout of newer
+# nightlies (<profile>/build/<crate>/<hash>/{fingerprint,out}), where the first pattern finds
+# nothing and a stale test binary ran (seen with nightly 1.101).
 forget_workspace_builds() { # TARGET_DIR
 	find "$1" -type d -path '*/.fingerprint/*' \( -name 'rtpmgr-*' -o -name 'rtp_app-*' \
 		-o -name 'rtp-*' -o -name 'gst-plugin-rtpmgr-*' \) -prune -exec rm -rf {} + 2>/dev/null || true
+	find "$1" -type d -path '*/debug/build/*' \( -name 'rtpmgr' -o -name 'rtpmgr-*' -o -name 'rtp_app' \
+		-o -name 'rtp-app' -o -name 'rtp-feeder' -o -name 'gst-plugin-rtpmgr' \) -prune -exec rm -rf {} + 2>/dev/null || true
 }
 
 miri_tests() {

@@ -171,6 +171,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files: the case opens a shm ring file")]
     fn a_shm_ring_has_no_quality_and_no_read_only_open() {
         let path = std::env::temp_dir().join(format!("rtpmgr-quality-{}", std::process::id()));
         let backend = Backend::shm_at(&path);
