@@ -10,6 +10,8 @@
 #   raspberrypi4-64[-systemd|-rauc|-rauc-systemd]   the same with kas/raspberrypi4-64.yml
 #   qemuarm64-selinux              kas.yml:kas/selinux.yml
 #   qemuarm64-selinux-systemd      kas.yml:kas/selinux.yml:kas/systemd.yml
+#   qemuarm64-apparmor             kas.yml:kas/apparmor.yml
+#   qemuarm64-apparmor-systemd     kas.yml:kas/apparmor.yml:kas/systemd.yml
 # Each runs `bitbake -p` and `bitbake -g` for rtpmgr-image and rtpmgr-image-dev (and rtpmgr-bundle
 # with RAUC) and counts ERROR and WARNING lines. RAUC combinations first check that a missing signing
 # CA stops the parse with the command to make one (meta-rtpmgr's rtpmgr_signing class), then make
@@ -17,7 +19,12 @@
 # qemuarm64, do_image_wic after rtpmgr-boot-script:do_deploy, the development-CA warning. SELinux
 # combinations check that rtpmgr-image installs rtpmgr-selinux and refpolicy, that rtpmgr-selinux
 # depends on refpolicy's sysroot (its headers) and is built for the policy refpolicy builds, and that
-# the image labels its root filesystem (meta-selinux's selinux_set_labels).
+# the image labels its root filesystem (meta-selinux's selinux_set_labels). AppArmor combinations
+# check that rtpmgr-image installs rtpmgr-apparmor and apparmor, that linux-yocto gets meta-security's
+# AppArmor configuration fragment, and that the profiles are loaded before the services start: on
+# sysvinit rtpmgr-apparmor installs its init script and registers it with update-rc.d at a start
+# level below rtp-rx's and rtp-feeder's; on systemd it installs no init script and every unit of
+# rtp-app and rtp-feeder orders itself after apparmor.service (the unit apparmor enables).
 #
 # What it proves: every recipe, class and bbappend parses (`bitbake -p`: syntax, inherits, file://
 # files) and every DEPENDS, RDEPENDS and IMAGE_INSTALL entry resolves (`bitbake -g`). It builds
@@ -30,8 +37,8 @@
 #
 # Needs (CI has none of these, so there it skips with a message and exit status 0):
 #   - clones of the pinned layers in KAS_WORK_DIR (default build/kas-work), at the commits of kas.yml,
-#     kas/raspberrypi4-64.yml, kas/rauc.yml and kas/selinux.yml: poky/, meta-rust-bin/,
-#     meta-raspberrypi/, meta-rauc/, meta-openembedded/, meta-selinux/
+#     kas/raspberrypi4-64.yml, kas/rauc.yml, kas/selinux.yml and kas/apparmor.yml: poky/,
+#     meta-rust-bin/, meta-raspberrypi/, meta-rauc/, meta-openembedded/, meta-selinux/, meta-security/
 #     (e.g. `git clone https://git.yoctoproject.org/poky build/kas-work/poky`, then check out the commit)
 #   - kas (build/venv from scripts/check-layer.sh, or on PATH)
 #   - the host tools of oe-core's sanity check (Debian 12): gawk diffstat texinfo chrpath socat
@@ -40,7 +47,7 @@
 #   - an unprivileged user: BitBake refuses to run as root. Run as root, the script runs BitBake as
 #     BITBAKE_USER (default: yocto, created if missing) and gives it build/kas-work and the build dirs.
 #
-# Usage: scripts/bitbake-check.sh [--no-yocto-check-layer] [COMBINATION...]   (default: all ten)
+# Usage: scripts/bitbake-check.sh [--no-yocto-check-layer] [COMBINATION...]   (default: all twelve)
 # Env:   KAS_WORK_DIR, BITBAKE_USER, RTPMGR_HEAVY_LOCK (default /tmp/rtpmgr/heavy.lock),
 #        KAS_EXTRA (more kas files appended to each list, e.g. ":build/mirror.yml" for a local mirror)
 set -euo pipefail
@@ -59,7 +66,7 @@ for arg in "$@"; do
 done
 all=(qemuarm64 qemuarm64-systemd qemuarm64-rauc qemuarm64-rauc-systemd
 	raspberrypi4-64 raspberrypi4-64-systemd raspberrypi4-64-rauc raspberrypi4-64-rauc-systemd
-	qemuarm64-selinux qemuarm64-selinux-systemd)
+	qemuarm64-selinux qemuarm64-selinux-systemd qemuarm64-apparmor qemuarm64-apparmor-systemd)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 skip() { printf 'bitbake-check: SKIPPED: %s\n' "$*"; exit 0; }
@@ -74,6 +81,7 @@ kas_files_of() {
 	esac
 	case $1 in *-rauc*) files=$files:kas/rauc.yml ;; esac
 	case $1 in *-selinux*) files=$files:kas/selinux.yml ;; esac
+	case $1 in *-apparmor*) files=$files:kas/apparmor.yml ;; esac
 	case $1 in *-systemd) files=$files:kas/systemd.yml ;; esac
 	echo "$files:kas/offline.yml"
 }
@@ -82,6 +90,7 @@ layers_of() {
 	case $1 in raspberrypi4-64*) layers="$layers meta-raspberrypi" ;; esac
 	case $1 in *-rauc*) layers="$layers meta-rauc" ;; esac
 	case $1 in *-selinux*) layers="$layers meta-openembedded meta-selinux" ;; esac
+	case $1 in *-apparmor*) layers="$layers meta-openembedded meta-security" ;; esac
 	echo "$layers"
 }
 
@@ -133,6 +142,10 @@ env_cmds='bitbake -e rtpmgr-image >env-image && bitbake -e rtp-feeder >env-rtp-f
 	for r in gstreamer1.0-plugins-base gstreamer1.0-plugins-good; do bitbake -e $r >env-$r || exit 1; done'
 # SELinux: the module recipe and the policy it is built for (bitbake -e takes the virtual name).
 selinux_cmds='bitbake -e rtpmgr-selinux >env-rtpmgr-selinux && bitbake -e virtual/refpolicy >env-refpolicy'
+# AppArmor: the profile recipe, rtp-app (rtp-rx's start level, its units), apparmor (its unit) and
+# the kernel (its configuration fragments).
+apparmor_cmds='bitbake -e rtpmgr-apparmor >env-rtpmgr-apparmor && bitbake -e rtp-app >env-rtp-app &&
+	bitbake -e apparmor >env-apparmor && bitbake -e virtual/kernel >env-kernel'
 # The signature data of rtp-mgr's do_fetch (the git source in the checkout) and do_install (the
 # install manifest in the layer), written without running anything (-S none), as bitbake-dumpsig
 # prints it: nothing in them but file names may hold the checkout's path (check-layer-rules.py,
@@ -195,6 +208,76 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
+# check_apparmor COMBINATION BUILD_DIR: the hook of DISTRO_FEATURES rtpmgr-apparmor (rtpmgr-image.bb,
+# conf/include/rtpmgr-apparmor.inc) and the order in which the profiles and the services start.
+check_apparmor() {
+	local b=$2
+	expect "rtpmgr-image installs rtpmgr-apparmor and apparmor" \
+		bash -c "grep -qx rtpmgr-apparmor '$b/pn-buildlist' && grep -qx apparmor '$b/pn-buildlist'"
+	# meta-security's linux-yocto bbappend adds it only with DISTRO_FEATURES security.
+	expect "the kernel is configured with AppArmor (KERNEL_FEATURES has features/apparmor/apparmor.scc)" \
+		grep -q '^KERNEL_FEATURES=".*features/apparmor/apparmor\.scc' "$b/env-kernel"
+	python3 - "$1" "$b" <<'EOF' || rc=1
+import pathlib, re, sys
+combo, build = sys.argv[1], pathlib.Path(sys.argv[2])
+def text(env):
+    return (build / env).read_text()
+def var(env, name):
+    m = re.search(r'^%s="(.*)"$' % re.escape(name), text(env), re.M)
+    return m.group(1) if m else ""
+def func(env, name):
+    m = re.search(r'^%s\(\) \{\n(.*?)^\}$' % re.escape(name), text(env), re.M | re.S)
+    return m.group(1) if m else ""
+bad = 0
+def expect(what, ok):
+    global bad
+    print(f"    {'ok' if ok else 'NOT OK'}: {what}")
+    bad += not ok
+def start_level(env, script):
+    # The start level update-rc.d registers SCRIPT at, None if it registers nothing: the package's
+    # postinst gets updatercd_postinst ("update-rc.d $OPT rtp-rx defaults 90 10", as bitbake -e
+    # expands it) only from populate_packages_updatercd, which runs only with DISTRO_FEATURES
+    # sysvinit (PACKAGESPLITFUNCS) and when not inhibited.
+    if ("populate_packages_updatercd" not in var(env, "PACKAGESPLITFUNCS").split()
+            or var(env, "INHIBIT_UPDATERCD_BBCLASS")):
+        return None
+    post = func(env, "updatercd_postinst")
+    m = re.search(r"^\s*update-rc\.d \$OPT %s (?:defaults|start) (\d+)" % re.escape(script), post, re.M)
+    return int(m.group(1)) if m else None
+# do_install as expanded: the init script is installed inside "if true; then" (sysvinit) or
+# "if false; then" (no sysvinit).
+installs_init = re.search(r"^\s*if true; then\n\s*install .*/etc/init\.d/rtpmgr-apparmor$",
+                          func("env-rtpmgr-apparmor", "do_install"), re.M)
+expect("rtpmgr-apparmor RDEPENDS on apparmor (apparmor_parser)",
+       "apparmor" in var("env-rtpmgr-apparmor", "RDEPENDS:rtpmgr-apparmor").split())
+expect("rtpmgr-image's IMAGE_INSTALL has rtpmgr-apparmor", "rtpmgr-apparmor" in var("env-image", "IMAGE_INSTALL").split())
+if combo.endswith("-systemd"):
+    expect("rtpmgr-apparmor installs and registers no init script (systemd: apparmor.service loads the profiles)",
+           not installs_init and start_level("env-rtpmgr-apparmor", "rtpmgr-apparmor") is None)
+    units = var("env-apparmor", "SYSTEMD_SERVICE:apparmor").split()
+    expect(f"apparmor's package enables apparmor.service ({units})", "apparmor.service" in units)
+    for env, pkgs in (("env-rtp-app", ("rtp-app", "rtp-app-metrics")), ("env-rtp-feeder", ("rtp-feeder",))):
+        dirs = [pathlib.Path(p) for p in var(env, "FILESPATH").split(":") if p]
+        for pkg in pkgs:
+            for unit in var(env, "SYSTEMD_SERVICE:" + pkg).split():
+                # A timer starts the service of its name: that service must wait for the profiles.
+                unit = re.sub(r"\.timer$", ".service", unit)
+                path = next((d / unit for d in dirs if (d / unit).is_file()), None)
+                after = re.findall(r"^After=(.*)$", path.read_text(), re.M) if path else []
+                expect(f"{unit} ({pkg}) starts after apparmor.service",
+                       any("apparmor.service" in a.split() for a in after))
+else:
+    level = start_level("env-rtpmgr-apparmor", "rtpmgr-apparmor")
+    rx, feeder = start_level("env-rtp-app", "rtp-rx"), start_level("env-rtp-feeder", "rtp-feeder")
+    files = var("env-rtpmgr-apparmor", "FILES:rtpmgr-apparmor").split()
+    expect("rtpmgr-apparmor installs /etc/init.d/rtpmgr-apparmor into its package (sysvinit)",
+           bool(installs_init) and any(f in ("/etc", "/etc/init.d", "/etc/init.d/rtpmgr-apparmor") for f in files))
+    expect(f"update-rc.d starts rtpmgr-apparmor (level {level}) before rtp-rx ({rx}) and rtp-feeder ({feeder})",
+           None not in (level, rx, feeder) and level < min(rx, feeder))
+sys.exit(1 if bad else 0)
+EOF
+}
+
 # expect WHAT CMD...: one named assertion about a combination's results.
 expect() {
 	if "${@:2}"; then echo "    ok: $1"; else echo "    NOT OK: $1"; rc=1; fi
@@ -225,6 +308,7 @@ for t in "${targets[@]}"; do
 			die "meta-rauc's openssl-ca.sh failed, see $build/openssl-ca.log"
 		;;
 	*-selinux*) cmds="$cmds && $env_cmds && $selinux_cmds" ;;
+	*-apparmor*) cmds="$cmds && $env_cmds && $apparmor_cmds" ;;
 	*-systemd) cmds="$cmds && $env_cmds" ;;
 	*) cmds="$cmds && $env_cmds && $sig_cmds" ;;
 	esac
@@ -260,7 +344,7 @@ for t in "${targets[@]}"; do
 			;;
 		*)
 			# Anything but the list of file checksums (whose names are not hashed, only the sums).
-			case $t in *-systemd | *-selinux*) ;; *)
+			case $t in *-systemd | *-selinux* | *-apparmor*) ;; *)
 				for task in do_fetch do_install; do
 					expect "no path of the checkout ($TOP) in rtp-mgr's $task signature data" \
 						bash -c "[ -s '$build/sig-rtp-mgr-$task.txt' ] && ! grep -v '^This task depends on the checksums of files' '$build/sig-rtp-mgr-$task.txt' | grep -F '$TOP'"
@@ -287,6 +371,7 @@ for t in "${targets[@]}"; do
 				grep -q '^IMAGE_PREPROCESS_COMMAND=".*selinux_set_labels' "$build/env-image"
 			;;
 		esac
+		case $t in *-apparmor*) check_apparmor "$t" "$build" ;; esac
 	else
 		tail -n 40 "$build/check.log" | sed 's/^/    /'
 		printf '    FAILED (full log: %s)\n' "$build/check.log"

@@ -1149,6 +1149,27 @@ def apparmor_profiles_load_at_boot():
 
 
 @rule
+def apparmor_kernel_configured():
+    """bitbake-check: rtpmgr-apparmor.inc switches on DISTRO_FEATURES security with apparmor: meta-security's linux-yocto bbappend adds features/apparmor/apparmor.scc only with 'security' (without it the kernel has no AppArmor, nothing loads, and meta-security warns at every parse); kas/apparmor.yml brings meta-security and meta-oe (its LAYERDEPENDS) and requires the include."""
+    inc = LAYER / "conf" / "include" / "rtpmgr-apparmor.inc"
+    features = set()
+    for _, line in code_lines(inc):
+        m = re.match(r'\s*DISTRO_FEATURES(?::append\s*=|\s*\+=)\s*"([^"]*)"', line)
+        if m:
+            features |= set(m.group(1).split())
+    missing = {"apparmor", "security", "rtpmgr-apparmor"} - features
+    if missing:
+        raise Failed(f"{inc.relative_to(TOP)} does not add {sorted(missing)} to DISTRO_FEATURES")
+    kas = read("kas/apparmor.yml")
+    for repo in ("meta-security", "meta-openembedded"):
+        if not re.search(r"^  %s:\n(?:    .*\n)*?    commit: [0-9a-f]{40}$" % repo, kas, re.M):
+            raise Failed(f"kas/apparmor.yml does not pin {repo} by commit")
+    if not re.search(r"^      meta-oe:$", kas, re.M) or "require conf/include/rtpmgr-apparmor.inc" not in kas:
+        raise Failed("kas/apparmor.yml lacks meta-oe (meta-security's LAYERDEPENDS) or the rtpmgr-apparmor.inc require")
+    return f"DISTRO_FEATURES {' '.join(sorted(features))}; kas/apparmor.yml pins meta-security and meta-oe"
+
+
+@rule
 def apparmor_output_files_writable():
     """review: every file the layer's scripts and units redirect rtp_app's or rtp-feeder's output into is writable under its profile: AppArmor checks inherited descriptors again at exec and silently swaps a refused one for /dev/null (rtpmgr-metrics wrote empty metrics)."""
     profiles = apparmor_profiles()
