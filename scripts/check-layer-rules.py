@@ -995,6 +995,12 @@ def selinux_services_notify_and_ready():
         if not re.search(r"allow %s self:unix_dgram_socket (create_socket_perms|\{[^}]*\bcreate\b)" % dom, rules):
             raise Failed(f"{unit.name} is Type=notify, but {dom} may not create a unix_dgram_socket: "
                          "sd_notify(READY=1) is refused and systemd kills the service at TimeoutStartSec")
+        # The datagram goes to $NOTIFY_SOCKET by path (/run/systemd/notify): the lookup needs search
+        # on /run/systemd (init_runtime_t) and the send write on the socket file (second review).
+        for needed in ("init_search_runtime", "init_write_runtime_socket"):
+            if not re.search(r"\b%s\(%s\)" % (needed, dom), rules):
+                raise Failed(f"{unit.name} is Type=notify, but {dom} lacks {needed}(): sd_notify cannot "
+                             "reach /run/systemd/notify")
         done.append(f"{unit.stem}: {dom} notifies")
     for init in layer_files("*.init"):
         text = init.read_text()
